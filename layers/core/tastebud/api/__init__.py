@@ -1,0 +1,1 @@
+"""HTTP API: Powertools resolver, typed request/response models, errors mapped by type."""

@@ -1,0 +1,121 @@
+"""The HTTP API as one Powertools resolver; the Lambda function and the local server call the same handler.
+
+``create_app(provide_service)`` builds the resolver. The service is provided lazily so that the Lambda
+init phase (or the local server's start) loads artifacts once, and tests inject a ready service.
+Errors are mapped to 4xx by exception type; anything unexpected is a logged 500 with no internals.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
+
+from tastebud.api.models import (
+    HealthResponse,
+    RecommendationRequest,
+    RecommendationResponse,
+    StockResponse,
+    StockUpdate,
+)
+from tastebud.errors import BadRequestError, DependencyError, NotFoundError
+from tastebud.service import RecommendationService
+
+ServiceProvider = Callable[[], RecommendationService]
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+logger = Logger(service="tastebud")
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"error": error}))
+
+
+def _field_of(location: tuple[Any, ...] | list[Any]) -> str:
+    """Pydantic error location -> dotted request field (drops the 'body' prefix and model names)."""
+    parts = [str(p) for p in location if p not in ("body", "path", "query")]
+    return ".".join(parts) or "body"
+
+
+def create_app(provide_service: ServiceProvider) -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    @app.post("/v1/recommendations", summary="Recommend items for a user", tags=["recommendations"])
+    def recommend(request: RecommendationRequest) -> RecommendationResponse:
+        location = request.location
+        result = provide_service().recommend(
+            user_id=request.user_id,
+            k=request.k,
+            domain=request.domain,
+            lat=None if location is None else float(location.lat),
+            lon=None if location is None else float(location.lon),
+            exclude_item_ids=tuple(request.exclude_item_ids),
+            request_id=app.current_event.request_context.request_id or None,
+        )
+        logger.info("recommended", extra={"items": len(result.items), "stage_ms": result.stage_ms,
+                                          "degraded": result.degraded})
+        return RecommendationResponse.model_validate(asdict(result))
+
+    @app.put("/v1/stock/<item_id>", summary="Set an item's stock", tags=["stock"])
+    def put_stock(item_id: Annotated[str, PathParam(min_length=1, max_length=128)], update: StockUpdate) -> StockResponse:
+        provide_service().set_stock(item_id, update.in_stock, update.quantity)
+        return StockResponse(item_id=item_id, in_stock=update.in_stock, quantity=update.quantity)
+
+    @app.get("/health", summary="Liveness and the versions being served", tags=["ops"])
+    def health() -> HealthResponse:
+        service = provide_service()
+        versions = service.versions
+        return HealthResponse(status="ok", model_version=versions.model_version, index_version=versions.index_version,
+                              feature_version=versions.feature_version, items=service.catalog.size)
+
+    @app.exception_handler(RequestValidationError)
+    def on_validation_error(exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "invalid"}
+        kind = str(first.get("type", "invalid"))
+        if kind.startswith("json"):
+            return error_response(HTTPStatus.BAD_REQUEST, "invalid_json", "request body is not valid JSON", "body")
+        field = _field_of(first.get("loc", ()))
+        message = f"{field}: {first.get('msg', 'invalid value')}"
+        return error_response(HTTPStatus.BAD_REQUEST, "invalid_request", message, field)
+
+    @app.exception_handler(BadRequestError)
+    def on_bad_request(exc: BadRequestError) -> Response:
+        return error_response(HTTPStatus.BAD_REQUEST, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(NotFoundError)
+    def on_not_found(exc: NotFoundError) -> Response:
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", exc.message, exc.field)
+
+    @app.exception_handler(DependencyError)
+    def on_dependency_error(exc: DependencyError) -> Response:
+        logger.exception("backing service failed")
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", f"{exc.stage} is unavailable; retry")
+
+    @app.not_found
+    def on_unknown_route(exc: Exception) -> Response:
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
+
+    return app
+
+
+def create_handler(provide_service: ServiceProvider) -> LambdaHandler:
+    """The Lambda entry point: a Powertools resolver with the Lambda context injected into logs."""
+    app = create_app(provide_service)
+
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    handler.app = app  # type: ignore[attr-defined]  # tests and the OpenAPI export reach the resolver here
+    return handler

@@ -1,0 +1,98 @@
+"""Plain data passed between the stages: user profiles, request context, candidates, events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EMPTY_INT = np.zeros(0, dtype=np.int64)
+EMPTY_FLOAT = np.zeros(0, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """What serving knows about a user: history as catalog rows, most recent first.
+
+    Attributes:
+        history_rows: catalog rows of items the user had positives on, most recent first (unique).
+        history_weights: graded positive weight per row (click 1, add_to_cart 2, purchase 3, summed).
+        history_last_ts: epoch seconds of the last positive per row.
+        preference_rows: rows into the preference vocabulary (stated tastes), for cold users with a profile.
+    """
+
+    user_id: str
+    known: bool
+    history_rows: np.ndarray = field(default_factory=lambda: EMPTY_INT)
+    history_weights: np.ndarray = field(default_factory=lambda: EMPTY_FLOAT)
+    history_last_ts: np.ndarray = field(default_factory=lambda: EMPTY_FLOAT)
+    preference_rows: np.ndarray = field(default_factory=lambda: EMPTY_INT)
+    home_lat: float = float("nan")
+    home_lon: float = float("nan")
+
+    @property
+    def has_history(self) -> bool:
+        return self.history_rows.size > 0
+
+    @classmethod
+    def cold(cls, user_id: str) -> UserProfile:
+        return cls(user_id=user_id, known=False)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Request-time context: when, where and which part of the marketplace."""
+
+    now: float
+    domain: str = "all"
+    lat: float = float("nan")
+    lon: float = float("nan")
+    exclude_item_ids: tuple[str, ...] = ()
+
+    @property
+    def hour_of_day(self) -> int:
+        return int((self.now // 3600) % 24)
+
+    @property
+    def day_of_week(self) -> int:
+        # 1970-01-01 was a Thursday; Monday = 0.
+        return int((self.now // 86400 + 3) % 7)
+
+
+@dataclass
+class Candidates:
+    """Candidates flowing through the stages; arrays are aligned row by row."""
+
+    rows: np.ndarray
+    retrieval_scores: np.ndarray
+    sources: np.ndarray  # bit flags, see SOURCE_*
+    scores: np.ndarray | None = None
+    flags: np.ndarray | None = None  # what fairness/diversity did to each item (tastebud.reasons)
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def take(self, index: np.ndarray) -> Candidates:
+        return Candidates(
+            rows=self.rows[index],
+            retrieval_scores=self.retrieval_scores[index],
+            sources=self.sources[index],
+            scores=None if self.scores is None else self.scores[index],
+            flags=None if self.flags is None else self.flags[index],
+        )
+
+
+SOURCE_ANN = 1
+SOURCE_HISTORY = 2
+SOURCE_POPULAR = 4
+
+
+@dataclass(frozen=True)
+class InteractionEvent:
+    user_id: str
+    item_id: str
+    event_type: str
+    timestamp: float
+    request_id: str | None = None
+    session_id: str | None = None
+    position: int | None = None

@@ -1,0 +1,140 @@
+"""The recommendation service: runs the four stages for one request and times each of them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tastebud.catalog import DOMAINS, Catalog
+from tastebud.domain import Candidates, RequestContext, UserProfile
+from tastebud.errors import NotFoundError
+from tastebud.ports import FeatureStore, StockStore
+from tastebud.reasons import reasons_for
+from tastebud.stages.fairness import FairnessDiversity
+from tastebud.stages.rerank import Reranker
+from tastebud.stages.retrieve import Retriever
+from tastebud.stages.stock_filter import StockFilter
+
+
+@dataclass(frozen=True)
+class RecommendedItem:
+    item_id: str
+    merchant_id: str
+    domain: str
+    score: float
+    rank: int
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    user_id: str
+    request_id: str
+    items: list[RecommendedItem]
+    model_version: str
+    index_version: str
+    stage_ms: dict[str, float]
+    degraded: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Versions:
+    model_version: str
+    index_version: str
+    feature_version: str
+
+
+class RecommendationService:
+    """handler -> service -> stages -> ports. Built once per process by the composition root."""
+
+    def __init__(self, *, catalog: Catalog, features: FeatureStore, retriever: Retriever, reranker: Reranker,
+                 fairness: FairnessDiversity, stock_filter: StockFilter, stock: StockStore, versions: Versions,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.catalog = catalog
+        self.features = features
+        self.retriever = retriever
+        self.reranker = reranker
+        self.fairness = fairness
+        self.stock_filter = stock_filter
+        self.stock = stock
+        self.versions = versions
+        self._clock = clock
+
+    def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
+                  lon: float | None = None, exclude_item_ids: tuple[str, ...] = (),
+                  request_id: str | None = None) -> Recommendation:
+        started = time.perf_counter()
+        context = RequestContext(
+            now=self._clock(),
+            domain=domain,
+            lat=float("nan") if lat is None else lat,
+            lon=float("nan") if lon is None else lon,
+            exclude_item_ids=exclude_item_ids,
+        )
+        degraded: list[str] = []
+        user = self.features.user(user_id)
+        ranked, stage_ms = self.rank(user, context, k, degraded, started=started)
+        t = time.perf_counter()
+        final = self.stock_filter.run(ranked, k, degraded)
+        stage_ms["stock"] = (time.perf_counter() - t) * 1000
+        stage_ms["total"] = (time.perf_counter() - started) * 1000
+        return Recommendation(
+            user_id=user_id,
+            request_id=request_id or str(uuid.uuid4()),
+            items=self._items(final),
+            model_version=self.versions.model_version,
+            index_version=self.versions.index_version,
+            stage_ms={name: round(ms, 3) for name, ms in stage_ms.items()},
+            degraded=degraded,
+        )
+
+    def rank(self, user: UserProfile, context: RequestContext, k: int, degraded: list[str],
+             *, started: float | None = None) -> tuple[Candidates, dict[str, float]]:
+        """Stages 1–3 (everything but the real-time stock check)."""
+        return rank_candidates(self.retriever, self.reranker, self.fairness, user, context, k, degraded,
+                               started=started)
+
+    def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:
+        if self.catalog.row_of(item_id) is None:
+            raise NotFoundError(f"unknown item_id {item_id!r}", field="item_id")
+        self.stock.set_stock(item_id, in_stock, quantity)
+
+    def _items(self, candidates: Candidates) -> list[RecommendedItem]:
+        catalog = self.catalog
+        rows = candidates.rows
+        item_ids = catalog.item_ids[rows].tolist()
+        merchant_ids = catalog.merchant_ids[catalog.item_merchant[rows]].tolist()
+        domains = [DOMAINS[d] for d in catalog.item_domain[rows].tolist()]
+        scores = candidates.scores.tolist() if candidates.scores is not None else [0.0] * len(rows)
+        flags = candidates.flags.tolist() if candidates.flags is not None else [0] * len(item_ids)
+        reasons = [reasons_for(s, f) for s, f in zip(candidates.sources.tolist(), flags, strict=True)]
+        return [
+            RecommendedItem(item_id=i, merchant_id=m, domain=d, score=round(float(s), 6), rank=r + 1, reasons=why)
+            for r, (i, m, d, s, why) in enumerate(zip(item_ids, merchant_ids, domains, scores, reasons, strict=True))
+        ]
+
+
+
+def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: FairnessDiversity | None, user: UserProfile,
+                    context: RequestContext, k: int, degraded: list[str],
+                    *, started: float | None = None) -> tuple[Candidates, dict[str, float]]:
+    """Retrieve, re-rank, then fairness/diversity (skipped when ``fairness`` is None); returns per-stage ms.
+
+    The one implementation of stages 1–3, used by the service and by offline evaluation.
+    """
+    t0 = started if started is not None else time.perf_counter()
+    candidates = retriever.run(user, context, degraded)
+    t1 = time.perf_counter()
+    candidates = reranker.run(user, context, candidates, degraded)
+    t2 = time.perf_counter()
+    if fairness is not None:
+        candidates = fairness.run(context, candidates, slots=2 * k + 10)
+    else:
+        assert candidates.scores is not None
+        candidates = candidates.take(np.argsort(-candidates.scores, kind="stable"))
+    t3 = time.perf_counter()
+    return candidates, {"retrieve": (t1 - t0) * 1000, "rerank": (t2 - t1) * 1000, "fairness": (t3 - t2) * 1000}

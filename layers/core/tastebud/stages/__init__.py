@@ -1,0 +1,1 @@
+"""The four serving stages, each a small operator: Candidates in, Candidates out."""

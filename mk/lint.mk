@@ -1,0 +1,71 @@
+# SAM / CloudFormation lint and build. Included by the main Makefile (`include mk/lint.mk`).
+#
+#   make lint-sam      cfn-lint + `sam validate --lint` (offline), and checkov when .venv-checkov exists
+#   make lint-checkov  installs checkov into its own venv (it pins an older boto3 than SAM) and runs it
+#   make sam-build     `sam build` with a python3.12 first on PATH; prints and checks the unzipped sizes
+#
+# SAM CLI and cfn-lint live in their own venv: they pin boto3/click and would downgrade the dev venv.
+
+# Keep the includer's default goal (this fragment defines no default target of its own).
+_LINT_MK_DEFAULT_GOAL := $(.DEFAULT_GOAL)
+
+SAM_BOOTSTRAP_PYTHON ?= python3
+SAM_VENV       ?= .venv-sam
+SAM            ?= $(SAM_VENV)/bin/sam
+CFN_LINT       ?= $(SAM_VENV)/bin/cfn-lint
+SAM_TEMPLATE   ?= template.yaml
+SAM_REGION     ?= eu-west-1
+# `sam build` for runtime python3.12 needs a python3.12 on PATH (DESIGN §6).
+PY312          ?= /root/.pyenv/versions/3.12.1/bin/python3.12
+PY312_BIN      := $(patsubst %/,%,$(dir $(PY312)))
+SAM_BUILD_DIR  ?= .aws-sam/build
+# Lambda: function code + all its layers must stay below 250 MB unzipped.
+LAMBDA_UNZIPPED_LIMIT_BYTES := 262144000
+
+CHECKOV_VENV    ?= .venv-checkov
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV         ?= $(CHECKOV_VENV)/bin/checkov
+
+# Never phone home (telemetry / update checks), which would only time out here.
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$(SAM_REGION)
+
+$(SAM_VENV)/.installed: requirements/sam.txt
+	$(SAM_BOOTSTRAP_PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --upgrade pip
+	$(SAM_VENV)/bin/pip install -q -r requirements/sam.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed:
+	$(SAM_BOOTSTRAP_PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	touch $@
+
+.PHONY: lint-sam lint-checkov run-checkov sam-build
+
+lint-sam: $(SAM_VENV)/.installed
+	$(CFN_LINT) $(SAM_TEMPLATE)
+	$(SAM_ENV) $(SAM) validate --lint --template-file $(SAM_TEMPLATE)
+	@if [ -x $(CHECKOV) ]; then $(MAKE) --no-print-directory run-checkov; \
+	else echo "lint-sam: checkov skipped ($(CHECKOV) absent; 'make lint-checkov' installs and runs it)"; fi
+
+lint-checkov: $(CHECKOV_VENV)/.installed
+	@$(MAKE) --no-print-directory run-checkov
+
+run-checkov:
+	$(CHECKOV) -f $(SAM_TEMPLATE) --framework cloudformation --quiet --compact
+
+sam-build: $(SAM_VENV)/.installed
+	@test -x $(PY312) || { echo "sam-build: $(PY312) not found (set PY312=/path/to/python3.12)"; exit 1; }
+	@start=$$(date +%s); \
+	PATH="$(PY312_BIN):$$PATH" $(SAM_ENV) $(SAM) build --template-file $(SAM_TEMPLATE) --build-dir $(SAM_BUILD_DIR) \
+		|| exit 1; \
+	echo "sam-build: built in $$(( $$(date +%s) - start )) s"
+	@du -sh $(SAM_BUILD_DIR)/CoreLayer $(SAM_BUILD_DIR)/RecommendFunction
+	@layer=$$(du -sb $(SAM_BUILD_DIR)/CoreLayer | cut -f1); fn=$$(du -sb $(SAM_BUILD_DIR)/RecommendFunction | cut -f1); \
+	total=$$((layer + fn)); \
+	echo "sam-build: CoreLayer $$((layer / 1048576)) MiB + RecommendFunction $$((fn / 1024)) KiB unzipped" \
+		"(limit $$(( $(LAMBDA_UNZIPPED_LIMIT_BYTES) / 1048576 )) MiB)"; \
+	if [ $$total -ge $(LAMBDA_UNZIPPED_LIMIT_BYTES) ]; then echo "sam-build: over the Lambda unzipped limit"; exit 1; fi
+
+.DEFAULT_GOAL := $(_LINT_MK_DEFAULT_GOAL)

@@ -1,0 +1,1 @@
+"""Tastebud offline side: data contract, simulator, training, evaluation, benchmarks and the CLI."""

@@ -1,0 +1,201 @@
+"""`tastebud bench`: per-stage latency percentiles in process, and ANN recall@200 against exact search.
+
+Two modes: ``--artifacts`` measures a trained system on its own users; ``--items N`` builds a synthetic
+catalog of N items (clustered 128-d vectors, like a trained two-tower), a real ScaNN index, a real
+XGBoost->ONNX ranker and a real embedded Redis, and measures the same service code at that scale.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
+from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
+from tastebud.adapters.embedded.scann_index import BruteForceIndex, ScannIndex
+from tastebud.adapters.embedded.user_table import UserTable
+from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis
+from tastebud.catalog import Catalog
+from tastebud.composition import build_service
+from tastebud.features import FEATURE_NAMES
+from tastebud.ports import CandidateIndex, UserEncoder
+from tastebud.service import RecommendationService, Versions
+from tastebud.settings import ServingKnobs, Settings
+from tastebud.stages.fairness import FairnessDiversity
+from tastebud.stages.rerank import Reranker
+from tastebud.stages.retrieve import Retriever
+from tastebud.stages.stock_filter import StockFilter
+from tastebud_training.progress import track
+
+STAGES = ("retrieve", "rerank", "fairness", "stock", "total")
+RECALL_K = 200
+
+
+@dataclass(frozen=True)
+class BenchSystem:
+    service: RecommendationService
+    encoder: UserEncoder
+    index: CandidateIndex
+    exact: BruteForceIndex
+    user_ids: list[str]
+    description: dict[str, Any]
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    values = np.asarray(samples)
+    return {f"p{q}": round(float(np.percentile(values, q)), 3) for q in (50, 95, 99)}
+
+
+def ann_recall(system: BenchSystem, n_queries: int, seed: int) -> float:
+    """Mean |ANN top-200 ∩ exact top-200| / 200 over users' real query vectors."""
+    rng = np.random.default_rng(seed)
+    users = rng.choice(np.asarray(system.user_ids, dtype=object), min(n_queries, len(system.user_ids)), replace=False)
+    recalls = []
+    features = system.service.features
+    for user_id in users:
+        query = system.encoder.encode(features.user(str(user_id)), _context())
+        if query is None:
+            continue
+        approx, _ = system.index.search(query, RECALL_K)
+        exact, _ = system.exact.search(query, RECALL_K)
+        recalls.append(np.intersect1d(approx, exact).size / exact.size)
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def _context():  # type: ignore[no-untyped-def]
+    from tastebud.domain import RequestContext
+
+    return RequestContext(now=time.time())
+
+
+def run_bench(system: BenchSystem, *, requests: int = 2000, k: int = 20, seed: int = 0,
+              progress: bool = True) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    users = rng.choice(np.asarray(system.user_ids, dtype=object), requests)
+    for user_id in users[:50]:  # warm caches, code paths and the Redis connection
+        system.service.recommend(str(user_id), k=k)
+    samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    short_pages = 0
+    for user_id in track(users, "bench requests", enabled=progress):
+        result = system.service.recommend(str(user_id), k=k)
+        short_pages += len(result.items) < k
+        for stage in STAGES:
+            samples[stage].append(result.stage_ms[stage])
+    return {
+        "system": system.description,
+        "requests": requests,
+        "k": k,
+        "stage_ms": {stage: percentiles(values) for stage, values in samples.items()},
+        "short_pages": int(short_pages),
+        "ann_recall@200": round(ann_recall(system, 300, seed), 4),
+    }
+
+
+def from_artifacts(artifacts: Path) -> BenchSystem:
+    redis_dir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
+    service = build_service(Settings(artifacts=artifacts, redis_db_path=redis_dir / "stock.rdb"))
+    retriever = service.retriever
+    encoder, index = retriever._encoder, retriever._index  # noqa: SLF001 - the bench measures these very objects
+    directory = Path(artifacts) / "versions" / (Path(artifacts) / "CURRENT").read_text().strip()
+    exact = BruteForceIndex(np.load(directory / "item_vectors.npy"))
+    users = service.features
+    assert isinstance(users, UserTable)
+    return BenchSystem(service, encoder, index, exact, users.user_ids.tolist(),
+                       {"mode": "artifacts", "artifacts": str(artifacts), "items": service.catalog.size,
+                        "users": users.size})
+
+
+def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 0,
+              progress: bool = True) -> BenchSystem:
+    """A catalog of ``n_items`` with clustered unit vectors, users with histories, real index/ranker/Redis."""
+    rng = np.random.default_rng(seed)
+    n_clusters = max(16, int(np.sqrt(n_items)))
+    centres = rng.normal(size=(n_clusters, dim)).astype(np.float32)
+    assignment = rng.integers(0, n_clusters, n_items)
+    vectors = centres[assignment] + 0.6 * rng.normal(size=(n_items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    n_merchants = max(10, n_items // 25)
+    n_categories = 60
+    now = time.time()
+    popularity = (rng.pareto(1.2, n_items) * 5).astype(np.float32)
+    catalog = Catalog(
+        as_of=now,
+        item_ids=np.char.add("i", np.arange(n_items).astype(str)),
+        item_merchant=rng.integers(0, n_merchants, n_items),
+        item_domain=rng.integers(0, 2, n_items).astype(np.int8),
+        item_category=rng.integers(0, n_categories, n_items),
+        item_price=rng.lognormal(2.0, 0.6, n_items).astype(np.float32),
+        item_created_at=now - rng.uniform(0, 400, n_items) * 86400,
+        item_popularity=popularity,
+        item_recent_popularity=popularity * rng.uniform(0, 0.3, n_items).astype(np.float32),
+        item_ctr=rng.beta(2, 30, n_items).astype(np.float32),
+        merchant_ids=np.char.add("m", np.arange(n_merchants).astype(str)),
+        merchant_created_at=now - rng.uniform(0, 600, n_merchants) * 86400,
+        merchant_lat=52.5 + rng.normal(0, 0.05, n_merchants),
+        merchant_lon=13.4 + rng.normal(0, 0.08, n_merchants),
+        merchant_popularity_pct=rng.uniform(0, 1, n_merchants).astype(np.float32),
+        categories=np.char.add("c", np.arange(n_categories).astype(str)),
+    )
+    lengths = rng.integers(0, 60, n_users)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    # Users' histories concentrate on a few clusters, as real tastes do.
+    taste = rng.integers(0, n_clusters, (n_users, 3))
+    by_cluster = np.argsort(assignment, kind="stable")
+    starts = np.searchsorted(assignment[by_cluster], np.arange(n_clusters))
+    sizes = np.bincount(assignment, minlength=n_clusters)
+    hist = []
+    for u, length in enumerate(lengths):
+        clusters = taste[u][rng.integers(0, 3, length)]
+        picks = starts[clusters] + (rng.random(length) * np.maximum(sizes[clusters], 1)).astype(np.int64)
+        hist.append(np.unique(by_cluster[np.minimum(picks, n_items - 1)]))
+    lengths = np.asarray([h.size for h in hist])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    history = np.concatenate(hist).astype(np.int64)
+    users = UserTable(
+        user_ids=np.char.add("u", np.arange(n_users).astype(str)),
+        offsets=offsets,
+        history_rows=history,
+        history_weights=rng.integers(1, 6, history.size).astype(np.float32),
+        history_last_ts=now - rng.uniform(0, 90, history.size) * 86400,
+        preference_offsets=np.zeros(n_users + 1, dtype=np.int64),
+        preference_rows=np.zeros(0, dtype=np.int64),
+        home_lat=52.5 + rng.normal(0, 0.05, n_users),
+        home_lon=13.4 + rng.normal(0, 0.08, n_users),
+    )
+    started = time.time()
+    index = ScannIndex.build(vectors, "bench") if n_items >= 1000 else BruteForceIndex(vectors)
+    build_s = time.time() - started
+    workdir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
+    ranker = OnnxRanker(_synthetic_ranker(workdir, seed), "bench", n_features=len(FEATURE_NAMES))
+    stock = RedisStockStore(embedded_redis(workdir / "stock.rdb"))
+    out_ids = catalog.item_ids[rng.random(n_items) < 0.03].tolist()
+    stock.load_snapshot("bench", out_ids, {})
+    encoder = ContentUserEncoder(vectors, np.zeros((0, dim), np.float32))
+    knobs = ServingKnobs()
+    service = RecommendationService(
+        catalog=catalog, features=users, retriever=Retriever(catalog, encoder, index, knobs),
+        reranker=Reranker(catalog, ranker), fairness=FairnessDiversity(catalog, knobs),
+        stock_filter=StockFilter(catalog, stock, serve_without_filter=False), stock=stock,
+        versions=Versions("bench", "bench", "bench"))
+    return BenchSystem(service, encoder, index, BruteForceIndex(vectors), users.user_ids.tolist(),
+                       {"mode": "synthetic", "items": n_items, "users": n_users, "dimension": dim,
+                        "index_build_s": round(build_s, 1), "cold_user_share": float(np.mean(lengths == 0))})
+
+
+def _synthetic_ranker(workdir: Path, seed: int) -> Path:
+    """A real XGBoost LambdaMART ranker of production size (300 trees, depth 6) on synthetic groups."""
+    from tastebud_training.ranker import RankerExamples, export_onnx, train_ranker
+
+    rng = np.random.default_rng(seed)
+    n = 40_000
+    features = rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32)
+    labels = (features[:, :4].sum(axis=1) + rng.normal(size=n) > 1.5).astype(np.float32)
+    model, _ = train_ranker(RankerExamples(features, labels, np.repeat(np.arange(n // 200), 200)), seed=seed)
+    path = workdir / "ranker.onnx"
+    export_onnx(model, path)
+    return path

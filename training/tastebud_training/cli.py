@@ -1,0 +1,253 @@
+"""The `tastebud` command line (DESIGN.md §3). Heavy imports happen inside commands so `--help` is instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Tastebud: recommendations for a food-delivery marketplace.")
+data_app = typer.Typer(no_args_is_help=True, help="Generate, import and validate data directories.")
+import_app = typer.Typer(no_args_is_help=True, help="Import public data sets into the data contract.")
+app.add_typer(data_app, name="data")
+data_app.add_typer(import_app, name="import")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def load_data(path: Path) -> Any:
+    from tastebud_training.data import DataValidationError, load_dataset
+
+    try:
+        return load_dataset(path)
+    except (DataValidationError, FileNotFoundError, NotADirectoryError) as exc:
+        fail(str(exc))
+
+
+def print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+@data_app.command("generate")
+def data_generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write (replaced atomically)")],
+    users: Annotated[int, typer.Option(min=10, help="Number of users")] = 3000,
+    items: Annotated[int, typer.Option(min=50, help="Number of items")] = 12000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 7,
+    days: Annotated[int, typer.Option(min=7, help="Days of logs")] = 60,
+) -> None:
+    """Simulate a marketplace: merchants, items, users with hidden tastes, logged impressions and orders."""
+    from tastebud_training.data import simulator
+
+    try:
+        summary = simulator.generate(out_dir, users=users, items=items, seed=seed, days=days, progress=True)
+    except (FileExistsError, ValueError) as exc:
+        fail(str(exc))
+    err.print(f"[green]wrote[/] {out_dir}")
+    print_json(summary.as_dict())
+
+
+@import_app.command("movielens-100k")
+def import_movielens(out_dir: Annotated[Path, typer.Option("--out", help="Directory to write")]) -> None:
+    """MovieLens-100K from the copy shipped inside a PyPI package (no download)."""
+    from tastebud_training.data import movielens
+
+    try:
+        summary = movielens.import_movielens_100k(out_dir)
+    except (FileNotFoundError, ModuleNotFoundError, FileExistsError) as exc:
+        fail(str(exc))
+    print_json(summary.as_dict() if hasattr(summary, "as_dict") else summary)
+
+
+@data_app.command("validate")
+def data_validate(directory: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check a data directory against the contract; errors name file, row and column."""
+    from tastebud_training.data import DataValidationError, validate_dir
+
+    try:
+        summary = validate_dir(directory)
+    except (DataValidationError, FileNotFoundError, NotADirectoryError) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    info = summary.as_dict()
+    table = Table(title=f"{directory} is valid")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in info["rows"].items():
+        table.add_row(name, f"{rows:,}")
+    out.print(table)
+    out.print(f"events: {info['event_counts']}  positives: {info['n_positives']:,}  time: {info['time_range']}")
+    for warning in info["warnings"]:
+        out.print(f"[yellow]warning:[/] {warning}")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Data directory (see `tastebud data validate`)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Artifacts directory; a new version is published")],
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output")] = False,
+) -> None:
+    """Train every model and build the index; publish one versioned artifact set."""
+    from tastebud_training.train import TrainConfig
+    from tastebud_training.train import train as run_train
+
+    dataset = load_data(data)
+    try:
+        manifest = run_train(dataset, out_dir, TrainConfig(seed=seed, progress=not quiet))
+    except ValueError as exc:
+        fail(str(exc))
+    print_json({"version": manifest.version, "model_version": manifest.model_version,
+                "index_version": manifest.index_version, "ranker": {k: v for k, v in manifest.ranker.items()
+                                                                   if k not in ("features", "importance")}})
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="Data directory")],
+    artifacts: Annotated[Path, typer.Option("--artifacts", help="Artifacts directory (evaluation models are cached here)")],
+    exclude_seen: Annotated[bool, typer.Option("--exclude-seen", help="Drop items the user had before the cutoff")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    max_users: Annotated[int, typer.Option(help="Evaluate at most this many test users (sampled by seed)")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+) -> None:
+    """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split."""
+    from tastebud_training.evaluate import evaluate as run_evaluate
+    from tastebud_training.train import TrainConfig
+
+    dataset = load_data(data)
+    try:
+        report = run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users,
+                              config=TrainConfig(seed=seed, progress=not as_json))
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(report)
+        return
+    out.print(report["split"])
+    table = Table(title="Recall@K / NDCG@K")
+    table.add_column("model")
+    metrics = [f"{m}@{k}" for k in (10, 20, 50, 100, 200) for m in ("recall", "ndcg")]
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    for name, scores in report["models"].items():
+        table.add_row(name, *(f"{scores[m]:.4f}" for m in metrics))
+    out.print(table)
+
+
+@app.command()
+def serve(
+    artifacts: Annotated[Path, typer.Option("--artifacts", help="Artifacts directory built by `tastebud train`")],
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of the embedded one")] = None,
+) -> None:
+    """Serve the HTTP API locally with the same handler as the Lambda function."""
+    from tastebud.api.http import create_handler
+    from tastebud.composition import build_service
+    from tastebud.errors import TastebudError
+    from tastebud.local_server import make_server
+    from tastebud.settings import Settings
+
+    try:
+        service = build_service(Settings(artifacts=artifacts, redis_url=redis_url))
+    except TastebudError as exc:
+        fail(str(exc))
+    server = make_server(create_handler(lambda: service), host, port)
+    err.print(f"[green]serving[/] model {service.versions.model_version}, index {service.versions.index_version} "
+              f"({service.catalog.size:,} items) on http://{host}:{port}  (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@app.command()
+def recommend(
+    user_id: str,
+    artifacts: Annotated[Path, typer.Option("--artifacts", help="Artifacts directory")],
+    k: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    domain: Annotated[str, typer.Option(help="all | restaurant | grocery")] = "all",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recommend items for one user, in process."""
+    from dataclasses import asdict
+
+    from tastebud.catalog import DOMAINS
+    from tastebud.composition import build_service
+    from tastebud.errors import TastebudError
+    from tastebud.settings import Settings
+
+    if domain not in ("all", *DOMAINS):
+        fail(f"--domain must be all, restaurant or grocery, not {domain!r}")
+    try:
+        service = build_service(Settings(artifacts=artifacts))
+    except TastebudError as exc:
+        fail(str(exc))
+    result = service.recommend(user_id, k=k, domain=domain)
+    if as_json:
+        print_json(asdict(result))
+        return
+    table = Table(title=f"{user_id}: {len(result.items)} items  (stage ms {result.stage_ms})")
+    for column in ("rank", "item", "merchant", "domain", "score", "why"):
+        table.add_column(column)
+    for item in result.items:
+        table.add_row(str(item.rank), item.item_id, item.merchant_id, item.domain, f"{item.score:.3f}",
+                      "; ".join(item.reasons))
+    out.print(table)
+
+
+@app.command()
+def bench(
+    artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Benchmark a trained system")] = None,
+    items: Annotated[int | None, typer.Option("--items", min=100, help="Benchmark a synthetic catalog of N items")] = None,
+    requests: Annotated[int, typer.Option(min=10, help="Measured requests")] = 2000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Per-stage latency percentiles (p50/p95/p99, ms) and ANN recall@200 vs exact search."""
+    from tastebud.errors import TastebudError
+    from tastebud_training import bench as bench_module
+
+    if (artifacts is None) == (items is None):
+        fail("give exactly one of --artifacts DIR or --items N")
+    try:
+        system = (bench_module.from_artifacts(artifacts) if artifacts is not None
+                  else bench_module.synthetic(int(items or 0), progress=not as_json))
+    except TastebudError as exc:
+        fail(str(exc))
+    report = bench_module.run_bench(system, requests=requests, progress=not as_json)
+    if as_json:
+        print_json(report)
+        return
+    out.print(report["system"])
+    table = Table(title=f"latency over {report['requests']} requests (ms), k={report['k']}")
+    for column in ("stage", "p50", "p95", "p99"):
+        table.add_column(column, justify="right")
+    for stage, values in report["stage_ms"].items():
+        table.add_row(stage, *(f"{values[p]:.3f}" for p in ("p50", "p95", "p99")))
+    out.print(table)
+    out.print(f"ANN recall@200 vs exact: {report['ann_recall@200']:.4f}   short pages: {report['short_pages']}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Marketplace simulator: `tastebud data generate`. Writes a complete, valid data directory (Parquet).
+
+Restaurants and grocery stores in one city, their dishes and products, users with hidden tastes, and 60
+days of sessions: impressions from an old production system, then views, clicks, carts and purchases drawn
+from a ground-truth choice model with position bias and strong reorder habits. Deterministic by seed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tastebud_training.data import sim_log
+from tastebud_training.data.atomic_dir import check_replaceable, write_dataset_dir
+from tastebud_training.data.schema import EVENT_TYPES, POSITIVE_EVENTS
+from tastebud_training.data.sim_catalog import DAY, GROCERY, Catalog, build_catalog
+from tastebud_training.data.sim_users import DIETS, Population, build_population
+
+GENERATOR = "tastebud-simulator"
+# A fixed calendar keeps output byte-identical across runs; weekdays and meal times are in UTC.
+WINDOW_START = int(datetime(2025, 9, 1, tzinfo=UTC).timestamp())
+OUT_OF_STOCK_SHARE = 0.03
+
+
+@dataclass(frozen=True)
+class SimulationSummary:
+    """What was generated (the CLI prints ``rows()``)."""
+
+    out: Path
+    seed: int
+    days: int
+    users: int
+    new_users: int
+    merchants: int
+    new_merchants: int
+    items: int
+    new_items: int
+    interactions: int
+    sessions: int
+    requests: int
+    positives: int
+    repeat_purchase_share: float
+    out_of_stock: int
+    seconds: float
+    event_counts: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {**asdict(self), "out": str(self.out)}
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(label, value) pairs for a two-column table."""
+        rows = [
+            ("output", str(self.out)),
+            ("seed / days", f"{self.seed} / {self.days}"),
+            ("merchants", f"{self.merchants:,} ({self.new_merchants:,} opened during the window)"),
+            ("items", f"{self.items:,} ({self.new_items:,} created during the window)"),
+            ("users", f"{self.users:,} ({self.new_users:,} signed up during the window)"),
+            ("sessions / requests", f"{self.sessions:,} / {self.requests:,}"),
+            ("interactions", f"{self.interactions:,}"),
+        ]
+        rows += [(f"  {event}", f"{self.event_counts.get(event, 0):,}") for event in EVENT_TYPES]
+        rows += [
+            ("positives", f"{self.positives:,}"),
+            ("repeat purchases", f"{self.repeat_purchase_share:.0%}"),
+            ("out of stock", f"{self.out_of_stock:,} items"),
+            ("time", f"{self.seconds:.1f} s"),
+        ]
+        return rows
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("simulating days"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("days", total=total)
+        yield lambda _day: bar.advance(task)
+
+
+def _stock(catalog: Catalog, rng: np.random.Generator) -> pd.DataFrame:
+    n = len(catalog.item_domain)
+    out = rng.random(n) < OUT_OF_STOCK_SHARE
+    if not out.any():
+        out[rng.integers(n)] = True  # even a tiny catalog shows the stock filter something to do
+    # Grocery shelves count units; restaurants cook to order and only mark dishes sold out.
+    shelf = np.round(rng.lognormal(np.log(40), 0.8, n))
+    quantity = np.where(catalog.item_domain == GROCERY, shelf, np.nan)
+    return pd.DataFrame(
+        {"item_id": catalog.items["item_id"], "in_stock": ~out, "quantity": np.where(out, 0.0, quantity)}
+    )
+
+
+def _interactions(log: sim_log.Log, catalog: Catalog, population: Population) -> pd.DataFrame:
+    user_ids = population.users["user_id"].to_numpy(dtype=object)
+    item_ids = catalog.items["item_id"].to_numpy(dtype=object)
+    session_ids = np.array([f"s{s:07d}" for s in range(log.n_sessions)], dtype=object)
+    request_ids = np.array([f"r{r:07d}" for r in range(log.n_requests)] + [""], dtype=object)  # [-1] = none
+    return pd.DataFrame(
+        {
+            "user_id": user_ids[log.user],
+            "item_id": item_ids[log.item],
+            "event_type": np.array(EVENT_TYPES, dtype=object)[log.event],
+            "timestamp": log.ts,
+            "session_id": session_ids[log.session],
+            "request_id": request_ids[log.request],
+            "position": np.where(log.position > 0, log.position, np.nan),
+            "quantity": np.where(log.quantity > 0, log.quantity, np.nan),
+        }
+    )
+
+
+def _ground_truth(
+    seed: int, users: int, items: int, days: int, population: Population, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """Parameters and a summary of the hidden tastes; for people reading the data, never for models."""
+    return {
+        "generator": GENERATOR,
+        "seed": seed,
+        "params": {"users": users, "items": items, "days": days},
+        "window": {
+            "start": datetime.fromtimestamp(WINDOW_START, tz=UTC).isoformat(),
+            "end": datetime.fromtimestamp(WINDOW_START + days * DAY, tz=UTC).isoformat(),
+        },
+        "choice_model": {
+            "taste": sim_log.BETA_TASTE,
+            "latent": sim_log.BETA_LATENT,
+            "price": sim_log.BETA_PRICE,
+            "popularity": sim_log.BETA_POP,
+            "km_penalty_restaurant_grocery": sim_log.KM_PENALTY.tolist(),
+            "repeat_bonus": sim_log.REPEAT_BONUS,
+            "examination": "1 / log2(1 + position)",
+        },
+        "hidden_tastes": {
+            "diet_shares": {d or "none": round(float(np.mean(population.diet == i)), 4) for i, d in enumerate(DIETS)},
+            "mean_grocery_share": round(float(population.grocery_share.mean()), 4),
+            "activity_p50_p90_p99": [round(float(q), 3) for q in np.quantile(population.activity, [0.5, 0.9, 0.99])],
+            "mean_price_sensitivity": round(float(population.price_sensitivity.mean()), 4),
+        },
+        "summary": summary,
+    }
+
+
+def generate(
+    out: Path, *, users: int = 3000, items: int = 12000, seed: int = 7, days: int = 60, progress: bool = True
+) -> SimulationSummary:
+    """Generate a marketplace data directory at ``out`` (replaced only if it holds generated data).
+
+    Args:
+        out: target directory; written atomically.
+        users: number of users.
+        items: number of items (merchants ~ items / 25).
+        seed: random seed; the same seed gives byte-identical files.
+        days: length of the interaction log.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        Counts of what was written.
+    """
+    if users < 1 or items < 10 or days < 1:
+        raise ValueError("need users >= 1, items >= 10 and days >= 1")
+    out = Path(out)
+    check_replaceable(out)  # fail before the work, not after it
+    began = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    catalog = build_catalog(items, WINDOW_START, days, rng)
+    population = build_population(users, WINDOW_START, days, rng)
+    with _progress(progress, days) as advance:
+        log = sim_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance)
+    stock = _stock(catalog, rng)
+    interactions = _interactions(log, catalog, population)
+
+    events = interactions["event_type"].value_counts()
+    event_counts = {event: int(events.get(event, 0)) for event in EVENT_TYPES}
+    counts = {
+        "merchants": len(catalog.merchants),
+        "new_merchants": int((catalog.merchants["created_at"] >= WINDOW_START).sum()),
+        "items": len(catalog.items),
+        "new_items": int((catalog.items["created_at"] >= WINDOW_START).sum()),
+        "users": len(population.users),
+        "new_users": int((population.created >= WINDOW_START).sum()),
+        "interactions": len(interactions),
+        "sessions": log.n_sessions,
+        "requests": log.n_requests,
+        "positives": sum(event_counts[e] for e in POSITIVE_EVENTS),
+        "repeat_purchase_share": round(log.repeat_purchases / max(event_counts["purchase"], 1), 4),
+        "out_of_stock": int((~stock["in_stock"]).sum()),
+        "event_counts": event_counts,
+    }
+    write_dataset_dir(
+        out,
+        {
+            "merchants": catalog.merchants,
+            "items": catalog.items,
+            "users": population.users,
+            "interactions": interactions,
+            "stock": stock,
+        },
+        "ground_truth.json",
+        _ground_truth(seed, users, items, days, population, counts),
+    )
+    return SimulationSummary(out=out, seed=seed, days=days, seconds=time.perf_counter() - began, **counts)

@@ -1,0 +1,39 @@
+"""Ranking metrics of DESIGN.md §3: Recall@K = hits / min(K, |test items|) and binary NDCG@K."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+KS = (10, 20, 50, 100, 200)
+_DISCOUNT = 1.0 / np.log2(np.arange(2, max(KS) + 2))
+
+
+def recall_at(ranked: Sequence[int] | np.ndarray, relevant: set[int], k: int) -> float:
+    if not relevant:
+        return 0.0
+    hits = sum(1 for item in list(ranked)[:k] if item in relevant)
+    return hits / min(k, len(relevant))
+
+
+def ndcg_at(ranked: Sequence[int] | np.ndarray, relevant: set[int], k: int) -> float:
+    if not relevant:
+        return 0.0
+    top = list(ranked)[:k]
+    gains = np.fromiter((1.0 if item in relevant else 0.0 for item in top), dtype=np.float64, count=len(top))
+    dcg = float(gains @ _DISCOUNT[: len(top)])
+    ideal = float(_DISCOUNT[: min(k, len(relevant))].sum())
+    return dcg / ideal
+
+
+def summarise(lists: dict[str, list[np.ndarray]], truth: list[set[int]], ks: Sequence[int] = KS) -> dict[str, dict]:
+    """Mean Recall@K and NDCG@K per model over the same users."""
+    out: dict[str, dict] = {}
+    for name, ranked_lists in lists.items():
+        scores: dict[str, float] = {}
+        for k in ks:
+            scores[f"recall@{k}"] = float(np.mean([recall_at(r, t, k) for r, t in zip(ranked_lists, truth, strict=True)]))
+            scores[f"ndcg@{k}"] = float(np.mean([ndcg_at(r, t, k) for r, t in zip(ranked_lists, truth, strict=True)]))
+        out[name] = scores
+    return out

