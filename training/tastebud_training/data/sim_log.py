@@ -42,23 +42,6 @@ _KM_PER_DEG_LON = 111.2 * np.cos(np.radians(52.5))
 
 
 @dataclass(frozen=True)
-class Log:
-    """The interaction log as parallel arrays (row order = time order)."""
-
-    user: np.ndarray
-    item: np.ndarray
-    event: np.ndarray
-    ts: np.ndarray
-    session: np.ndarray
-    request: np.ndarray  # -1 when the event came from no request (direct reorder)
-    position: np.ndarray  # 1-based, 0 when none
-    quantity: np.ndarray  # 0 when none
-    n_sessions: int
-    n_requests: int
-    repeat_purchases: int
-
-
-@dataclass(frozen=True)
 class _Sessions:
     user: np.ndarray
     domain: np.ndarray
@@ -66,20 +49,20 @@ class _Sessions:
     day: np.ndarray
 
 
-class _Rows(NamedTuple):
-    """Event rows as parallel int64 arrays (the columns of Log)."""
+class EventRows(NamedTuple):
+    """Event rows as parallel int64 arrays; request is -1 and position/quantity 0 where there is none."""
 
     user: np.ndarray
     item: np.ndarray
-    event: np.ndarray
+    event: np.ndarray  # index into schema.EVENT_TYPES
     ts: np.ndarray
     session: np.ndarray
     request: np.ndarray
-    position: np.ndarray
+    position: np.ndarray  # 1-based
     quantity: np.ndarray
 
     @classmethod
-    def concat(cls, parts: list[_Rows]) -> _Rows:
+    def concat(cls, parts: list[EventRows]) -> EventRows:
         return cls(
             *(
                 np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts] + [np.empty(0, np.int64)])
@@ -89,8 +72,18 @@ class _Rows(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Log:
+    """The simulated log: events in time order, and counts the summary reports."""
+
+    events: EventRows
+    n_sessions: int
+    n_requests: int
+    repeat_purchases: int
+
+
+@dataclass(frozen=True)
 class _Day:
-    rows: list[_Rows]
+    rows: list[EventRows]
     requests: int
     repeat_purchases: int
 
@@ -275,14 +268,16 @@ class _Simulator:
         )
         return np.where(forbidden, FORBIDDEN, utility)
 
-    def _direct_reorders(self, sessions: np.ndarray, users: np.ndarray, domain: np.ndarray, start: np.ndarray) -> _Rows:
+    def _direct_reorders(
+        self, sessions: np.ndarray, users: np.ndarray, domain: np.ndarray, start: np.ndarray
+    ) -> EventRows:
         """Sessions that go straight to "order again": one or two favourites, no impressions."""
         rng = self.rng
         picks = self._from_history(users, domain, rng.random((len(users), 2)))
         second = (rng.random(len(users)) < 0.35) & (picks[:, 1] != picks[:, 0])
         picks[:, 1] = np.where(second, picks[:, 1], -1)
         row, col = np.nonzero(picks >= 0)
-        return _Rows(
+        return EventRows(
             user=users[row],
             item=picks[row, col],
             event=np.full(len(row), PURCHASE),
@@ -302,7 +297,7 @@ class _Simulator:
         weight: np.ndarray,
         has_history: np.ndarray,
         first_request: int,
-    ) -> tuple[list[_Rows], int, int]:
+    ) -> tuple[list[EventRows], int, int]:
         """Sessions with a request: impressions, then the funnel. Returns rows, requests, repeat purchases."""
         rng, c = self.rng, self.c
         items, valid = self._impressions(users, domain, weight, has_history)
@@ -341,7 +336,7 @@ class _Simulator:
         for event, mask, times in funnel:
             row, col = np.nonzero(mask)
             rows.append(
-                _Rows(
+                EventRows(
                     user=users[row],
                     item=items[row, col],
                     event=np.full(len(row), event),
@@ -370,7 +365,7 @@ class _Simulator:
         rows, n_requests, repeats = self._browse(
             sessions[browse], users[browse], domain[browse], start[browse], weight, has_history[browse], first_request
         )
-        bought = _Rows.concat([reorders, rows[-1]])
+        bought = EventRows.concat([reorders, rows[-1]])
         keys = bought.user * self.n_items + bought.item
         for d in (RESTAURANT, GROCERY):
             self.history[d] = np.sort(np.concatenate([self.history[d], keys[c.item_domain[bought.item] == d]]))
@@ -389,7 +384,7 @@ def simulate_log(
     plan = _plan_sessions(pop, window_start, days, rng)
     sim = _Simulator(catalog, pop, rng)
     bounds = np.searchsorted(plan.day, np.arange(days + 1))
-    rows: list[_Rows] = []
+    rows: list[EventRows] = []
     n_requests = repeat_purchases = 0
     for day in range(days):
         sessions = np.arange(bounds[day], bounds[day + 1])
@@ -400,10 +395,10 @@ def simulate_log(
             repeat_purchases += result.repeat_purchases
         if on_day is not None:
             on_day(day)
-    log = _Rows.concat(rows)
-    order = np.lexsort((log.position, log.event, log.session, log.ts))
+    events = EventRows.concat(rows)
+    order = np.lexsort((events.position, events.event, events.session, events.ts))
     return Log(
-        **{name: getattr(log, name)[order] for name in _Rows._fields},
+        events=EventRows(*(column[order] for column in events)),
         n_sessions=len(plan.user),
         n_requests=n_requests,
         repeat_purchases=repeat_purchases,

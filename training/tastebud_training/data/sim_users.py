@@ -16,7 +16,7 @@ DIETS = ("", "vegetarian", "vegan")
 DIET_WEIGHTS = (0.84, 0.12, 0.04)
 # Younger users react more to price.
 AGE_PRICE_SENSITIVITY = (1.3, 1.1, 1.0, 0.9, 0.85, 0.9)
-_MEAT_SLOTS = [SLOTS.index("meat"), SLOTS.index("seafood")]
+_MEAT_SLOTS = np.array([SLOTS.index("meat"), SLOTS.index("seafood")])
 _DAIRY_SLOT = SLOTS.index("dairy")
 _VEGAN_SLOT = SLOTS.index("vegan")
 

@@ -105,20 +105,21 @@ def _stock(catalog: Catalog, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def _interactions(log: sim_log.Log, catalog: Catalog, population: Population) -> pd.DataFrame:
+    events = log.events
     user_ids = population.users["user_id"].to_numpy(dtype=object)
     item_ids = catalog.items["item_id"].to_numpy(dtype=object)
     session_ids = np.array([f"s{s:07d}" for s in range(log.n_sessions)], dtype=object)
     request_ids = np.array([f"r{r:07d}" for r in range(log.n_requests)] + [""], dtype=object)  # [-1] = none
     return pd.DataFrame(
         {
-            "user_id": user_ids[log.user],
-            "item_id": item_ids[log.item],
-            "event_type": np.array(EVENT_TYPES, dtype=object)[log.event],
-            "timestamp": log.ts,
-            "session_id": session_ids[log.session],
-            "request_id": request_ids[log.request],
-            "position": np.where(log.position > 0, log.position, np.nan),
-            "quantity": np.where(log.quantity > 0, log.quantity, np.nan),
+            "user_id": user_ids[events.user],
+            "item_id": item_ids[events.item],
+            "event_type": np.array(EVENT_TYPES, dtype=object)[events.event],
+            "timestamp": events.ts,
+            "session_id": session_ids[events.session],
+            "request_id": request_ids[events.request],
+            "position": np.where(events.position > 0, events.position, np.nan),
+            "quantity": np.where(events.quantity > 0, events.quantity, np.nan),
         }
     )
 
@@ -185,7 +186,7 @@ def generate(
 
     events = interactions["event_type"].value_counts()
     event_counts = {event: int(events.get(event, 0)) for event in EVENT_TYPES}
-    counts = {
+    counts: dict[str, Any] = {
         "merchants": len(catalog.merchants),
         "new_merchants": int((catalog.merchants["created_at"] >= WINDOW_START).sum()),
         "items": len(catalog.items),

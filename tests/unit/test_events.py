@@ -1,0 +1,134 @@
+"""The sample events (events/*.json) are API Gateway HTTP API payload v2.0 events that match template.yaml.
+
+The same files feed `sam local invoke -e events/NAME.json` and the handler tests, so they must stay
+faithful to what API Gateway sends for the routes the template declares.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DIR = ROOT / "events"
+TEMPLATE = ROOT / "template.yaml"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """One sample event by file stem, e.g. ``load_event("recommend")``."""
+    return json.loads((EVENTS_DIR / f"{name}.json").read_text())
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """A SafeLoader that accepts CloudFormation short-form tags (!Ref, !Sub, !GetAtt, !If ...)."""
+
+
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CloudFormationLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)
+
+
+EVENT_NAMES = sorted(path.stem for path in EVENTS_DIR.glob("*.json"))
+
+
+def template_routes() -> set[str]:
+    """Route keys ("METHOD /path") of every HttpApi event of every function in template.yaml."""
+    routes = set()
+    for resource in load_template()["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                routes.add(f"{event['Properties']['Method'].upper()} {event['Properties']['Path']}")
+    return routes
+
+
+def test_there_are_events() -> None:
+    assert len(EVENT_NAMES) >= 7, EVENT_NAMES
+
+
+@pytest.mark.parametrize("name", EVENT_NAMES)
+def test_event_is_http_api_v2(name: str) -> None:
+    event = load_event(name)
+    context = event["requestContext"]
+    assert event["version"] == "2.0"
+    assert event["isBase64Encoded"] is False
+    assert context["routeKey"] == event["routeKey"]
+    assert context["stage"] == "$default"  # the template's HttpApi has no named stage: no prefix in rawPath
+    assert context["http"]["path"] == event["rawPath"]
+    assert context["requestId"]
+    assert all(header == header.lower() for header in event["headers"])  # API Gateway lower-cases them
+
+    method, template_path = event["routeKey"].split(" ", 1)
+    assert method == context["http"]["method"]
+    parameters = event.get("pathParameters", {})
+    assert set(re.findall(r"{(\w+)}", template_path)) == set(parameters)
+    assert re.sub(r"{(\w+)}", lambda m: parameters[m.group(1)], template_path) == event["rawPath"]
+
+    if method in ("POST", "PUT"):
+        assert isinstance(event["body"], str)
+        assert event["headers"]["content-type"] == "application/json"
+    else:
+        assert "body" not in event
+
+
+def test_every_template_route_has_an_event_and_every_event_a_route() -> None:
+    routes = template_routes()
+    event_routes = {load_event(name)["routeKey"] for name in EVENT_NAMES}
+    assert routes == {"POST /v1/recommendations", "PUT /v1/stock/{item_id}", "GET /health"}
+    assert routes - event_routes == set(), "routes without a sample event"
+    assert event_routes - routes == set(), "sample events for routes the template does not declare"
+
+
+def test_request_bodies_say_what_the_file_names_say() -> None:
+    assert json.loads(load_event("recommend")["body"]) == {"user_id": "u00001", "k": 10}
+    assert json.loads(load_event("recommend_cold_user")["body"])["user_id"] != "u00001"
+    assert json.loads(load_event("recommend_bad_k")["body"])["k"] == 0
+    assert "user_id" not in json.loads(load_event("recommend_missing_user")["body"])
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(load_event("recommend_invalid_json")["body"])
+    stock = load_event("stock_update")
+    assert stock["pathParameters"] == {"item_id": "i000001"}
+    assert json.loads(stock["body"]) == {"in_stock": False}
+
+
+def test_template_functions_and_layer_are_laid_out_for_sam_build() -> None:
+    template = load_template()
+    resources = template["Resources"]
+    runtime = template["Globals"]["Function"]["Runtime"]
+    layer = resources["CoreLayer"]
+    assert runtime == "python3.12"
+    assert layer["Metadata"]["BuildMethod"] == runtime
+    assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    content = ROOT / layer["Properties"]["ContentUri"]
+    # sam build puts ContentUri into python/: the package sits at the root, never in a python/ of its own.
+    assert (content / "tastebud" / "__init__.py").is_file()
+    assert (content / "requirements.txt").is_file()
+    assert not (content / "python").exists()
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            handler = resource["Properties"]["Handler"]
+            module, _, attribute = handler.rpartition(".")
+            source = (ROOT / resource["Properties"]["CodeUri"] / f"{module}.py").read_text()
+            assert re.search(rf"^(def\s+{attribute}\b|{attribute}\s*=)", source, re.MULTILINE), handler
+            assert {"Ref": "CoreLayer"} in resource["Properties"]["Layers"]
