@@ -66,7 +66,7 @@ def evaluation_models(dataset: Dataset, artifacts: Path, cutoff: float, config: 
     """Models trained on the data before ``cutoff``; cached per data fingerprint and cutoff."""
     directory = artifacts / "evaluation" / f"{data_fingerprint(dataset)}-{int(cutoff)}"
     if not (directory / CURRENT).is_file():
-        train(dataset, directory, config, as_of=cutoff)
+        train(dataset, directory, config, as_of=cutoff, cache_dir=artifacts / "cache")
     return load_stages(directory, config.knobs)
 
 

@@ -64,7 +64,7 @@ def cut_at(dataset: Dataset, as_of: float) -> Dataset:
 
 
 def train(dataset: Dataset, artifacts: Path, config: TrainConfig = TrainConfig(),
-          *, as_of: float | None = None) -> Manifest:
+          *, as_of: float | None = None, cache_dir: Path | None = None) -> Manifest:
     """Train on ``dataset`` (cut at ``as_of`` when given) and publish a new current version under ``artifacts``."""
     started = time.time()
     if as_of is not None:
@@ -78,7 +78,8 @@ def train(dataset: Dataset, artifacts: Path, config: TrainConfig = TrainConfig()
     store = LocalArtifactStore(artifacts)
     staging = store.staging_dir(version)
     try:
-        manifest = _train_into(dataset, staging, artifacts / "cache", config, as_of, fingerprint, version)
+        manifest = _train_into(dataset, staging, cache_dir or artifacts / "cache", config, as_of, fingerprint,
+                               version)
         store.publish(staging, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

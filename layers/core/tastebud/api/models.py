@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 MAX_ID_LENGTH = 128
 MAX_EXCLUDED = 500
@@ -13,8 +13,8 @@ MAX_EXCLUDED = 500
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lat: StrictFloat | StrictInt = Field(ge=-90, le=90, description="Latitude in degrees")
-    lon: StrictFloat | StrictInt = Field(ge=-180, le=180, description="Longitude in degrees")
+    lat: float = Field(ge=-90, le=90, strict=True, allow_inf_nan=False, description="Latitude in degrees")
+    lon: float = Field(ge=-180, le=180, strict=True, allow_inf_nan=False, description="Longitude in degrees")
 
 
 class RecommendationRequest(BaseModel):

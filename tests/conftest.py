@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny simulated marketplace, models trained on it once per session, services per test."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
+
+TINY = {"users": 120, "items": 600, "seed": 3}
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tastebud_training.data import generate
+
+    out = tmp_path_factory.mktemp("data") / "tiny"
+    generate(out, progress=False, **TINY)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tiny_data: Path):  # type: ignore[no-untyped-def]
+    from tastebud_training.data import load_dataset
+
+    return load_dataset(tiny_data)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tiny_dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """Real models (MiniLM text vectors, ScaNN, XGBoost -> ONNX) trained on the tiny data set."""
+    from tastebud_training.train import TrainConfig, train
+
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    train(tiny_dataset, artifacts, TrainConfig(progress=False, max_ranker_groups=1500))
+    return artifacts
+
+
+@pytest.fixture
+def service(tiny_artifacts: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fully wired service with its own embedded Redis (stock changes never leak between tests)."""
+    from tastebud.composition import build_service
+    from tastebud.settings import Settings
+
+    return build_service(Settings(artifacts=tiny_artifacts, redis_db_path=tmp_path / "stock.rdb"))
+
+
+@pytest.fixture
+def active_user(tiny_dataset) -> str:  # type: ignore[no-untyped-def]
+    """A user with many positives (a warm user)."""
+    interactions = tiny_dataset.interactions
+    positives = interactions[interactions["event_type"].isin(("click", "add_to_cart", "purchase"))]
+    return str(positives["user_id"].value_counts().index[0])

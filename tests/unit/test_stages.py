@@ -1,0 +1,146 @@
+"""The four stages on hand-built catalogs: merging, filtering, degradation, fairness, stock over-fetch."""
+
+from __future__ import annotations
+
+import numpy as np
+from factories import (
+    NOW,
+    FailingEncoder,
+    FailingRanker,
+    MemoryStock,
+    PopularityRanker,
+    VectorEncoder,
+    context,
+    make_catalog,
+    make_service,
+    make_users,
+    unit_vectors,
+)
+
+from tastebud.adapters.embedded.scann_index import BruteForceIndex
+from tastebud.catalog import DOMAIN_CODE
+from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_POPULAR, Candidates
+from tastebud.settings import ServingKnobs
+from tastebud.stages.fairness import FLAG_MERCHANT_CAP, FLAG_NEW_MERCHANT, FairnessDiversity
+from tastebud.stages.rerank import Reranker
+from tastebud.stages.retrieve import Retriever
+from tastebud.stages.stock_filter import StockFilter
+
+KNOBS = ServingKnobs(retrieve_k=8, history_candidates=3, popular_candidates=4)
+
+
+def retriever(n: int = 30, encoder: object | None = None) -> Retriever:
+    catalog = make_catalog(n, n_merchants=6)
+    vectors = unit_vectors(n)
+    return Retriever(catalog, encoder or VectorEncoder(vectors), BruteForceIndex(vectors), KNOBS)  # type: ignore[arg-type]
+
+
+def test_retrieve_merges_sources_without_duplicates() -> None:
+    users = make_users({"u": [0, 1, 2, 3]})
+    degraded: list[str] = []
+    out = retriever().run(users.user("u"), context(), degraded)
+    assert np.unique(out.rows).size == len(out)
+    assert degraded == []
+    assert (out.sources & SOURCE_ANN).any() and (out.sources & SOURCE_POPULAR).any()
+    history = out.sources & SOURCE_HISTORY > 0
+    assert set(out.rows[history].tolist()) == {0, 1, 2}  # history_candidates = 3 most recent
+    assert np.isnan(out.retrieval_scores[(out.sources & SOURCE_ANN) == 0]).all()
+
+
+def test_cold_user_is_served_by_popularity() -> None:
+    out = retriever().run(make_users({}).user("stranger"), context(), [])
+    assert out.rows[:5].tolist() == [0, 1, 2, 3, 4]  # make_catalog popularity decreases with the row
+    assert np.all(out.sources == SOURCE_POPULAR)
+
+
+def test_domain_filter_and_exclusions_apply_to_every_source() -> None:
+    users = make_users({"u": [0, 1, 2, 3]})
+    out = retriever().run(users.user("u"), context(domain="grocery", exclude_item_ids=("i1", "nope")), [])
+    catalog = make_catalog(30, n_merchants=6)
+    assert np.all(catalog.item_domain[out.rows] == DOMAIN_CODE["grocery"])
+    assert 1 not in out.rows.tolist()
+
+
+def test_items_not_created_yet_are_not_recommended() -> None:
+    r = retriever()
+    r._catalog.item_created_at[2] = NOW + 3600  # noqa: SLF001 - the catalog is a fixture built for this test
+    out = r.run(make_users({}).user("x"), context(), [])
+    assert 2 not in out.rows.tolist()
+
+
+def test_encoder_failure_degrades_to_history_and_popularity() -> None:
+    users = make_users({"u": [5, 6]})
+    degraded: list[str] = []
+    out = retriever(encoder=FailingEncoder()).run(users.user("u"), context(), degraded)
+    assert degraded == ["retrieve"]
+    assert len(out) > 0 and not (out.sources & SOURCE_ANN).any()
+
+
+def test_ranker_failure_keeps_retrieval_order() -> None:
+    catalog = make_catalog(10)
+    candidates = Candidates(rows=np.asarray([4, 2, 7]), retrieval_scores=np.zeros(3, np.float32),
+                            sources=np.ones(3, np.int8))
+    degraded: list[str] = []
+    out = Reranker(catalog, FailingRanker()).run(make_users({}).user("x"), context(), candidates, degraded)
+    assert degraded == ["rerank"]
+    assert np.argsort(-out.scores).tolist() == [0, 1, 2]  # type: ignore[arg-type]
+
+
+def scored(rows: list[int], scores: list[float]) -> Candidates:
+    return Candidates(rows=np.asarray(rows), retrieval_scores=np.zeros(len(rows), np.float32),
+                      sources=np.full(len(rows), SOURCE_ANN, np.int8), scores=np.asarray(scores, np.float32))
+
+
+def test_merchant_cap_limits_items_per_merchant_on_the_page() -> None:
+    catalog = make_catalog(24, n_merchants=4)  # merchant = row % 4
+    knobs = ServingKnobs(max_per_merchant=2, category_penalty=0.0, low_popularity_boost=0.0, new_merchant_boost=0.0)
+    rows = [0, 4, 8, 12, 1, 2]  # four items of merchant 0 score highest
+    out = FairnessDiversity(catalog, knobs).run(context(), scored(rows, [10, 9, 8, 7, 1, 0.5]), slots=4)
+    page = out.rows[:4].tolist()
+    assert page == [0, 4, 1, 2]
+    assert set(out.rows[4:].tolist()) == {8, 12}
+    assert all(f & FLAG_MERCHANT_CAP for f in out.flags[4:])  # type: ignore[index]
+
+
+def test_new_merchants_are_boosted_and_flagged() -> None:
+    catalog = make_catalog(8, n_merchants=4, new_merchants=(3,))
+    knobs = ServingKnobs(new_merchant_boost=3.0, low_popularity_boost=0.0, category_penalty=0.0)
+    out = FairnessDiversity(catalog, knobs).run(context(), scored([0, 1, 2, 3], [4, 3, 2, 1]), slots=4)
+    assert out.rows[0] == 3
+    assert out.flags[0] & FLAG_NEW_MERCHANT  # type: ignore[index]
+
+
+def test_category_penalty_spreads_categories() -> None:
+    catalog = make_catalog(12, n_merchants=12)  # category = row % 3
+    knobs = ServingKnobs(category_penalty=3.0, low_popularity_boost=0.0, new_merchant_boost=0.0)
+    out = FairnessDiversity(catalog, knobs).run(context(), scored([0, 3, 6, 1, 2], [5, 4.9, 4.8, 4, 3.9]), slots=3)
+    assert sorted(catalog.item_category[out.rows[:3]].tolist()) == [0, 1, 2]
+
+
+def test_stock_filter_overfetches_to_fill_the_page() -> None:
+    catalog = make_catalog(40)
+    stock = MemoryStock(out=[f"i{r}" for r in range(0, 30)])
+    candidates = scored(list(range(40)), list(np.linspace(1, 0, 40)))
+    out = StockFilter(catalog, stock, serve_without_filter=False).run(candidates, k=5, degraded=[])
+    assert out.rows.tolist() == [30, 31, 32, 33, 34]
+    assert stock.calls == 2  # first window of 2k+10, then the rest in one call
+
+
+def test_stock_outage_falls_back_to_the_snapshot_and_says_so() -> None:
+    catalog = make_catalog(10)
+    degraded: list[str] = []
+    filt = StockFilter(catalog, MemoryStock(fail=True), serve_without_filter=False, fallback_out_of_stock=frozenset({"i0"}))
+    out = filt.run(scored(list(range(10)), list(np.linspace(1, 0, 10))), k=3, degraded=degraded)
+    assert out.rows.tolist() == [1, 2, 3] and degraded == ["stock"]
+
+
+def test_service_returns_k_unique_items_with_stage_timings() -> None:
+    stock = MemoryStock(out=["i0", "i1"])
+    service = make_service(stock=stock, ranker=PopularityRanker())
+    result = service.recommend("u1", k=5)
+    ids = [item.item_id for item in result.items]
+    assert len(ids) == 5 and len(set(ids)) == 5 and not {"i0", "i1"} & set(ids)
+    assert [item.rank for item in result.items] == [1, 2, 3, 4, 5]
+    assert set(result.stage_ms) == {"retrieve", "rerank", "fairness", "stock", "total"}
+    assert all(item.reasons for item in result.items)
+    assert result.degraded == []
