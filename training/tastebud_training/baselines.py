@@ -50,9 +50,10 @@ class IALSBaseline:
         self._matrix = sp.csr_matrix(
             (users.history_weights.astype(np.float32), (user_of_entry, users.history_rows)), shape=(n_users, n_items)
         )
-        self._model = AlternatingLeastSquares(factors=factors, iterations=iterations, regularization=regularization,
-                                              alpha=alpha, random_state=seed, num_threads=1)
         with threadpool_limits(1, "blas"):  # implicit's ALS runs its own threads; a BLAS pool only contends
+            self._model = AlternatingLeastSquares(factors=factors, iterations=iterations,
+                                                  regularization=regularization, alpha=alpha, random_state=seed,
+                                                  num_threads=1)
             self._model.fit(self._matrix, show_progress=False)
         self._popular = catalog.popular_rows("all")
 

@@ -19,13 +19,14 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 
 from tastebud.api.models import (
+    ErrorResponse,
     HealthResponse,
     RecommendationRequest,
     RecommendationResponse,
     StockResponse,
     StockUpdate,
 )
-from tastebud.errors import BadRequestError, DependencyError, NotFoundError
+from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
 from tastebud.service import RecommendationService
 
 ServiceProvider = Callable[[], RecommendationService]
@@ -47,10 +48,19 @@ def _field_of(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _errors(*statuses: int) -> dict[int, Any]:
+    """OpenAPI response entries for our error body (replaces Powertools' default 422 shape)."""
+    descriptions = {400: "Invalid request; `error.field` names the offending field", 404: "Not found",
+                    503: "A backing service is unavailable or the service is not ready"}
+    return {status: {"description": descriptions[status],
+                     "content": {"application/json": {"model": ErrorResponse}}} for status in statuses}
+
+
 def create_app(provide_service: ServiceProvider) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
 
-    @app.post("/v1/recommendations", summary="Recommend items for a user", tags=["recommendations"])
+    @app.post("/v1/recommendations", summary="Recommend items for a user", tags=["recommendations"],
+              responses=_errors(400, 503))
     def recommend(request: RecommendationRequest) -> RecommendationResponse:
         location = request.location
         result = provide_service().recommend(
@@ -66,12 +76,12 @@ def create_app(provide_service: ServiceProvider) -> APIGatewayHttpResolver:
                                           "degraded": result.degraded})
         return RecommendationResponse.model_validate(asdict(result))
 
-    @app.put("/v1/stock/<item_id>", summary="Set an item's stock", tags=["stock"])
+    @app.put("/v1/stock/<item_id>", summary="Set an item's stock", tags=["stock"], responses=_errors(400, 404, 503))
     def put_stock(item_id: Annotated[str, PathParam(min_length=1, max_length=128)], update: StockUpdate) -> StockResponse:
         provide_service().set_stock(item_id, update.in_stock, update.quantity)
         return StockResponse(item_id=item_id, in_stock=update.in_stock, quantity=update.quantity)
 
-    @app.get("/health", summary="Liveness and the versions being served", tags=["ops"])
+    @app.get("/health", summary="Liveness and the versions being served", tags=["ops"], responses=_errors(503))
     def health() -> HealthResponse:
         service = provide_service()
         versions = service.versions
@@ -102,6 +112,17 @@ def create_app(provide_service: ServiceProvider) -> APIGatewayHttpResolver:
         logger.exception("backing service failed")
         return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", f"{exc.stage} is unavailable; retry")
 
+    @app.exception_handler(TastebudError)
+    def on_not_ready(exc: TastebudError) -> Response:
+        # Missing/mismatched artifacts or settings: the deployment is broken, not the request.
+        logger.exception("service not ready")
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "not_ready", "the recommendation service is not ready")
+
+    @app.exception_handler(Exception)
+    def on_unexpected(exc: Exception) -> Response:
+        logger.exception("unexpected error")
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal", "internal error; it has been logged")
+
     @app.not_found
     def on_unknown_route(exc: Exception) -> Response:
         return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
@@ -119,3 +140,20 @@ def create_handler(provide_service: ServiceProvider) -> LambdaHandler:
 
     handler.app = app  # type: ignore[attr-defined]  # tests and the OpenAPI export reach the resolver here
     return handler
+
+
+def openapi_spec() -> str:
+    """The OpenAPI document of the routes above (docs/openapi.json is generated from it and tested)."""
+    from tastebud import __version__
+
+    app = create_app(lambda: None)  # type: ignore[arg-type, return-value]  # routes only; never called
+    spec = json.loads(app.get_openapi_json_schema(
+        title="Tastebud API", version=__version__,
+        description="Personalised recommendations for a food-delivery marketplace."))
+    # Validation errors are answered as 400 with ErrorResponse (on_validation_error), never Powertools' 422.
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            operation["responses"].pop("422", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        spec.get("components", {}).get("schemas", {}).pop(name, None)
+    return json.dumps(spec, indent=2, sort_keys=True)

@@ -1,0 +1,46 @@
+"""The `tastebud` CLI: clear errors with exit code 2, and the data commands end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tastebud_training.cli import app
+
+runner = CliRunner()
+
+
+def test_validate_names_file_line_and_column(tmp_path: Path) -> None:
+    (tmp_path / "merchants.csv").write_text("merchant_id,name,domain,category\nm1,A,restaurant,pizza\n")
+    (tmp_path / "items.csv").write_text("item_id,merchant_id,title,category\ni1,m1,Pizza,pizza\ni2,m9,Pasta,pasta\n")
+    (tmp_path / "users.csv").write_text("user_id\nu1\n")
+    (tmp_path / "interactions.csv").write_text("user_id,item_id,event_type,timestamp\nu1,i1,purchase,1700000000\n")
+    result = runner.invoke(app, ["data", "validate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "items.csv" in result.stderr and "line 3" in result.stderr and "merchant_id" in result.stderr
+
+
+def test_generate_then_validate_as_json(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    generated = runner.invoke(app, ["data", "generate", "--out", str(out), "--users", "40", "--items", "200"])
+    assert generated.exit_code == 0, generated.stderr
+    result = runner.invoke(app, ["data", "validate", str(out), "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["rows"]["items"] == 200
+
+
+def test_missing_artifacts_say_how_to_build_them(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["recommend", "u1", "--artifacts", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "tastebud train" in result.stderr
+
+
+def test_missing_data_directory_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "tastebud data generate" in result.stderr
+
+
+def test_bench_needs_exactly_one_source() -> None:
+    result = runner.invoke(app, ["bench"])
+    assert result.exit_code == 2 and "--artifacts" in result.stderr

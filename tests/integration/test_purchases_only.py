@@ -1,0 +1,42 @@
+"""DESIGN §3: a data set with only purchases (no impressions, views, stock, text, locations, profiles) still
+trains, evaluates and serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tastebud.composition import build_service
+from tastebud.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def test_purchases_only_data_trains_and_serves(tiny_data: Path, tmp_path: Path) -> None:
+    from tastebud_training.data import load_dataset
+    from tastebud_training.evaluate import evaluate
+    from tastebud_training.train import TrainConfig, train
+
+    data = tmp_path / "minimal"
+    data.mkdir()
+    merchants = pd.read_parquet(tiny_data / "merchants.parquet")[["merchant_id", "name", "domain", "category"]]
+    items = pd.read_parquet(tiny_data / "items.parquet")[["item_id", "merchant_id", "category"]].assign(title="")
+    interactions = pd.read_parquet(tiny_data / "interactions.parquet")
+    purchases = interactions[interactions["event_type"] == "purchase"][["user_id", "item_id", "event_type", "timestamp"]]
+    merchants.to_csv(data / "merchants.csv", index=False)
+    items.to_csv(data / "items.csv", index=False)
+    pd.DataFrame({"user_id": purchases["user_id"].unique()}).to_csv(data / "users.csv", index=False)
+    purchases.to_csv(data / "interactions.csv", index=False)
+
+    dataset = load_dataset(data)
+    artifacts = tmp_path / "artifacts"
+    config = TrainConfig(progress=False, max_ranker_groups=600)
+    train(dataset, artifacts, config)
+    service = build_service(Settings(artifacts=artifacts, redis_db_path=tmp_path / "s.rdb"))
+    user = str(purchases["user_id"].value_counts().index[0])
+    assert len(service.recommend(user, k=10).items) == 10
+    assert len(service.recommend("unknown", k=10).items) == 10
+    report = evaluate(dataset, artifacts, config=config)
+    assert report["split"]["test_users"] > 0

@@ -1,0 +1,132 @@
+"""Real models on tiny simulated data: training output, ONNX parity, serving with a real embedded Redis."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from tastebud.artifacts import LocalArtifactStore, Manifest
+from tastebud.composition import build_service, load_stages
+from tastebud.domain import RequestContext
+from tastebud.errors import ArtifactMismatchError
+from tastebud.features import FEATURE_NAMES, ranker_features
+from tastebud.settings import ServingKnobs, Settings
+
+pytestmark = pytest.mark.slow
+
+
+def test_manifest_describes_the_version(tiny_artifacts: Path) -> None:
+    store = LocalArtifactStore(tiny_artifacts)
+    manifest = Manifest.read(store.current_dir())
+    assert manifest.retrieval["kind"] == "content" and manifest.retrieval["dimension"] == 384
+    assert manifest.ranker["features"] == list(FEATURE_NAMES)
+    assert manifest.ranker["onnx_parity_max_abs"] <= 1e-4
+    assert set(manifest.files) >= {"catalog.npz", "users.npz", "ranker.onnx", "index", "item_vectors.npy"}
+
+
+def test_onnx_ranker_matches_xgboost_on_real_candidates(tiny_artifacts: Path, active_user: str) -> None:
+    """Parity on features from the real pipeline (not random numbers): same scores, same order."""
+    stages = load_stages(tiny_artifacts, ServingKnobs())
+    user = stages.users.user(active_user)
+    context = RequestContext(now=stages.catalog.as_of)
+    candidates = stages.retriever.run(user, context, [])
+    features = ranker_features(stages.catalog, user, candidates, context)
+    onnx_scores = stages.reranker._ranker.score(features)  # noqa: SLF001 - the adapter under test
+    booster = xgb.Booster()
+    booster.load_model(stages.directory / "ranker.xgb.json")
+    reference = xgb.XGBRanker()
+    reference._Booster = booster  # noqa: SLF001
+    manifest = stages.manifest
+    xgb_scores = booster.predict(xgb.DMatrix(features, missing=np.nan), output_margin=True,
+                                 iteration_range=(0, manifest.ranker["best_iteration"] + 1))
+    np.testing.assert_allclose(onnx_scores, xgb_scores, atol=1e-5)
+    assert np.array_equal(np.argsort(-onnx_scores, kind="stable"), np.argsort(-xgb_scores, kind="stable"))
+
+
+def test_recommendations_are_k_unique_in_stock_items(service, active_user: str) -> None:  # type: ignore[no-untyped-def]
+    result = service.recommend(active_user, k=10)
+    ids = [item.item_id for item in result.items]
+    assert len(ids) == 10 and len(set(ids)) == 10
+    assert not service.stock.out_of_stock(ids).any()
+    assert result.degraded == []
+    assert all(ms >= 0 for ms in result.stage_ms.values())
+
+
+def test_out_of_stock_item_disappears_from_the_next_answer(service, active_user: str) -> None:  # type: ignore[no-untyped-def]
+    first = service.recommend(active_user, k=10)
+    top = first.items[0].item_id
+    service.set_stock(top, in_stock=False, quantity=None)
+    second = service.recommend(active_user, k=10)
+    assert top not in {item.item_id for item in second.items}
+    assert len(second.items) == 10  # over-fetch keeps the page full
+    service.set_stock(top, in_stock=True, quantity=5)
+    assert top in {item.item_id for item in service.recommend(active_user, k=10).items}
+
+
+def test_stock_snapshot_from_the_data_is_applied(service, tiny_dataset) -> None:  # type: ignore[no-untyped-def]
+    out = tiny_dataset.stock.loc[~tiny_dataset.stock["in_stock"], "item_id"].tolist()
+    assert out and service.stock.out_of_stock(out).all()
+
+
+def test_cold_and_unknown_users_get_a_full_page(service) -> None:  # type: ignore[no-untyped-def]
+    result = service.recommend("somebody-new", k=20)
+    assert len(result.items) == 20 and result.degraded == []
+
+
+def test_domain_filter_on_real_data(service, active_user: str) -> None:  # type: ignore[no-untyped-def]
+    for domain in ("restaurant", "grocery"):
+        items = service.recommend(active_user, k=10, domain=domain).items
+        assert items and {item.domain for item in items} == {domain}
+
+
+def test_serving_refuses_artifacts_with_other_features(tiny_artifacts: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, copy, ignore=shutil.ignore_patterns("evaluation", "cache", "*.rdb"))
+    directory = LocalArtifactStore(copy).current_dir()
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["feature_version"] = "ranker-features-v0"
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactMismatchError, match="retrain"):
+        build_service(Settings(artifacts=copy, redis_db_path=tmp_path / "s.rdb"))
+
+
+def test_failed_training_publishes_nothing(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tastebud_training.data import Dataset
+    from tastebud_training.train import TrainConfig, train
+
+    impressions_only = tiny_dataset.interactions[tiny_dataset.interactions["event_type"] == "impression"]
+    broken = Dataset(tiny_dataset.merchants, tiny_dataset.items, tiny_dataset.users, impressions_only, None,
+                     tiny_dataset.source)
+    with pytest.raises(ValueError, match="no positive interactions"):
+        train(broken, tmp_path, TrainConfig(progress=False))
+    assert not (tmp_path / "CURRENT").exists()
+    assert not [p for p in (tmp_path / "versions").iterdir()]  # no staging directory left behind
+
+
+def test_evaluate_reports_every_model_on_one_split(tiny_dataset, tiny_artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    from tastebud_training.evaluate import evaluate
+    from tastebud_training.train import TrainConfig
+
+    report = evaluate(tiny_dataset, tiny_artifacts, config=TrainConfig(progress=False, max_ranker_groups=800))
+    assert report["split"]["test_users"] > 0 and report["split"]["cutoff_quantile"] == 0.9
+    assert set(report["models"]) == {"tastebud", "tastebud_no_fairness", "content_retrieval", "popularity",
+                                     "personal_history", "ials"}
+    for scores in report["models"].values():
+        assert set(scores) == {f"{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20, 50, 100, 200)}
+        assert all(0.0 <= v <= 1.0 for v in scores.values())
+    # Evaluation models never see the test period: trained with interactions strictly before the cutoff.
+    evaluation_dirs = list((tiny_artifacts / "evaluation").iterdir())
+    manifest = Manifest.read(LocalArtifactStore(evaluation_dirs[0]).current_dir())
+    assert manifest.data["as_of"] <= pd_timestamp(report["split"]["cutoff"])
+
+
+def pd_timestamp(iso: str) -> float:
+    import pandas as pd
+
+    return pd.Timestamp(iso).timestamp()

@@ -1,0 +1,29 @@
+"""docs/openapi.json is generated from the routes; it must stay in sync with them and with template.yaml."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tastebud.api.http import openapi_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_spec_file_matches_the_routes() -> None:
+    committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    assert committed == json.loads(openapi_spec()), "regenerate with `make openapi`"
+
+
+def test_routes_match_the_sam_template() -> None:
+    spec = json.loads(openapi_spec())
+    routes = {(method.upper(), path) for path, operations in spec["paths"].items() for method in operations}
+    template = (ROOT / "template.yaml").read_text()
+    declared = set(re.findall(r"Method: (\w+)\s+Path: (\S+)", template))
+    assert routes == declared
+
+
+def test_errors_are_documented_with_our_error_body() -> None:
+    responses = json.loads(openapi_spec())["paths"]["/v1/recommendations"]["post"]["responses"]
+    assert "400" in responses and "422" not in responses
