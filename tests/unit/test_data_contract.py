@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from tastebud_training.data import (
     EVENT_WEIGHTS,
     POSITIVE_EVENTS,

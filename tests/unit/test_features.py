@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from factories import NOW, context, make_catalog
 
 from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, Candidates, UserProfile
 from tastebud.features import FEATURE_NAMES, haversine_km, ranker_features
+
+from factories import NOW, context, make_catalog
 
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 

@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 import pytest
-from factories import MemoryStock, make_service
-from helpers import load_event, response_json
 
 from tastebud.api.http import create_handler
 from tastebud.errors import DependencyError
 from tastebud.local_server import LocalLambdaContext
+
+from factories import MemoryStock, make_service
+from helpers import load_event, response_json
 
 
 @pytest.fixture

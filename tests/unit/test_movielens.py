@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tastebud_training.data import import_movielens_100k, load_dataset, movielens
 
 needs_package = pytest.mark.skipif(

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from tastebud_training.data import EVENT_TYPES, Dataset, SimulationSummary, generate, load_dataset
 from tastebud_training.data.simulator import WINDOW_START
 

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+
+from tastebud.adapters.embedded.scann_index import BruteForceIndex
+from tastebud.catalog import DOMAIN_CODE
+from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_POPULAR, Candidates
+from tastebud.settings import ServingKnobs
+from tastebud.stages.fairness import FLAG_MERCHANT_CAP, FLAG_NEW_MERCHANT, FairnessDiversity
+from tastebud.stages.rerank import Reranker
+from tastebud.stages.retrieve import Retriever
+from tastebud.stages.stock_filter import StockFilter
+
 from factories import (
     NOW,
     FailingEncoder,
@@ -16,15 +26,6 @@ from factories import (
     make_users,
     unit_vectors,
 )
-
-from tastebud.adapters.embedded.scann_index import BruteForceIndex
-from tastebud.catalog import DOMAIN_CODE
-from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_POPULAR, Candidates
-from tastebud.settings import ServingKnobs
-from tastebud.stages.fairness import FLAG_MERCHANT_CAP, FLAG_NEW_MERCHANT, FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
-from tastebud.stages.stock_filter import StockFilter
 
 KNOBS = ServingKnobs(retrieve_k=8, history_candidates=3, popular_candidates=4)
 
@@ -63,7 +64,7 @@ def test_domain_filter_and_exclusions_apply_to_every_source() -> None:
 
 def test_items_not_created_yet_are_not_recommended() -> None:
     r = retriever()
-    r._catalog.item_created_at[2] = NOW + 3600  # noqa: SLF001 - the catalog is a fixture built for this test
+    r._catalog.item_created_at[2] = NOW + 3600
     out = r.run(make_users({}).user("x"), context(), [])
     assert 2 not in out.rows.tolist()
 
@@ -129,7 +130,8 @@ def test_stock_filter_overfetches_to_fill_the_page() -> None:
 def test_stock_outage_falls_back_to_the_snapshot_and_says_so() -> None:
     catalog = make_catalog(10)
     degraded: list[str] = []
-    filt = StockFilter(catalog, MemoryStock(fail=True), serve_without_filter=False, fallback_out_of_stock=frozenset({"i0"}))
+    filt = StockFilter(catalog, MemoryStock(fail=True), serve_without_filter=False,
+                       fallback_out_of_stock=frozenset({"i0"}))
     out = filt.run(scored(list(range(10)), list(np.linspace(1, 0, 10))), k=3, degraded=degraded)
     assert out.rows.tolist() == [1, 2, 3] and degraded == ["stock"]
 

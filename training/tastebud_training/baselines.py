@@ -10,7 +10,6 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
 
 
-
 class PopularityBaseline:
     def __init__(self, catalog: Catalog) -> None:
         self._order = catalog.popular_rows("all")

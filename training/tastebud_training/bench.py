@@ -100,7 +100,7 @@ def from_artifacts(artifacts: Path) -> BenchSystem:
     redis_dir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
     service = build_service(Settings(artifacts=artifacts, redis_db_path=redis_dir / "stock.rdb"))
     retriever = service.retriever
-    encoder, index = retriever._encoder, retriever._index  # noqa: SLF001 - the bench measures these very objects
+    encoder, index = retriever._encoder, retriever._index
     directory = Path(artifacts) / "versions" / (Path(artifacts) / "CURRENT").read_text().strip()
     exact = BruteForceIndex(np.load(directory / "item_vectors.npy"))
     users = service.features

@@ -119,8 +119,9 @@ def train(
 @app.command()
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Data directory")],
-    artifacts: Annotated[Path, typer.Option("--artifacts", help="Artifacts directory (evaluation models are cached here)")],
-    exclude_seen: Annotated[bool, typer.Option("--exclude-seen", help="Drop items the user had before the cutoff")] = False,
+    artifacts: Annotated[Path, typer.Option("--artifacts", help="Artifacts directory (evaluation models cached here)")],
+    exclude_seen: Annotated[bool, typer.Option("--exclude-seen", help="Drop items the user had before the cutoff")]
+    = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     max_users: Annotated[int, typer.Option(help="Evaluate at most this many test users (sampled by seed)")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
@@ -216,7 +217,8 @@ def recommend(
 @app.command()
 def bench(
     artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Benchmark a trained system")] = None,
-    items: Annotated[int | None, typer.Option("--items", min=100, help="Benchmark a synthetic catalog of N items")] = None,
+    items: Annotated[int | None, typer.Option("--items", min=100, help="Benchmark a synthetic catalog of N items")]
+    = None,
     requests: Annotated[int, typer.Option(min=10, help="Measured requests")] = 2000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

@@ -20,7 +20,6 @@ from tastebud.artifacts import CURRENT
 from tastebud.composition import RankingStages, load_stages
 from tastebud.domain import SOURCE_ANN, Candidates, RequestContext
 from tastebud.service import rank_candidates
-from tastebud.settings import ServingKnobs
 from tastebud_training.baselines import IALSBaseline, PersonalHistoryBaseline, PopularityBaseline
 from tastebud_training.data import POSITIVE_EVENTS, Dataset
 from tastebud_training.metrics import KS, summarise
@@ -78,8 +77,9 @@ def _ann_order(candidates: Candidates) -> np.ndarray:
 
 
 def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, max_users: int | None = 3000,
-             config: TrainConfig = TrainConfig()) -> dict[str, Any]:
+             config: TrainConfig | None = None) -> dict[str, Any]:
     """Return ``{"split": {...}, "models": {name: {"recall@K": ..., "ndcg@K": ...}}}``."""
+    config = config or TrainConfig()
     probe = dataset.items["item_id"].to_numpy(dtype=str)
     test = temporal_split(dataset, probe, exclude_seen=exclude_seen, max_users=max_users, seed=config.seed)
     if not test.user_ids:

@@ -33,7 +33,8 @@ def summarise(lists: dict[str, list[np.ndarray]], truth: list[set[int]], ks: Seq
     for name, ranked_lists in lists.items():
         scores: dict[str, float] = {}
         for k in ks:
-            scores[f"recall@{k}"] = float(np.mean([recall_at(r, t, k) for r, t in zip(ranked_lists, truth, strict=True)]))
-            scores[f"ndcg@{k}"] = float(np.mean([ndcg_at(r, t, k) for r, t in zip(ranked_lists, truth, strict=True)]))
+            pairs = list(zip(ranked_lists, truth, strict=True))
+            scores[f"recall@{k}"] = float(np.mean([recall_at(r, t, k) for r, t in pairs]))
+            scores[f"ndcg@{k}"] = float(np.mean([ndcg_at(r, t, k) for r, t in pairs]))
         out[name] = scores
     return out

@@ -12,7 +12,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ class TrainConfig:
     seed: int = 7
     max_ranker_groups: int = 6000
     progress: bool = True
-    knobs: ServingKnobs = ServingKnobs()
+    knobs: ServingKnobs = field(default_factory=ServingKnobs)
 
 
 def log(message: str, enabled: bool) -> None:
@@ -63,9 +63,10 @@ def cut_at(dataset: Dataset, as_of: float) -> Dataset:
                    dataset.warnings)
 
 
-def train(dataset: Dataset, artifacts: Path, config: TrainConfig = TrainConfig(),
+def train(dataset: Dataset, artifacts: Path, config: TrainConfig | None = None,
           *, as_of: float | None = None, cache_dir: Path | None = None) -> Manifest:
     """Train on ``dataset`` (cut at ``as_of`` when given) and publish a new current version under ``artifacts``."""
+    config = config or TrainConfig()
     started = time.time()
     if as_of is not None:
         dataset = cut_at(dataset, as_of)

@@ -6,7 +6,7 @@ array indexed by catalog row, so stages gather features for 200 candidates with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,8 @@ class Catalog:
     merchant_lon: np.ndarray
     merchant_popularity_pct: np.ndarray
     categories: np.ndarray
+    _row_of: dict[str, int] = field(init=False, repr=False, compare=False)
+    _popular: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = self.item_ids.size
@@ -70,25 +72,25 @@ class Catalog:
         return int(self.item_ids.size)
 
     def row_of(self, item_id: str) -> int | None:
-        return self._row_of.get(item_id)  # type: ignore[attr-defined, no-any-return]
+        return self._row_of.get(item_id)
 
     def rows_of(self, item_ids: list[str] | tuple[str, ...]) -> np.ndarray:
         """Rows of the known ids among ``item_ids`` (unknown ids are skipped)."""
-        lookup = self._row_of  # type: ignore[attr-defined]
+        lookup = self._row_of
         return np.fromiter((lookup[i] for i in item_ids if i in lookup), dtype=np.int64)
 
     def popular_rows(self, domain: str = "all") -> np.ndarray:
         """All rows of ``domain`` ordered by popularity, most popular first."""
-        return self._popular[domain]  # type: ignore[attr-defined, no-any-return]
+        return self._popular[domain]
 
     def save(self, path: Path) -> None:
-        arrays = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         arrays["as_of"] = np.asarray(self.as_of)
         np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> Catalog:
         with np.load(path, allow_pickle=False) as data:
-            fields = {name: data[name] for name in cls.__dataclass_fields__}
-        fields["as_of"] = float(fields["as_of"])
-        return cls(**fields)
+            arrays = {f.name: data[f.name] for f in fields(cls) if f.init}
+        arrays["as_of"] = float(arrays["as_of"])
+        return cls(**arrays)

@@ -97,9 +97,9 @@ def make_request_handler(handler: LambdaHandler) -> type[BaseHTTPRequestHandler]
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch  # noqa: N815
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # Powertools already logs each request as JSON
 
     return LambdaProxy

@@ -8,7 +8,7 @@ Errors are mapped to 4xx by exception type; anything unexpected is a logged 500 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -42,7 +42,7 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"error": error}))
 
 
-def _field_of(location: tuple[Any, ...] | list[Any]) -> str:
+def _field_of(location: Sequence[Any]) -> str:
     """Pydantic error location -> dotted request field (drops the 'body' prefix and model names)."""
     parts = [str(p) for p in location if p not in ("body", "path", "query")]
     return ".".join(parts) or "body"
@@ -77,7 +77,8 @@ def create_app(provide_service: ServiceProvider) -> APIGatewayHttpResolver:
         return RecommendationResponse.model_validate(asdict(result))
 
     @app.put("/v1/stock/<item_id>", summary="Set an item's stock", tags=["stock"], responses=_errors(400, 404, 503))
-    def put_stock(item_id: Annotated[str, PathParam(min_length=1, max_length=128)], update: StockUpdate) -> StockResponse:
+    def put_stock(item_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+                  update: StockUpdate) -> StockResponse:
         provide_service().set_stock(item_id, update.in_stock, update.quantity)
         return StockResponse(item_id=item_id, in_stock=update.in_stock, quantity=update.quantity)
 

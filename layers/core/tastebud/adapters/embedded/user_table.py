@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ class UserTable:
     preference_rows: np.ndarray
     home_lat: np.ndarray
     home_lon: np.ndarray
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = self.user_ids.size
@@ -35,7 +36,7 @@ class UserTable:
         return int(self.user_ids.size)
 
     def index_of(self, user_id: str) -> int | None:
-        return self._index.get(user_id)  # type: ignore[attr-defined, no-any-return]
+        return self._index.get(user_id)
 
     def user(self, user_id: str) -> UserProfile:
         i = self.index_of(user_id)
@@ -55,9 +56,9 @@ class UserTable:
         )
 
     def save(self, path: Path) -> None:
-        np.savez(path, **{name: getattr(self, name) for name in self.__dataclass_fields__})
+        np.savez(path, **{f.name: getattr(self, f.name) for f in fields(self) if f.init})
 
     @classmethod
     def load(cls, path: Path) -> UserTable:
         with np.load(path, allow_pickle=False) as data:
-            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+            return cls(**{f.name: data[f.name] for f in fields(cls) if f.init})
