@@ -30,8 +30,12 @@ class CandidateIndex(Protocol):
     @property
     def version(self) -> str: ...
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (catalog rows int64, inner-product scores float32), best first, at most k of each."""
+    def search(self, query: np.ndarray, k: int, *, domain: str = "all") -> tuple[np.ndarray, np.ndarray]:
+        """Return (catalog rows int64, inner-product scores float32), best first, at most k of each.
+
+        ``domain`` lets an index that filters inside the query (OpenSearch) do so; in-process indexes may
+        ignore it, because the retriever over-fetches and filters by domain afterwards either way.
+        """
         ...
 
 

@@ -36,7 +36,7 @@ class Retriever:
             query = self._encoder.encode(user, context)
             if query is not None:
                 fetch = knobs.retrieve_k * (knobs.domain_overfetch if domain != "all" else 1)
-                rows, scores = self._index.search(query, fetch)
+                rows, scores = self._index.search(query, fetch, domain=domain)
                 ann_count = rows.size
                 parts_rows.append(rows)
                 parts_scores.append(scores)

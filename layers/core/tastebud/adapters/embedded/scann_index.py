@@ -24,7 +24,7 @@ class BruteForceIndex:
     def version(self) -> str:
         return self._version
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, *, domain: str = "all") -> tuple[np.ndarray, np.ndarray]:
         scores = self._vectors @ query.astype(np.float32)
         k = min(k, scores.size)
         top = np.argpartition(-scores, k - 1)[:k]
@@ -81,7 +81,7 @@ class ScannIndex:
         searcher = scann_ops_pybind.ScannSearcher(scann_ops_pybind.scann_pybind.ScannNumpy(str(directory), text), None)
         return cls(searcher, int((directory / "size").read_text()), version)
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: np.ndarray, k: int, *, domain: str = "all") -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self._size)
         rows, scores = self._searcher.search(query.astype(np.float32), final_num_neighbors=k)  # type: ignore[attr-defined]
         return rows.astype(np.int64), scores.astype(np.float32)
