@@ -22,10 +22,11 @@ pytestmark = pytest.mark.slow
 def test_manifest_describes_the_version(tiny_artifacts: Path) -> None:
     store = LocalArtifactStore(tiny_artifacts)
     manifest = Manifest.read(store.current_dir())
-    assert manifest.retrieval["kind"] == "content" and manifest.retrieval["dimension"] == 384
+    assert manifest.retrieval["kind"] == "two_tower" and manifest.retrieval["dimension"] == 128
     assert manifest.ranker["features"] == list(FEATURE_NAMES)
     assert manifest.ranker["onnx_parity_max_abs"] <= 1e-4
-    assert set(manifest.files) >= {"catalog.npz", "users.npz", "ranker.onnx", "index", "item_vectors.npy"}
+    assert set(manifest.files) >= {"catalog.npz", "users.npz", "ranker.onnx", "index", "index_vectors.npy",
+                                   "text_vectors.npy", "user_tower.onnx"}
 
 
 def test_onnx_ranker_matches_xgboost_on_real_candidates(tiny_artifacts: Path, active_user: str) -> None:

@@ -99,10 +99,9 @@ def run_bench(system: BenchSystem, *, requests: int = 2000, k: int = 20, seed: i
 def from_artifacts(artifacts: Path) -> BenchSystem:
     redis_dir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
     service = build_service(Settings(artifacts=artifacts, redis_db_path=redis_dir / "stock.rdb"))
-    retriever = service.retriever
-    encoder, index = retriever._encoder, retriever._index
+    encoder, index = service.retriever.encoder, service.retriever.index
     directory = Path(artifacts) / "versions" / (Path(artifacts) / "CURRENT").read_text().strip()
-    exact = BruteForceIndex(np.load(directory / "item_vectors.npy"))
+    exact = BruteForceIndex(np.load(directory / "index_vectors.npy"))
     users = service.features
     assert isinstance(users, UserTable)
     return BenchSystem(service, encoder, index, exact, users.user_ids.tolist(),

@@ -100,16 +100,27 @@ def train(
     data: Annotated[Path, typer.Option("--data", help="Data directory (see `tastebud data validate`)")],
     out_dir: Annotated[Path, typer.Option("--out", help="Artifacts directory; a new version is published")],
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+    retrieval: Annotated[str, typer.Option(help="two_tower (default) or content (the MiniLM baseline)")]
+    = "two_tower",
+    epochs: Annotated[int, typer.Option(min=1, help="Two-tower training epochs")] = 8,
+    image_weights: Annotated[str | None, typer.Option(
+        help="EfficientNetB0 weights file (or 'imagenet' where reachable); default: random init")] = None,
+    no_images: Annotated[bool, typer.Option("--no-images", help="Ignore item images")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output")] = False,
 ) -> None:
     """Train every model and build the index; publish one versioned artifact set."""
+    from dataclasses import replace
+
     from tastebud_training.train import TrainConfig
     from tastebud_training.train import train as run_train
 
     dataset = load_data(data)
     try:
-        manifest = run_train(dataset, out_dir, TrainConfig(seed=seed, progress=not quiet))
-    except ValueError as exc:
+        base = TrainConfig(seed=seed, progress=not quiet, retrieval=retrieval, images=not no_images,
+                           image_weights=image_weights)
+        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed))
+        manifest = run_train(dataset, out_dir, config)
+    except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     print_json({"version": manifest.version, "model_version": manifest.model_version,
                 "index_version": manifest.index_version, "ranker": {k: v for k, v in manifest.ranker.items()
@@ -125,15 +136,24 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     max_users: Annotated[int, typer.Option(help="Evaluate at most this many test users (sampled by seed)")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+    retrieval: Annotated[str, typer.Option(help="two_tower (default) or content")] = "two_tower",
+    epochs: Annotated[int, typer.Option(min=1, help="Two-tower training epochs")] = 8,
+    ablations: Annotated[bool, typer.Option("--ablations", help="Also train two-tower variants without logQ, "
+                                            "without hard negatives and without feature dropout")] = False,
 ) -> None:
     """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split."""
+    from dataclasses import replace
+
     from tastebud_training.evaluate import evaluate as run_evaluate
     from tastebud_training.train import TrainConfig
 
     dataset = load_data(data)
     try:
-        report = run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users,
-                              config=TrainConfig(seed=seed, progress=not as_json))
+        base = TrainConfig(seed=seed, progress=not as_json, retrieval=retrieval)
+        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed))
+        names = ("no_logq", "no_hard_negatives", "no_feature_dropout") if ablations else ()
+        report = run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users, config=config,
+                              ablations=names)
     except ValueError as exc:
         fail(str(exc))
     if as_json:
@@ -142,11 +162,11 @@ def evaluate(
     out.print(report["split"])
     table = Table(title="Recall@K / NDCG@K")
     table.add_column("model")
-    metrics = [f"{m}@{k}" for k in (10, 20, 50, 100, 200) for m in ("recall", "ndcg")]
+    metrics = [f"{m}@{k}" for k in (10, 20, 50, 100, 200) for m in ("recall", "ndcg")] + ["cold_recall@100"]
     for metric in metrics:
         table.add_column(metric, justify="right")
     for name, scores in report["models"].items():
-        table.add_row(name, *(f"{scores[m]:.4f}" for m in metrics))
+        table.add_row(name, *(f"{scores[m]:.4f}" if m in scores else "-" for m in metrics))
     out.print(table)
 
 

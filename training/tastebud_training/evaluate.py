@@ -9,17 +9,23 @@ the truth unless ``exclude_seen`` (food is re-ordered).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
+from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.artifacts import CURRENT
 from tastebud.composition import RankingStages, load_stages
 from tastebud.domain import SOURCE_ANN, Candidates, RequestContext
+from tastebud.ports import UserEncoder
 from tastebud.service import rank_candidates
+from tastebud.settings import ServingKnobs
+from tastebud.stages.retrieve import Retriever
 from tastebud_training.baselines import IALSBaseline, PersonalHistoryBaseline, PopularityBaseline
 from tastebud_training.data import POSITIVE_EVENTS, Dataset
 from tastebud_training.metrics import KS, summarise
@@ -70,15 +76,53 @@ def evaluation_models(dataset: Dataset, artifacts: Path, cutoff: float, config: 
 
 
 def _ann_order(candidates: Candidates) -> np.ndarray:
-    """The content baseline: ANN neighbours by similarity, then the other sources in retrieval order."""
+    """Retrieval alone: ANN neighbours by similarity, then the other sources in retrieval order."""
     is_ann = (candidates.sources & SOURCE_ANN) > 0
     scores = np.where(is_ann, candidates.retrieval_scores, -np.inf)
     return candidates.rows[np.argsort(-scores, kind="stable")]
 
 
+def _exact_retriever(stages: RankingStages, encoder: UserEncoder, vectors: np.ndarray,
+                     knobs: ServingKnobs) -> Retriever:
+    """A retriever with exact search: compares retrieval MODELS without ANN approximation in the way."""
+    return Retriever(stages.catalog, encoder, BruteForceIndex(vectors), knobs)
+
+
+def _ablation_retrievers(dataset: Dataset, stages: RankingStages, config: TrainConfig,
+                         names: Sequence[str]) -> dict[str, Retriever]:
+    """Two-tower variants trained like the evaluated one but with one ingredient switched off."""
+    from tastebud_training.retrieval import fit_two_tower
+    from tastebud_training.snapshot import build_catalog, preference_terms
+    from tastebud_training.train import _image_features, log
+
+    as_of = float(stages.manifest.retrieval["trained_before"])
+    catalog_then = build_catalog(dataset, as_of)
+    terms = preference_terms(dataset.users)
+    text_vectors = np.load(stages.directory / "text_vectors.npy")
+    cache = stages.directory.parent.parent.parent.parent / "cache"
+    image_vectors, has_image = _image_features(dataset, cache, config, lambda m: log(m, config.progress))
+    out: dict[str, Retriever] = {}
+    for name in names:
+        directory = stages.directory.parent.parent / "ablations" / name
+        directory.mkdir(parents=True, exist_ok=True)
+        log(f"ablation {name}", config.progress)
+        fitted = fit_two_tower(dataset, catalog_then, as_of, terms, text_vectors, image_vectors, has_image, directory,
+                               config.two_tower.ablation(name), lambda m: log(m, config.progress))
+        out[f"two_tower_retrieval[{name}]"] = _exact_retriever(stages, fitted.encoder, fitted.index_vectors,
+                                                               config.knobs)
+    return out
+
+
+def cold_items(dataset: Dataset, catalog_ids: np.ndarray, cutoff: float) -> set[int]:
+    """Rows of items whose first interaction of any kind is after the cutoff (no id signal before it)."""
+    first_seen = dataset.interactions.groupby("item_id")["ts"].min()
+    cold_ids = first_seen[first_seen >= cutoff].index
+    return set(pd.Index(catalog_ids).get_indexer(cold_ids).tolist()) - {-1}
+
+
 def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, max_users: int | None = 3000,
-             config: TrainConfig | None = None) -> dict[str, Any]:
-    """Return ``{"split": {...}, "models": {name: {"recall@K": ..., "ndcg@K": ...}}}``."""
+             config: TrainConfig | None = None, ablations: Sequence[str] = ()) -> dict[str, Any]:
+    """Return ``{"split": {...}, "models": {name: {"recall@K": ..., "ndcg@K": ..., "cold_recall@K": ...}}}``."""
     config = config or TrainConfig()
     probe = dataset.items["item_id"].to_numpy(dtype=str)
     test = temporal_split(dataset, probe, exclude_seen=exclude_seen, max_users=max_users, seed=config.seed)
@@ -88,13 +132,27 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
     if not np.array_equal(stages.catalog.item_ids, probe):
         raise RuntimeError("evaluation catalog rows differ from the data set's item order")
     depth = max(KS)
+    knobs = config.knobs
+    text_vectors = np.load(stages.directory / "text_vectors.npy")
+    retrievers: dict[str, Retriever] = {
+        "content_retrieval": _exact_retriever(
+            stages, ContentUserEncoder(text_vectors, np.load(stages.directory / "preference_vectors.npy")),
+            text_vectors, knobs),
+    }
+    if stages.manifest.retrieval.get("kind") == "two_tower":
+        retrievers["two_tower_retrieval"] = _exact_retriever(
+            stages, stages.retriever.encoder, np.load(stages.directory / "index_vectors.npy"), knobs)
+        if ablations:
+            retrievers.update(_ablation_retrievers(dataset, stages, config, ablations))
     baselines = {
         "popularity": PopularityBaseline(stages.catalog),
         "personal_history": PersonalHistoryBaseline(stages.users, stages.catalog),
         "ials": IALSBaseline(stages.users, stages.catalog, seed=config.seed),
     }
-    names = ["tastebud", "tastebud_no_fairness", "content_retrieval", *baselines]
+    names = ["tastebud", "tastebud_no_fairness", *retrievers, *baselines]
     lists: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    deep = replace(knobs, retrieve_k=depth)  # retrieval-only lists need all 200 neighbours
+    retrievers = {name: retriever.with_knobs(deep) for name, retriever in retrievers.items()}
     for user_id, ts, seen in track(list(zip(test.user_ids, test.request_ts, test.seen, strict=True)),
                                    "evaluating users", enabled=config.progress):
         user = stages.users.user(user_id)
@@ -104,7 +162,8 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         lists["tastebud"].append(ranked.rows)
         plain, _ = rank_candidates(stages.retriever, stages.reranker, None, user, context, depth, [])
         lists["tastebud_no_fairness"].append(plain.rows)
-        lists["content_retrieval"].append(_ann_order(plain))
+        for name, retriever in retrievers.items():
+            lists[name].append(_ann_order(retriever.run(user, context, [])))
         user_index = stages.users.index_of(user_id)
         for name, model in baselines.items():
             lists[name].append(model.recommend(user_index, depth + drop.size))
@@ -112,6 +171,15 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
             for name in names:
                 lists[name][-1] = lists[name][-1][~np.isin(lists[name][-1], drop)]
     models = summarise(lists, test.truth)
+    cold = cold_items(dataset, probe, test.cutoff)
+    cold_truth = [t & cold for t in test.truth]
+    with_cold = [i for i, t in enumerate(cold_truth) if t]
+    if with_cold:
+        cold_scores = summarise({n: [lists[n][i] for i in with_cold] for n in names},
+                                [cold_truth[i] for i in with_cold], ks=(50, 100, 200))
+        for name in names:
+            models[name].update({f"cold_{metric}": v for metric, v in cold_scores[name].items()
+                                 if metric.startswith("recall")})
     return {
         "split": {
             "kind": "global-temporal",
@@ -119,9 +187,11 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
             "cutoff": pd.Timestamp(test.cutoff, unit="s", tz="UTC").isoformat(),
             "test_users": len(test.user_ids),
             "test_positives": int(sum(len(t) for t in test.truth)),
+            "cold_items": len(cold),
+            "users_with_cold_test_items": len(with_cold),
             "exclude_seen": exclude_seen,
             "train_model_version": stages.manifest.model_version,
+            "retrieval": stages.manifest.retrieval.get("kind"),
         },
         "models": models,
     }
-

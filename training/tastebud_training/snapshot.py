@@ -116,6 +116,11 @@ def build_user_table(dataset: Dataset, catalog: Catalog, as_of: float, terms: li
     pref_offsets = np.concatenate([[0], np.cumsum([len(p) for p in pref_lists])]).astype(np.int64)
     pref_rows = np.asarray([r for p in pref_lists for r in p], dtype=np.int64)
 
+    def text_column(name: str) -> np.ndarray:
+        if name not in profile:
+            return np.full(user_ids.size, "", dtype=str)
+        return profile[name].fillna("").astype(str).str.strip().str.lower().to_numpy(dtype=str)
+
     def column(name: str) -> np.ndarray:
         return profile[name].to_numpy(dtype=np.float64) if name in profile else np.full(user_ids.size, np.nan)
 
@@ -129,4 +134,6 @@ def build_user_table(dataset: Dataset, catalog: Catalog, as_of: float, terms: li
         preference_rows=pref_rows,
         home_lat=column("home_lat"),
         home_lon=column("home_lon"),
+        age_band=text_column("age_band"),
+        gender=text_column("gender"),
     )

@@ -12,13 +12,13 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
 from tastebud.adapters.embedded.scann_index import ScannIndex
 from tastebud.artifacts import LocalArtifactStore, Manifest, sha256_of
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
@@ -26,19 +26,35 @@ from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
 from tastebud_training.data import Dataset
 from tastebud_training.ranker import build_examples, export_onnx, onnx_parity, train_ranker
+from tastebud_training.report import write_report
+from tastebud_training.retrieval import RETRIEVAL_MODELS, fit_content, fit_two_tower
 from tastebud_training.snapshot import build_catalog, build_user_table, preference_terms
 from tastebud_training.text_embedding import DIMENSION, MODEL_NAME, embed_texts, item_texts
+from tastebud_training.two_tower.trainer import TwoTowerConfig
 
 LABEL_WINDOW_QUANTILE = 0.85  # ranker features as of this quantile of positive times; labels after it
 PARITY_TOLERANCE = 1e-4
 
 
+IMAGE_DIM = 1280
+
+
 @dataclass(frozen=True)
 class TrainConfig:
+    """What `tastebud train` builds. ``retrieval`` is "two_tower" (the default) or "content" (the baseline)."""
+
     seed: int = 7
     max_ranker_groups: int = 6000
     progress: bool = True
+    retrieval: str = "two_tower"
+    images: bool = True
+    image_weights: str | None = None
+    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
     knobs: ServingKnobs = field(default_factory=ServingKnobs)
+
+    def __post_init__(self) -> None:
+        if self.retrieval not in RETRIEVAL_MODELS:
+            raise ValueError(f"retrieval must be one of {RETRIEVAL_MODELS}, not {self.retrieval!r}")
 
 
 def log(message: str, enabled: bool) -> None:
@@ -92,30 +108,43 @@ def train(dataset: Dataset, artifacts: Path, config: TrainConfig | None = None,
 def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, as_of: float, fingerprint: str,
                 version: str) -> Manifest:
     progress = config.progress
-    log(f"embedding {len(dataset.items):,} item texts with {MODEL_NAME}", progress)
-    item_vectors = embed_texts(item_texts(dataset.items), cache_dir=cache, progress=progress)
+
+    def say(message: str) -> None:
+        log(message, progress)
+
+    say(f"embedding {len(dataset.items):,} item texts with {MODEL_NAME}")
+    text_vectors = embed_texts(item_texts(dataset.items), cache_dir=cache, progress=progress)
     terms = preference_terms(dataset.users)
     preference_vectors = embed_texts(terms, cache_dir=cache) if terms else np.zeros((0, DIMENSION), np.float32)
-
-    index_version = f"idx-{hashlib.sha256(item_vectors.tobytes()).hexdigest()[:12]}"
-    log(f"building the ScaNN index over {item_vectors.shape[0]:,} x {item_vectors.shape[1]} vectors", progress)
-    index = ScannIndex.build(item_vectors, index_version)
-    encoder = ContentUserEncoder(item_vectors, preference_vectors)
 
     positive_ts = dataset.interactions.loc[
         dataset.interactions["event_type"].isin(("click", "add_to_cart", "purchase")), "ts"
     ]
     if positive_ts.empty:
         raise ValueError(f"{dataset.source}: no positive interactions (click, add_to_cart, purchase)")
+    # Retrieval learns from positives before the cut; the ranker from candidates labelled after it. One cut for
+    # both keeps the ranker honest: its retrieval-score feature never comes from pairs retrieval was trained on.
     feature_cut = float(np.quantile(positive_ts.to_numpy(), LABEL_WINDOW_QUANTILE))
     catalog_then = build_catalog(dataset, feature_cut)
+
+    if config.retrieval == "two_tower":
+        image_vectors, has_image = _image_features(dataset, cache, config, say)
+        retrieval = fit_two_tower(dataset, catalog_then, feature_cut, terms, text_vectors, image_vectors, has_image,
+                                  out, config.two_tower, say)
+    else:
+        retrieval = fit_content(text_vectors, preference_vectors)
+    index_vectors = retrieval.index_vectors
+    index_version = f"idx-{hashlib.sha256(index_vectors.tobytes()).hexdigest()[:12]}"
+    say(f"building the ScaNN index over {index_vectors.shape[0]:,} x {index_vectors.shape[1]} vectors")
+    index = ScannIndex.build(index_vectors, index_version)
+
     users_then = build_user_table(dataset, catalog_then, feature_cut, terms)
-    retriever_then = Retriever(catalog_then, encoder, index, config.knobs)
+    retriever_then = Retriever(catalog_then, retrieval.encoder, index, config.knobs)
     examples = build_examples(catalog=catalog_then, users=users_then, retriever=retriever_then,
                               interactions=dataset.interactions, label_start=feature_cut, label_end=as_of,
                               max_groups=config.max_ranker_groups, seed=config.seed, progress=progress)
-    log(f"training the XGBoost ranker on {examples.features.shape[0]:,} rows in {examples.n_groups:,} groups "
-        f"({examples.groups_by_source})", progress)
+    say(f"training the XGBoost ranker on {examples.features.shape[0]:,} rows in {examples.n_groups:,} groups "
+        f"({examples.groups_by_source})")
     model, ranker_info = train_ranker(examples, seed=config.seed)
     export_onnx(model, out / "ranker.onnx")
     model.save_model(out / "ranker.xgb.json")
@@ -132,22 +161,25 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     users = build_user_table(dataset, catalog, as_of, terms)
     catalog.save(out / "catalog.npz")
     users.save(out / "users.npz")
-    np.save(out / "item_vectors.npy", item_vectors)
+    np.save(out / "text_vectors.npy", text_vectors)
+    np.save(out / "index_vectors.npy", index_vectors)
     np.save(out / "preference_vectors.npy", preference_vectors)
     (out / "preference_terms.json").write_text(json.dumps(terms))
     index.save(out / "index")
     (out / "stock_snapshot.json").write_text(json.dumps(_stock_snapshot(dataset)))
+    write_report(out, retrieval.history, ranker_info)
 
-    files = {p.name: sha256_of(p) for p in sorted(out.iterdir())}
-    model_version = f"content-xgb-{hashlib.sha256((files['ranker.onnx'] + index_version).encode()).hexdigest()[:12]}"
+    files = {p.name: sha256_of(p) for p in sorted(out.iterdir()) if p.name != "report"}
+    model_version = (f"{retrieval.kind.replace('_', '')}-xgb-"
+                     f"{hashlib.sha256((files['ranker.onnx'] + index_version).encode()).hexdigest()[:12]}")
     manifest = Manifest(
         version=version,
         model_version=model_version,
         index_version=index_version,
         feature_version=FEATURE_VERSION,
         created_at=time.time(),
-        retrieval={"kind": "content", "text_model": MODEL_NAME, "dimension": int(item_vectors.shape[1]),
-                   "index": "scann", "items": int(item_vectors.shape[0]), "preference_terms": len(terms)},
+        retrieval={**retrieval.manifest, "text_model": MODEL_NAME, "index": "scann",
+                   "items": int(index_vectors.shape[0]), "preference_terms": len(terms)},
         ranker={"kind": "xgboost-lambdamart-onnx", "features": list(FEATURE_NAMES), "feature_cut": feature_cut,
                 **ranker_info},
         data={"source": str(dataset.source), "fingerprint": fingerprint, "as_of": as_of,
@@ -156,6 +188,21 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     )
     (out / "manifest.json").write_text(manifest.to_json())
     return manifest
+
+
+def _image_features(dataset: Dataset, cache: Path, config: TrainConfig,
+                    say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
+    """EfficientNetB0 features of item images (zeros + has_image False where an item has none)."""
+    n = len(dataset.items)
+    uris = dataset.items["image_uri"].fillna("").astype(str).tolist() if "image_uri" in dataset.items else []
+    if not config.images or not any(uris):
+        return np.zeros((n, IMAGE_DIM), np.float32), np.zeros(n, dtype=bool)
+    from tastebud_training.image_embedding import ImageConfig, embed_images
+
+    image_config = ImageConfig(weights=config.image_weights)
+    say(f"embedding {sum(1 for u in uris if u):,} item images with EfficientNetB0 "
+        f"(weights: {config.image_weights or 'random init — set --image-weights for ImageNet'})")
+    return embed_images(Path(dataset.source), uris, image_config, cache_dir=cache, progress=config.progress)
 
 
 def _stock_snapshot(dataset: Dataset) -> dict:

@@ -3,7 +3,8 @@
 Layout (the embedded ArtifactStore; the S3 adapter mirrors it under a prefix):
     ARTIFACTS/CURRENT                      name of the live version
     ARTIFACTS/versions/<version>/manifest.json
-    ARTIFACTS/versions/<version>/{catalog.npz, users.npz, item_vectors.npy, index/, ranker.onnx, ...}
+    ARTIFACTS/versions/<version>/{manifest.json, catalog.npz, users.npz, text_vectors.npy, index_vectors.npy,
+                                  index/, user_tower.onnx, ranker.onnx, ...}
 Training writes a staging directory and publishes it with a rename, so readers never see half a version.
 """
 

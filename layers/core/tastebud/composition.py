@@ -14,6 +14,7 @@ import numpy as np
 
 from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
 from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
+from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.adapters.embedded.scann_index import ScannIndex
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis
@@ -28,6 +29,7 @@ from tastebud.stages.fairness import FairnessDiversity
 from tastebud.stages.rerank import Reranker
 from tastebud.stages.retrieve import Retriever
 from tastebud.stages.stock_filter import StockFilter
+from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab
 
 
 def check_manifest(manifest: Manifest) -> None:
@@ -42,11 +44,18 @@ def check_manifest(manifest: Manifest) -> None:
 
 
 def load_encoder(manifest: Manifest, directory: Path) -> UserEncoder:
+    """The user encoder the manifest names: the two-tower user tower (ONNX) or the content baseline."""
     kind = manifest.retrieval.get("kind")
+    text_vectors = np.load(directory / "text_vectors.npy")
+    if kind == "two_tower":
+        if manifest.retrieval.get("feature_version") != TWO_TOWER_FEATURE_VERSION:
+            raise ArtifactMismatchError(
+                f"artifacts {manifest.version}: two-tower features {manifest.retrieval.get('feature_version')!r}, "
+                f"this code computes {TWO_TOWER_FEATURE_VERSION!r}; retrain with `tastebud train`"
+            )
+        return OnnxUserEncoder(directory / "user_tower.onnx", TwoTowerVocab.load(directory, text_vectors))
     if kind == "content":
-        item_vectors = np.load(directory / "item_vectors.npy", mmap_mode="r")
-        preference_vectors = np.load(directory / "preference_vectors.npy")
-        return ContentUserEncoder(np.asarray(item_vectors), preference_vectors)
+        return ContentUserEncoder(text_vectors, np.load(directory / "preference_vectors.npy"))
     raise ArtifactMismatchError(f"unknown retrieval model kind {kind!r} in {directory / 'manifest.json'}")
 
 
@@ -97,8 +106,10 @@ def load_stages(artifacts: Path, knobs: ServingKnobs) -> RankingStages:
 def build_service(settings: Settings, *, stock_client: Any = None,
                   clock: Callable[[], float] = time.time) -> RecommendationService:
     """Load the current artifact version and wire the four stages to their adapters."""
-    if settings.backend != "embedded":
-        raise ArtifactMismatchError("backend 'aws' is wired by tastebud.aws_composition (not in this build)")
+    if settings.backend == "aws":
+        from tastebud.aws_composition import build_aws_service
+
+        return build_aws_service(settings, clock=clock)
     stages = load_stages(settings.artifacts, settings.knobs)
 
     client = stock_client

@@ -29,6 +29,8 @@ class UserProfile:
     preference_rows: np.ndarray = field(default_factory=lambda: EMPTY_INT)
     home_lat: float = float("nan")
     home_lon: float = float("nan")
+    age_band: str = ""
+    gender: str = ""
 
     @property
     def has_history(self) -> bool:

@@ -23,6 +23,17 @@ class Retriever:
         self._index = index
         self._knobs = knobs
 
+    @property
+    def encoder(self) -> UserEncoder:
+        return self._encoder
+
+    @property
+    def index(self) -> CandidateIndex:
+        return self._index
+
+    def with_knobs(self, knobs: ServingKnobs) -> Retriever:
+        return Retriever(self._catalog, self._encoder, self._index, knobs)
+
     def run(self, user: UserProfile, context: RequestContext, degraded: list[str]) -> Candidates:
         """Return merged candidates; an encoder/index failure degrades to history + popularity."""
         knobs = self._knobs

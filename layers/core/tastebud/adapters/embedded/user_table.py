@@ -23,6 +23,8 @@ class UserTable:
     preference_rows: np.ndarray
     home_lat: np.ndarray
     home_lon: np.ndarray
+    age_band: np.ndarray | None = None
+    gender: np.ndarray | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -53,12 +55,15 @@ class UserTable:
             preference_rows=self.preference_rows[pstart:pend],
             home_lat=float(self.home_lat[i]),
             home_lon=float(self.home_lon[i]),
+            age_band="" if self.age_band is None else str(self.age_band[i]),
+            gender="" if self.gender is None else str(self.gender[i]),
         )
 
     def save(self, path: Path) -> None:
-        np.savez(path, **{f.name: getattr(self, f.name) for f in fields(self) if f.init})
+        np.savez(path, **{f.name: getattr(self, f.name) for f in fields(self)
+                          if f.init and getattr(self, f.name) is not None})
 
     @classmethod
     def load(cls, path: Path) -> UserTable:
         with np.load(path, allow_pickle=False) as data:
-            return cls(**{f.name: data[f.name] for f in fields(cls) if f.init})
+            return cls(**{f.name: data[f.name] for f in fields(cls) if f.init and f.name in data})

@@ -1,0 +1,32 @@
+"""UserEncoder adapter: the two-tower user tower exported to ONNX, run in process (~10 µs per request).
+
+Inputs come from tastebud.two_tower_features.profile_inputs — the same code that built the training
+examples — so serving computes exactly the features the model was trained on. Every user gets a vector:
+an unknown user is encoded from context (and location/profile when known), not sent to popularity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tastebud.domain import RequestContext, UserProfile
+from tastebud.two_tower_features import TwoTowerVocab, profile_inputs
+
+
+class OnnxUserEncoder:
+    def __init__(self, model_path: Path, vocab: TwoTowerVocab) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._names = [i.name for i in self._session.get_inputs()]
+        self._vocab = vocab
+
+    def encode(self, user: UserProfile, context: RequestContext) -> np.ndarray | None:
+        inputs = profile_inputs(self._vocab, user, context)
+        (vector,) = self._session.run(None, {name: inputs[name] for name in self._names})
+        return np.asarray(vector[0], dtype=np.float32)

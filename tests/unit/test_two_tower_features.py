@@ -1,0 +1,102 @@
+"""Training/serving parity of the two-tower inputs, and feature dropout behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tastebud.domain import RequestContext
+from tastebud.two_tower_features import (
+    HISTORY_LENGTH,
+    area_bucket,
+    history_matrix,
+    price_bucket,
+    profile_inputs,
+)
+from tastebud_training.snapshot import build_catalog, build_user_table, item_rows, positives, preference_terms
+from tastebud_training.two_tower.examples import build_vocab, point_in_time_histories
+from tastebud_training.two_tower.trainer import apply_feature_dropout
+
+
+@pytest.fixture(scope="module")
+def snapshot(tiny_dataset):  # type: ignore[no-untyped-def]
+    as_of = float(tiny_dataset.interactions["ts"].max() + 1)
+    catalog = build_catalog(tiny_dataset, as_of)
+    terms = preference_terms(tiny_dataset.users)
+    users = build_user_table(tiny_dataset, catalog, as_of, terms)
+    text = np.random.default_rng(0).normal(size=(catalog.size, 8)).astype(np.float32)
+    vocab = build_vocab(tiny_dataset, catalog, users, text, len(terms))
+    return tiny_dataset, catalog, users, vocab, as_of
+
+
+def test_point_in_time_history_equals_the_served_history(snapshot) -> None:  # type: ignore[no-untyped-def]
+    """History built for a training example at time T == what the UserTable serves as of T."""
+    dataset, catalog, users, _, as_of = snapshot
+    pos = positives(dataset.interactions)
+    pos = pos.assign(row=item_rows(catalog, pos["item_id"])).sort_values(["user_id", "ts"], kind="stable")
+    checked = 0
+    for user_id in pos["user_id"].value_counts().index[:10]:
+        mine = pos[pos["user_id"] == user_id]
+        # A probe event right at as_of: its history is everything strictly before.
+        rows = np.append(mine["row"].to_numpy(), 0)
+        weights = np.append(mine["weight"].to_numpy(), 1.0)
+        ts = np.append(mine["ts"].to_numpy(), as_of)
+        flags = np.zeros(rows.size, dtype=bool)
+        flags[-1] = True
+        hist_rows, hist_weights = point_in_time_histories(np.full(rows.size, user_id), rows, weights, ts, flags)
+        served = users.user(str(user_id))
+        np.testing.assert_array_equal(hist_rows[0], served.history_rows[:HISTORY_LENGTH])
+        np.testing.assert_allclose(hist_weights[0], served.history_weights[:HISTORY_LENGTH])
+        checked += 1
+    assert checked == 10
+
+
+def test_serving_inputs_use_the_same_vocabularies(snapshot) -> None:  # type: ignore[no-untyped-def]
+    _, catalog, users, vocab, as_of = snapshot
+    user_id = str(vocab.user_ids[0])
+    profile = users.user(user_id)
+    inputs = profile_inputs(vocab, profile, RequestContext(now=as_of, domain="grocery"))
+    assert inputs["user_idx"].tolist() == [1]
+    assert inputs["domain"].tolist() == [2]
+    rows, _ = history_matrix([profile.history_rows], [profile.history_weights])
+    expected = np.where(rows[0] >= 0, vocab.item_index[np.maximum(rows[0], 0)], 0)
+    np.testing.assert_array_equal(inputs["hist_idx"][0], expected)
+    assert inputs["area_idx"][0] == area_bucket(np.asarray([profile.home_lat]), np.asarray([profile.home_lon]))[0]
+
+
+def test_unknown_user_maps_to_the_unknown_index(snapshot) -> None:  # type: ignore[no-untyped-def]
+    _, _, users, vocab, as_of = snapshot
+    inputs = profile_inputs(vocab, users.user("never-seen"), RequestContext(now=as_of))
+    assert inputs["user_idx"].tolist() == [0] and not inputs["hist_idx"].any() and not inputs["hist_text"].any()
+
+
+def test_area_and_price_buckets_reserve_zero_for_unknown() -> None:
+    assert area_bucket(np.asarray([np.nan, 52.5]), np.asarray([13.4, 13.4])).tolist()[0] == 0
+    assert area_bucket(np.asarray([52.5]), np.asarray([13.4]))[0] > 0
+    assert price_bucket(np.asarray([np.nan, 1.0, 100.0]), np.asarray([2.0, 5.0])).tolist() == [0, 1, 3]
+
+
+def _batch(n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    user = {"user_idx": np.arange(1, n + 1), "hist_idx": np.ones((n, 4), np.int64),
+            "hist_weight": np.ones((n, 4), np.float32), "hist_text": np.ones((n, 3), np.float32)}
+    item = {"item_idx": np.arange(1, n + 1), "merchant_idx": np.arange(1, n + 1)}
+    return user, item
+
+
+def test_feature_dropout_replaces_ids_with_unknown_at_the_given_rate() -> None:
+    rng = np.random.default_rng(0)
+    user, item = _batch(20_000)
+    apply_feature_dropout(user, item, 0.3, 0.0, rng)
+    dropped = item["item_idx"] == 0
+    assert 0.28 < dropped.mean() < 0.32
+    assert np.array_equal(dropped, item["merchant_idx"] == 0)  # id and merchant drop together
+    assert 0.28 < (user["user_idx"] == 0).mean() < 0.32
+    assert user["hist_idx"].all()  # history untouched at history_rate 0
+
+
+def test_history_dropout_empties_whole_histories_and_zero_rate_changes_nothing() -> None:
+    rng = np.random.default_rng(1)
+    user, item = _batch(1000)
+    apply_feature_dropout(user, item, 0.0, 1.0, rng)
+    assert not user["hist_idx"].any() and not user["hist_weight"].any() and not user["hist_text"].any()
+    assert item["item_idx"].all() and user["user_idx"].all()

@@ -1,0 +1,92 @@
+"""Retrieval models behind the UserEncoder + CandidateIndex ports: the two-tower model (default) and the
+content baseline (MiniLM item vectors, user = recency-weighted mean of their items).
+
+``fit_retrieval`` trains on interactions before ``as_of`` and returns everything serving needs: the encoder
+(the exported ONNX user tower, exactly what serving runs), the vectors the index holds, and the files to
+publish.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
+from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
+from tastebud.catalog import Catalog
+from tastebud.ports import UserEncoder
+from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, item_inputs
+from tastebud_training.data import Dataset
+from tastebud_training.snapshot import build_user_table
+from tastebud_training.two_tower.trainer import TwoTowerConfig
+
+ONNX_PARITY_TOLERANCE = 1e-5
+RETRIEVAL_MODELS = ("two_tower", "content")
+
+
+@dataclass
+class FittedRetrieval:
+    kind: str
+    encoder: UserEncoder
+    index_vectors: np.ndarray
+    manifest: dict[str, Any]
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def fit_content(text_vectors: np.ndarray, preference_vectors: np.ndarray) -> FittedRetrieval:
+    return FittedRetrieval("content", ContentUserEncoder(text_vectors, preference_vectors), text_vectors,
+                           {"kind": "content", "dimension": int(text_vectors.shape[1])})
+
+
+def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[str], text_vectors: np.ndarray,
+                  image_vectors: np.ndarray, has_image: np.ndarray, out: Path, config: TwoTowerConfig,
+                  log: Callable[[str], None]) -> FittedRetrieval:
+    """Train the towers on positives before ``as_of``; export the user tower and embed the whole catalog."""
+    from tastebud_training.train import cut_at
+    from tastebud_training.two_tower.examples import build_examples, build_vocab
+    from tastebud_training.two_tower.export import export_user_tower, user_tower_parity
+    from tastebud_training.two_tower.trainer import embed_items, train_towers
+
+    window = cut_at(dataset, as_of)
+    users = build_user_table(window, catalog, as_of, terms)
+    vocab = build_vocab(window, catalog, users, text_vectors, len(terms))
+    examples = build_examples(window, catalog, users, vocab, hard_negatives=config.hard_negatives, seed=config.seed)
+    if len(examples) < 64:
+        raise ValueError(f"only {len(examples)} positive examples before the label window: too few for the "
+                         "two-tower model (use --retrieval content for tiny data sets)")
+    with_hard = int((examples.hard_rows >= 0).any(axis=1).sum())
+    log(f"two-tower: {len(examples):,} examples ({with_hard:,} with hard negatives), "
+        f"{vocab.n_items:,} item ids, {vocab.user_ids.size:,} user ids, {config.epochs} epochs")
+
+    def inputs_for(rows: np.ndarray) -> dict[str, np.ndarray]:
+        return item_inputs(vocab, catalog, rows, image_vectors, has_image)
+
+    trained = train_towers(examples, inputs_for, catalog.size, vocab.sizes, config, progress=log)
+    index_vectors = embed_items(trained.item_tower, inputs_for, catalog.size)
+    export_user_tower(trained.user_tower, out / "user_tower.onnx", int(text_vectors.shape[1]))
+    sample = examples.take(np.arange(min(len(examples), 512)))
+    parity = user_tower_parity(trained.user_tower, out / "user_tower.onnx", sample.user)
+    if parity > ONNX_PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX user tower differs from Keras by {parity:.2e}; not publishing")
+    vocab.save(out)
+    trained.item_tower.save(out / "item_tower.keras")
+    trained.user_tower.save(out / "user_tower.keras")
+    (out / "two_tower_history.json").write_text(json.dumps(trained.history))
+    manifest = {
+        "kind": "two_tower", "feature_version": TWO_TOWER_FEATURE_VERSION,
+        "dimension": int(index_vectors.shape[1]), "trained_before": as_of, "examples": len(examples),
+        "examples_with_hard_negatives": with_hard, "temperature": trained.temperature,
+        "onnx_parity_max_abs": parity, "seconds": round(trained.seconds, 1),
+        "final_loss": trained.history["loss"][-1], "valid_recall@100": trained.history["valid_recall@100"][-1],
+        "config": {"epochs": config.epochs, "batch_size": config.batch_size, "use_logq": config.use_logq,
+                   "hard_negatives": config.hard_negatives, "feature_dropout": config.feature_dropout,
+                   "history_dropout": config.history_dropout, "learning_rate": config.learning_rate},
+        "images": int(has_image.sum()),
+    }
+    encoder = OnnxUserEncoder(out / "user_tower.onnx", vocab)
+    return FittedRetrieval("two_tower", encoder, index_vectors, manifest, trained.history)
