@@ -1,4 +1,9 @@
-"""One contract for every CandidateIndex adapter (as TFRS tests ScaNN and brute force together)."""
+"""One contract for every CandidateIndex adapter (as TFRS tests ScaNN and brute force together).
+
+The OpenSearch adapter runs against ``aws_doubles.FakeOpenSearchDomain`` (the documented REST bodies, exact
+k-NN underneath): the index is created, bulk-loaded and put behind its alias through the admin API exactly
+as a rebuild does, then queried through opensearch-py with SigV4. The wire details are in
+test_opensearch_wire.py."""
 
 from __future__ import annotations
 
@@ -8,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aws_doubles import FakeOpenSearchDomain, opensearch_client
 
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
 from tastebud.adapters.embedded.scann_index import BruteForceIndex, ScannIndex
 from tastebud.ports import CandidateIndex
 
-from factories import unit_vectors
+from factories import make_catalog, unit_vectors
 
 VECTORS = unit_vectors(3000, dim=16, seed=1)
 Factory = Callable[[np.ndarray, Path], CandidateIndex]
@@ -29,7 +36,18 @@ def scann_reloaded(vectors: np.ndarray, tmp: Path) -> CandidateIndex:
     return ScannIndex.load(tmp / "published", "v1")
 
 
-ADAPTERS = {"brute_force": brute_force, "scann": scann_reloaded}
+def opensearch(vectors: np.ndarray, tmp: Path) -> CandidateIndex:
+    """Create + bulk-load + alias swap (the rebuild path), then query the alias (the serving path)."""
+    client = opensearch_client(FakeOpenSearchDomain())
+    catalog = make_catalog(vectors.shape[0])
+    admin = OpenSearchIndexAdmin(client, "items")
+    name = admin.create("v1", vectors.shape[1])
+    admin.bulk_load(name, admin.documents(catalog, vectors), batch=700)
+    admin.swap_alias(name)
+    return OpenSearchIndex(client, "items", catalog, "v1")
+
+
+ADAPTERS = {"brute_force": brute_force, "scann": scann_reloaded, "opensearch": opensearch}
 
 
 @pytest.fixture(params=sorted(ADAPTERS))

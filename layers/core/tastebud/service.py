@@ -11,7 +11,7 @@ import numpy as np
 
 from tastebud.catalog import DOMAINS, Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
-from tastebud.errors import NotFoundError
+from tastebud.errors import DependencyError, NotFoundError
 from tastebud.ports import FeatureStore, StockStore
 from tastebud.reasons import reasons_for
 from tastebud.stages.fairness import FairnessDiversity
@@ -76,7 +76,12 @@ class RecommendationService:
             exclude_item_ids=exclude_item_ids,
         )
         degraded: list[str] = []
-        user = self.features.user(user_id)
+        try:
+            user = self.features.user(user_id)
+        except DependencyError:
+            # Feature store down (DynamoDB throttled/unreachable): serve the user as cold, never a 5xx.
+            degraded.append("features")
+            user = UserProfile.cold(user_id)
         ranked, stage_ms = self.rank(user, context, k, degraded, started=started)
         t = time.perf_counter()
         final = self.stock_filter.run(ranked, k, degraded)

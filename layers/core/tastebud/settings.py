@@ -28,10 +28,17 @@ class ServingKnobs:
     max_per_merchant: int = 3
     category_penalty: float = 0.15
     serve_without_stock_filter: bool = False
+    # AWS backend: per-call budgets of the remote stages and retries of transient errors (full jitter).
+    encoder_timeout_ms: int = 60
+    index_timeout_ms: int = 80
+    dependency_retries: int = 1
+    index_filter_in_stock: bool = True
 
     def __post_init__(self) -> None:
         if self.retrieve_k < 1 or self.max_per_merchant < 1:
             raise SettingsError("retrieve_k and max_per_merchant must be >= 1")
+        if self.encoder_timeout_ms < 1 or self.index_timeout_ms < 1 or self.dependency_retries < 0:
+            raise SettingsError("timeouts must be >= 1 ms and dependency_retries >= 0")
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,11 @@ class Settings:
     sagemaker_endpoint: str | None = None
     opensearch_endpoint: str | None = None
     opensearch_index_alias: str | None = None
+    artifacts_s3_uri: str | None = None
+    profiles_table: str | None = None
+    history_table: str | None = None
+    redis_auth_secret: str | None = None
+    events_stream: str | None = None
     knobs: ServingKnobs = field(default_factory=ServingKnobs)
 
     def __post_init__(self) -> None:
@@ -66,11 +78,26 @@ class Settings:
                     ("TASTEBUD_OPENSEARCH_ENDPOINT", self.opensearch_endpoint),
                     ("TASTEBUD_OPENSEARCH_INDEX_ALIAS", self.opensearch_index_alias),
                     ("TASTEBUD_REDIS_URL", self.redis_url),
+                    ("TASTEBUD_REDIS_AUTH_SECRET_ARN", self.redis_auth_secret),
+                    ("TASTEBUD_ARTIFACTS_S3_URI", self.artifacts_s3_uri),
+                    ("TASTEBUD_PROFILES_TABLE", self.profiles_table),
+                    ("TASTEBUD_HISTORY_TABLE", self.history_table),
                 )
                 if not value
             ]
             if missing:
                 raise SettingsError(f"backend 'aws' needs {', '.join(missing)}")
+            if not str(self.artifacts_s3_uri).startswith("s3://"):
+                raise SettingsError(
+                    f"TASTEBUD_ARTIFACTS_S3_URI must be s3://bucket/prefix/, got {self.artifacts_s3_uri!r}")
+
+    @property
+    def artifacts_bucket_and_prefix(self) -> tuple[str, str]:
+        """``s3://bucket/prefix/`` -> (bucket, prefix without slashes)."""
+        if not self.artifacts_s3_uri or not self.artifacts_s3_uri.startswith("s3://"):
+            raise SettingsError("TASTEBUD_ARTIFACTS_S3_URI (s3://bucket/prefix/) is not set")
+        bucket, _, prefix = self.artifacts_s3_uri[len("s3://"):].partition("/")
+        return bucket, prefix.strip("/")
 
     @property
     def stock_db_path(self) -> Path:
@@ -108,5 +135,33 @@ class Settings:
             sagemaker_endpoint=env.get("TASTEBUD_SAGEMAKER_ENDPOINT") or None,
             opensearch_endpoint=env.get("TASTEBUD_OPENSEARCH_ENDPOINT") or None,
             opensearch_index_alias=env.get("TASTEBUD_OPENSEARCH_INDEX_ALIAS") or None,
+            artifacts_s3_uri=env.get("TASTEBUD_ARTIFACTS_S3_URI") or None,
+            profiles_table=env.get("TASTEBUD_PROFILES_TABLE") or None,
+            history_table=env.get("TASTEBUD_HISTORY_TABLE") or None,
+            redis_auth_secret=env.get("TASTEBUD_REDIS_AUTH_SECRET_ARN") or None,
+            events_stream=env.get("TASTEBUD_EVENTS_STREAM") or None,
             knobs=replace(knobs, **overrides),  # type: ignore[arg-type]
         )
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """The ingest function's settings (Kinesis -> DynamoDB recent history); it loads no artifacts."""
+
+    history_table: str
+    history_ttl_days: float = 180.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> IngestSettings:
+        env = os.environ if environ is None else environ
+        table = env.get("TASTEBUD_HISTORY_TABLE")
+        if not table:
+            raise SettingsError("TASTEBUD_HISTORY_TABLE is not set (the DynamoDB recent-history table)")
+        raw = env.get("TASTEBUD_HISTORY_TTL_DAYS", "180")
+        try:
+            ttl = float(raw)
+        except ValueError as exc:
+            raise SettingsError(f"TASTEBUD_HISTORY_TTL_DAYS={raw!r} is not a number") from exc
+        if ttl <= 0:
+            raise SettingsError("TASTEBUD_HISTORY_TTL_DAYS must be > 0")
+        return cls(history_table=table, history_ttl_days=ttl)

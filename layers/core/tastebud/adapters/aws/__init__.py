@@ -1,0 +1,6 @@
+"""AWS adapters behind the ports: SageMaker (UserEncoder), OpenSearch k-NN (CandidateIndex), DynamoDB
+(FeatureStore), S3 (ArtifactStore), Kinesis (EventSink); ElastiCache reuses the Redis StockStore.
+
+Every adapter takes its client as an optional constructor argument (tests inject stubs; the composition
+root ``tastebud.aws_composition`` builds the real ones) and turns SDK errors into domain exceptions.
+"""

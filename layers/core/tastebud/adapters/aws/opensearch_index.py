@@ -1,0 +1,256 @@
+"""CandidateIndex on Amazon OpenSearch Service k-NN, plus the admin side (mapping, bulk load, alias swap).
+
+Index design (one document per item, ``_id`` = item id):
+  - ``embedding``: ``knn_vector`` of the two-tower dimension (128), engine **faiss**, method **HNSW**,
+    space **innerproduct** (the towers' outputs are L2-normalised, so inner product = cosine, and it is
+    what the model was trained to rank by). faiss rather than lucene: faiss HNSW supports efficient
+    filtering (k-NN plugin >= 2.9) AND an index-level ``ef_search``, which we need at ~200 neighbours
+    (DESIGN §6: HNSW needs ef ~ 1024 for recall 0.96-0.98 at k=200 on hard data; learned embeddings are
+    clustered and easier, so 512 is the default, raise it if `tastebud bench` recall drops).
+    ``m`` = 32 links per node (memory ~ 1.1 * (4*128 + 8*32) B per vector = ~0.85 GB per 1M items),
+    ``ef_construction`` = 256.
+  - ``domain`` (keyword), ``merchant_id`` (keyword), ``in_stock`` and ``merchant_open`` (boolean): filter
+    fields, applied INSIDE the k-NN query (``knn.embedding.filter``), so k results come back even under
+    restrictive filters (efficient filtering, not post-filtering).
+
+Scores: for ``innerproduct`` OpenSearch reports ``ip + 1`` when ip >= 0 and ``1 / (1 - ip)`` when ip < 0
+(k-NN "spaces" documentation); ``inner_product`` inverts that so callers see the model's own scores.
+
+Zero-downtime rebuilds: every build goes to a new concrete index ``<alias>-<index_version>``; serving
+always queries the alias, and ``OpenSearchIndexAdmin.swap_alias`` moves it in ONE atomic ``_aliases`` call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from tastebud.adapters.aws.retry import NO_RETRY, RetryPolicy
+from tastebud.catalog import DOMAINS, Catalog
+from tastebud.errors import ArtifactMismatchError, DependencyError
+
+VECTOR_FIELD = "embedding"
+STAGE = "retrieve"
+
+
+def index_body(dimension: int, *, m: int = 32, ef_construction: int = 256, ef_search: int = 512,
+               shards: int = 1, replicas: int = 1, refresh_interval: str = "30s") -> dict[str, Any]:
+    """Settings + mappings of one concrete item index (see the module docstring for the choices)."""
+    return {
+        "settings": {
+            "index": {
+                "knn": True,
+                "knn.algo_param.ef_search": ef_search,
+                "number_of_shards": shards,
+                "number_of_replicas": replicas,
+                "refresh_interval": refresh_interval,
+            }
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                VECTOR_FIELD: {
+                    "type": "knn_vector",
+                    "dimension": dimension,
+                    "method": {"name": "hnsw", "engine": "faiss", "space_type": "innerproduct",
+                               "parameters": {"m": m, "ef_construction": ef_construction}},
+                },
+                "domain": {"type": "keyword"},
+                "merchant_id": {"type": "keyword"},
+                "category": {"type": "keyword"},
+                "in_stock": {"type": "boolean"},
+                "merchant_open": {"type": "boolean"},
+            },
+        },
+    }
+
+
+def inner_product(scores: np.ndarray) -> np.ndarray:
+    """OpenSearch ``innerproduct`` scores -> the raw inner products."""
+    scores = np.asarray(scores, dtype=np.float64)
+    safe = np.where(scores > 0, scores, 1.0)
+    return np.where(scores >= 1.0, scores - 1.0, 1.0 - 1.0 / safe).astype(np.float32)
+
+
+def _describe(exc: Exception) -> str:
+    """opensearch-py errors carry the HTTP status and OpenSearch's error type/reason: keep both."""
+    status = getattr(exc, "status_code", None)
+    info = getattr(exc, "info", None)
+    if isinstance(info, dict) and isinstance(info.get("error"), dict):
+        error = info["error"]
+        return f"HTTP {status} {error.get('type')}: {error.get('reason')}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _is_retryable(exc: Exception) -> bool:
+    from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
+    from opensearchpy.exceptions import TransportError
+
+    if isinstance(exc, OpenSearchConnectionError):  # includes ConnectionTimeout
+        return True
+    return isinstance(exc, TransportError) and exc.status_code in (429, 502, 503, 504)
+
+
+class OpenSearchIndex:
+    """Queries the alias with an efficient-filtered k-NN query and maps hits back to catalog rows.
+
+    Args:
+        client: an ``opensearchpy.OpenSearch`` client (SigV4-signed in AWS; built by the composition root).
+        alias: the index alias serving reads (swapped atomically by rebuilds).
+        catalog: maps a hit's ``_id`` (item id) to its catalog row; ids unknown to the catalog are dropped
+            (an index newer than the artifacts the function loaded).
+        version: the index version this process serves (reported in responses).
+        require_in_stock / require_open: also filter on the documents' ``in_stock`` / ``merchant_open``
+            flags inside the k-NN query. Documents without the field pass (``must_not: false``).
+        timeout: per-request budget in seconds (sent to OpenSearch AND used as the socket timeout).
+    """
+
+    def __init__(self, client: Any, alias: str, catalog: Catalog, version: str, *, require_in_stock: bool = True,
+                 require_open: bool = True, timeout: float = 0.1, retry: RetryPolicy = NO_RETRY) -> None:
+        self._client = client
+        self._alias = alias
+        self._catalog = catalog
+        self._version = version
+        self._require_in_stock = require_in_stock
+        self._require_open = require_open
+        self._timeout = timeout
+        self._retry = retry
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def query(self, query: np.ndarray, k: int, domain: str = "all") -> dict[str, Any]:
+        """The request body: one k-NN clause with the filters inside it; only ids and scores come back."""
+        must: list[dict[str, Any]] = []
+        must_not: list[dict[str, Any]] = []
+        if domain != "all":
+            if domain not in DOMAINS:
+                raise ValueError(f"unknown domain {domain!r}")
+            must.append({"term": {"domain": domain}})
+        if self._require_in_stock:
+            must_not.append({"term": {"in_stock": False}})
+        if self._require_open:
+            must_not.append({"term": {"merchant_open": False}})
+        knn: dict[str, Any] = {"vector": [round(float(x), 7) for x in np.asarray(query, np.float32).tolist()], "k": k}
+        if must or must_not:
+            knn["filter"] = {"bool": {key: value for key, value in (("filter", must), ("must_not", must_not))
+                                      if value}}
+        return {"size": k, "_source": False, "query": {"knn": {VECTOR_FIELD: knn}}}
+
+    def search(self, query: np.ndarray, k: int, *, domain: str = "all") -> tuple[np.ndarray, np.ndarray]:
+        body = self.query(query, k, domain)
+
+        def call() -> Any:
+            return self._client.search(index=self._alias, body=body, request_timeout=self._timeout,
+                                       params={"filter_path": "hits.hits._id,hits.hits._score,timed_out"})
+
+        try:
+            response = self._retry.call(call, _is_retryable)
+        except Exception as exc:
+            raise DependencyError(STAGE, f"opensearch k-NN on {self._alias}: {_describe(exc)}") from exc
+        return self.parse(response)
+
+    def parse(self, response: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Hits -> (catalog rows, inner products), best first; unknown ids dropped."""
+        hits = (response.get("hits") or {}).get("hits") or []
+        if response.get("timed_out") and not hits:
+            raise DependencyError(STAGE, f"opensearch k-NN on {self._alias}: timed out with no hits")
+        row_of = self._catalog.row_of
+        rows: list[int] = []
+        scores: list[float] = []
+        for hit in hits:
+            row = row_of(str(hit["_id"]))
+            if row is not None:
+                rows.append(row)
+                scores.append(float(hit["_score"]))
+        return np.asarray(rows, dtype=np.int64), inner_product(np.asarray(scores))
+
+
+class OpenSearchIndexAdmin:
+    """Builds a new concrete index, bulk-loads the catalog's vectors, and swaps the alias atomically."""
+
+    def __init__(self, client: Any, alias: str, *, retry: RetryPolicy | None = None) -> None:
+        self._client = client
+        self._alias = alias
+        self._retry = retry or RetryPolicy(attempts=5, base_delay=0.5, max_delay=10.0)
+
+    def index_name(self, index_version: str) -> str:
+        return f"{self._alias}-{index_version}".lower()
+
+    def create(self, index_version: str, dimension: int, **parameters: Any) -> str:
+        name = self.index_name(index_version)
+        try:
+            self._client.indices.create(index=name, body=index_body(dimension, **parameters))
+        except Exception as exc:
+            raise DependencyError("index", f"creating {name}: {_describe(exc)}") from exc
+        return name
+
+    @staticmethod
+    def documents(catalog: Catalog, vectors: np.ndarray, *, in_stock: np.ndarray | None = None) -> Iterator[
+            tuple[str, dict[str, Any]]]:
+        """(item id, document) per catalog row."""
+        if vectors.shape[0] != catalog.size:
+            raise ArtifactMismatchError(f"{vectors.shape[0]} vectors for {catalog.size} catalog items")
+        merchants = catalog.merchant_ids[catalog.item_merchant].tolist()
+        categories = catalog.categories[catalog.item_category].tolist()
+        domains = [DOMAINS[d] for d in catalog.item_domain.tolist()]
+        stock = [True] * catalog.size if in_stock is None else in_stock.tolist()
+        for row, item_id in enumerate(catalog.item_ids.tolist()):
+            yield item_id, {VECTOR_FIELD: vectors[row].astype(np.float32).tolist(), "domain": domains[row],
+                            "merchant_id": merchants[row], "category": categories[row],
+                            "in_stock": bool(stock[row]), "merchant_open": True}
+
+    def bulk_load(self, index: str, documents: Iterator[tuple[str, dict[str, Any]]], *,
+                  batch: int = 500) -> int:
+        """``_bulk`` in batches (NDJSON: action line + document line); per-item errors fail the load."""
+        loaded = 0
+        lines: list[str] = []
+
+        def flush() -> None:
+            nonlocal loaded
+            if not lines:
+                return
+            payload = "\n".join(lines) + "\n"
+            response = self._retry.call(lambda: self._client.bulk(body=payload, index=index), _is_retryable)
+            if response.get("errors"):
+                failed = [item["index"] for item in response["items"] if "error" in item.get("index", {})]
+                first = failed[0] if failed else {}
+                raise DependencyError("index", f"bulk load into {index}: {len(failed)} documents failed, first: "
+                                               f"{first.get('_id')}: {first.get('error')}")
+            loaded += len(lines) // 2
+            lines.clear()
+
+        for item_id, document in documents:
+            lines.append(json.dumps({"index": {"_id": item_id}}))
+            lines.append(json.dumps(document, separators=(",", ":")))
+            if len(lines) >= 2 * batch:
+                flush()
+        flush()
+        self._client.indices.refresh(index=index)
+        return loaded
+
+    def swap_alias(self, index: str) -> list[str]:
+        """Point the alias at ``index`` and away from every other index in ONE atomic ``_aliases`` call."""
+        try:
+            current = list(self._client.indices.get_alias(name=self._alias))
+        except Exception as exc:
+            if getattr(exc, "status_code", None) != 404:
+                raise DependencyError("index", f"reading alias {self._alias}: {_describe(exc)}") from exc
+            current = []
+        actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": self._alias}}
+                                         for old in current if old != index]
+        actions.append({"add": {"index": index, "alias": self._alias}})
+        self._client.indices.update_aliases(body={"actions": actions})
+        return [old for old in current if old != index]
+
+    def set_in_stock(self, item_id: str, in_stock: bool) -> None:
+        """Partial update of one document's ``in_stock`` flag through the alias (best effort, no retries)."""
+        try:
+            self._client.update(index=self._alias, id=item_id, body={"doc": {"in_stock": in_stock}},
+                                params={"retry_on_conflict": 2})
+        except Exception as exc:
+            raise DependencyError("index", f"updating {item_id} in {self._alias}: {_describe(exc)}") from exc

@@ -1,0 +1,74 @@
+"""ElastiCache for Redis as the StockStore (the RedisStockStore adapter over a TLS + AUTH client), and a
+StockStore decorator that also mirrors stock flips into the OpenSearch documents' ``in_stock`` flag.
+
+The AUTH token lives in Secrets Manager (the template generates it and hands the same secret to the
+replication group through a dynamic reference); the function reads it once per container at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
+from tastebud.errors import DependencyError
+from tastebud.ports import StockStore
+from tastebud.settings import SettingsError
+
+
+def auth_token_from_secret(secret_id: str, *, client: Any = None) -> str:
+    """The Redis AUTH token stored in Secrets Manager: a plain string, or JSON ``{"token": "..."}``."""
+    if client is None:
+        import boto3
+
+        client = boto3.client("secretsmanager")
+    try:
+        secret = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    except Exception as exc:
+        raise DependencyError("stock", f"reading the redis AUTH token secret: {type(exc).__name__}: {exc}") from exc
+    try:
+        document = json.loads(secret)
+    except ValueError:
+        return str(secret)
+    if isinstance(document, dict):
+        if not isinstance(document.get("token"), str):
+            raise SettingsError(f"secret {secret_id} is JSON without a string 'token' field")
+        return str(document["token"])
+    return str(secret)
+
+
+def elasticache_client(url: str, auth_token: str | None, *, socket_timeout: float = 0.05,
+                       connect_timeout: float = 0.5) -> Any:
+    """redis-py client for ElastiCache with in-transit encryption: ``rediss://`` + certificate check + AUTH."""
+    import redis
+
+    if not url.startswith("rediss://"):
+        raise SettingsError(f"ElastiCache needs TLS: TASTEBUD_REDIS_URL must start with rediss://, got {url!r}")
+    return redis.Redis.from_url(url, password=auth_token, ssl_cert_reqs="required", socket_timeout=socket_timeout,
+                                socket_connect_timeout=connect_timeout, health_check_interval=30)
+
+
+class IndexSyncedStockStore:
+    """Redis stays the source of truth (stage 4 reads it); the k-NN documents' ``in_stock`` flag follows it
+    best-effort, so that the index's in-query filter stops returning items that are sold out."""
+
+    def __init__(self, store: StockStore, index_admin: OpenSearchIndexAdmin) -> None:
+        self._store = store
+        self._admin = index_admin
+        self.index_sync_failures = 0
+
+    def out_of_stock(self, item_ids: Sequence[str]) -> np.ndarray:
+        return self._store.out_of_stock(item_ids)
+
+    def set_stock(self, item_id: str, in_stock: bool, quantity: int | None = None) -> None:
+        self._store.set_stock(item_id, in_stock, quantity)
+        try:
+            self._admin.set_in_stock(item_id, in_stock and (quantity is None or quantity > 0))
+        except DependencyError:
+            self.index_sync_failures += 1  # the stock stage still filters it; the next rebuild re-syncs
+
+    def __getattr__(self, name: str) -> Any:  # load_snapshot, ping: the Redis store's own methods
+        return getattr(self._store, name)

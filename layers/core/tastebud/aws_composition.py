@@ -1,0 +1,160 @@
+"""The composition root of ``TASTEBUD_BACKEND=aws``: builds the AWS clients and wires the AWS adapters.
+
+Once per Lambda container (the init phase, via ``composition.lazy_service``):
+  1. read ``CURRENT`` from the artifacts bucket and download ONLY what the function serves from
+     (manifest, catalog, ranker, stock snapshot, preference terms; not the local ScaNN index or vectors)
+     into ``TASTEBUD_ARTIFACTS`` (``/tmp``), reused by warm starts;
+  2. build clients with short timeouts and NO SDK-level retries (the adapters retry once with jitter, so
+     a request's worst case stays bounded): SageMaker runtime, DynamoDB, S3, Secrets Manager, OpenSearch
+     (SigV4, HTTPS), ElastiCache (TLS + AUTH token from Secrets Manager);
+  3. wire user encoder -> k-NN index -> ONNX ranker -> fairness -> stock filter, exactly like the embedded
+     backend (``composition.build_service``) but with remote adapters.
+Tests pass ready clients through ``AwsClients`` (moto, botocore stubs, a fake OpenSearch connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
+from tastebud.adapters.aws.retry import RetryPolicy
+from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
+from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, history_payload
+from tastebud.adapters.aws.stock import IndexSyncedStockStore, auth_token_from_secret, elasticache_client
+from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
+from tastebud.adapters.redis_stock import RedisStockStore
+from tastebud.artifacts import Manifest
+from tastebud.catalog import Catalog
+from tastebud.composition import check_manifest
+from tastebud.errors import ArtifactMismatchError
+from tastebud.features import FEATURE_NAMES
+from tastebud.ports import StockStore
+from tastebud.service import RecommendationService, Versions
+from tastebud.settings import Settings
+from tastebud.stages.fairness import FairnessDiversity
+from tastebud.stages.rerank import Reranker
+from tastebud.stages.retrieve import Retriever
+from tastebud.stages.stock_filter import StockFilter
+
+# What serving reads from a version (the rest — ScaNN index, item vectors, users.npz — is for the embedded
+# backend and offline evaluation; skipping it keeps the cold start short and /tmp small).
+SERVING_FILES = ("manifest.json", "catalog.npz", "ranker.onnx", "stock_snapshot.json", "preference_terms.json")
+
+
+@dataclass
+class AwsClients:
+    """Ready clients; any left as None is built from the settings (boto3 default credential chain)."""
+
+    s3: Any = None
+    dynamodb: Any = None
+    sagemaker_runtime: Any = None
+    secretsmanager: Any = None
+    opensearch: Any = None
+    redis: Any = None
+
+
+def boto_config(*, connect_timeout: float, read_timeout: float, max_attempts: int = 1) -> Any:
+    from botocore.config import Config
+
+    return Config(connect_timeout=connect_timeout, read_timeout=read_timeout, tcp_keepalive=True,
+                  retries={"total_max_attempts": max_attempts, "mode": "standard"})
+
+
+def opensearch_client(endpoint: str, region: str, credentials: Any, *, timeout: float) -> Any:
+    """HTTPS + SigV4 (service ``es``) client for an OpenSearch Service domain; no transport-level retries."""
+    from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection
+
+    host = endpoint.removeprefix("https://").rstrip("/")
+    return OpenSearch(hosts=[{"host": host, "port": 443}], http_auth=Urllib3AWSV4SignerAuth(credentials, region, "es"),
+                      use_ssl=True, verify_certs=True, ssl_show_warn=False, connection_class=Urllib3HttpConnection,
+                      timeout=timeout, max_retries=0, retry_on_timeout=False, pool_maxsize=4)
+
+
+def build_clients(settings: Settings, given: AwsClients | None = None) -> AwsClients:
+    given = given or AwsClients()
+    knobs = settings.knobs
+    if all(value is not None for value in vars(given).values()):
+        return given
+    import boto3
+
+    session = boto3.session.Session(region_name=settings.aws_region)
+    fast = boto_config(connect_timeout=0.2, read_timeout=0.2)
+    encoder = boto_config(connect_timeout=0.2, read_timeout=knobs.encoder_timeout_ms / 1000)
+    bulk = boto_config(connect_timeout=2, read_timeout=20, max_attempts=3)  # start-up downloads only
+    clients = AwsClients(
+        s3=given.s3 or session.client("s3", config=bulk),
+        dynamodb=given.dynamodb or session.client("dynamodb", config=fast),
+        sagemaker_runtime=given.sagemaker_runtime or session.client("sagemaker-runtime", config=encoder),
+        secretsmanager=given.secretsmanager or session.client("secretsmanager", config=bulk),
+        opensearch=given.opensearch,
+        redis=given.redis,
+    )
+    if clients.opensearch is None:
+        assert settings.opensearch_endpoint and session.region_name
+        clients.opensearch = opensearch_client(settings.opensearch_endpoint, session.region_name,
+                                               session.get_credentials(), timeout=knobs.index_timeout_ms / 1000)
+    if clients.redis is None:
+        assert settings.redis_url and settings.redis_auth_secret
+        token = auth_token_from_secret(settings.redis_auth_secret, client=clients.secretsmanager)
+        clients.redis = elasticache_client(settings.redis_url, token)
+    return clients
+
+
+def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
+                      clock: Callable[[], float] = time.time) -> RecommendationService:
+    """Fetch the current artifact version from S3 and wire the AWS adapters (see the module docstring)."""
+    assert settings.backend == "aws" and settings.sagemaker_endpoint and settings.opensearch_index_alias
+    assert settings.profiles_table and settings.history_table
+    clients = build_clients(settings, clients)
+    knobs = settings.knobs
+
+    bucket, prefix = settings.artifacts_bucket_and_prefix
+    store = S3ArtifactStore(bucket, prefix, client=clients.s3)
+    directory = store.fetch(store.current_version(), settings.artifacts, include=SERVING_FILES)
+    manifest = Manifest.read(directory)
+    check_manifest(manifest)
+    dimension = manifest.retrieval.get("dimension")
+    if not isinstance(dimension, int):
+        raise ArtifactMismatchError(f"manifest {manifest.version}: retrieval.dimension missing")
+    catalog = Catalog.load(directory / "catalog.npz")
+    terms_path = directory / "preference_terms.json"
+    terms = json.loads(terms_path.read_text()) if terms_path.is_file() else []
+
+    retry = RetryPolicy(attempts=1 + knobs.dependency_retries, base_delay=0.005, max_delay=0.02)
+    encoder = SageMakerUserEncoder(settings.sagemaker_endpoint, history_payload(catalog), dimension=dimension,
+                                   client=clients.sagemaker_runtime, retry=retry)
+    index = OpenSearchIndex(clients.opensearch, settings.opensearch_index_alias, catalog, manifest.index_version,
+                            require_in_stock=knobs.index_filter_in_stock, timeout=knobs.index_timeout_ms / 1000,
+                            retry=retry)
+    features = DynamoFeatureStore(settings.profiles_table, settings.history_table, catalog,
+                                  preference_terms=terms, client=clients.dynamodb)
+    ranker = OnnxRanker(directory / "ranker.onnx", manifest.model_version, n_features=len(FEATURE_NAMES))
+
+    redis_store = RedisStockStore(clients.redis)
+    snapshot = json.loads((directory / "stock_snapshot.json").read_text())
+    # Redis down at start-up: serve anyway; stage 4 degrades to the shipped snapshot per request.
+    with contextlib.suppress(Exception):
+        redis_store.load_snapshot(manifest.data.get("fingerprint", manifest.version), snapshot["out_of_stock"],
+                                  snapshot.get("quantities", {}))
+    stock: StockStore = redis_store
+    if knobs.index_filter_in_stock:
+        stock = IndexSyncedStockStore(redis_store, OpenSearchIndexAdmin(clients.opensearch,
+                                                                        settings.opensearch_index_alias))
+    return RecommendationService(
+        catalog=catalog,
+        features=features,
+        retriever=Retriever(catalog, encoder, index, knobs),
+        reranker=Reranker(catalog, ranker),
+        fairness=FairnessDiversity(catalog, knobs),
+        stock_filter=StockFilter(catalog, stock, serve_without_filter=knobs.serve_without_stock_filter,
+                                 fallback_out_of_stock=frozenset(snapshot["out_of_stock"])),
+        stock=stock,
+        versions=Versions(manifest.model_version, manifest.index_version, manifest.feature_version),
+        clock=clock,
+    )
