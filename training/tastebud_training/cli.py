@@ -140,6 +140,8 @@ def evaluate(
     epochs: Annotated[int, typer.Option(min=1, help="Two-tower training epochs")] = 8,
     ablations: Annotated[bool, typer.Option("--ablations", help="Also train two-tower variants without logQ, "
                                             "without hard negatives and without feature dropout")] = False,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as markdown here")]
+    = None,
 ) -> None:
     """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split."""
     from dataclasses import replace
@@ -156,6 +158,10 @@ def evaluate(
                               ablations=names)
     except ValueError as exc:
         fail(str(exc))
+    if markdown is not None:
+        from tastebud_training.evaluate import render_markdown
+
+        markdown.write_text(render_markdown(report, "tastebud evaluate " + " ".join(sys.argv[2:])))
     if as_json:
         print_json(report)
         return

@@ -195,3 +195,21 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         },
         "models": models,
     }
+
+
+def render_markdown(report: dict[str, Any], command: str) -> str:
+    """A page for docs/: the split, then one row per model (recall and NDCG at every K, cold-item recall)."""
+    split = report["split"]
+    ks = (10, 20, 50, 100, 200)
+    header = ["model", *[f"R@{k}" for k in ks], *[f"N@{k}" for k in ks], "cold R@100"]
+    lines = [f"`{command}`", "",
+             f"Split: {split['kind']} at the {split['cutoff_quantile']:.0%} quantile ({split['cutoff']}), "
+             f"{split['test_users']} test users, {split['test_positives']} test positives, exclude_seen="
+             f"{split['exclude_seen']}, {split.get('cold_items', 0)} cold items "
+             f"({split.get('users_with_cold_test_items', 0)} users with one in their test set).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, scores in report["models"].items():
+        cells = [f"{scores[f'recall@{k}']:.4f}" for k in ks] + [f"{scores[f'ndcg@{k}']:.4f}" for k in ks]
+        cells.append(f"{scores['cold_recall@100']:.4f}" if "cold_recall@100" in scores else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -29,7 +29,7 @@ def write_report(out: Path, history: dict[str, list[float]], ranker: dict[str, A
                   "| epoch | loss | valid recall@100 | temperature |", "|---:|---:|---:|---:|"]
         lines += [f"| {i + 1} | {loss:.4f} | {recall:.3f} | {temp:.4f} |" for i, (loss, recall, temp) in
                   enumerate(zip(history["loss"], history["valid_recall@100"], history["temperature"], strict=True))]
-        lines.append("")
+        lines += ["", f"Published weights: epoch {history.get('best_epoch', ['?'])[0]} (best validation recall).", ""]
     importance = ranker.get("importance") or {}
     if importance:
         names = sorted(importance, key=importance.get, reverse=True)  # type: ignore[arg-type]

@@ -115,6 +115,7 @@ def train_towers(examples: Examples, item_inputs: ItemInputs, n_catalog: int, si
         return loss
 
     history: dict[str, list[float]] = {"loss": [], "valid_recall@100": [], "temperature": []}
+    best: tuple[float, int, list, list, float] | None = None
     for epoch in range(config.epochs):
         shuffled = rng.permutation(train_index)
         losses = []
@@ -136,8 +137,14 @@ def train_towers(examples: Examples, item_inputs: ItemInputs, n_catalog: int, si
         if progress:
             progress(f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f}, "
                      f"valid recall@100 {recall:.3f}, temperature {history['temperature'][-1]:.4f}")
-    return TrainedTowers(user_tower, item_tower, float(tf.exp(log_temperature)), history, config,
-                         time.time() - started)
+        if best is None or recall > best[0]:
+            best = (recall, epoch, user_tower.get_weights(), item_tower.get_weights(), float(tf.exp(log_temperature)))
+    assert best is not None
+    # Keep the epoch with the best validation recall (the towers overfit small logs after a few epochs).
+    user_tower.set_weights(best[2])
+    item_tower.set_weights(best[3])
+    history["best_epoch"] = [best[1] + 1]
+    return TrainedTowers(user_tower, item_tower, best[4], history, config, time.time() - started)
 
 
 def embed_items(item_tower: keras.Model, item_inputs: ItemInputs, n_catalog: int, batch: int = 4096) -> np.ndarray:
