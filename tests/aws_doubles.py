@@ -252,8 +252,27 @@ def sagemaker_runtime_client(respond: SageMakerResponder) -> tuple[Any, list[AWS
         raw = urllib3.HTTPResponse(body=io.BytesIO(payload), status=status, headers=headers, preload_content=False)
         return AWSResponse(request.url, status, headers, raw)
 
-    client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", before_send)
+    # First in line: inside ``mock_aws`` moto's own before-send handler would answer with a canned body.
+    client.meta.events.register_first("before-send.sagemaker-runtime.InvokeEndpoint", before_send)
     return client, sent
 
 
 ENDPOINT_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
+
+
+# ---------------------------------------------------------------- DynamoDB tables as template.yaml declares them
+def create_feature_tables(client: Any, profiles: str = "profiles", history: str = "history") -> None:
+    client.create_table(
+        TableName=profiles, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}])
+    client.create_table(
+        TableName=history, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}, {"AttributeName": "item_id", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"},
+                              {"AttributeName": "item_id", "AttributeType": "S"},
+                              {"AttributeName": "last_ts", "AttributeType": "N"}],
+        LocalSecondaryIndexes=[{"IndexName": "by_recency",
+                                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["weight"]},
+                                "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"},
+                                              {"AttributeName": "last_ts", "KeyType": "RANGE"}]}])

@@ -1,9 +1,7 @@
-"""API Gateway HTTP API -> the Tastebud recommendation service (all /v1 routes and /health)."""
+"""API Gateway HTTP API -> the Tastebud recommendation service (POST /v1/recommendations, GET /health)."""
 
 from __future__ import annotations
 
-from tastebud.api.http import create_handler
-from tastebud.composition import lazy_service
-from tastebud.settings import Settings
+from tastebud.api.http import create_lambda_handler
 
-handler = create_handler(lazy_service(Settings.from_env))
+handler = create_lambda_handler()

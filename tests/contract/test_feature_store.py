@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import boto3
 import numpy as np
 import pytest
+from aws_doubles import create_feature_tables
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -35,22 +36,6 @@ def region_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
 
 
-def create_tables(client: object) -> None:
-    client.create_table(  # type: ignore[attr-defined]
-        TableName="profiles", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}])
-    client.create_table(  # type: ignore[attr-defined]
-        TableName="history", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}, {"AttributeName": "item_id", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"},
-                              {"AttributeName": "item_id", "AttributeType": "S"},
-                              {"AttributeName": "last_ts", "AttributeType": "N"}],
-        LocalSecondaryIndexes=[{"IndexName": HISTORY_RECENCY_INDEX, "Projection": {"ProjectionType": "ALL"},
-                                "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"},
-                                              {"AttributeName": "last_ts", "KeyType": "RANGE"}]}])
-
-
 def user_table() -> UserTable:
     users = sorted(EXPECTED)
     rows = [np.asarray(EXPECTED[u][0], np.int64) for u in users]
@@ -67,7 +52,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     region_env(monkeypatch)
     with mock_aws():
         client = boto3.client("dynamodb")
-        create_tables(client)
+        create_feature_tables(client)
         writer = HistoryWriter("history", client=client, clock=lambda: NOW)
         for user, row, kind, ago in EVENTS:
             writer.record(InteractionEvent(user, CATALOG.item_ids[row], kind, NOW - ago))

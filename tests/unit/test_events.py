@@ -1,7 +1,8 @@
-"""The sample events (events/*.json) are API Gateway HTTP API payload v2.0 events that match template.yaml.
+"""The sample events (events/*.json) match template.yaml: API Gateway HTTP API payload v2.0 events for the
+routes, Kinesis batches for the ingest function. Every function has events; every event a function.
 
 The same files feed `sam local invoke -e events/NAME.json` and the handler tests, so they must stay
-faithful to what API Gateway sends for the routes the template declares.
+faithful to what API Gateway and the Kinesis event source mapping send.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ def load_template() -> dict[str, Any]:
     return yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)
 
 
-EVENT_NAMES = sorted(path.stem for path in EVENTS_DIR.glob("*.json"))
+ALL_EVENTS = sorted(path.stem for path in EVENTS_DIR.glob("*.json"))
+KINESIS_EVENTS = [name for name in ALL_EVENTS if name.startswith("ingest_")]
+EVENT_NAMES = [name for name in ALL_EVENTS if name not in KINESIS_EVENTS]  # HTTP API events
 
 
 def template_routes() -> set[str]:
@@ -64,7 +67,41 @@ def template_routes() -> set[str]:
 
 
 def test_there_are_events() -> None:
-    assert len(EVENT_NAMES) >= 7, EVENT_NAMES
+    assert len(EVENT_NAMES) >= 8, EVENT_NAMES
+    assert KINESIS_EVENTS == ["ingest_kinesis", "ingest_kinesis_malformed"]
+
+
+def function_events(kind: str) -> dict[str, list[str]]:
+    """Function logical id -> its event names of ``kind`` (HttpApi, Kinesis) in template.yaml."""
+    found: dict[str, list[str]] = {}
+    for name, resource in load_template()["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            events = resource["Properties"].get("Events", {})
+            found[name] = [e for e, spec in events.items() if spec["Type"] == kind]
+    return found
+
+
+def test_every_function_has_sample_events() -> None:
+    http = function_events("HttpApi")
+    kinesis = function_events("Kinesis")
+    assert set(http) == {"RecommendFunction", "StockFunction", "IngestFunction"}
+    assert http["IngestFunction"] == [] and kinesis["IngestFunction"] == ["Interactions"]
+    routes = {load_event(name)["routeKey"] for name in EVENT_NAMES}
+    assert {"POST /v1/recommendations", "GET /health"} <= routes  # RecommendFunction
+    assert "PUT /v1/stock/{item_id}" in routes  # StockFunction
+
+
+@pytest.mark.parametrize("name", KINESIS_EVENTS)
+def test_kinesis_events_are_what_the_event_source_mapping_sends(name: str) -> None:
+    import base64
+
+    records = load_event(name)["Records"]
+    assert records
+    for record in records:
+        assert record["eventSource"] == "aws:kinesis" and record["eventName"] == "aws:kinesis:record"
+        assert record["eventSourceARN"].startswith("arn:aws:kinesis:") and ":stream/" in record["eventSourceARN"]
+        assert record["eventID"].endswith(record["kinesis"]["sequenceNumber"])
+        base64.b64decode(record["kinesis"]["data"], validate=True)
 
 
 @pytest.mark.parametrize("name", EVENT_NAMES)

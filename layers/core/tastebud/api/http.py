@@ -7,6 +7,7 @@ Errors are mapped to 4xx by exception type; anything unexpected is a logged 500 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -35,6 +36,23 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 logger = Logger(service="tastebud")
 
 
+def user_hash(user_id: str) -> str:
+    """What logs carry instead of a user id: a short, stable, non-reversible digest."""
+    return hashlib.sha256(user_id.encode()).hexdigest()[:16]
+
+
+def record_metrics(metrics: Any, result: Any) -> None:
+    """Per-stage latency, degraded stages and page size as CloudWatch EMF metrics (Powertools Metrics)."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    for stage, ms in result.stage_ms.items():
+        metrics.add_metric(name=f"{stage}_ms", unit=MetricUnit.Milliseconds, value=ms)
+    for stage in result.degraded:
+        metrics.add_metric(name=f"degraded_{stage}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="degraded_requests", unit=MetricUnit.Count, value=1 if result.degraded else 0)
+    metrics.add_metric(name="items_returned", unit=MetricUnit.Count, value=len(result.items))
+
+
 def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if field:
@@ -56,7 +74,7 @@ def _errors(*statuses: int) -> dict[int, Any]:
                      "content": {"application/json": {"model": ErrorResponse}}} for status in statuses}
 
 
-def create_app(provide_service: ServiceProvider) -> APIGatewayHttpResolver:
+def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
 
     @app.post("/v1/recommendations", summary="Recommend items for a user", tags=["recommendations"],
@@ -72,8 +90,10 @@ def create_app(provide_service: ServiceProvider) -> APIGatewayHttpResolver:
             exclude_item_ids=tuple(request.exclude_item_ids),
             request_id=app.current_event.request_context.request_id or None,
         )
-        logger.info("recommended", extra={"items": len(result.items), "stage_ms": result.stage_ms,
-                                          "degraded": result.degraded})
+        logger.info("recommended", extra={"user_hash": user_hash(request.user_id), "items": len(result.items),
+                                          "stage_ms": result.stage_ms, "degraded": result.degraded})
+        if metrics is not None:
+            record_metrics(metrics, result)
         return RecommendationResponse.model_validate(asdict(result))
 
     @app.put("/v1/stock/<item_id>", summary="Set an item's stock", tags=["stock"], responses=_errors(400, 404, 503))
@@ -131,16 +151,37 @@ def create_app(provide_service: ServiceProvider) -> APIGatewayHttpResolver:
     return app
 
 
-def create_handler(provide_service: ServiceProvider) -> LambdaHandler:
-    """The Lambda entry point: a Powertools resolver with the Lambda context injected into logs."""
-    app = create_app(provide_service)
+def create_handler(provide_service: ServiceProvider, *, metrics: Any = None, tracer: Any = None) -> LambdaHandler:
+    """The Lambda entry point: a Powertools resolver with the Lambda context injected into logs.
 
-    @logger.inject_lambda_context(clear_state=True)
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    With ``metrics`` (Powertools ``Metrics``) every recommendation emits per-stage latency and degraded-stage
+    counts, flushed as EMF at the end of the invocation; with ``tracer`` the invocation is an X-Ray segment.
+    The local server passes neither (no EMF lines on stdout, no X-Ray daemon).
+    """
+    app = create_app(provide_service, metrics=metrics)
+
+    def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return app.resolve(event, context)
 
+    wrapped: Callable[[dict[str, Any], Any], dict[str, Any]] = resolve
+    if tracer is not None:
+        wrapped = tracer.capture_lambda_handler(wrapped, capture_response=False)
+    if metrics is not None:
+        wrapped = metrics.log_metrics(wrapped, capture_cold_start_metric=True)
+    handler = logger.inject_lambda_context(wrapped, clear_state=True)
     handler.app = app  # type: ignore[attr-defined]  # tests and the OpenAPI export reach the resolver here
     return handler
+
+
+def create_lambda_handler(provide_service: ServiceProvider | None = None) -> LambdaHandler:
+    """The deployed functions' handler: Powertools Logger + Metrics + Tracer around the resolver."""
+    from aws_lambda_powertools import Metrics, Tracer
+
+    from tastebud.composition import lazy_service
+    from tastebud.settings import Settings
+
+    return create_handler(provide_service or lazy_service(Settings.from_env), metrics=Metrics(namespace="Tastebud"),
+                          tracer=Tracer(service="tastebud"))
 
 
 def openapi_spec() -> str:

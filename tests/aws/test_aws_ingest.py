@@ -1,0 +1,71 @@
+"""The ingest function with the sample Kinesis events: positives land in DynamoDB history (moto), malformed
+records are skipped (never retried forever), and a DynamoDB failure is reported as a batch item failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from aws_doubles import create_feature_tables
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from tastebud.adapters.aws.dynamodb_features import HistoryWriter
+from tastebud.adapters.aws.ingest import create_ingest_handler
+from tastebud.local_server import LocalLambdaContext
+from tastebud.settings import IngestSettings, SettingsError
+
+from helpers import load_event
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_feature_tables(client)
+        yield client
+
+
+def run(client: Any, event_name: str) -> dict[str, Any]:
+    handler = create_ingest_handler(HistoryWriter("history", client=client, clock=lambda: 1_764_140_000.0))
+    return handler(load_event(event_name), LocalLambdaContext(aws_request_id="t"))
+
+
+def history(client: Any, user_id: str) -> dict[str, str]:
+    items = client.query(TableName="history", KeyConditionExpression="user_id = :u",
+                         ExpressionAttributeValues={":u": {"S": user_id}})["Items"]
+    return {item["item_id"]["S"]: item["weight"]["N"] for item in items}
+
+
+def test_positives_are_folded_into_history(dynamodb: Any) -> None:
+    assert run(dynamodb, "ingest_kinesis") == {"batchItemFailures": []}
+    assert history(dynamodb, "u00001") == {"i000001": "3", "i000002": "1"}  # purchase 3, click 1
+    assert history(dynamodb, "u00002") == {}  # impressions are not history
+
+
+def test_malformed_records_are_skipped_not_retried(dynamodb: Any) -> None:
+    assert run(dynamodb, "ingest_kinesis_malformed") == {"batchItemFailures": []}
+    assert history(dynamodb, "u00001") == {"i000001": "3"}
+    assert history(dynamodb, "u00003") == {}
+
+
+def test_a_failed_write_is_reported_for_retry(dynamodb: Any) -> None:
+    stubber = Stubber(dynamodb)
+    stubber.add_client_error("update_item", service_error_code="ProvisionedThroughputExceededException",
+                             http_status_code=400)
+    stubber.add_response("update_item", {})
+    with stubber:
+        response = run(dynamodb, "ingest_kinesis")
+    first = load_event("ingest_kinesis")["Records"][0]["kinesis"]["sequenceNumber"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": first}]}
+
+
+def test_ingest_settings_require_the_table() -> None:
+    with pytest.raises(SettingsError, match="TASTEBUD_HISTORY_TABLE"):
+        IngestSettings.from_env({})
+    assert IngestSettings.from_env({"TASTEBUD_HISTORY_TABLE": "h"}).history_ttl_days == 180.0
+    with pytest.raises(SettingsError):
+        IngestSettings.from_env({"TASTEBUD_HISTORY_TABLE": "h", "TASTEBUD_HISTORY_TTL_DAYS": "-1"})
