@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from tastebud_training.data import EVENT_TYPES, Dataset, SimulationSummary, generate, load_dataset
+from tastebud_training.data import EVENT_TYPES, Dataset, SimulationSummary, generate, load_dataset, sim_images
 from tastebud_training.data.simulator import WINDOW_START
 
 TINY = {"users": 60, "items": 300, "seed": 1, "progress": False}
@@ -38,7 +39,7 @@ def tiny(tiny_dir: Path) -> Dataset:
 
 
 def test_tiny_output_is_a_valid_data_directory(tiny_dir: Path, tiny: Dataset) -> None:
-    assert sorted(p.name for p in tiny_dir.iterdir()) == sorted((*FILES, "ground_truth.json"))
+    assert sorted(p.name for p in tiny_dir.iterdir()) == sorted((*FILES, "ground_truth.json", "images"))
     assert len(tiny.items) == 300 and len(tiny.users) == 60
     assert 8 <= len(tiny.merchants) <= 16
     assert tiny.warnings == ()
@@ -48,6 +49,10 @@ def test_same_seed_gives_identical_files(tmp_path: Path, tiny_dir: Path) -> None
     generate(tmp_path / "again", **TINY)
     for name in (*FILES, "ground_truth.json"):
         assert (tmp_path / "again" / name).read_bytes() == (tiny_dir / name).read_bytes(), name
+    images = sorted(p.name for p in (tiny_dir / "images").iterdir())
+    assert images == sorted(p.name for p in (tmp_path / "again" / "images").iterdir())
+    for name in images:
+        assert (tmp_path / "again" / "images" / name).read_bytes() == (tiny_dir / "images" / name).read_bytes(), name
 
 
 def test_all_event_types_with_positions_and_shared_request_ids(tiny: Dataset) -> None:
@@ -187,3 +192,102 @@ def test_positions_show_position_bias(tiny: Dataset) -> None:
     clicked = events[events["event_type"] == "click"]["position"].value_counts()
     rate = (clicked / shown).fillna(0.0)
     assert rate.loc[1.0] > np.mean(rate.loc[[8.0, 9.0, 10.0]])
+
+
+def _item_domains(ds: Dataset) -> pd.Series:
+    return ds.items["merchant_id"].map(ds.merchants.set_index("merchant_id")["domain"])
+
+
+def test_items_have_photos_except_about_one_in_ten(tiny_dir: Path, tiny: Dataset) -> None:
+    uris = tiny.items["image_uri"]
+    with_photo = uris[uris != ""]
+    assert (with_photo == "images/" + tiny.items.loc[with_photo.index, "item_id"] + ".png").all()
+    assert (uris == "").mean() == pytest.approx(0.10, abs=0.06)
+    assert sorted(p.name for p in (tiny_dir / "images").iterdir()) == sorted(u.split("/")[1] for u in with_photo)
+    for uri in with_photo.iloc[:20]:
+        with Image.open(tiny_dir / uri) as image:
+            assert image.format == "PNG" and image.mode == "RGB" and image.size == (64, 64)
+
+
+def test_photos_show_category_and_domain(tiny_dir: Path, tiny: Dataset) -> None:
+    items = tiny.items[tiny.items["image_uri"] != ""].assign(domain=_item_domains(tiny))
+    pixels = np.stack([np.asarray(Image.open(tiny_dir / u), dtype=np.float32) for u in items["image_uri"]])
+    # The border is background, whose hue belongs to the category: nearest category centroid (leave-one-out).
+    border = np.concatenate([pixels[:, :4].reshape(len(pixels), -1, 3), pixels[:, -4:].reshape(len(pixels), -1, 3)],
+                            axis=1).mean(axis=1)
+    label = (items["domain"] + "/" + items["category"]).to_numpy()
+    correct = 0
+    for i in range(len(items)):
+        same = label == label[i]
+        if same.sum() < 2:
+            continue
+        others = np.ones(len(items), bool)
+        others[i] = False
+        centroids = {c: border[others & (label == c)].mean(axis=0) for c in set(label[others])}
+        correct += min(centroids, key=lambda c: float(np.sum((centroids[c] - border[i]) ** 2))) == label[i]
+    assert correct / len(items) > 0.8  # chance: about 1 in 20
+    # Plates are large, pale and grey; packs are coloured with only a small pale label.
+    pale = ((pixels.min(axis=3) > 170) & (np.ptp(pixels, axis=3) < 40)).mean(axis=(1, 2))
+    restaurant = items["domain"].to_numpy() == "restaurant"
+    assert np.median(pale[restaurant]) > 2 * np.median(pale[~restaurant])
+
+
+def test_without_images_the_other_tables_are_unchanged(tmp_path: Path, tiny_dir: Path, tiny: Dataset) -> None:
+    generate(tmp_path / "plain", **TINY, images=False)
+    assert not (tmp_path / "plain" / "images").exists()
+    for name in ("merchants.parquet", "users.parquet", "interactions.parquet", "stock.parquet"):
+        assert (tmp_path / "plain" / name).read_bytes() == (tiny_dir / name).read_bytes(), name
+    plain = load_dataset(tmp_path / "plain")
+    assert (plain.items["image_uri"] == "").all()
+    pd.testing.assert_frame_equal(plain.items.drop(columns="image_uri"), tiny.items.drop(columns="image_uri"))
+    truth = json.loads((tmp_path / "plain" / "ground_truth.json").read_text())
+    assert truth["images"] is None and truth["summary"]["images"] == 0
+
+
+def test_image_counts_in_summary_and_ground_truth(tiny_run: tuple[Path, SimulationSummary], tiny: Dataset) -> None:
+    out, summary = tiny_run
+    truth = json.loads((out / "ground_truth.json").read_text())
+    assert summary.images == truth["summary"]["images"] == (tiny.items["image_uri"] != "").sum()
+    assert summary.items_without_image == truth["summary"]["items_without_image"] == 300 - summary.images
+    assert truth["images"]["directory"] == "images"
+    assert ("images", f"{summary.images:,} ({summary.items_without_image:,} items without)") in summary.rows()
+
+
+def test_a_failed_image_write_keeps_the_earlier_output(
+    tmp_path: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "data"
+    shutil.copytree(tiny_dir, out)
+    before = sorted(p.name for p in (out / "images").iterdir())
+
+    def failing(directory: Path, *args: object, **kwargs: object) -> int:
+        directory.mkdir()
+        (directory / "i000001.png").write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sim_images, "write_images", failing)
+    with pytest.raises(OSError, match="disk full"):
+        generate(out, **{**TINY, "seed": 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert json.loads((out / "ground_truth.json").read_text())["seed"] == 1
+    assert sorted(p.name for p in (out / "images").iterdir()) == before
+
+
+def test_refuses_to_overwrite_a_data_set_whose_images_folder_holds_other_files(tmp_path: Path, tiny_dir: Path) -> None:
+    out = tmp_path / "data"
+    shutil.copytree(tiny_dir, out)
+    (out / "images" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        generate(out, **TINY)
+    assert (out / "images" / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 64, 3), (1, 1, 1, 3), (2, 5, 7, 3)])
+def test_png_encoder_round_trips_through_pil(shape: tuple[int, int, int, int]) -> None:
+    import io
+
+    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    for data, expected in zip(sim_images.encode_png(pixels), pixels, strict=True):
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == "PNG" and image.mode == "RGB" and image.info == {}
+            np.testing.assert_array_equal(np.asarray(image), expected)

@@ -296,7 +296,7 @@ def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Gen
             "category": [r["category"] for r in item_rows],
             "description": [r["description"] for r in item_rows],
             "price": price,
-            "image_uri": [""] * n,  # images come with a later issue
+            "image_uri": [""] * n,  # filled by the simulator when it writes photos (sim_images)
             "created_at": item_created,
         }
     )

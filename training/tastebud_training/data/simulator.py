@@ -2,13 +2,19 @@
 
 Restaurants and grocery stores in one city, their dishes and products, users with hidden tastes, and 60
 days of sessions: impressions from an old production system, then views, clicks, carts and purchases drawn
-from a ground-truth choice model with position bias and strong reorder habits. Deterministic by seed.
+from a ground-truth choice model with position bias and strong reorder habits. Items come with small photos
+(``images/<item_id>.png``; about 10% have none) whose look follows their category and domain. Deterministic
+by seed.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -18,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tastebud_training.data import sim_log
+from tastebud_training.data import sim_images, sim_log
 from tastebud_training.data.atomic_dir import check_replaceable, write_dataset_dir
-from tastebud_training.data.schema import EVENT_TYPES, POSITIVE_EVENTS
+from tastebud_training.data.schema import EVENT_TYPES, POSITIVE_EVENTS, TABLE_NAMES
 from tastebud_training.data.sim_catalog import DAY, GROCERY, Catalog, build_catalog
 from tastebud_training.data.sim_users import DIETS, Population, build_population
 
@@ -51,6 +57,8 @@ class SimulationSummary:
     out_of_stock: int
     seconds: float
     event_counts: dict[str, int] = field(default_factory=dict)
+    images: int = 0  # item photos written
+    items_without_image: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -72,6 +80,7 @@ class SimulationSummary:
             ("positives", f"{self.positives:,}"),
             ("repeat purchases", f"{self.repeat_purchase_share:.0%}"),
             ("out of stock", f"{self.out_of_stock:,} items"),
+            ("images", f"{self.images:,} ({self.items_without_image:,} items without)" if self.images else "none"),
             ("time", f"{self.seconds:.1f} s"),
         ]
         return rows
@@ -125,7 +134,7 @@ def _interactions(log: sim_log.Log, catalog: Catalog, population: Population) ->
 
 
 def _ground_truth(
-    seed: int, users: int, items: int, days: int, population: Population, summary: dict[str, Any]
+    seed: int, users: int, items: int, days: int, population: Population, summary: dict[str, Any], images: bool
 ) -> dict[str, Any]:
     """Parameters and a summary of the hidden tastes; for people reading the data, never for models."""
     return {
@@ -151,12 +160,79 @@ def _ground_truth(
             "activity_p50_p90_p99": [round(float(q), 3) for q in np.quantile(population.activity, [0.5, 0.9, 0.99])],
             "mean_price_sensitivity": round(float(population.price_sensitivity.mean()), 4),
         },
+        "images": {
+            "directory": sim_images.IMAGE_DIR,
+            "format": f"PNG, {sim_images.IMAGE_SIZE}x{sim_images.IMAGE_SIZE} RGB",
+            "missing_share": sim_images.MISSING_SHARE,
+            "look": "background hue, food/packaging colour and stripe pattern by category; "
+            "a plate for restaurant dishes, a box or bottle for groceries; size, position, light, texture per item",
+        }
+        if images
+        else None,
         "summary": summary,
     }
 
 
+def _check_replaceable(out: Path) -> None:
+    """``check_replaceable``, also accepting the ``images/`` folder of an earlier simulator run.
+
+    atomic_dir knows only tables and marker files; until it learns about sub-folders, the simulator judges a
+    directory with images itself: PNG files in ``images/``, and tables plus our ground_truth.json beside it.
+    """
+    images = out / sim_images.IMAGE_DIR
+    if not images.is_dir() or images.is_symlink():
+        check_replaceable(out)
+        return
+    owned = {f"{name}.parquet" for name in TABLE_NAMES} | {"ground_truth.json", sim_images.IMAGE_DIR}
+    try:
+        ours = json.loads((out / "ground_truth.json").read_text(encoding="utf-8")).get("generator") == GENERATOR
+        ours = ours and {p.name for p in out.iterdir()} <= owned
+        ours = ours and all(e.name.endswith(".png") and e.is_file(follow_symlinks=False) for e in os.scandir(images))
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise FileExistsError(
+            f"{out} is not empty and does not hold a generated data set; refusing to overwrite it "
+            "(choose another --out or remove it yourself)"
+        )
+
+
+def _write_output(
+    out: Path, tables: Mapping[str, pd.DataFrame], truth: dict[str, Any], add_images: Callable[[Path], None] | None
+) -> None:
+    """Tables, ground_truth.json and images into ``out``, all at once (a reader never sees half of them)."""
+    out = out.absolute()
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        staged = work / out.name
+        write_dataset_dir(staged, tables, "ground_truth.json", truth)
+        if add_images is not None:
+            add_images(staged / sim_images.IMAGE_DIR)
+        _check_replaceable(out)  # again: someone may have put files there while we were writing
+        if out.exists():
+            os.rename(out, work / "retired")
+            try:
+                os.rename(staged, out)
+            except OSError:
+                os.rename(work / "retired", out)  # put the old data back rather than leave nothing
+                raise
+        else:
+            os.rename(staged, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def generate(
-    out: Path, *, users: int = 3000, items: int = 12000, seed: int = 7, days: int = 60, progress: bool = True
+    out: Path,
+    *,
+    users: int = 3000,
+    items: int = 12000,
+    seed: int = 7,
+    days: int = 60,
+    progress: bool = True,
+    images: bool = True,
 ) -> SimulationSummary:
     """Generate a marketplace data directory at ``out`` (replaced only if it holds generated data).
 
@@ -167,6 +243,7 @@ def generate(
         seed: random seed; the same seed gives byte-identical files.
         days: length of the interaction log.
         progress: show a progress bar on stderr.
+        images: write a photo per item (about 10% get none) under ``images/`` and set ``image_uri``.
 
     Returns:
         Counts of what was written.
@@ -174,11 +251,15 @@ def generate(
     if users < 1 or items < 10 or days < 1:
         raise ValueError("need users >= 1, items >= 10 and days >= 1")
     out = Path(out)
-    check_replaceable(out)  # fail before the work, not after it
+    _check_replaceable(out)  # fail before the work, not after it
     began = time.perf_counter()
     rng = np.random.default_rng(seed)
     catalog = build_catalog(items, WINDOW_START, days, rng)
     population = build_population(users, WINDOW_START, days, rng)
+    # Photos use their own random streams: the other tables of a seed are the same with or without them.
+    item_ids = catalog.items["item_id"].to_numpy(dtype=object)
+    has_image = sim_images.choose_photographed(len(item_ids), seed) if images else np.zeros(len(item_ids), bool)
+    catalog.items["image_uri"] = np.where(has_image, [sim_images.image_uri(i) for i in item_ids], "").astype(object)
     with _progress(progress, days) as advance:
         log = sim_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance)
     stock = _stock(catalog, rng)
@@ -200,8 +281,21 @@ def generate(
         "repeat_purchase_share": round(log.repeat_purchases / max(event_counts["purchase"], 1), 4),
         "out_of_stock": int((~stock["in_stock"]).sum()),
         "event_counts": event_counts,
+        "images": int(has_image.sum()),
+        "items_without_image": int((~has_image).sum()),
     }
-    write_dataset_dir(
+
+    def add_images(directory: Path) -> None:
+        sim_images.write_images(
+            directory,
+            item_ids[has_image].tolist(),
+            catalog.items["category"].to_numpy(dtype=object)[has_image].tolist(),
+            catalog.item_slot[has_image],
+            catalog.item_domain[has_image],
+            seed,
+        )
+
+    _write_output(
         out,
         {
             "merchants": catalog.merchants,
@@ -210,7 +304,7 @@ def generate(
             "interactions": interactions,
             "stock": stock,
         },
-        "ground_truth.json",
-        _ground_truth(seed, users, items, days, population, counts),
+        _ground_truth(seed, users, items, days, population, counts, images),
+        add_images if images else None,
     )
     return SimulationSummary(out=out, seed=seed, days=days, seconds=time.perf_counter() - began, **counts)
