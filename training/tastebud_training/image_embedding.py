@@ -149,7 +149,7 @@ def _resolve(data_dir: Path, image_uris: Sequence[str]) -> tuple[list[Path | Non
     paths: list[Path | None] = []
     problems: dict[str, int] = {}
     for uri in image_uris:
-        text = "" if uri is None else str(uri).strip()
+        text = uri.strip() if isinstance(uri, str) else ""  # None or a pandas NaN: no image
         path = data_dir / text if text and "://" not in text else None
         if path is not None and path.is_file():
             paths.append(path)
