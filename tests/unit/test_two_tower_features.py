@@ -52,7 +52,7 @@ def test_point_in_time_history_equals_the_served_history(snapshot) -> None:  # t
 
 
 def test_serving_inputs_use_the_same_vocabularies(snapshot) -> None:  # type: ignore[no-untyped-def]
-    _, catalog, users, vocab, as_of = snapshot
+    _, _, users, vocab, as_of = snapshot
     user_id = str(vocab.user_ids[0])
     profile = users.user(user_id)
     inputs = profile_inputs(vocab, profile, RequestContext(now=as_of, domain="grocery"))

@@ -27,7 +27,7 @@ from tastebud.stages.retrieve import Retriever
 from tastebud_training.data import Dataset
 from tastebud_training.ranker import build_examples, export_onnx, onnx_parity, train_ranker
 from tastebud_training.report import write_report
-from tastebud_training.retrieval import RETRIEVAL_MODELS, fit_content, fit_two_tower
+from tastebud_training.retrieval import RETRIEVAL_MODELS, FittedRetrieval, fit_content, fit_two_tower
 from tastebud_training.snapshot import build_catalog, build_user_table, preference_terms
 from tastebud_training.text_embedding import DIMENSION, MODEL_NAME, embed_texts, item_texts
 from tastebud_training.two_tower.trainer import TwoTowerConfig
@@ -49,6 +49,7 @@ class TrainConfig:
     retrieval: str = "two_tower"
     images: bool = True
     image_weights: str | None = None
+    refit_retrieval: bool = True
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
     knobs: ServingKnobs = field(default_factory=ServingKnobs)
 
@@ -127,16 +128,17 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     feature_cut = float(np.quantile(positive_ts.to_numpy(), LABEL_WINDOW_QUANTILE))
     catalog_then = build_catalog(dataset, feature_cut)
 
-    if config.retrieval == "two_tower":
-        image_vectors, has_image = _image_features(dataset, cache, config, say)
-        retrieval = fit_two_tower(dataset, catalog_then, feature_cut, terms, text_vectors, image_vectors, has_image,
-                                  out, config.two_tower, say)
-    else:
-        retrieval = fit_content(text_vectors, preference_vectors)
-    index_vectors = retrieval.index_vectors
-    index_version = f"idx-{hashlib.sha256(index_vectors.tobytes()).hexdigest()[:12]}"
-    say(f"building the ScaNN index over {index_vectors.shape[0]:,} x {index_vectors.shape[1]} vectors")
-    index = ScannIndex.build(index_vectors, index_version)
+    image_vectors, has_image = (_image_features(dataset, cache, config, say) if config.retrieval == "two_tower"
+                                else (np.zeros((0, IMAGE_DIM), np.float32), np.zeros(0, bool)))
+
+    def fit(before: float) -> FittedRetrieval:
+        if config.retrieval == "content":
+            return fit_content(text_vectors, preference_vectors)
+        return fit_two_tower(dataset, build_catalog(dataset, before), before, terms, text_vectors, image_vectors,
+                             has_image, out, config.two_tower, say)
+
+    retrieval = fit(feature_cut)
+    index = _build_index(retrieval.index_vectors, say)
 
     users_then = build_user_table(dataset, catalog_then, feature_cut, terms)
     retriever_then = Retriever(catalog_then, retrieval.encoder, index, config.knobs)
@@ -156,6 +158,14 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     ranker_info.update(onnx_parity_max_abs=parity, importance={
         FEATURE_NAMES[int(k[1:])]: round(v, 3) for k, v in importance.items() if k.startswith("f")
     } or {k: round(v, 3) for k, v in importance.items()})
+
+    if config.refit_retrieval and config.retrieval == "two_tower":
+        # The ranker needed a retrieval model that had not seen its labels; serving wants the freshest one.
+        say("refitting the two-tower model on all interactions for serving")
+        retrieval = fit(as_of)
+        index = _build_index(retrieval.index_vectors, say)
+    index_vectors = retrieval.index_vectors
+    index_version = index.version
 
     catalog = build_catalog(dataset, as_of)
     users = build_user_table(dataset, catalog, as_of, terms)
@@ -190,6 +200,12 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     return manifest
 
 
+def _build_index(vectors: np.ndarray, say: Callable[[str], None]) -> ScannIndex:
+    version = f"idx-{hashlib.sha256(vectors.tobytes()).hexdigest()[:12]}"
+    say(f"building the ScaNN index over {vectors.shape[0]:,} x {vectors.shape[1]} vectors")
+    return ScannIndex.build(vectors, version)
+
+
 def _image_features(dataset: Dataset, cache: Path, config: TrainConfig,
                     say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
     """EfficientNetB0 features of item images (zeros + has_image False where an item has none)."""
@@ -202,7 +218,12 @@ def _image_features(dataset: Dataset, cache: Path, config: TrainConfig,
     image_config = ImageConfig(weights=config.image_weights)
     say(f"embedding {sum(1 for u in uris if u):,} item images with EfficientNetB0 "
         f"(weights: {config.image_weights or 'random init — set --image-weights for ImageNet'})")
-    return embed_images(Path(dataset.source), uris, image_config, cache_dir=cache, progress=config.progress)
+    features, has_image = embed_images(Path(dataset.source), uris, image_config, cache_dir=cache,
+                                       progress=config.progress)
+    # Unit length: pooled CNN features differ in scale by orders of magnitude between weight sets (random
+    # init gives ~1e-4), and the item tower should see direction, not scale.
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return np.where(norms > 0, features / np.maximum(norms, 1e-12), 0.0).astype(np.float32), has_image
 
 
 def _stock_snapshot(dataset: Dataset) -> dict:

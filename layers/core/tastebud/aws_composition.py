@@ -21,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
 from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
-from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, history_payload
+from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, history_payload, two_tower_payload
 from tastebud.adapters.aws.stock import IndexSyncedStockStore, auth_token_from_secret, elasticache_client
 from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.redis_stock import RedisStockStore
@@ -41,10 +43,12 @@ from tastebud.stages.fairness import FairnessDiversity
 from tastebud.stages.rerank import Reranker
 from tastebud.stages.retrieve import Retriever
 from tastebud.stages.stock_filter import StockFilter
+from tastebud.two_tower_features import TwoTowerVocab
 
 # What serving reads from a version (the rest — ScaNN index, item vectors, users.npz — is for the embedded
 # backend and offline evaluation; skipping it keeps the cold start short and /tmp small).
-SERVING_FILES = ("manifest.json", "catalog.npz", "ranker.onnx", "stock_snapshot.json", "preference_terms.json")
+SERVING_FILES = ("manifest.json", "catalog.npz", "ranker.onnx", "stock_snapshot.json", "preference_terms.json",
+                 "text_vectors.npy", "two_tower_vocab.npz", "two_tower_vocab.json")
 
 
 @dataclass
@@ -127,7 +131,9 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
     terms = json.loads(terms_path.read_text()) if terms_path.is_file() else []
 
     retry = RetryPolicy(attempts=1 + knobs.dependency_retries, base_delay=0.005, max_delay=0.02)
-    encoder = SageMakerUserEncoder(settings.sagemaker_endpoint, history_payload(catalog), dimension=dimension,
+    payload = (two_tower_payload(TwoTowerVocab.load(directory, np.load(directory / "text_vectors.npy")))
+               if manifest.retrieval.get("kind") == "two_tower" else history_payload(catalog))
+    encoder = SageMakerUserEncoder(settings.sagemaker_endpoint, payload, dimension=dimension,
                                    client=clients.sagemaker_runtime, retry=retry)
     index = OpenSearchIndex(clients.opensearch, settings.opensearch_index_alias, catalog, manifest.index_version,
                             require_in_stock=knobs.index_filter_in_stock, timeout=knobs.index_timeout_ms / 1000,

@@ -27,6 +27,7 @@ from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.catalog import Catalog
 from tastebud.domain import RequestContext, UserProfile
 from tastebud.errors import DependencyError
+from tastebud.two_tower_features import TwoTowerVocab, profile_inputs
 
 PayloadBuilder = Callable[[UserProfile, RequestContext], "dict[str, Any] | None"]
 
@@ -55,6 +56,19 @@ def history_payload(catalog: Catalog, *, max_history: int = 50) -> PayloadBuilde
             "day_of_week": context.day_of_week,
             "domain": context.domain,
         }
+
+    return build
+
+
+def two_tower_payload(vocab: TwoTowerVocab) -> PayloadBuilder:
+    """The two-tower user tower's named inputs as one TF Serving instance (row format, no batch axis).
+
+    Built by ``profile_inputs``, the same function the in-process ONNX encoder and training use, so the
+    endpoint sees exactly the features the model was trained on. Every user gets a vector (cold users too).
+    """
+
+    def build(user: UserProfile, context: RequestContext) -> dict[str, Any] | None:
+        return {name: value[0].tolist() for name, value in profile_inputs(vocab, user, context).items()}
 
     return build
 
