@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from factories import NOW, make_catalog
 
 from tastebud.adapters.aws.sagemaker_encoder import two_tower_payload
 from tastebud.domain import RequestContext, UserProfile
 from tastebud.two_tower_features import HISTORY_LENGTH, MAX_PREFERENCES, USER_INPUTS, TwoTowerVocab
+
+from factories import NOW, make_catalog
 
 
 def vocab() -> TwoTowerVocab:
