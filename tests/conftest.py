@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from factories import tiny_config
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
 
 TINY = {"users": 120, "items": 600, "seed": 3}
@@ -31,10 +33,10 @@ def tiny_dataset(tiny_data: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def tiny_artifacts(tiny_dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
     """Real models (MiniLM text vectors, ScaNN, XGBoost -> ONNX) trained on the tiny data set."""
-    from tastebud_training.train import TrainConfig, train
+    from tastebud_training.train import train
 
     artifacts = tmp_path_factory.mktemp("artifacts")
-    train(tiny_dataset, artifacts, TrainConfig(progress=False, max_ranker_groups=1500))
+    train(tiny_dataset, artifacts, tiny_config())
     return artifacts
 
 

@@ -144,3 +144,13 @@ def make_service(*, n_items: int = 30, knobs: ServingKnobs | None = None, stock:
         stock_filter=StockFilter(catalog, stock, serve_without_filter=knobs.serve_without_stock_filter),
         stock=stock, versions=Versions("m-test", "i-test", "f-test"), clock=lambda: NOW,
     )
+
+
+def tiny_config(**changes: object):  # type: ignore[no-untyped-def]
+    """Every stage of the real training pipeline (images, two-tower + refit, ranker), sized for seconds."""
+    from dataclasses import replace
+
+    from tastebud_training.train import TrainConfig
+
+    base = TrainConfig(progress=False, max_ranker_groups=1500)
+    return replace(base, two_tower=replace(base.two_tower, epochs=4), **changes)

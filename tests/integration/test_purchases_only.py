@@ -11,13 +11,15 @@ import pytest
 from tastebud.composition import build_service
 from tastebud.settings import Settings
 
+from factories import tiny_config
+
 pytestmark = pytest.mark.slow
 
 
 def test_purchases_only_data_trains_and_serves(tiny_data: Path, tmp_path: Path) -> None:
     from tastebud_training.data import load_dataset
     from tastebud_training.evaluate import evaluate
-    from tastebud_training.train import TrainConfig, train
+    from tastebud_training.train import train
 
     data = tmp_path / "minimal"
     data.mkdir()
@@ -33,7 +35,7 @@ def test_purchases_only_data_trains_and_serves(tiny_data: Path, tmp_path: Path) 
 
     dataset = load_dataset(data)
     artifacts = tmp_path / "artifacts"
-    config = TrainConfig(progress=False, max_ranker_groups=600)
+    config = tiny_config(max_ranker_groups=600)
     train(dataset, artifacts, config)
     service = build_service(Settings(artifacts=artifacts, redis_db_path=tmp_path / "s.rdb"))
     user = str(purchases["user_id"].value_counts().index[0])

@@ -16,6 +16,8 @@ from tastebud.errors import ArtifactMismatchError
 from tastebud.features import FEATURE_NAMES, ranker_features
 from tastebud.settings import ServingKnobs, Settings
 
+from factories import tiny_config
+
 pytestmark = pytest.mark.slow
 
 
@@ -112,12 +114,11 @@ def test_failed_training_publishes_nothing(tiny_dataset, tmp_path: Path) -> None
 
 def test_evaluate_reports_every_model_on_one_split(tiny_dataset, tiny_artifacts: Path) -> None:  # type: ignore[no-untyped-def]
     from tastebud_training.evaluate import evaluate
-    from tastebud_training.train import TrainConfig
 
-    report = evaluate(tiny_dataset, tiny_artifacts, config=TrainConfig(progress=False, max_ranker_groups=800))
+    report = evaluate(tiny_dataset, tiny_artifacts, config=tiny_config(max_ranker_groups=800))
     assert report["split"]["test_users"] > 0 and report["split"]["cutoff_quantile"] == 0.9
-    assert set(report["models"]) == {"tastebud", "tastebud_no_fairness", "content_retrieval", "popularity",
-                                     "personal_history", "ials"}
+    assert set(report["models"]) == {"tastebud", "tastebud_no_fairness", "content_retrieval", "two_tower_retrieval",
+                                     "popularity", "personal_history", "ials"}
     for scores in report["models"].values():
         assert set(scores) == {f"{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20, 50, 100, 200)}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
