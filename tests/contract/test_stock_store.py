@@ -98,3 +98,8 @@ def test_redis_errors_become_dependency_errors() -> None:
         store.out_of_stock(["a"])
     with pytest.raises(DependencyError):
         store.set_stock("a", False)
+
+
+def test_ids_the_joined_form_cannot_carry_still_work(store: StockStore) -> None:
+    store.set_stock("multi\nline", False)
+    assert store.out_of_stock(["multi\nline", "a", ""]).tolist() == [True, False, False]

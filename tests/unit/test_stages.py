@@ -146,3 +146,36 @@ def test_service_returns_k_unique_items_with_stage_timings() -> None:
     assert set(result.stage_ms) == {"retrieve", "rerank", "fairness", "stock", "total"}
     assert all(item.reasons for item in result.items)
     assert result.degraded == []
+
+
+def naive_greedy(values: list[float], merchants: list[int], categories: list[int], slots: int, penalty: float,
+                 cap: int) -> list[int]:
+    chosen: list[int] = []
+    for _ in range(slots):
+        best, best_value = None, -np.inf
+        for i, v in enumerate(values):
+            if i in chosen or sum(merchants[j] == merchants[i] for j in chosen) >= cap:
+                continue
+            current = v - penalty * sum(categories[j] == categories[i] for j in chosen)
+            if current > best_value:
+                best, best_value = i, current
+        if best is None:
+            break
+        chosen.append(best)
+    return chosen
+
+
+def test_lazy_greedy_matches_the_naive_definition() -> None:
+    from tastebud.stages.fairness import _greedy
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        values = rng.normal(size=n).tolist()
+        merchants = rng.integers(0, 6, n).tolist()
+        categories = rng.integers(0, 4, n).tolist()
+        slots, penalty, cap = int(rng.integers(1, n + 1)), float(rng.uniform(0, 1)), int(rng.integers(1, 4))
+        order, _ = _greedy(values, merchants, categories, slots, penalty, cap)
+        expected = naive_greedy(values, merchants, categories, slots, penalty, cap)
+        assert order[: len(expected)].tolist() == expected
+        assert sorted(order.tolist()) == list(range(n))

@@ -142,6 +142,8 @@ def evaluate(
                                             "without hard negatives and without feature dropout")] = False,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as markdown here")]
     = None,
+    cold_start: Annotated[bool, typer.Option("--cold-start", help="Also run the leave-items-out cold-start study "
+                                             "(two-tower with and without feature dropout)")] = False,
 ) -> None:
     """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split."""
     from dataclasses import replace
@@ -155,7 +157,7 @@ def evaluate(
         config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed))
         names = ("no_logq", "no_hard_negatives", "no_feature_dropout") if ablations else ()
         report = run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users, config=config,
-                              ablations=names)
+                              ablations=names, cold_start=cold_start)
     except ValueError as exc:
         fail(str(exc))
     if markdown is not None:

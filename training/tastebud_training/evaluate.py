@@ -121,7 +121,8 @@ def cold_items(dataset: Dataset, catalog_ids: np.ndarray, cutoff: float) -> set[
 
 
 def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, max_users: int | None = 3000,
-             config: TrainConfig | None = None, ablations: Sequence[str] = ()) -> dict[str, Any]:
+             config: TrainConfig | None = None, ablations: Sequence[str] = (),
+             cold_start: bool = False) -> dict[str, Any]:
     """Return ``{"split": {...}, "models": {name: {"recall@K": ..., "ndcg@K": ..., "cold_recall@K": ...}}}``."""
     config = config or TrainConfig()
     probe = dataset.items["item_id"].to_numpy(dtype=str)
@@ -180,7 +181,14 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         for name in names:
             models[name].update({f"cold_{metric}": v for metric, v in cold_scores[name].items()
                                  if metric.startswith("recall")})
+    extra: dict[str, Any] = {}
+    if cold_start:
+        from tastebud_training.cold_start import cold_start_study
+
+        extra["cold_start"] = cold_start_study(dataset, stages.directory.parent.parent / "cold_start", test.cutoff,
+                                               config, max_users=max_users or 3000)
     return {
+        **extra,
         "split": {
             "kind": "global-temporal",
             "cutoff_quantile": CUTOFF_QUANTILE,
@@ -212,4 +220,14 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
         cells = [f"{scores[f'recall@{k}']:.4f}" for k in ks] + [f"{scores[f'ndcg@{k}']:.4f}" for k in ks]
         cells.append(f"{scores['cold_recall@100']:.4f}" if "cold_recall@100" in scores else "–")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    study = report.get("cold_start")
+    if study:
+        lines += ["", f"Cold-start study (leave-items-out): {study['held_out_items']} items lose all interactions "
+                  f"before the cutoff; two-tower retrieval alone, exact search, {study['test_users']} test users.", "",
+                  "| model | cold R@50 | cold R@100 | cold R@200 | warm R@50 | warm R@100 | warm R@200 | users |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name in ("with_feature_dropout", "without_feature_dropout"):
+            row = study[name]
+            cells = [f"{row[f'{kind}_recall@{k}']:.4f}" for kind in ("cold", "warm") for k in (50, 100, 200)]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['users_with_cold_items']} |")
     return "\n".join(lines) + "\n"

