@@ -9,6 +9,7 @@ the truth unless ``exclude_seen`` (food is re-ordered).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +23,12 @@ from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.artifacts import CURRENT
 from tastebud.composition import RankingStages, load_stages
 from tastebud.domain import SOURCE_ANN, Candidates, RequestContext
+from tastebud.features import FEATURE_VERSION
 from tastebud.ports import UserEncoder
 from tastebud.service import rank_candidates
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
+from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION
 from tastebud_training.baselines import IALSBaseline, PersonalHistoryBaseline, PopularityBaseline
 from tastebud_training.data import POSITIVE_EVENTS, Dataset
 from tastebud_training.metrics import KS, summarise
@@ -68,8 +71,10 @@ def temporal_split(dataset: Dataset, catalog_ids: np.ndarray, *, exclude_seen: b
 
 
 def evaluation_models(dataset: Dataset, artifacts: Path, cutoff: float, config: TrainConfig) -> RankingStages:
-    """Models trained on the data before ``cutoff``; cached per data fingerprint and cutoff."""
-    directory = artifacts / "evaluation" / f"{data_fingerprint(dataset)}-{int(cutoff)}"
+    """Models trained on the data before ``cutoff``; cached per data fingerprint, cutoff and training config."""
+    settings = replace(config, progress=True)  # progress output does not change a model
+    config_key = hashlib.sha256(f"{settings!r}|{FEATURE_VERSION}|{TWO_TOWER_FEATURE_VERSION}".encode()).hexdigest()
+    directory = artifacts / "evaluation" / f"{data_fingerprint(dataset)}-{int(cutoff)}-{config_key[:8]}"
     if not (directory / CURRENT).is_file():
         train(dataset, directory, config, as_of=cutoff, cache_dir=artifacts / "cache")
     return load_stages(directory, config.knobs)
