@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,23 @@ from tastebud_training.data.schema import TABLE_NAMES
 # The JSON file that marks a directory as generated, and by which generator.
 MARKER_FILES = ("ground_truth.json", "source.json")
 GENERATORS = ("tastebud-simulator", "tastebud-movielens-100k")
-_OWNED = frozenset({f"{name}.parquet" for name in TABLE_NAMES} | set(MARKER_FILES))
+# Sub-folders a generator may write, and the only file suffix allowed inside each (simulated item photos).
+OWNED_FOLDERS = {"images": ".png"}
+_OWNED = frozenset({f"{name}.parquet" for name in TABLE_NAMES} | set(MARKER_FILES) | set(OWNED_FOLDERS))
+
+
+def _owned_folder_is_ours(folder: Path) -> bool:
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    suffix = OWNED_FOLDERS[folder.name]
+    return all(e.name.endswith(suffix) and e.is_file(follow_symlinks=False) for e in os.scandir(folder))
 
 
 def _generated_by_tastebud(directory: Path) -> bool:
     names = {p.name for p in directory.iterdir()}
     if not names <= _OWNED:
+        return False
+    if not all(_owned_folder_is_ours(directory / name) for name in names & set(OWNED_FOLDERS)):
         return False
     for marker in MARKER_FILES:
         if marker in names:
@@ -51,7 +62,8 @@ def check_replaceable(out: Path) -> None:
         )
 
 
-def write_dataset_dir(out: Path, tables: Mapping[str, pd.DataFrame], marker: str, meta: Mapping[str, Any]) -> None:
+def write_dataset_dir(out: Path, tables: Mapping[str, pd.DataFrame], marker: str, meta: Mapping[str, Any],
+                      *, extra: Callable[[Path], None] | None = None) -> None:
     """Write tables as Parquet plus a JSON marker file into ``out``, atomically.
 
     Args:
@@ -59,6 +71,7 @@ def write_dataset_dir(out: Path, tables: Mapping[str, pd.DataFrame], marker: str
         tables: table name -> frame; written as ``<name>.parquet`` without the index.
         marker: JSON file name from MARKER_FILES.
         meta: marker content; must carry ``generator`` from GENERATORS.
+        extra: writes more content (an OWNED_FOLDERS folder) into the staging directory before the swap.
     """
     if marker not in MARKER_FILES or meta.get("generator") not in GENERATORS:
         raise ValueError(f"unknown marker {marker!r} or generator {meta.get('generator')!r}")
@@ -70,6 +83,8 @@ def write_dataset_dir(out: Path, tables: Mapping[str, pd.DataFrame], marker: str
         for name, frame in tables.items():
             frame.to_parquet(staging / f"{name}.parquet", index=False, engine="pyarrow", compression="zstd")
         (staging / marker).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if extra is not None:
+            extra(staging)
         os.chmod(staging, 0o755)  # mkdtemp makes it 0700; a data directory is readable like any other
         check_replaceable(out)  # again: someone may have put files there while we were writing
         if out.exists():

@@ -9,12 +9,8 @@ by seed.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +22,7 @@ import pandas as pd
 
 from tastebud_training.data import sim_images, sim_log
 from tastebud_training.data.atomic_dir import check_replaceable, write_dataset_dir
-from tastebud_training.data.schema import EVENT_TYPES, POSITIVE_EVENTS, TABLE_NAMES
+from tastebud_training.data.schema import EVENT_TYPES, POSITIVE_EVENTS
 from tastebud_training.data.sim_catalog import DAY, GROCERY, Catalog, build_catalog
 from tastebud_training.data.sim_users import DIETS, Population, build_population
 
@@ -173,57 +169,6 @@ def _ground_truth(
     }
 
 
-def _check_replaceable(out: Path) -> None:
-    """``check_replaceable``, also accepting the ``images/`` folder of an earlier simulator run.
-
-    atomic_dir knows only tables and marker files; until it learns about sub-folders, the simulator judges a
-    directory with images itself: PNG files in ``images/``, and tables plus our ground_truth.json beside it.
-    """
-    images = out / sim_images.IMAGE_DIR
-    if not images.is_dir() or images.is_symlink():
-        check_replaceable(out)
-        return
-    owned = {f"{name}.parquet" for name in TABLE_NAMES} | {"ground_truth.json", sim_images.IMAGE_DIR}
-    try:
-        ours = json.loads((out / "ground_truth.json").read_text(encoding="utf-8")).get("generator") == GENERATOR
-        ours = ours and {p.name for p in out.iterdir()} <= owned
-        ours = ours and all(e.name.endswith(".png") and e.is_file(follow_symlinks=False) for e in os.scandir(images))
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    if not ours:
-        raise FileExistsError(
-            f"{out} is not empty and does not hold a generated data set; refusing to overwrite it "
-            "(choose another --out or remove it yourself)"
-        )
-
-
-def _write_output(
-    out: Path, tables: Mapping[str, pd.DataFrame], truth: dict[str, Any], add_images: Callable[[Path], None] | None
-) -> None:
-    """Tables, ground_truth.json and images into ``out``, all at once (a reader never sees half of them)."""
-    out = out.absolute()
-    _check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        staged = work / out.name
-        write_dataset_dir(staged, tables, "ground_truth.json", truth)
-        if add_images is not None:
-            add_images(staged / sim_images.IMAGE_DIR)
-        _check_replaceable(out)  # again: someone may have put files there while we were writing
-        if out.exists():
-            os.rename(out, work / "retired")
-            try:
-                os.rename(staged, out)
-            except OSError:
-                os.rename(work / "retired", out)  # put the old data back rather than leave nothing
-                raise
-        else:
-            os.rename(staged, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def generate(
     out: Path,
     *,
@@ -251,7 +196,7 @@ def generate(
     if users < 1 or items < 10 or days < 1:
         raise ValueError("need users >= 1, items >= 10 and days >= 1")
     out = Path(out)
-    _check_replaceable(out)  # fail before the work, not after it
+    check_replaceable(out)  # fail before the work, not after it
     began = time.perf_counter()
     rng = np.random.default_rng(seed)
     catalog = build_catalog(items, WINDOW_START, days, rng)
@@ -285,9 +230,9 @@ def generate(
         "items_without_image": int((~has_image).sum()),
     }
 
-    def add_images(directory: Path) -> None:
+    def add_images(staging: Path) -> None:
         sim_images.write_images(
-            directory,
+            staging / sim_images.IMAGE_DIR,
             item_ids[has_image].tolist(),
             catalog.items["category"].to_numpy(dtype=object)[has_image].tolist(),
             catalog.item_slot[has_image],
@@ -295,16 +240,8 @@ def generate(
             seed,
         )
 
-    _write_output(
-        out,
-        {
-            "merchants": catalog.merchants,
-            "items": catalog.items,
-            "users": population.users,
-            "interactions": interactions,
-            "stock": stock,
-        },
-        _ground_truth(seed, users, items, days, population, counts, images),
-        add_images if images else None,
-    )
+    tables = {"merchants": catalog.merchants, "items": catalog.items, "users": population.users,
+              "interactions": interactions, "stock": stock}
+    write_dataset_dir(out, tables, "ground_truth.json", _ground_truth(seed, users, items, days, population, counts,
+                                                                       images), extra=add_images if images else None)
     return SimulationSummary(out=out, seed=seed, days=days, seconds=time.perf_counter() - began, **counts)
