@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from factories import tiny_config
 
 from tastebud_training.cold_start import cold_start_study
 from tastebud_training.evaluate import CUTOFF_QUANTILE, render_markdown
+
+from factories import tiny_config
 
 pytestmark = pytest.mark.slow
 
