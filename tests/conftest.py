@@ -55,3 +55,19 @@ def active_user(tiny_dataset) -> str:  # type: ignore[no-untyped-def]
     interactions = tiny_dataset.interactions
     positives = interactions[interactions["event_type"].isin(("click", "add_to_cart", "purchase"))]
     return str(positives["user_id"].value_counts().index[0])
+
+
+@pytest.fixture(scope="session")
+def tiny_two_tower_snapshot(tiny_dataset):  # type: ignore[no-untyped-def]
+    """(dataset, catalog, users, two-tower vocab, as_of) at the end of the tiny log; 16-d stand-in text vectors."""
+    import numpy as np
+
+    from tastebud_training.snapshot import build_catalog, build_user_table, preference_terms
+    from tastebud_training.two_tower.examples import build_vocab
+
+    as_of = float(tiny_dataset.interactions["ts"].max() + 1)
+    catalog = build_catalog(tiny_dataset, as_of)
+    terms = preference_terms(tiny_dataset.users)
+    users = build_user_table(tiny_dataset, catalog, as_of, terms)
+    text = np.random.default_rng(0).normal(size=(catalog.size, 16)).astype(np.float32)
+    return tiny_dataset, catalog, users, build_vocab(tiny_dataset, catalog, users, text, len(terms)), as_of

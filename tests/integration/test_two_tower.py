@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from tastebud.two_tower_features import item_inputs
-from tastebud_training.snapshot import build_catalog, build_user_table, preference_terms
-from tastebud_training.two_tower.examples import build_examples, build_vocab
+from tastebud_training.two_tower.examples import build_examples
 from tastebud_training.two_tower.export import export_user_tower, user_tower_parity
 from tastebud_training.two_tower.model import TowerConfig
 from tastebud_training.two_tower.trainer import TwoTowerConfig, train_towers
@@ -18,13 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_dataset):  # type: ignore[no-untyped-def]
-    as_of = float(tiny_dataset.interactions["ts"].max() + 1)
-    catalog = build_catalog(tiny_dataset, as_of)
-    terms = preference_terms(tiny_dataset.users)
-    users = build_user_table(tiny_dataset, catalog, as_of, terms)
-    text = np.random.default_rng(0).normal(size=(catalog.size, 16)).astype(np.float32)
-    vocab = build_vocab(tiny_dataset, catalog, users, text, len(terms))
+def trained(tiny_two_tower_snapshot):  # type: ignore[no-untyped-def]
+    tiny_dataset, catalog, users, vocab, _ = tiny_two_tower_snapshot
     examples = build_examples(tiny_dataset, catalog, users, vocab, hard_negatives=2, seed=0)
     images, has_image = np.zeros((catalog.size, 32), np.float32), np.zeros(catalog.size, bool)
 

@@ -13,20 +13,14 @@ from tastebud.two_tower_features import (
     price_bucket,
     profile_inputs,
 )
-from tastebud_training.snapshot import build_catalog, build_user_table, item_rows, positives, preference_terms
-from tastebud_training.two_tower.examples import build_vocab, point_in_time_histories
+from tastebud_training.snapshot import item_rows, positives
+from tastebud_training.two_tower.examples import point_in_time_histories
 from tastebud_training.two_tower.trainer import apply_feature_dropout
 
 
 @pytest.fixture(scope="module")
-def snapshot(tiny_dataset):  # type: ignore[no-untyped-def]
-    as_of = float(tiny_dataset.interactions["ts"].max() + 1)
-    catalog = build_catalog(tiny_dataset, as_of)
-    terms = preference_terms(tiny_dataset.users)
-    users = build_user_table(tiny_dataset, catalog, as_of, terms)
-    text = np.random.default_rng(0).normal(size=(catalog.size, 8)).astype(np.float32)
-    vocab = build_vocab(tiny_dataset, catalog, users, text, len(terms))
-    return tiny_dataset, catalog, users, vocab, as_of
+def snapshot(tiny_two_tower_snapshot):  # type: ignore[no-untyped-def]
+    return tiny_two_tower_snapshot
 
 
 def test_point_in_time_history_equals_the_served_history(snapshot) -> None:  # type: ignore[no-untyped-def]
