@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from tastebud.adapters.embedded.user_table import UserTable
-from tastebud.catalog import DOMAIN_CODE, Catalog
-from tastebud_training.data import EVENT_WEIGHTS, POSITIVE_EVENTS, Dataset
+from tastebud.catalog import DEFAULT_DELIVERY_RADIUS_KM, DOMAIN_CODE, Catalog
+from tastebud.history import EVENT_WEIGHTS, POSITIVE_EVENTS
+from tastebud_training.data import Dataset
 
 RECENT_DAYS = 7
 _DAY = 86400.0
@@ -79,7 +80,23 @@ def build_catalog(dataset: Dataset, as_of: float) -> Catalog:
         merchant_lon=merchants["lon"].to_numpy(dtype=np.float64),
         merchant_popularity_pct=merchant_pct,
         categories=categories,
+        # Items deleted through the API stay in the log (their interactions still teach) but are never served.
+        item_enabled=~_flag(items, "deleted", default=False),
+        merchant_open=_flag(merchants, "is_open", default=True),
+        merchant_radius_km=merchants["delivery_radius_km"].fillna(DEFAULT_DELIVERY_RADIUS_KM).to_numpy(np.float64)
+        if "delivery_radius_km" in merchants else np.full(len(merchants), DEFAULT_DELIVERY_RADIUS_KM),
     )
+
+
+def _flag(frame: pd.DataFrame, column: str, *, default: bool) -> np.ndarray:
+    """A bool column where missing values (NaN, '') take ``default``."""
+    if column not in frame:
+        return np.full(len(frame), default)
+    values = frame[column]
+    if values.dtype == object:
+        values = values.astype(str).str.strip().str.lower().map({"true": 1.0, "1": 1.0, "yes": 1.0, "false": 0.0,
+                                                                 "0": 0.0, "no": 0.0})
+    return np.where(pd.isna(values), default, values.astype("float64") != 0.0).astype(bool)
 
 
 def preference_terms(users: pd.DataFrame) -> list[str]:

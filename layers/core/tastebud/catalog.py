@@ -6,13 +6,18 @@ array indexed by catalog row, so stages gather features for 200 candidates with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 DOMAINS = ("restaurant", "grocery")
 DOMAIN_CODE = {name: code for code, name in enumerate(DOMAINS)}
+# A merchant without a delivery radius delivers this far (typical for city food delivery; the data contract's default).
+DEFAULT_DELIVERY_RADIUS_KM = 8.0
+# Arrays that may be absent from catalogs saved before they existed; __post_init__ fills their defaults.
+_OPTIONAL = ("item_enabled", "merchant_open", "merchant_radius_km")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,9 @@ class Catalog:
         merchant_ids, merchant_created_at, merchant_lat, merchant_lon: per merchant row.
         merchant_popularity_pct: 0..1 percentile of merchant popularity (0 = least popular).
         categories: category names.
+        item_enabled: False for items deleted or disabled (never served); default all True.
+        merchant_open: False for closed merchants (never served); default all True.
+        merchant_radius_km: delivery radius per merchant; default DEFAULT_DELIVERY_RADIUS_KM.
     """
 
     as_of: float
@@ -50,15 +58,29 @@ class Catalog:
     merchant_lon: np.ndarray
     merchant_popularity_pct: np.ndarray
     categories: np.ndarray
+    item_enabled: np.ndarray = None  # type: ignore[assignment]  # filled in __post_init__
+    merchant_open: np.ndarray = None  # type: ignore[assignment]
+    merchant_radius_km: np.ndarray = None  # type: ignore[assignment]
     _row_of: dict[str, int] = field(init=False, repr=False, compare=False)
     _popular: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = self.item_ids.size
+        m = self.merchant_ids.size
+        if self.item_enabled is None:
+            object.__setattr__(self, "item_enabled", np.ones(n, dtype=bool))
+        if self.merchant_open is None:
+            object.__setattr__(self, "merchant_open", np.ones(m, dtype=bool))
+        if self.merchant_radius_km is None:
+            object.__setattr__(self, "merchant_radius_km", np.full(m, DEFAULT_DELIVERY_RADIUS_KM))
         for name in ("item_merchant", "item_domain", "item_category", "item_price", "item_created_at",
-                     "item_popularity", "item_recent_popularity", "item_ctr"):
+                     "item_popularity", "item_recent_popularity", "item_ctr", "item_enabled"):
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"catalog array {name} has {getattr(self, name).shape[0]} rows, expected {n}")
+        for name in ("merchant_created_at", "merchant_lat", "merchant_lon", "merchant_popularity_pct",
+                     "merchant_open", "merchant_radius_km"):
+            if getattr(self, name).shape[0] != m:
+                raise ValueError(f"catalog array {name} has {getattr(self, name).shape[0]} rows, expected {m}")
         # Built once: id -> row, and rows ordered by popularity per domain (the cold-start source).
         object.__setattr__(self, "_row_of", {item_id: row for row, item_id in enumerate(self.item_ids.tolist())})
         order = np.argsort(-self.item_popularity, kind="stable")
@@ -91,6 +113,57 @@ class Catalog:
     @classmethod
     def load(cls, path: Path) -> Catalog:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {f.name: data[f.name] for f in fields(cls) if f.init}
+            arrays: dict[str, Any] = {f.name: data[f.name] for f in fields(cls)
+                                      if f.init and (f.name in data or f.name not in _OPTIONAL)}
         arrays["as_of"] = float(arrays["as_of"])
         return cls(**arrays)
+
+    def merchant_row_of(self, merchant_id: str) -> int | None:
+        rows = np.flatnonzero(self.merchant_ids == merchant_id)
+        return int(rows[0]) if rows.size else None
+
+    def category_row_of(self, category: str) -> int | None:
+        row = int(np.searchsorted(self.categories, category))
+        return row if row < self.categories.size and self.categories[row] == category else None
+
+    def with_changes(self, **arrays: np.ndarray) -> Catalog:
+        """A copy with some arrays replaced (merchant state, enabled items, changed item fields).
+
+        The id lookup is shared, not rebuilt; only a change of popularity or domain re-sorts the popular lists.
+        """
+        if "item_ids" in arrays or set(arrays) & {"item_popularity", "item_domain"}:
+            return replace(self, **arrays)  # type: ignore[arg-type]
+        catalog = Catalog.__new__(Catalog)
+        for f in fields(self):
+            object.__setattr__(catalog, f.name, arrays.get(f.name, getattr(self, f.name)))
+        return catalog
+
+    def appended(self, item_ids: np.ndarray, **item_arrays: np.ndarray) -> Catalog:
+        """A copy with new item rows at the end (fresh items); every per-item array must be given.
+
+        New items have no popularity, so they go to the end of the popularity order and the id lookup is
+        extended rather than rebuilt (a 1M-item catalog grows in milliseconds, not a second).
+        """
+        per_item = [f.name for f in fields(self) if f.init and f.name.startswith("item_") and f.name != "item_ids"]
+        missing = [name for name in per_item if name not in item_arrays]
+        if missing:
+            raise ValueError(f"appended items need {', '.join(missing)}")
+        n = self.size
+        grown = {name: np.concatenate([getattr(self, name), np.asarray(item_arrays[name]).astype(
+            getattr(self, name).dtype)]) for name in per_item}
+        # The unicode dtype widens when a new id is longer than every old one.
+        grown_ids = np.concatenate([self.item_ids, np.asarray(item_ids, dtype=str)])
+        catalog = Catalog.__new__(Catalog)
+        for f in fields(self):
+            if f.init:
+                object.__setattr__(catalog, f.name, grown.get(f.name, getattr(self, f.name)))
+        object.__setattr__(catalog, "item_ids", grown_ids)
+        row_of = dict(self._row_of)
+        row_of.update({item_id: n + i for i, item_id in enumerate(np.asarray(item_ids, dtype=str).tolist())})
+        object.__setattr__(catalog, "_row_of", row_of)
+        new_rows = np.arange(n, n + len(item_ids))
+        popular = {"all": np.concatenate([self._popular["all"], new_rows])}
+        for code, domain in enumerate(DOMAINS):
+            popular[domain] = np.concatenate([self._popular[domain], new_rows[grown["item_domain"][n:] == code]])
+        object.__setattr__(catalog, "_popular", popular)
+        return catalog

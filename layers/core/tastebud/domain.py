@@ -87,6 +87,7 @@ class Candidates:
 SOURCE_ANN = 1
 SOURCE_HISTORY = 2
 SOURCE_POPULAR = 4
+SOURCE_FRESH = 8  # items added since the index was built (the fresh-items side index)
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,18 @@ class InteractionEvent:
     request_id: str | None = None
     session_id: str | None = None
     position: int | None = None
+    quantity: int | None = None
+    event_id: str | None = None  # the producer's id; a replayed id is a duplicate, never applied twice
+
+
+@dataclass(frozen=True)
+class ItemDraft:
+    """An item as a catalog upsert gives it (the data contract's items columns)."""
+
+    item_id: str
+    merchant_id: str
+    title: str
+    category: str
+    description: str = ""
+    price: float = float("nan")
+    image_uri: str | None = None

@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from tastebud.domain import InteractionEvent, RequestContext, UserProfile
+from tastebud.domain import InteractionEvent, ItemDraft, RequestContext, UserProfile
 
 
 @runtime_checkable
@@ -89,3 +89,16 @@ class ArtifactStore(Protocol):
         ...
 
     def publish(self, source: Path, version: str, *, make_current: bool = True) -> None: ...
+
+
+@runtime_checkable
+class ItemEmbedder(Protocol):
+    """Embeds new items in the serving process (text encoder + item tower, ONNX Runtime)."""
+
+    def embed(self, drafts: Sequence[ItemDraft], *, merchant_rows: np.ndarray, category_rows: np.ndarray,
+              domains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(index vectors float32 [n, D] in the candidate index's space, text vectors float32 [n, 384]).
+
+        merchant_rows/category_rows are catalog rows (-1 = unknown -> embedding index 0); domains are DOMAIN codes.
+        """
+        ...

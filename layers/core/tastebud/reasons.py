@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_POPULAR
+from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, SOURCE_HISTORY, SOURCE_POPULAR
 from tastebud.stages.fairness import FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 
 _SOURCE_REASONS = (
+    (SOURCE_FRESH, "new on the menu"),
     (SOURCE_HISTORY, "you ordered this before"),
     (SOURCE_ANN, "similar to what you like"),
     (SOURCE_POPULAR, "popular right now"),

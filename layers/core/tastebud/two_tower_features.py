@@ -9,13 +9,14 @@ training, so a cold entity at serving time looks exactly like a dropped-out one 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from tastebud.catalog import DOMAIN_CODE, Catalog
 from tastebud.domain import RequestContext, UserProfile
+from tastebud.row_table import GrowingRows
 
 TWO_TOWER_FEATURE_VERSION = "two-tower-features-v1"
 HISTORY_LENGTH = 20
@@ -54,7 +55,7 @@ class TwoTowerVocab:
     n_categories: int
     n_preferences: int
     price_edges: np.ndarray
-    text_vectors: np.ndarray
+    text_vectors: np.ndarray | GrowingRows
     _user_lookup: dict[str, int] = field(init=False, repr=False, compare=False)
     _age_lookup: dict[str, int] = field(init=False, repr=False, compare=False)
     _gender_lookup: dict[str, int] = field(init=False, repr=False, compare=False)
@@ -63,6 +64,13 @@ class TwoTowerVocab:
         object.__setattr__(self, "_user_lookup", {u: i + 1 for i, u in enumerate(self.user_ids.tolist())})
         object.__setattr__(self, "_age_lookup", {a: i + 1 for i, a in enumerate(self.age_bands)})
         object.__setattr__(self, "_gender_lookup", {g: i + 1 for i, g in enumerate(self.genders)})
+
+    def with_fresh_rows(self, text_vectors: np.ndarray) -> TwoTowerVocab:
+        """The vocabulary for a catalog with fresh items appended: their text, and item index 0 (cold)."""
+        base = self.text_vectors.base if isinstance(self.text_vectors, GrowingRows) else self.text_vectors
+        n_base = base.shape[0]
+        item_index = np.concatenate([self.item_index[:n_base], np.zeros(len(text_vectors), dtype=self.item_index.dtype)])
+        return replace(self, text_vectors=GrowingRows(base, text_vectors), item_index=item_index)
 
     def user_index(self, user_id: str) -> int:
         return self._user_lookup.get(user_id, 0)

@@ -109,6 +109,12 @@ def _find_files(path: Path) -> dict[str, Path]:
     return {name: files[0] for name, files in found.items() if files}
 
 
+def _partitions(path: Path, table: Table) -> list[Path]:
+    """Append-only parts of a table written by a running server (``<table>/day=YYYY-MM-DD*.csv``), oldest first."""
+    folder = path / table.name
+    return sorted(folder.glob("*.csv")) if folder.is_dir() else []
+
+
 def _read(file: Path, table: Table, errors: _ErrorLog) -> _RawTable | None:
     try:
         if file.suffix == ".csv":
@@ -129,7 +135,8 @@ def _read(file: Path, table: Table, errors: _ErrorLog) -> _RawTable | None:
         errors.add(DataError(file.name, None, None, f"cannot be read: {exc}".strip()))
         return None
     frame.columns = [str(c).strip() for c in frame.columns]
-    return _RawTable(table, file.name, frame, lines)
+    label = f"{table.name}/{file.name}" if file.parent.name == table.name else file.name  # parts name their folder
+    return _RawTable(table, label, frame, lines)
 
 
 def _parse(column: Column, values: pd.Series) -> parsing.Parsed:
@@ -169,6 +176,10 @@ def _check_column(raw: _RawTable, column: Column, known_ids: dict[str, pd.Series
     def shown(position: int) -> str:
         return _shown(source.iloc[position])
 
+    if column.kind is Kind.BOOL and not column.required:
+        # An optional flag keeps "not said" apart from false (a merchant without is_open is open).
+        errors.add_rows(raw, column.name, parsed.invalid, lambda p: _invalid_message(column, shown(p)))
+        return parsed.values.astype("float64").where(~parsed.missing)
     if column.required and column.kind in _VALUE_REQUIRED:
         errors.add_rows(raw, column.name, parsed.missing, lambda _: f"{column.name} is empty")
     errors.add_rows(raw, column.name, parsed.invalid, lambda p: _invalid_message(column, shown(p)))
@@ -187,8 +198,12 @@ def _check_column(raw: _RawTable, column: Column, known_ids: dict[str, pd.Series
     return parsed.values
 
 
-def _check_table(raw: _RawTable, known_ids: dict[str, pd.Series], errors: _ErrorLog) -> pd.DataFrame | None:
-    """Parse and check one table; None when required columns are missing (its rows cannot be checked)."""
+def _check_table(raw: _RawTable, known_ids: dict[str, pd.Series], errors: _ErrorLog,
+                 *, overrides: bool = False) -> pd.DataFrame | None:
+    """Parse and check one table; None when required columns are missing (its rows cannot be checked).
+
+    ``overrides``: the file is an append-only part where a later row replaces an earlier one with the same key.
+    """
     table, frame = raw.table, raw.frame
     absent = [c.name for c in table.columns if c.required and c.name not in frame.columns]
     for name in absent:
@@ -204,7 +219,7 @@ def _check_table(raw: _RawTable, known_ids: dict[str, pd.Series], errors: _Error
             normalised[column.name] = pd.Series([""] * len(frame), dtype=str)
         else:
             normalised[column.name] = pd.Series(np.full(len(frame), np.nan))
-    if table.primary_key is not None:
+    if table.primary_key is not None and not overrides:
         keys = normalised[table.primary_key]
         duplicated = (keys.duplicated(keep="first") & (keys != "")).to_numpy()
 
@@ -266,6 +281,16 @@ def load_dataset(path: Path) -> Dataset:
             continue
         raw = _read(files[table.name], table, errors)
         checked = None if raw is None else _check_table(raw, known_ids, errors)
+        parts = [checked]
+        for part in _partitions(path, table):
+            if table.primary_key is not None and checked is not None:
+                known_ids[table.name] = checked[table.primary_key]  # a part may reference its own table's keys
+            raw_part = _read(part, table, errors)
+            parts.append(None if raw_part is None else _check_table(raw_part, known_ids, errors, overrides=True))
+        if len(parts) > 1 and all(p is not None for p in parts):
+            checked = pd.concat(parts, ignore_index=True)
+            if table.primary_key is not None:
+                checked = checked.drop_duplicates(table.primary_key, keep="last").reset_index(drop=True)
         if checked is not None:
             tables[table.name] = checked
             if table.primary_key is not None:

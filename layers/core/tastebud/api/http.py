@@ -21,19 +21,40 @@ from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 
 from tastebud.api.models import (
     ErrorResponse,
+    EventBatch,
+    EventBatchResponse,
     HealthResponse,
+    ItemResponse,
+    ItemUpsert,
+    MerchantResponse,
+    MerchantUpdate,
     RecommendationRequest,
     RecommendationResponse,
+    ReloadRequest,
+    ReloadResponse,
     StockResponse,
     StockUpdate,
 )
+from tastebud.domain import ItemDraft
 from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
+from tastebud.runtime import ServingRuntime, VersionRefusedError
 from tastebud.service import RecommendationService
 
-ServiceProvider = Callable[[], RecommendationService]
+ServiceProvider = Callable[[], "ServingRuntime | RecommendationService"]
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 logger = Logger(service="tastebud")
+
+
+# Routes of the embedded runtime only: on AWS, events arrive through Kinesis and catalog/version changes through
+# the index hot-swap state machine, so template.yaml does not route these to the recommend function.
+EMBEDDED_ONLY_ROUTES = frozenset({("POST", "/v1/events"), ("PUT", "/v1/items/{item_id}"),
+                                  ("DELETE", "/v1/items/{item_id}"), ("PUT", "/v1/merchants/{merchant_id}"),
+                                  ("POST", "/v1/admin/reload")})
+
+
+class UnsupportedError(TastebudError):
+    """The route exists, but not on this backend."""
 
 
 def user_hash(user_id: str) -> str:
@@ -69,6 +90,8 @@ def _field_of(location: Sequence[Any]) -> str:
 def _errors(*statuses: int) -> dict[int, Any]:
     """OpenAPI response entries for our error body (replaces Powertools' default 422 shape)."""
     descriptions = {400: "Invalid request; `error.field` names the offending field", 404: "Not found",
+                    409: "The artifact version was refused (failed to load or its smoke test); the old one serves",
+                    501: "Not available on this backend",
                     503: "A backing service is unavailable or the service is not ready"}
     return {status: {"description": descriptions[status],
                      "content": {"application/json": {"model": ErrorResponse}}} for status in statuses}
@@ -102,11 +125,54 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIG
         provide_service().set_stock(item_id, update.in_stock, update.quantity)
         return StockResponse(item_id=item_id, in_stock=update.in_stock, quantity=update.quantity)
 
+    def live_runtime() -> ServingRuntime:
+        serving = provide_service()
+        if not isinstance(serving, ServingRuntime):
+            raise UnsupportedError("this route is served by the embedded backend; on AWS, events go through Kinesis "
+                                   "and catalog changes through the index hot-swap pipeline")
+        return serving
+
+    @app.post("/v1/events", summary="Record interaction events (applied to the next recommendation)",
+              tags=["events"], responses=_errors(400, 501, 503))
+    def post_events(batch: EventBatch) -> EventBatchResponse:
+        result = live_runtime().ingest_events(batch.events)
+        return EventBatchResponse.model_validate(asdict(result))
+
+    @app.put("/v1/items/<item_id>", summary="Add or change an item (recommendable within seconds)", tags=["catalog"],
+             responses=_errors(400, 501, 503))
+    def put_item(item_id: Annotated[str, PathParam(min_length=1, max_length=128)], item: ItemUpsert) -> ItemResponse:
+        draft = ItemDraft(item_id=item_id, merchant_id=item.merchant_id, title=item.title, category=item.category,
+                          description=item.description, price=float("nan") if item.price is None else item.price,
+                          image_uri=item.image_uri or None)
+        seq = live_runtime().upsert_items([draft])
+        return ItemResponse(item_id=item_id, status="upserted", catalog_seq=seq)
+
+    @app.delete("/v1/items/<item_id>", summary="Remove an item (never served again)", tags=["catalog"],
+                responses=_errors(400, 404, 501, 503))
+    def delete_item(item_id: Annotated[str, PathParam(min_length=1, max_length=128)]) -> ItemResponse:
+        seq = live_runtime().delete_item(item_id)
+        return ItemResponse(item_id=item_id, status="deleted", catalog_seq=seq)
+
+    @app.put("/v1/merchants/<merchant_id>", summary="Open or close a merchant, set its delivery radius",
+             tags=["catalog"], responses=_errors(400, 404, 501, 503))
+    def put_merchant(merchant_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+                     update: MerchantUpdate) -> MerchantResponse:
+        state = live_runtime().set_merchant(merchant_id, update.open, update.delivery_radius_km)
+        return MerchantResponse(merchant_id=merchant_id, open=state["open"],
+                                delivery_radius_km=state["delivery_radius_km"])
+
+    @app.post("/v1/admin/reload", summary="Load, smoke-test and swap to an artifact version", tags=["ops"],
+              responses=_errors(400, 409, 501, 503))
+    def reload(request: ReloadRequest) -> ReloadResponse:
+        result = live_runtime().reload(request.version)
+        return ReloadResponse.model_validate(asdict(result))
+
     @app.get("/health", summary="Liveness and the versions being served", tags=["ops"], responses=_errors(503))
     def health() -> HealthResponse:
         service = provide_service()
         versions = service.versions
-        return HealthResponse(status="ok", model_version=versions.model_version, index_version=versions.index_version,
+        return HealthResponse(status="ok", version=getattr(service, "version_name", None),
+                              model_version=versions.model_version, index_version=versions.index_version,
                               feature_version=versions.feature_version, items=service.catalog.size)
 
     @app.exception_handler(RequestValidationError)
@@ -127,6 +193,14 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIG
     @app.exception_handler(NotFoundError)
     def on_not_found(exc: NotFoundError) -> Response:
         return error_response(HTTPStatus.NOT_FOUND, "not_found", exc.message, exc.field)
+
+    @app.exception_handler(VersionRefusedError)
+    def on_version_refused(exc: VersionRefusedError) -> Response:
+        return error_response(HTTPStatus.CONFLICT, "version_refused", str(exc), "version")
+
+    @app.exception_handler(UnsupportedError)
+    def on_unsupported(exc: UnsupportedError) -> Response:
+        return error_response(HTTPStatus.NOT_IMPLEMENTED, "not_implemented", str(exc))
 
     @app.exception_handler(DependencyError)
     def on_dependency_error(exc: DependencyError) -> Response:
@@ -177,10 +251,10 @@ def create_lambda_handler(provide_service: ServiceProvider | None = None) -> Lam
     """The deployed functions' handler: Powertools Logger + Metrics + Tracer around the resolver."""
     from aws_lambda_powertools import Metrics, Tracer
 
-    from tastebud.composition import lazy_service
+    from tastebud.composition import lazy_runtime
     from tastebud.settings import Settings
 
-    return create_handler(provide_service or lazy_service(Settings.from_env), metrics=Metrics(namespace="Tastebud"),
+    return create_handler(provide_service or lazy_runtime(Settings.from_env), metrics=Metrics(namespace="Tastebud"),
                           tracer=Tracer(service="tastebud"))
 
 

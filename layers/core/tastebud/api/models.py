@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -69,6 +69,7 @@ class StockResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: Literal["ok"]
+    version: str | None = Field(default=None, description="the artifact version being served")
     model_version: str
     index_version: str
     feature_version: str
@@ -83,3 +84,77 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+MAX_EVENTS = 500
+
+
+class EventBatch(BaseModel):
+    """Events are validated one by one by the event codec (a bad record fails alone, the rest are applied)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[Any] = Field(min_length=1, max_length=MAX_EVENTS, description=(
+        "Interaction events: event_id, user_id, item_id, event_type (impression|view|click|add_to_cart|purchase), "
+        "timestamp (epoch seconds or ISO-8601), optional session_id, request_id, position, quantity"))
+
+
+class EventFailureModel(BaseModel):
+    index: int
+    event_id: str | None
+    field: str
+    message: str
+
+
+class EventBatchResponse(BaseModel):
+    accepted: int = Field(description="events applied now")
+    duplicates: int = Field(description="events whose event_id was applied before (not applied again)")
+    failures: list[EventFailureModel]
+
+
+class ItemUpsert(BaseModel):
+    """An item's data-contract columns; the item is embedded in process and recommendable on the next request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    merchant_id: StrictStr = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"\S")
+    title: StrictStr = Field(max_length=500)
+    category: StrictStr = Field(min_length=1, max_length=200, pattern=r"\S")
+    description: StrictStr = Field(default="", max_length=5000)
+    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    image_uri: StrictStr | None = Field(default=None, max_length=2000)
+
+
+class ItemResponse(BaseModel):
+    item_id: str
+    status: Literal["upserted", "deleted"]
+    catalog_seq: int = Field(description="the live catalog change sequence after this change")
+
+
+class MerchantUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    open: StrictBool
+    delivery_radius_km: float | None = Field(default=None, gt=0, le=500, allow_inf_nan=False)
+
+
+class MerchantResponse(BaseModel):
+    merchant_id: str
+    open: bool
+    delivery_radius_km: float
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: StrictStr | None = Field(default=None, min_length=1, max_length=200,
+                                      description="an artifact version; default: the one CURRENT names")
+
+
+class ReloadResponse(BaseModel):
+    version: str
+    previous: str
+    swapped: bool
+    model_version: str
+    index_version: str
+    load_ms: float

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from tastebud.catalog import Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
 from tastebud.features import ranker_features
 from tastebud.ports import Ranker
+
+logger = logging.getLogger(__name__)
 
 
 class Reranker:
@@ -24,7 +28,8 @@ class Reranker:
         try:
             features = ranker_features(self._catalog, user, candidates, context)
             candidates.scores = self._ranker.score(features)
-        except Exception:
+        except Exception:  # a bug or a broken session: logged with its stack; retrieval order is served
+            logger.exception("rerank stage failed")
             degraded.append("rerank")
             # Retrieval order is a reasonable ranking: ANN best first, then history, then popular.
             candidates.scores = -np.arange(len(candidates), dtype=np.float32)

@@ -1,27 +1,50 @@
 """Stage 1 — retrieve ~200 candidates: ANN over item embeddings, plus the user's re-order items and popular ones.
 
-Three sources are merged (deduplicated, source bits OR-ed): the k-NN neighbours of the user's query
-vector, the user's own recent items (food is re-ordered) and the most popular items of the domain (the
-cold-start source and a safety net). The ranker learns how much each source is worth.
+Sources are merged (deduplicated, source bits OR-ed): the k-NN neighbours of the user's query vector from the
+ANN index and from the fresh-items side index (items added since the index was built), the user's own recent
+items (food is re-ordered) and the most popular items of the domain (the cold-start source and a safety net).
+The ranker learns how much each source is worth.
+
+What cannot be served is removed HERE, before later stages over-fetch: deleted items, items not created yet,
+closed merchants and merchants that do not deliver to the request's location (or else the user's home).
+When that removes many ANN neighbours, the index is asked again for more.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from tastebud.catalog import DOMAIN_CODE, Catalog
-from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_POPULAR, Candidates, RequestContext, UserProfile
+from tastebud.domain import (
+    SOURCE_ANN,
+    SOURCE_FRESH,
+    SOURCE_HISTORY,
+    SOURCE_POPULAR,
+    Candidates,
+    RequestContext,
+    UserProfile,
+)
 from tastebud.errors import DependencyError
+from tastebud.features import haversine_km
+from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
 from tastebud.ports import CandidateIndex, UserEncoder
 from tastebud.settings import ServingKnobs
 
+logger = logging.getLogger(__name__)
+# Ask the ANN index for at most this many neighbours when filters remove most of the first answer.
+MAX_ANN_FETCH = 4000
+
 
 class Retriever:
-    def __init__(self, catalog: Catalog, encoder: UserEncoder, index: CandidateIndex, knobs: ServingKnobs) -> None:
+    def __init__(self, catalog: Catalog, encoder: UserEncoder, index: CandidateIndex, knobs: ServingKnobs,
+                 fresh: FreshItemsIndex = EMPTY_FRESH_INDEX) -> None:
         self._catalog = catalog
         self._encoder = encoder
         self._index = index
         self._knobs = knobs
+        self._fresh = fresh
 
     @property
     def encoder(self) -> UserEncoder:
@@ -31,8 +54,12 @@ class Retriever:
     def index(self) -> CandidateIndex:
         return self._index
 
+    @property
+    def fresh(self) -> FreshItemsIndex:
+        return self._fresh
+
     def with_knobs(self, knobs: ServingKnobs) -> Retriever:
-        return Retriever(self._catalog, self._encoder, self._index, knobs)
+        return Retriever(self._catalog, self._encoder, self._index, knobs, self._fresh)
 
     def run(self, user: UserProfile, context: RequestContext, degraded: list[str]) -> Candidates:
         """Return merged candidates; an encoder/index failure degrades to history + popularity."""
@@ -42,19 +69,20 @@ class Retriever:
         parts_scores: list[np.ndarray] = []
         parts_sources: list[np.ndarray] = []
 
+        location = (context.lat, context.lon) if not np.isnan(context.lat) else (user.home_lat, user.home_lon)
         ann_count = 0
         try:
             query = self._encoder.encode(user, context)
             if query is not None:
-                fetch = knobs.retrieve_k * (knobs.domain_overfetch if domain != "all" else 1)
-                rows, scores = self._index.search(query, fetch, domain=domain)
+                rows, scores, sources = self._neighbours(query, context, location)
                 ann_count = rows.size
                 parts_rows.append(rows)
                 parts_scores.append(scores)
-                parts_sources.append(np.full(rows.size, SOURCE_ANN, dtype=np.int8))
+                parts_sources.append(sources)
         except DependencyError:
             degraded.append("retrieve")
-        except Exception:  # an adapter bug must not take the page down either; the stage degrades
+        except Exception:  # a bug, not an outage: logged with its stack; the page is still served
+            logger.exception("retrieve stage failed")
             degraded.append("retrieve")
 
         history = user.history_rows[: knobs.history_candidates]
@@ -64,7 +92,7 @@ class Retriever:
 
         # Without ANN results popularity fills the whole candidate set (cold start or degraded retrieval).
         n_popular = knobs.popular_candidates if ann_count else knobs.retrieve_k
-        popular = self._catalog.popular_rows(domain)[: n_popular * 2]
+        popular = self._first_available(self._catalog.popular_rows(domain), n_popular * 2, context, location)
         parts_rows.append(popular)
         parts_scores.append(np.full(popular.size, np.nan, dtype=np.float32))
         parts_sources.append(np.full(popular.size, SOURCE_POPULAR, dtype=np.int8))
@@ -72,7 +100,7 @@ class Retriever:
         rows = np.concatenate(parts_rows)
         scores = np.concatenate(parts_scores)
         sources = np.concatenate(parts_sources)
-        keep = self._available(rows, context)
+        keep = self._available(rows, context, location)
         rows, scores, sources = rows[keep], scores[keep], sources[keep]
 
         unique_rows, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
@@ -84,10 +112,48 @@ class Retriever:
         limit = knobs.retrieve_k + knobs.history_candidates + knobs.popular_candidates
         return candidates.take(np.arange(min(limit, len(candidates))))
 
-    def _available(self, rows: np.ndarray, context: RequestContext) -> np.ndarray:
-        """Mask of rows in the requested domain, already created, and not excluded by the caller."""
+    def _neighbours(self, query: np.ndarray, context: RequestContext,
+                    location: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ANN + fresh-items neighbours that can be served, best first; asks for more when filters bite."""
+        knobs = self._knobs
+        fetch = knobs.retrieve_k * (knobs.domain_overfetch if context.domain != "all" else 1)
+        while True:
+            rows, scores = self._index.search(query, fetch, domain=context.domain)
+            sources = np.full(rows.size, SOURCE_ANN, dtype=np.int8)
+            exhausted = rows.size < fetch
+            if len(self._fresh):
+                fresh_rows, fresh_scores = self._fresh.search(query, fetch)
+                rows = np.concatenate([rows, fresh_rows])
+                scores = np.concatenate([scores, fresh_scores])
+                sources = np.concatenate([sources, np.full(fresh_rows.size, SOURCE_ANN | SOURCE_FRESH, np.int8)])
+                order = np.argsort(-scores, kind="stable")
+                rows, scores, sources = rows[order], scores[order], sources[order]
+            keep = self._available(rows, context, location)
+            if keep.sum() >= knobs.retrieve_k or exhausted or fetch >= MAX_ANN_FETCH:
+                return rows[keep], scores[keep], sources[keep]
+            fetch = min(fetch * 4, MAX_ANN_FETCH)
+
+    def _first_available(self, order: np.ndarray, n: int, context: RequestContext,
+                         location: tuple[float, float]) -> np.ndarray:
+        """The first ``n`` rows of ``order`` that can be served (looks further only when it must)."""
+        window = max(4 * n, 64)
+        while True:
+            head = order[:window]
+            picked = head[self._available(head, context, location)][:n]
+            if picked.size >= n or window >= order.size:
+                return picked
+            window *= 8
+
+    def _available(self, rows: np.ndarray, context: RequestContext, location: tuple[float, float]) -> np.ndarray:
+        """Mask of rows that can be served: enabled, created, in the domain, open, delivering here, not excluded."""
         catalog = self._catalog
-        keep = ~(catalog.item_created_at[rows] > context.now)  # NaN (unknown) counts as available
+        keep = catalog.item_enabled[rows] & ~(catalog.item_created_at[rows] > context.now)  # NaN (unknown) is ok
+        merchants = catalog.item_merchant[rows]
+        keep &= catalog.merchant_open[merchants]
+        lat, lon = location
+        if not (np.isnan(lat) or np.isnan(lon)):
+            distance = haversine_km(lat, lon, catalog.merchant_lat[merchants], catalog.merchant_lon[merchants])
+            keep &= ~(distance > catalog.merchant_radius_km[merchants])  # unknown merchant location: keep
         if context.domain != "all":
             keep &= catalog.item_domain[rows] == DOMAIN_CODE[context.domain]
         if context.exclude_item_ids:

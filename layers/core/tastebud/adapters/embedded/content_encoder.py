@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tastebud.domain import RequestContext, UserProfile
+from tastebud.row_table import GrowingRows
 
 
 class ContentUserEncoder:
@@ -16,10 +17,18 @@ class ContentUserEncoder:
 
     def __init__(self, item_vectors: np.ndarray, preference_vectors: np.ndarray, *, recency_half_life: float = 8.0,
                  max_history: int = 50) -> None:
-        self._items = item_vectors
+        self._items: np.ndarray | GrowingRows = item_vectors
         self._preferences = preference_vectors
         self._decay = np.float32(0.5 ** (1.0 / recency_half_life))
         self._max_history = max_history
+
+    def with_fresh_items(self, text_vectors: np.ndarray) -> ContentUserEncoder:
+        """The same encoder over a catalog with fresh items appended (their text vectors at the end)."""
+        encoder = ContentUserEncoder.__new__(ContentUserEncoder)
+        encoder.__dict__.update(self.__dict__)
+        base = self._items.base if isinstance(self._items, GrowingRows) else self._items
+        encoder._items = GrowingRows(base, text_vectors)
+        return encoder
 
     def encode(self, user: UserProfile, context: RequestContext) -> np.ndarray | None:
         if user.has_history:

@@ -26,6 +26,13 @@ class OnnxUserEncoder:
         self._names = [i.name for i in self._session.get_inputs()]
         self._vocab = vocab
 
+    def with_fresh_items(self, text_vectors: np.ndarray) -> OnnxUserEncoder:
+        """The same session, with a vocabulary that knows the fresh items appended to the catalog."""
+        encoder = OnnxUserEncoder.__new__(OnnxUserEncoder)
+        encoder._session, encoder._names = self._session, self._names
+        encoder._vocab = self._vocab.with_fresh_rows(text_vectors)
+        return encoder
+
     def encode(self, user: UserProfile, context: RequestContext) -> np.ndarray | None:
         inputs = profile_inputs(self._vocab, user, context)
         (vector,) = self._session.run(None, {name: inputs[name] for name in self._names})

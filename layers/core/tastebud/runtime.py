@@ -1,0 +1,394 @@
+"""The serving runtime: holds the live version, applies live changes, and hot-swaps versions with zero downtime.
+
+It is what the HTTP handler, the CLI, bench and the tests talk to. One request reads the user's live events and
+the catalog change sequence in ONE Redis round trip; when the sequence moved (an item upsert or a merchant change
+on any worker), the view is rebuilt before the request runs, so every change is honoured by the next request.
+
+Version swaps: a watcher thread follows the artifacts' CURRENT pointer (and ``reload()`` serves the admin route).
+A new version is loaded, gets the live state applied (fresh items re-embedded with ITS model), is smoke-tested,
+and replaces the old view with one reference assignment. In-flight requests finish on the view they started
+with; a version that fails to load or its smoke test is refused and the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tastebud.adapters.data_dir_log import DataDirLog
+from tastebud.adapters.redis_live_state import LiveEvent, RedisLiveState
+from tastebud.adapters.redis_stock import RedisStockStore
+from tastebud.artifacts import LocalArtifactStore, Manifest
+from tastebud.catalog import DOMAINS
+from tastebud.domain import InteractionEvent, ItemDraft
+from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
+from tastebud.event_codec import parse_event
+from tastebud.live_view import LiveView, build_view
+from tastebud.service import Recommendation, Versions
+from tastebud.serving_version import ServingVersion, load_version
+from tastebud.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SMOKE_USERS = 3  # known users asked for a page before a version may serve (plus one cold user)
+
+
+class VersionRefusedError(TastebudError):
+    """A version failed to load or its smoke test; the live version keeps serving."""
+
+    def __init__(self, version: str, reason: str) -> None:
+        super().__init__(f"version {version} refused: {reason}")
+        self.version = version
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class EventFailure:
+    index: int
+    event_id: str | None
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EventBatchResult:
+    accepted: int
+    duplicates: int
+    failures: list[EventFailure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    version: str
+    previous: str
+    swapped: bool
+    model_version: str
+    index_version: str
+    load_ms: float
+
+
+def draft_key(draft: ItemDraft) -> str:
+    """Vectors are cached per item AND its fields: a changed title is embedded again."""
+    digest = hashlib.sha256(json.dumps([draft.title, draft.category, draft.description, draft.price,
+                                        draft.image_uri, draft.merchant_id]).encode()).hexdigest()[:16]
+    return f"{draft.item_id}|{digest}"
+
+
+class ServingRuntime:
+    """The embedded backend's composition root and live state holder (see module docstring)."""
+
+    def __init__(self, settings: Settings, *, request_client: Any, write_client: Any,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._store = LocalArtifactStore(settings.artifacts)
+        self._stock = RedisStockStore(request_client)
+        self._live_reads = RedisLiveState(request_client)
+        self._live = RedisLiveState(write_client)
+        self._lock = threading.Lock()  # guards view rebuilds (one at a time; readers never wait)
+        self._reload_lock = threading.Lock()
+        self._refused: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        version = self._load(self._store.current_version())
+        data_dir = self._data_dir(version.manifest.data)
+        self._data_log = DataDirLog(data_dir) if data_dir is not None else None
+        snapshot = version.stock_snapshot
+        self._stock.load_snapshot(version.manifest.data.get("fingerprint", version.name),
+                                  snapshot.get("out_of_stock", []), snapshot.get("quantities", {}))
+        self._view = self._build(version)
+
+    # -- composition ----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time,
+                      redis_client: Any = None, watch: bool = True) -> ServingRuntime:
+        """Build the clients the settings name, load the current version, and (optionally) follow CURRENT."""
+        if redis_client is not None:
+            request_client = write_client = redis_client
+        elif settings.redis_url:
+            import redis
+
+            request_client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.05, socket_connect_timeout=0.5)
+            write_client = redis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=1.0)
+        else:
+            import redis
+
+            from tastebud.adapters.redis_stock import embedded_redis
+
+            write_client = embedded_redis(settings.stock_db_path, socket_timeout=2.0)
+            # The request path has a tight deadline (the stock stage's budget is 10 ms); writes may wait for fsync.
+            request_client = redis.Redis(unix_socket_path=write_client.socket_file, socket_timeout=0.05,
+                                         socket_connect_timeout=0.5)
+        runtime = cls(settings, request_client=request_client, write_client=write_client, clock=clock)
+        if watch:
+            runtime.start_watching()
+        return runtime
+
+    def _data_dir(self, manifest_data: dict[str, Any]) -> Path | None:
+        """The settings' data directory, else the one the version was trained from (when it exists here)."""
+        if self.settings.data_dir is not None:
+            return self.settings.data_dir
+        source = Path(str(manifest_data.get("source", "")))
+        return source if str(source) and source.is_dir() else None
+
+    def _load(self, name: str) -> ServingVersion:
+        directory = self._store.fetch(name, self.settings.artifacts)
+        manifest = Manifest.read(directory)
+        return load_version(directory, image_root=self._data_dir(manifest.data))
+
+    def _build(self, version: ServingVersion) -> LiveView:
+        seq, items, merchants = self._live.catalog_state()
+        return build_view(version, seq, items, merchants, stock=self._stock, knobs=self.settings.knobs,
+                          embed_missing=self._embed_missing, clock=self._clock)
+
+    def _embed_missing(self, version: ServingVersion, drafts: list[ItemDraft], merchant_rows: np.ndarray,
+                       category_rows: np.ndarray, domains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of ``drafts`` under the version's model: cached in Redis, computed in process when missing."""
+        if version.embedder is None:
+            return np.zeros((0, 1), np.float32), np.zeros((0, version.text_dim), np.float32)
+        model = version.manifest.model_version
+        keys = [draft_key(d) for d in drafts]
+        cached_index = self._live.get_vectors(f"{model}:index", keys)
+        cached_text = self._live.get_vectors(f"{model}:text", keys)
+        missing = [i for i, key in enumerate(keys) if key not in cached_index or key not in cached_text]
+        if missing:
+            index_vectors, text_vectors = version.embedder.embed(
+                [drafts[i] for i in missing], merchant_rows=merchant_rows[missing],
+                category_rows=category_rows[missing], domains=domains[missing])
+            fresh_index = {keys[i]: index_vectors[j] for j, i in enumerate(missing)}
+            fresh_text = {keys[i]: text_vectors[j] for j, i in enumerate(missing)}
+            self._live.put_vectors(f"{model}:index", fresh_index)
+            self._live.put_vectors(f"{model}:text", fresh_text)
+            cached_index.update(fresh_index)
+            cached_text.update(fresh_text)
+        return (np.stack([cached_index[k] for k in keys]).astype(np.float32),
+                np.stack([cached_text[k] for k in keys]).astype(np.float32))
+
+    # -- what the API serves --------------------------------------------------------------------------------------
+
+    @property
+    def view(self) -> LiveView:
+        return self._view
+
+    @property
+    def versions(self) -> Versions:
+        return self._view.version.versions
+
+    @property
+    def version_name(self) -> str:
+        return self._view.version.name
+
+    @property
+    def catalog(self) -> Any:
+        return self._view.catalog
+
+    def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
+                  lon: float | None = None, exclude_item_ids: tuple[str, ...] = (),
+                  request_id: str | None = None) -> Recommendation:
+        degraded: list[str] = []
+        events: list[LiveEvent] = []
+        try:
+            events, seq = self._live_reads.read_user(user_id)
+            if seq > self._view.seq:
+                self._sync(seq)
+        except DependencyError:
+            logger.warning("live state unavailable; serving the version's history only", exc_info=True)
+            degraded.append("live_state")
+        view = self._view
+        result = view.service.recommend(user_id, k, domain, lat, lon, exclude_item_ids, request_id,
+                                        user=view.profile(user_id, events))
+        return replace(result, degraded=[*degraded, *result.degraded]) if degraded else result
+
+    def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:
+        self._view.service.set_stock(item_id, in_stock, quantity)
+
+    def ingest_events(self, documents: Sequence[Any]) -> EventBatchResult:
+        """Validate each event, apply the good ones in one atomic batch, report the rest per record."""
+        now = self._clock()
+        catalog = self._view.catalog
+        failures: list[EventFailure] = []
+        good: list[InteractionEvent] = []
+        first_index: dict[str, int] = {}
+        for index, document in enumerate(documents):
+            event_id = document.get("event_id") if isinstance(document, dict) else None
+            shown_id = event_id if isinstance(event_id, str) else None
+            try:
+                event = parse_event(document, now=now, require_event_id=True)
+            except BadRequestError as exc:
+                failures.append(EventFailure(index, shown_id, exc.field or "body", exc.message))
+                continue
+            if catalog.row_of(event.item_id) is None:
+                failures.append(EventFailure(index, shown_id, "item_id", f"unknown item_id {event.item_id!r}"))
+                continue
+            assert event.event_id is not None
+            if event.event_id in first_index:
+                failures.append(EventFailure(index, shown_id, "event_id",
+                                             f"duplicate event_id in this batch (first at index "
+                                             f"{first_index[event.event_id]})"))
+                continue
+            first_index[event.event_id] = index
+            good.append(event)
+        applied = self._live.apply_events(good, received_at=now)
+        accepted = [e for e, new in zip(good, applied, strict=True) if new]
+        if accepted and self._data_log is not None:
+            try:
+                self._data_log.append_events(accepted)
+            except OSError:
+                # Applied and durable in Redis; only the training log misses them. Loud, not a failed request.
+                logger.exception("could not append %d events to the data directory's log", len(accepted))
+        return EventBatchResult(accepted=len(accepted), duplicates=len(good) - len(accepted), failures=failures)
+
+    def upsert_items(self, drafts: Sequence[ItemDraft]) -> int:
+        """Add or change items; embedded now, recommendable on the next request. Returns the change sequence."""
+        view = self._view
+        catalog = view.catalog
+        merchant_rows = []
+        for draft in drafts:
+            row = catalog.merchant_row_of(draft.merchant_id)
+            if row is None:
+                raise BadRequestError(f"unknown merchant_id {draft.merchant_id!r}", field="merchant_id")
+            merchant_rows.append(row)
+        rows = np.asarray(merchant_rows, dtype=np.int64)
+        version_categories = view.version.catalog
+        category_rows = np.asarray([r if (r := version_categories.category_row_of(d.category)) is not None else -1
+                                    for d in drafts], dtype=np.int64)
+        by_merchant = np.full(catalog.merchant_ids.size, 0, dtype=np.int64)
+        by_merchant[catalog.item_merchant] = catalog.item_domain
+        # Embed before anything is stored: a bad image is a 400 and nothing is half-applied.
+        self._embed_missing(view.version, list(drafts), rows, category_rows, by_merchant[rows])
+        now = self._clock()
+        records = [{"item_id": d.item_id, "merchant_id": d.merchant_id, "title": d.title, "category": d.category,
+                    "description": d.description, "price": None if math.isnan(d.price) else d.price,
+                    "image_uri": d.image_uri, "received_at": now} for d in drafts]
+        seq = self._live.put_items(records)
+        if self._data_log is not None:
+            try:
+                self._data_log.append_items(drafts, now)
+            except OSError:
+                logger.exception("could not append %d item upserts to the data directory's log", len(drafts))
+        self._sync(seq)
+        return seq
+
+    def delete_item(self, item_id: str) -> int:
+        if self._view.catalog.row_of(item_id) is None:
+            raise NotFoundError(f"unknown item_id {item_id!r}", field="item_id")
+        seq = self._live.put_items([{"item_id": item_id, "deleted": True, "received_at": self._clock()}])
+        self._sync(seq)
+        return seq
+
+    def set_merchant(self, merchant_id: str, is_open: bool, delivery_radius_km: float | None) -> dict[str, Any]:
+        catalog = self._view.catalog
+        row = catalog.merchant_row_of(merchant_id)
+        if row is None:
+            raise NotFoundError(f"unknown merchant_id {merchant_id!r}", field="merchant_id")
+        radius = float(catalog.merchant_radius_km[row]) if delivery_radius_km is None else delivery_radius_km
+        state = {"merchant_id": merchant_id, "open": is_open, "delivery_radius_km": radius,
+                 "received_at": self._clock()}
+        self._sync(self._live.put_merchant(state))
+        return state
+
+    def domain_of_merchant(self, merchant_id: str) -> str | None:
+        catalog = self._view.catalog
+        row = catalog.merchant_row_of(merchant_id)
+        if row is None:
+            return None
+        items = np.flatnonzero(catalog.item_merchant == row)
+        return DOMAINS[int(catalog.item_domain[items[0]])] if items.size else None
+
+    def _sync(self, seq: int) -> None:
+        """Rebuild the view over the live catalog state unless one at least as new is already serving."""
+        with self._lock:
+            if self._view.seq >= seq:
+                return
+            self._view = self._build(self._view.version)
+
+    # -- versions -------------------------------------------------------------------------------------------------
+
+    def reload(self, version: str | None = None) -> SwapResult:
+        """Load ``version`` (default: what CURRENT names), warm and smoke-test it, then swap atomically."""
+        with self._reload_lock:
+            target = version or self._store.current_version()
+            previous = self._view.version
+            if target == previous.name:
+                return SwapResult(target, previous.name, False, previous.manifest.model_version,
+                                  previous.manifest.index_version, 0.0)
+            started = time.perf_counter()
+            try:
+                view = self._build(self._load(target))
+                smoke_test(view)
+            except (TastebudError, OSError, ValueError, RuntimeError) as exc:
+                self._refused[target] = str(exc)
+                logger.error("refusing artifact version %s (%s); still serving %s", target, exc, previous.name)
+                raise VersionRefusedError(target, str(exc)) from exc
+            with self._lock:
+                self._view = view
+            # Changes that arrived while the new version loaded are applied by the next request (seq moved).
+            load_ms = (time.perf_counter() - started) * 1000
+            logger.info("swapped artifact version %s -> %s in %.0f ms", previous.name, target, load_ms)
+            manifest = view.version.manifest
+            return SwapResult(target, previous.name, True, manifest.model_version, manifest.index_version, load_ms)
+
+    def check_current(self) -> SwapResult | None:
+        """One watcher tick: swap when CURRENT names a version that is neither live nor already refused."""
+        try:
+            target = self._store.current_version()
+        except (TastebudError, OSError):
+            return None
+        if target == self._view.version.name or target in self._refused:
+            return None
+        try:
+            return self.reload(target)
+        except VersionRefusedError:
+            return None
+
+    def start_watching(self) -> None:
+        if self._watcher is not None:
+            return
+        interval = self.settings.watch_interval_s
+
+        def watch() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.check_current()
+                except Exception:  # the watcher must outlive any bug; the bug is logged with its stack
+                    logger.exception("artifact watcher failed")
+
+        self._watcher = threading.Thread(target=watch, name="tastebud-artifact-watcher", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+
+
+def smoke_test(view: LiveView) -> None:
+    """A version serves only if it answers real requests: known users and a cold one, full pages, no degraded."""
+    users = view.version.users
+    ids = [str(u) for u in users.user_ids[: SMOKE_USERS].tolist()] + ["__tastebud_smoke_cold_user__"]
+    for user_id in ids:
+        result = view.service.rank(view.profile(user_id, []), _smoke_context(view), 10, degraded := [])
+        candidates, _ = result
+        if degraded:
+            raise RuntimeError(f"smoke test: stages {', '.join(degraded)} degraded for user {user_id!r}")
+        if not len(candidates) or candidates.scores is None or not np.isfinite(candidates.scores).all():
+            raise RuntimeError(f"smoke test: no finite-scored candidates for user {user_id!r}")
+        if int(candidates.rows.max()) >= view.catalog.size:
+            raise RuntimeError("smoke test: the index returned rows beyond the catalog (index and catalog differ)")
+
+
+def _smoke_context(view: LiveView) -> Any:
+    from tastebud.domain import RequestContext
+
+    return RequestContext(now=view.version.catalog.as_of)

@@ -1,0 +1,122 @@
+"""One artifact version loaded for serving: model, index, vocabularies and catalog from ONE manifest, never mixed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
+from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
+from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
+from tastebud.adapters.embedded.scann_index import ScannIndex
+from tastebud.adapters.embedded.user_table import UserTable
+from tastebud.artifacts import Manifest
+from tastebud.catalog import Catalog
+from tastebud.errors import ArtifactMismatchError
+from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
+from tastebud.ports import CandidateIndex, ItemEmbedder, Ranker, UserEncoder
+from tastebud.service import Versions
+from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab
+
+logger = logging.getLogger(__name__)
+
+
+def check_manifest(manifest: Manifest) -> None:
+    """Refuse artifacts built for other features than this code computes (training/serving skew)."""
+    if manifest.feature_version != FEATURE_VERSION:
+        raise ArtifactMismatchError(
+            f"artifacts {manifest.version} use ranker features {manifest.feature_version!r}, this code computes "
+            f"{FEATURE_VERSION!r}; retrain with `tastebud train`"
+        )
+    if tuple(manifest.ranker.get("features", ())) != FEATURE_NAMES:
+        raise ArtifactMismatchError(f"artifacts {manifest.version}: ranker feature list differs from this code's")
+    kind = manifest.retrieval.get("kind")
+    if kind == "two_tower" and manifest.retrieval.get("feature_version") != TWO_TOWER_FEATURE_VERSION:
+        raise ArtifactMismatchError(
+            f"artifacts {manifest.version}: two-tower features {manifest.retrieval.get('feature_version')!r}, "
+            f"this code computes {TWO_TOWER_FEATURE_VERSION!r}; retrain with `tastebud train`"
+        )
+    if kind not in ("two_tower", "content"):
+        raise ArtifactMismatchError(f"artifacts {manifest.version}: unknown retrieval model kind {kind!r}")
+
+
+def load_encoder(manifest: Manifest, directory: Path) -> UserEncoder:
+    """The user encoder the manifest names: the two-tower user tower (ONNX) or the content baseline."""
+    text_vectors = np.load(directory / "text_vectors.npy")
+    if manifest.retrieval.get("kind") == "two_tower":
+        return OnnxUserEncoder(directory / "user_tower.onnx", TwoTowerVocab.load(directory, text_vectors))
+    return ContentUserEncoder(text_vectors, np.load(directory / "preference_vectors.npy"))
+
+
+def load_item_embedder(manifest: Manifest, directory: Path, image_root: Path | None) -> ItemEmbedder | None:
+    """The in-process item embedder of this version, or None for versions trained before it existed."""
+    try:
+        from tastebud.adapters.embedded.onnx_item_embedder import OnnxItemEmbedder
+    except ImportError:  # the serving package without the embedder module (older layer builds)
+        return None
+    if not (directory / "text_encoder.onnx").is_file():
+        logger.warning("version %s has no text_encoder.onnx: new items cannot be embedded until a retrain",
+                       manifest.version)
+        return None
+    vocab = TwoTowerVocab.load(directory, np.load(directory / "text_vectors.npy", mmap_mode="r")) \
+        if manifest.retrieval.get("kind") == "two_tower" else None
+    return OnnxItemEmbedder.load(directory, manifest, vocab, image_root=image_root)
+
+
+@dataclass(frozen=True)
+class ServingVersion:
+    """Everything one request needs that comes from artifacts, loaded once and never changed.
+
+    ``received_before``: live events and item upserts received before this time are already in the version's
+    data (epoch seconds when training read the data directory); later ones are applied on top of it.
+    """
+
+    manifest: Manifest
+    directory: Path
+    catalog: Catalog
+    users: UserTable
+    encoder: UserEncoder
+    index: CandidateIndex
+    ranker: Ranker
+    embedder: ItemEmbedder | None
+    stock_snapshot: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.manifest.version
+
+    @property
+    def received_before(self) -> float:
+        return float(self.manifest.data.get("read_at", self.manifest.created_at))
+
+    @property
+    def versions(self) -> Versions:
+        m = self.manifest
+        return Versions(m.model_version, m.index_version, m.feature_version)
+
+    @property
+    def text_dim(self) -> int:
+        return int(self.manifest.retrieval.get("text_dim", 384))
+
+
+def load_version(directory: Path, *, image_root: Path | None = None, with_embedder: bool = True) -> ServingVersion:
+    """Load and check one version directory; raises ArtifactMismatchError/ArtifactsMissingError when unusable."""
+    manifest = Manifest.read(directory)
+    check_manifest(manifest)
+    snapshot_file = directory / "stock_snapshot.json"
+    return ServingVersion(
+        manifest=manifest,
+        directory=directory,
+        catalog=Catalog.load(directory / "catalog.npz"),
+        users=UserTable.load(directory / "users.npz"),
+        encoder=load_encoder(manifest, directory),
+        index=ScannIndex.load(directory / "index", manifest.index_version),
+        ranker=OnnxRanker(directory / "ranker.onnx", manifest.model_version, n_features=len(FEATURE_NAMES)),
+        embedder=load_item_embedder(manifest, directory, image_root) if with_embedder else None,
+        stock_snapshot=json.loads(snapshot_file.read_text()) if snapshot_file.is_file() else {"out_of_stock": []},
+    )
