@@ -43,10 +43,10 @@ def tiny_artifacts(tiny_dataset, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture
 def service(tiny_artifacts: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     """A fully wired service with its own embedded Redis (stock changes never leak between tests)."""
-    from tastebud.composition import build_service
+    from tastebud.composition import build_runtime
     from tastebud.settings import Settings
 
-    return build_service(Settings(artifacts=tiny_artifacts, redis_db_path=tmp_path / "stock.rdb"))
+    return build_runtime(Settings(artifacts=tiny_artifacts, redis_db_path=tmp_path / "stock.rdb"), watch=False)
 
 
 @pytest.fixture

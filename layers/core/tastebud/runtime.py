@@ -193,6 +193,10 @@ class ServingRuntime:
     def catalog(self) -> Any:
         return self._view.catalog
 
+    @property
+    def stock(self) -> RedisStockStore:
+        return self._stock
+
     def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
                   lon: float | None = None, exclude_item_ids: tuple[str, ...] = (),
                   request_id: str | None = None) -> Recommendation:

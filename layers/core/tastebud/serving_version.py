@@ -6,7 +6,8 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -17,13 +18,14 @@ from tastebud.adapters.embedded.scann_index import ScannIndex
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
-from tastebud.errors import ArtifactMismatchError
+from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.ports import CandidateIndex, ItemEmbedder, Ranker, UserEncoder
 from tastebud.service import Versions
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def check_manifest(manifest: Manifest) -> None:
@@ -104,6 +106,16 @@ class ServingVersion:
         return int(self.manifest.retrieval.get("text_dim", 384))
 
 
+def _loaded(what: str, directory: Path, load: Callable[[], T]) -> T:
+    """Run one loader; any failure becomes ArtifactMismatchError naming the version directory and the part."""
+    try:
+        return load()
+    except (ArtifactMismatchError, ArtifactsMissingError):
+        raise
+    except Exception as exc:  # ONNX Runtime, ScaNN and numpy raise their own types for a corrupt file
+        raise ArtifactMismatchError(f"{directory}: cannot load {what}: {type(exc).__name__}: {exc}") from exc
+
+
 def load_version(directory: Path, *, image_root: Path | None = None, with_embedder: bool = True) -> ServingVersion:
     """Load and check one version directory; raises ArtifactMismatchError/ArtifactsMissingError when unusable."""
     manifest = Manifest.read(directory)
@@ -112,11 +124,13 @@ def load_version(directory: Path, *, image_root: Path | None = None, with_embedd
     return ServingVersion(
         manifest=manifest,
         directory=directory,
-        catalog=Catalog.load(directory / "catalog.npz"),
-        users=UserTable.load(directory / "users.npz"),
-        encoder=load_encoder(manifest, directory),
-        index=ScannIndex.load(directory / "index", manifest.index_version),
-        ranker=OnnxRanker(directory / "ranker.onnx", manifest.model_version, n_features=len(FEATURE_NAMES)),
-        embedder=load_item_embedder(manifest, directory, image_root) if with_embedder else None,
+        catalog=_loaded("catalog.npz", directory, lambda: Catalog.load(directory / "catalog.npz")),
+        users=_loaded("users.npz", directory, lambda: UserTable.load(directory / "users.npz")),
+        encoder=_loaded("the user encoder", directory, lambda: load_encoder(manifest, directory)),
+        index=_loaded("index/", directory, lambda: ScannIndex.load(directory / "index", manifest.index_version)),
+        ranker=_loaded("ranker.onnx", directory, lambda: OnnxRanker(directory / "ranker.onnx", manifest.model_version,
+                                                                     n_features=len(FEATURE_NAMES))),
+        embedder=_loaded("the item embedder", directory, lambda: load_item_embedder(manifest, directory, image_root))
+        if with_embedder else None,
         stock_snapshot=json.loads(snapshot_file.read_text()) if snapshot_file.is_file() else {"out_of_stock": []},
     )
