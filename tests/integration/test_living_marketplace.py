@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import load_event, response_json
 from tastebud.api.http import create_handler
 from tastebud.artifacts import CURRENT, LocalArtifactStore, Manifest
 from tastebud.composition import build_runtime
@@ -25,6 +24,8 @@ from tastebud.domain import SOURCE_HISTORY, RequestContext
 from tastebud.local_server import LocalLambdaContext
 from tastebud.runtime import ServingRuntime, VersionRefusedError
 from tastebud.settings import Settings
+
+from helpers import load_event, response_json
 
 pytestmark = pytest.mark.slow
 CONTEXT = LocalLambdaContext(aws_request_id="test")
@@ -127,7 +128,7 @@ def test_bad_records_are_reported_one_by_one_and_the_rest_applied(runtime: Servi
         purchase("bad-item", active_user, "no-such-item"),
         purchase("x" * 129, active_user, item),
         purchase("future", active_user, item, timestamp=time.time() + 86400),
-        {"event_id": "nan", "user_id": active_user, "item_id": item, "event_type": "purchase", "timestamp": float("nan")},
+        purchase("nan", active_user, item, timestamp=float("nan")),
         {"event_id": "kind", "user_id": active_user, "item_id": item, "event_type": "like", "timestamp": 1},
         purchase("ok-1", active_user, item),
         "not an object",

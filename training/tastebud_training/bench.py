@@ -22,9 +22,10 @@ from tastebud.adapters.embedded.scann_index import BruteForceIndex, ScannIndex
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis
 from tastebud.catalog import Catalog
-from tastebud.composition import build_service
+from tastebud.composition import build_runtime
 from tastebud.features import FEATURE_NAMES
-from tastebud.ports import CandidateIndex, UserEncoder
+from tastebud.ports import CandidateIndex, FeatureStore, UserEncoder
+from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService, Versions
 from tastebud.settings import ServingKnobs, Settings
 from tastebud.stages.fairness import FairnessDiversity
@@ -40,7 +41,8 @@ RECALL_K = 200
 
 @dataclass(frozen=True)
 class BenchSystem:
-    service: RecommendationService
+    service: RecommendationService | ServingRuntime  # what a request runs through
+    features: FeatureStore
     encoder: UserEncoder
     index: CandidateIndex
     exact: BruteForceIndex
@@ -58,7 +60,7 @@ def ann_recall(system: BenchSystem, n_queries: int, seed: int) -> float:
     rng = np.random.default_rng(seed)
     users = rng.choice(np.asarray(system.user_ids, dtype=object), min(n_queries, len(system.user_ids)), replace=False)
     recalls = []
-    features = system.service.features
+    features = system.features
     for user_id in users:
         query = system.encoder.encode(features.user(str(user_id)), _context())
         if query is None:
@@ -100,13 +102,16 @@ def run_bench(system: BenchSystem, *, requests: int = 2000, k: int = 20, seed: i
 
 def from_artifacts(artifacts: Path) -> BenchSystem:
     redis_dir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
-    service = build_service(Settings(artifacts=artifacts, redis_db_path=redis_dir / "stock.rdb"))
+    runtime = build_runtime(Settings(artifacts=artifacts, redis_db_path=redis_dir / "stock.rdb"), watch=False)
+    assert isinstance(runtime, ServingRuntime)
+    service = runtime.view.service
     encoder, index = service.retriever.encoder, service.retriever.index
     directory = Path(artifacts) / "versions" / (Path(artifacts) / "CURRENT").read_text().strip()
     exact = BruteForceIndex(np.load(directory / "index_vectors.npy"))
     users = service.features
     assert isinstance(users, UserTable)
-    return BenchSystem(service, encoder, index, exact, users.user_ids.tolist(),
+    # Requests run through the runtime: the live-state read (events + catalog sequence) is part of the path.
+    return BenchSystem(runtime, users, encoder, index, exact, users.user_ids.tolist(),
                        {"mode": "artifacts", "artifacts": str(artifacts), "items": service.catalog.size,
                         "users": users.size})
 
@@ -186,7 +191,7 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
         reranker=Reranker(catalog, ranker), fairness=FairnessDiversity(catalog, knobs),
         stock_filter=StockFilter(catalog, stock, serve_without_filter=False), stock=stock,
         versions=Versions("bench", "bench", "bench"))
-    return BenchSystem(service, recall_encoder, index, BruteForceIndex(vectors), users.user_ids.tolist(),
+    return BenchSystem(service, users, recall_encoder, index, BruteForceIndex(vectors), users.user_ids.tolist(),
                        {"mode": "synthetic", "items": n_items, "users": n_users, "dimension": dim,
                         "user_encoder": "two-tower ONNX (1024-512-128)" if two_tower else "history mean",
                         "index_build_s": round(build_s, 1), "cold_user_share": float(np.mean(lengths == 0))})

@@ -11,12 +11,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tastebud_training.cli_live import catalog_app, events_app, versions_app
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Tastebud: recommendations for a food-delivery marketplace.")
 data_app = typer.Typer(no_args_is_help=True, help="Generate, import and validate data directories.")
 import_app = typer.Typer(no_args_is_help=True, help="Import public data sets into the data contract.")
 app.add_typer(data_app, name="data")
 data_app.add_typer(import_app, name="import")
+app.add_typer(events_app, name="events")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(versions_app, name="versions")
 
 out = Console()
 err = Console(stderr=True)
@@ -184,27 +189,33 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 3000,
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of the embedded one")] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Append accepted events and item upserts here (default: the data the version was trained on)")]
+    = None,
 ) -> None:
-    """Serve the HTTP API locally with the same handler as the Lambda function."""
+    """Serve the HTTP API locally with the same handler as the Lambda function; follows new versions live."""
     from tastebud.api.http import create_handler
-    from tastebud.composition import build_service
+    from tastebud.composition import build_runtime
     from tastebud.errors import TastebudError
     from tastebud.local_server import make_server
     from tastebud.settings import Settings
 
     try:
-        service = build_service(Settings(artifacts=artifacts, redis_url=redis_url))
+        runtime = build_runtime(Settings(artifacts=artifacts, redis_url=redis_url, data_dir=data))
     except TastebudError as exc:
         fail(str(exc))
-    server = make_server(create_handler(lambda: service), host, port)
-    err.print(f"[green]serving[/] model {service.versions.model_version}, index {service.versions.index_version} "
-              f"({service.catalog.size:,} items) on http://{host}:{port}  (Ctrl-C stops)")
+    server = make_server(create_handler(lambda: runtime), host, port)
+    err.print(f"[green]serving[/] model {runtime.versions.model_version}, index {runtime.versions.index_version} "
+              f"({runtime.catalog.size:,} items) on http://{host}:{port}  (Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        close = getattr(runtime, "close", None)
+        if close is not None:
+            close()
 
 
 @app.command()
@@ -219,14 +230,14 @@ def recommend(
     from dataclasses import asdict
 
     from tastebud.catalog import DOMAINS
-    from tastebud.composition import build_service
+    from tastebud.composition import build_runtime
     from tastebud.errors import TastebudError
     from tastebud.settings import Settings
 
     if domain not in ("all", *DOMAINS):
         fail(f"--domain must be all, restaurant or grocery, not {domain!r}")
     try:
-        service = build_service(Settings(artifacts=artifacts))
+        service = build_runtime(Settings(artifacts=artifacts), watch=False)
     except TastebudError as exc:
         fail(str(exc))
     result = service.recommend(user_id, k=k, domain=domain)
@@ -248,6 +259,10 @@ def bench(
     items: Annotated[int | None, typer.Option("--items", min=100, help="Benchmark a synthetic catalog of N items")]
     = None,
     requests: Annotated[int, typer.Option(min=10, help="Measured requests")] = 2000,
+    freshness: Annotated[bool, typer.Option("--freshness", help=(
+        "With --artifacts: event -> next answer, item upsert -> retrievable, and a load run with hot swaps"))] = False,
+    seconds: Annotated[float, typer.Option(min=5, help="--freshness: length of the load run")] = 60.0,
+    rate: Annotated[float, typer.Option(min=1, help="--freshness: requests per second during the load run")] = 100.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Per-stage latency percentiles (p50/p95/p99, ms) and ANN recall@200 vs exact search."""
@@ -256,6 +271,18 @@ def bench(
 
     if (artifacts is None) == (items is None):
         fail("give exactly one of --artifacts DIR or --items N")
+    if freshness:
+        if artifacts is None:
+            fail("--freshness measures a trained system: give --artifacts DIR")
+        from tastebud_training.bench_freshness import run_freshness
+
+        try:
+            report = run_freshness(artifacts, trials=min(requests, 200), seconds=seconds, rate=rate,
+                                   progress=not as_json)
+        except TastebudError as exc:
+            fail(str(exc))
+        print_json(report)
+        return
     try:
         system = (bench_module.from_artifacts(artifacts) if artifacts is not None
                   else bench_module.synthetic(int(items or 0), progress=not as_json))

@@ -77,7 +77,7 @@ def cut_at(dataset: Dataset, as_of: float) -> Dataset:
     """The data set as it was known at ``as_of``: interactions strictly before it (catalog kept whole)."""
     interactions = dataset.interactions[dataset.interactions["ts"] < as_of]
     return Dataset(dataset.merchants, dataset.items, dataset.users, interactions, dataset.stock, dataset.source,
-                   dataset.warnings)
+                   dataset.warnings, dataset.read_at)
 
 
 def train(dataset: Dataset, artifacts: Path, config: TrainConfig | None = None,
@@ -192,7 +192,9 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
                    "items": int(index_vectors.shape[0]), "preference_terms": len(terms)},
         ranker={"kind": "xgboost-lambdamart-onnx", "features": list(FEATURE_NAMES), "feature_cut": feature_cut,
                 **ranker_info},
-        data={"source": str(dataset.source), "fingerprint": fingerprint, "as_of": as_of,
+        data={"source": str(Path(dataset.source).resolve()), "fingerprint": fingerprint, "as_of": as_of,
+              # Live events and upserts received after this are applied on top of the version by serving.
+              "read_at": dataset.read_at if dataset.read_at is not None else time.time(),
               "interactions": len(dataset.interactions), "items": len(dataset.items), "users": users.size},
         files=files,
     )

@@ -96,6 +96,25 @@ class LocalArtifactStore:
         path.mkdir(parents=True)
         return path
 
+    def list_versions(self) -> list[Manifest]:
+        """Published versions, oldest first (staging directories and unreadable manifests are skipped)."""
+        manifests = []
+        if self.versions_dir.is_dir():
+            for directory in self.versions_dir.iterdir():
+                if directory.is_dir() and not directory.name.startswith(".") and (directory / MANIFEST).is_file():
+                    try:
+                        manifests.append(Manifest.read(directory))
+                    except ArtifactMismatchError:
+                        continue
+        return sorted(manifests, key=lambda m: (m.created_at, m.version))
+
+    def set_current(self, version: str) -> None:
+        """Point CURRENT at an already published version (rollback / roll forward), atomically."""
+        self.fetch(version, self.root)
+        tmp = self.root / f".{CURRENT}.tmp"
+        tmp.write_text(version + "\n")
+        os.replace(tmp, self.root / CURRENT)
+
     def publish(self, source: Path, version: str, *, make_current: bool = True) -> None:
         """Move a fully written directory into place, then flip CURRENT with an atomic rename."""
         target = self.versions_dir / version
@@ -107,6 +126,4 @@ class LocalArtifactStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
         if make_current:
-            tmp = self.root / f".{CURRENT}.tmp"
-            tmp.write_text(version + "\n")
-            os.replace(tmp, self.root / CURRENT)
+            self.set_current(version)

@@ -19,14 +19,14 @@ from tastebud.catalog import Catalog
 from tastebud.domain import ItemDraft, UserProfile
 from tastebud.fresh_index import FreshItemsIndex
 from tastebud.history import with_events
-from tastebud.serving_version import ServingVersion
+from tastebud.ports import StockStore
 from tastebud.service import RecommendationService
+from tastebud.serving_version import ServingVersion
 from tastebud.settings import ServingKnobs
 from tastebud.stages.fairness import FairnessDiversity
 from tastebud.stages.rerank import Reranker
 from tastebud.stages.retrieve import Retriever
 from tastebud.stages.stock_filter import StockFilter
-from tastebud.ports import StockStore
 
 logger = logging.getLogger(__name__)
 

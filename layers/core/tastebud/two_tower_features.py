@@ -69,7 +69,8 @@ class TwoTowerVocab:
         """The vocabulary for a catalog with fresh items appended: their text, and item index 0 (cold)."""
         base = self.text_vectors.base if isinstance(self.text_vectors, GrowingRows) else self.text_vectors
         n_base = base.shape[0]
-        item_index = np.concatenate([self.item_index[:n_base], np.zeros(len(text_vectors), dtype=self.item_index.dtype)])
+        cold = np.zeros(len(text_vectors), dtype=self.item_index.dtype)
+        item_index = np.concatenate([self.item_index[:n_base], cold])
         return replace(self, text_vectors=GrowingRows(base, text_vectors), item_index=item_index)
 
     def user_index(self, user_id: str) -> int:

@@ -28,6 +28,7 @@ class Dataset:
         stock: item_id, in_stock (bool), quantity; None when the directory has no stock table.
         source: the directory the data was loaded from.
         warnings: problems that do not reject the data (e.g. interactions by users absent from ``users``).
+        read_at: epoch seconds when reading the directory started (None for data sets built in memory).
     """
 
     merchants: pd.DataFrame
@@ -37,6 +38,8 @@ class Dataset:
     stock: pd.DataFrame | None
     source: Path
     warnings: tuple[str, ...] = field(default=())
+    # When reading started (epoch s): a server's live events received later are not in these tables.
+    read_at: float | None = None
 
 
 @dataclass(frozen=True)

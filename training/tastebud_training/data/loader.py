@@ -7,6 +7,7 @@ DataValidationError; a directory that fails is never partly returned.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +273,7 @@ def load_dataset(path: Path) -> Dataset:
         DataValidationError: any file breaks the contract; ``.errors`` names file, row and column of each problem.
     """
     path = Path(path)
+    read_at = time.time()
     files = _find_files(path)
     errors = _ErrorLog()
     tables: dict[str, pd.DataFrame] = {}
@@ -311,6 +313,7 @@ def load_dataset(path: Path) -> Dataset:
         stock=tables.get("stock"),
         source=path,
         warnings=tuple(notes),
+        read_at=read_at,
     )
 
 
