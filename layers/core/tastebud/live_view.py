@@ -113,8 +113,11 @@ def build_view(version: ServingVersion, seq: int, items: dict[str, dict[str, Any
         catalog = catalog.with_changes(item_enabled=enabled)
 
     keep = catalog.item_enabled[fresh_rows] if fresh_rows.size else np.zeros(0, bool)
-    fresh = FreshItemsIndex(fresh_rows[keep], index_vectors[keep] if index_vectors.shape[0] else
-                            np.zeros((0, 1), np.float32))
+    if index_vectors.shape[0] != fresh_rows.size:
+        # A version without an item embedder: fresh items are in the catalog (history, popularity) but not indexed.
+        keep = np.zeros(fresh_rows.size, bool)
+        index_vectors = np.zeros((fresh_rows.size, 1), np.float32)
+    fresh = FreshItemsIndex(fresh_rows[keep], index_vectors[keep])
     encoder = version.encoder
     n_new = catalog.size - base.size
     if n_new and hasattr(encoder, "with_fresh_items"):
