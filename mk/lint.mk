@@ -22,7 +22,7 @@ SAM_BUILD_DIR  ?= .aws-sam/build
 # Lambda: function code + all its layers must stay below 250 MB unzipped.
 LAMBDA_UNZIPPED_LIMIT_BYTES := 262144000
 # Every function of template.yaml (each one uses CoreLayer).
-SAM_FUNCTIONS  ?= RecommendFunction StockFunction IngestFunction
+SAM_FUNCTIONS  ?= RecommendFunction StockFunction IngestFunction IndexTaskFunction ControlTaskFunction
 
 CHECKOV_VENV    ?= .venv-checkov
 CHECKOV_VERSION ?= 3.3.30

@@ -4,6 +4,7 @@ bulk load, failing endpoint. Task Lambdas answer from a queue; their logic is te
 from __future__ import annotations
 
 from collections.abc import Iterator
+import json
 from typing import Any
 
 import pytest
@@ -91,3 +92,57 @@ def test_a_verification_rejection_rolls_back(aws: dict[str, Any]) -> None:
     run = hot_swap(aws, "verify-rejects")
     assert run["status"] == "FAILED" and run["error"] == "RolledBack"
     assert "VerifyRejected" in run["states"] and "DeployEndpoint" not in run["states"]
+
+
+# ---------------------------------------------------------------- training machine
+ROLE = "arn:aws:iam::123456789012:role/tastebud-training"
+SPECS = {
+    "etl": {"ProcessingJobName": "tastebud-etl-run1", "RoleArn": ROLE,
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge",
+                                                      "VolumeSizeInGB": 30}},
+            "AppSpecification": {"ImageUri": "123.dkr.ecr.eu-west-1.amazonaws.com/spark:latest"},
+            "ProcessingInputs": [], "ProcessingOutputConfig": {"Outputs": []},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 7200}, "Environment": {}},
+    "training": {"TrainingJobName": "tastebud-training-run1", "RoleArn": ROLE,
+                 "AlgorithmSpecification": {"TrainingImage": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/"
+                                                             "tensorflow-training:2.19-cpu-py312",
+                                            "TrainingInputMode": "File"},
+                 "InputDataConfig": [], "OutputDataConfig": {"S3OutputPath": "s3://b/training/out"},
+                 "ResourceConfig": {"InstanceType": "ml.c7i.4xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+                 "StoppingCondition": {"MaxRuntimeInSeconds": 14400}, "HyperParameters": {"epochs": "3"}},
+}
+SPECS["embeddings"] = {**SPECS["etl"], "ProcessingJobName": "tastebud-embeddings-run1"}
+
+
+def training(aws: dict[str, Any], name: str) -> dict[str, Any]:
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+    child = sfn.create_state_machine(name=f"child-{name}", roleArn=aws["role"], definition=json.dumps(
+        {"StartAt": "Swapped", "States": {"Swapped": {"Type": "Succeed"}}}))["stateMachineArn"]
+    definition = render("training", {"ControlTaskFunctionArn": aws["functions"]["ControlTaskFunctionArn"],
+                                     "IndexHotSwapStateMachineArn": child, "TrainingS3Uri": "s3://b/training",
+                                     "TrainingJobRoleArn": ROLE})
+    return execute(definition, aws["role"], {"poll_seconds": 0}, name=name)
+
+
+def test_training_success_path_publishes_and_hot_swaps(aws: dict[str, Any]) -> None:
+    queue(SPECS, {"pass": True, "reason": "", "metric": "recall@20", "candidate": 0.31, "live": 0.30},
+          {"version": "v2", "model_version": "m2", "index_version": "i2"})
+    run = training(aws, "train-ok")
+    states = run["states"]
+    assert states.index("EtlJob") < states.index("EmbeddingsJob") < states.index("TrainingJob") < states.index(
+        "Gate") < states.index("Publish") < states.index("HotSwap"), run
+    assert states.count("DescribeTraining") == 1  # moto's SageMaker backend reports Completed at once
+    if run["status"] == "FAILED" and "'StateMachineArn'" in str(run["cause"]):
+        # moto 5.2.5's port of the interpreter hands `StateMachineArn` to botocore 1.44's stepfunctions
+        # serializer, which only knows `stateMachineArn` (KeyError; reproduced with a one-state machine).
+        pytest.xfail("moto 5.2.5 cannot run states:startExecution.sync:2 with botocore 1.44")
+    assert run["status"] == "SUCCEEDED", run
+
+
+def test_training_gate_rejection_publishes_nothing(aws: dict[str, Any]) -> None:
+    queue(SPECS, {"pass": False, "reason": "recall@20 0.2100 < live 0.3000 - 0.01"})
+    run = training(aws, "train-gate")
+    assert run["status"] == "FAILED" and run["error"] == "GateRejected", run
+    assert "Publish" not in run["states"] and "HotSwap" not in run["states"]

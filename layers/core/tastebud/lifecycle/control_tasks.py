@@ -191,7 +191,22 @@ def publish(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
             "index_version": manifest["index_version"]}
 
 
-ACTIONS = {"prepare": prepare, "deploy_endpoint": deploy_endpoint, "describe_endpoint": describe_endpoint,
+def job_specs(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    """The SageMaker job requests of one run: ``jobs.json`` (written by ``tastebud_training.sagemaker_jobs``
+    with the SageMaker SDK at deploy time) with unique job names for this execution."""
+    bucket, _, key = str(event["jobs"]).removeprefix("s3://").partition("/")
+    specs = json.loads(deps.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    run = _slug(str(event.get("run", "run")))
+    out: dict[str, Any] = {}
+    for kind, name_field in (("etl", "ProcessingJobName"), ("embeddings", "ProcessingJobName"),
+                             ("training", "TrainingJobName")):
+        request = dict(specs[kind])
+        request[name_field] = f"tastebud-{kind}-{run}"[:63].rstrip("-")
+        out[kind] = request
+    return out
+
+
+ACTIONS = {"job_specs": job_specs, "prepare": prepare, "deploy_endpoint": deploy_endpoint, "describe_endpoint": describe_endpoint,
            "delete_endpoint": delete_endpoint, "cleanup_endpoints": cleanup_endpoints, "gate": gate,
            "publish": publish}
 
