@@ -3,13 +3,12 @@ bulk load, failing endpoint. Task Lambdas answer from a queue; their logic is te
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from moto import mock_aws
-
 from sfn_harness import MOTO_CONFIG, execute, function, queue, render, role
 
 LIVE_V1 = {"version": "v1", "model_version": "m1", "index_version": "i1", "index": "items-i1",

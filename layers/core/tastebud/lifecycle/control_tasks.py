@@ -84,7 +84,8 @@ def prepare(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
         raise ArtifactMismatchError(f"version {version}: manifest needs retrieval.dimension and retrieval.items")
     live = read_live(deps.s3, deps.bucket, deps.prefix)
     index = f"{deps.alias}-{manifest['index_version']}".lower()
-    chunks = [{"start": start, "end": min(start + deps.chunk_size, items)} for start in range(0, items, deps.chunk_size)]
+    size = deps.chunk_size
+    chunks = [{"start": start, "end": min(start + size, items)} for start in range(0, items, size)]
     return {"version": version, "model_version": manifest["model_version"],
             "index_version": manifest["index_version"], "dimension": dimension, "items": items,
             "index": index, "endpoint": endpoint_name(deps.endpoint_prefix, version), "chunks": chunks,
@@ -206,7 +207,8 @@ def job_specs(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
     return out
 
 
-ACTIONS = {"job_specs": job_specs, "prepare": prepare, "deploy_endpoint": deploy_endpoint, "describe_endpoint": describe_endpoint,
+ACTIONS = {"job_specs": job_specs, "prepare": prepare, "deploy_endpoint": deploy_endpoint,
+           "describe_endpoint": describe_endpoint,
            "delete_endpoint": delete_endpoint, "cleanup_endpoints": cleanup_endpoints, "gate": gate,
            "publish": publish}
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live, write_live
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin, inner_product
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
 from tastebud.catalog import Catalog
 from tastebud.errors import DependencyError
 
@@ -87,7 +87,7 @@ def bulk_load(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
     try:
         loaded = deps.admin.bulk_load(event["index"], chunk, refresh=False)
     except DependencyError as exc:
-        return {"start": start, "end": end, "loaded": 0, "failed": end - start, "error": exc.message}
+        return {"start": start, "end": end, "loaded": 0, "failed": end - start, "error": str(exc)}
     return {"start": start, "end": end, "loaded": loaded, "failed": 0}
 
 
