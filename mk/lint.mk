@@ -22,7 +22,7 @@ SAM_BUILD_DIR  ?= .aws-sam/build
 # Lambda: function code + all its layers must stay below 250 MB unzipped.
 LAMBDA_UNZIPPED_LIMIT_BYTES := 262144000
 # Every function of template.yaml (each one uses CoreLayer).
-SAM_FUNCTIONS  ?= RecommendFunction StockFunction IngestFunction
+SAM_FUNCTIONS  ?= RecommendFunction StockFunction IngestFunction IndexTaskFunction ControlTaskFunction
 
 CHECKOV_VENV    ?= .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
@@ -45,13 +45,30 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/pip install -q checkov==$(CHECKOV_VERSION)
 	touch $@
 
-.PHONY: lint-sam lint-checkov sam-build
+ASL_VALIDATOR  ?= node_modules/.bin/asl-validator
+ASL_FILES      ?= $(wildcard statemachines/*.asl.json)
 
-lint-sam: $(SAM_VENV)/.installed  ## cfn-lint + sam validate --lint (+ checkov when installed)
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+.PHONY: lint-sam lint-checkov sam-build lint-sam-graph lint-asl
+
+lint-sam: $(SAM_VENV)/.installed lint-sam-graph lint-asl  ## cfn-lint + sam validate --lint + cycles + ASL (+ checkov)
 	$(CFN_LINT) $(SAM_TEMPLATE)
 	$(SAM_ENV) $(SAM) validate --lint --template-file $(SAM_TEMPLATE)
 	@if [ -x $(CHECKOV) ]; then echo "$(CHECKOV_CMD)"; $(CHECKOV_CMD); \
 	else echo "lint-sam: checkov skipped ($(CHECKOV) absent; 'make lint-checkov' installs and runs it)"; fi
+
+# cfn-lint lints BEFORE the SAM transform; a cycle that only the transform creates (inline function policies
+# become <Function>Role policies) needs samtranslator's own transform + a Ref/GetAtt/Sub/DependsOn graph.
+lint-sam-graph: $(SAM_VENV)/.installed  ## circular dependencies after the SAM transform (scripts/sam_graph.py)
+	$(SAM_VENV)/bin/python scripts/sam_graph.py $(SAM_TEMPLATE)
+
+# cfn-lint does not check ASL; asl-validator (npm, pinned in package.json) checks schema and state targets.
+# `${...}` DefinitionSubstitutions appear only inside string values, so the raw files are valid JSON.
+lint-asl: node_modules/.installed  ## asl-validator on statemachines/*.asl.json
+	$(ASL_VALIDATOR) $(foreach f,$(ASL_FILES),--json-path $(f))
 
 lint-checkov: $(CHECKOV_VENV)/.installed  ## install checkov in .venv-checkov and scan template.yaml
 	$(CHECKOV_CMD)

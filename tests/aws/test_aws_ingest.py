@@ -37,7 +37,7 @@ def run(client: Any, event_name: str) -> dict[str, Any]:
 def history(client: Any, user_id: str) -> dict[str, str]:
     items = client.query(TableName="history", KeyConditionExpression="user_id = :u",
                          ExpressionAttributeValues={":u": {"S": user_id}})["Items"]
-    return {item["item_id"]["S"]: item["weight"]["N"] for item in items}
+    return {item["item_id"]["S"]: item["weight"]["N"] for item in items if "weight" in item}  # not dedupe markers
 
 
 def test_positives_are_folded_into_history(dynamodb: Any) -> None:
@@ -54,9 +54,9 @@ def test_malformed_records_are_skipped_not_retried(dynamodb: Any) -> None:
 
 def test_a_failed_write_is_reported_for_retry(dynamodb: Any) -> None:
     stubber = Stubber(dynamodb)
-    stubber.add_client_error("update_item", service_error_code="ProvisionedThroughputExceededException",
+    stubber.add_client_error("transact_write_items", service_error_code="ProvisionedThroughputExceededException",
                              http_status_code=400)
-    stubber.add_response("update_item", {})
+    stubber.add_response("transact_write_items", {})
     with stubber:
         response = run(dynamodb, "ingest_kinesis")
     first = load_event("ingest_kinesis")["Records"][0]["kinesis"]["sequenceNumber"]
@@ -69,3 +69,33 @@ def test_ingest_settings_require_the_table() -> None:
     assert IngestSettings.from_env({"TASTEBUD_HISTORY_TABLE": "h"}).history_ttl_days == 180.0
     with pytest.raises(SettingsError):
         IngestSettings.from_env({"TASTEBUD_HISTORY_TABLE": "h", "TASTEBUD_HISTORY_TTL_DAYS": "-1"})
+
+
+def test_a_redelivered_batch_is_not_counted_twice(dynamodb: Any) -> None:
+    """Kinesis retries / bisection re-deliver the same records (same eventID): weights stay exact."""
+    assert run(dynamodb, "ingest_kinesis") == {"batchItemFailures": []}
+    assert run(dynamodb, "ingest_kinesis") == {"batchItemFailures": []}  # the whole batch again
+    assert history(dynamodb, "u00001") == {"i000001": "3", "i000002": "1"}
+
+
+def test_a_partially_failed_batch_retried_counts_each_event_once(dynamodb: Any) -> None:
+    stubber = Stubber(dynamodb)
+    stubber.add_client_error("transact_write_items", service_error_code="ProvisionedThroughputExceededException",
+                             http_status_code=400)
+    with stubber:  # first record fails, the stubber then runs dry: the second fails too
+        first = run(dynamodb, "ingest_kinesis")
+    assert len(first["batchItemFailures"]) >= 1
+    assert run(dynamodb, "ingest_kinesis") == {"batchItemFailures": []}  # Lambda's retry: all records again
+    assert run(dynamodb, "ingest_kinesis") == {"batchItemFailures": []}  # and a bisection re-delivery
+    assert history(dynamodb, "u00001") == {"i000001": "3", "i000002": "1"}
+
+
+def test_out_of_order_events_keep_the_newest_timestamp(dynamodb: Any) -> None:
+    from tastebud.domain import InteractionEvent
+
+    writer = HistoryWriter("history", client=dynamodb, clock=lambda: 1_764_140_000.0)
+    assert writer.record(InteractionEvent("u9", "i1", "purchase", 200.0), delivery_id="a")
+    assert writer.record(InteractionEvent("u9", "i1", "click", 100.0), delivery_id="b")  # older, still adds
+    assert not writer.record(InteractionEvent("u9", "i1", "click", 100.0), delivery_id="b")  # duplicate
+    item = dynamodb.get_item(TableName="history", Key={"user_id": {"S": "u9"}, "item_id": {"S": "i1"}})["Item"]
+    assert item["weight"]["N"] == "4" and item["last_ts"]["N"] == "200.0"

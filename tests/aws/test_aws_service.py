@@ -246,3 +246,37 @@ def test_aws_settings_never_default_resource_names() -> None:
     assert loaded.artifacts_bucket_and_prefix == ("b", "artifacts") and loaded.knobs.index_timeout_ms == 50
     with pytest.raises(SettingsError, match="s3://"):
         Settings.from_env({**env, "TASTEBUD_HISTORY_TABLE": "h", "TASTEBUD_ARTIFACTS_S3_URI": "bucket/x"})
+
+
+def test_live_pointer_names_endpoint_and_index_and_must_match_the_manifest(world: dict[str, Any]) -> None:
+    from tastebud.adapters.aws.live_pointer import LivePointer, write_live
+    from tastebud.aws_composition import refreshing_provider
+    from tastebud.errors import ArtifactMismatchError
+
+    sagemaker, sent = sagemaker_runtime_client(user_tower)
+    clients = AwsClients(s3=world["s3"], dynamodb=world["dynamodb"], sagemaker_runtime=sagemaker,
+                         secretsmanager=world["secrets"], opensearch=opensearch_client(world["domain"]),
+                         redis=world["redis"])
+    base = settings(world)
+    write_live(world["s3"], BUCKET, "artifacts", LivePointer("v1", "two-tower-m1", "idx-1", "items-idx-1",
+                                                             "tb-user-tower-v1"))
+    now = [0.0]
+    provide = refreshing_provider(lambda: base, clients=clients, clock=lambda: now[0])
+    response = create_handler(provide)(load_event("recommend"), LocalLambdaContext(aws_request_id="t"))
+    assert response["statusCode"] == 200
+    assert "/endpoints/tb-user-tower-v1/invocations" in sent[0].url  # the endpoint LIVE.json names
+    assert world["domain"].requests[-1]["path"] == "/items-idx-1/_search"  # the concrete index, not the alias
+    # a pointer whose model does not match the version's manifest is never served ...
+    write_live(world["s3"], BUCKET, "artifacts", LivePointer("v1", "two-tower-m2", "idx-1", "items-idx-1", "x"))
+    with pytest.raises(ArtifactMismatchError, match="two-tower-m2"):
+        build_aws_service(base, clients=clients)
+    now[0] = 120.0  # ... and a refreshing provider keeps serving the last good version
+    assert provide().versions.model_version == "two-tower-m1"
+
+
+def test_a_new_version_does_not_wipe_live_stock(world: dict[str, Any]) -> None:
+    invoke(world, load_event("health"))  # first start: the cache is empty, seeded from the snapshot
+    world["redis"].srem(OUT_OF_STOCK_KEY, "i000002")  # a merchant restocked since
+    world["redis"].set("tastebud:stock:snapshot", "an-older-version")
+    invoke(world, load_event("health"))  # a container of a NEW version starts
+    assert not world["redis"].sismember(OUT_OF_STOCK_KEY, "i000002")

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
+from tastebud.adapters.aws.live_pointer import LivePointer, read_live
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
 from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, history_payload, two_tower_payload
 from tastebud.adapters.aws.stock import IndexSyncedStockStore, auth_token_from_secret, elasticache_client
 from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
-from tastebud.adapters.redis_stock import RedisStockStore
+from tastebud.adapters.redis_stock import SNAPSHOT_KEY, RedisStockStore
 from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
 from tastebud.composition import check_manifest
@@ -113,16 +114,31 @@ def build_clients(settings: Settings, given: AwsClients | None = None) -> AwsCli
 def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
                       clock: Callable[[], float] = time.time) -> RecommendationService:
     """Fetch the current artifact version from S3 and wire the AWS adapters (see the module docstring)."""
-    assert settings.backend == "aws" and settings.sagemaker_endpoint and settings.opensearch_index_alias
+    assert settings.backend == "aws" and settings.opensearch_index_alias
     assert settings.profiles_table and settings.history_table
     clients = build_clients(settings, clients)
     knobs = settings.knobs
 
     bucket, prefix = settings.artifacts_bucket_and_prefix
     store = S3ArtifactStore(bucket, prefix, client=clients.s3)
-    directory = store.fetch(store.current_version(), settings.artifacts, include=SERVING_FILES)
+    pointer = read_live(clients.s3, bucket, prefix)
+    if pointer is None:
+        # No hot swap has run yet: only an explicitly configured endpoint + CURRENT may serve (tests, dev).
+        if not settings.sagemaker_endpoint:
+            from tastebud.errors import ArtifactsMissingError
+
+            raise ArtifactsMissingError(
+                f"no LIVE.json under {store.uri}: run the index hot-swap state machine for the bootstrap version "
+                "(docs/DEPLOY.md, first deploy)")
+        version, endpoint, index_name = store.current_version(), settings.sagemaker_endpoint, \
+            settings.opensearch_index_alias
+    else:
+        version, endpoint, index_name = pointer.version, pointer.endpoint, pointer.index
+    directory = store.fetch(version, settings.artifacts, include=SERVING_FILES)
     manifest = Manifest.read(directory)
     check_manifest(manifest)
+    if pointer is not None:
+        pointer.check(manifest.model_version, manifest.index_version)  # model and index in lock-step
     dimension = manifest.retrieval.get("dimension")
     if not isinstance(dimension, int):
         raise ArtifactMismatchError(f"manifest {manifest.version}: retrieval.dimension missing")
@@ -133,9 +149,9 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
     retry = RetryPolicy(attempts=1 + knobs.dependency_retries, base_delay=0.005, max_delay=0.02)
     payload = (two_tower_payload(TwoTowerVocab.load(directory, np.load(directory / "text_vectors.npy")))
                if manifest.retrieval.get("kind") == "two_tower" else history_payload(catalog))
-    encoder = SageMakerUserEncoder(settings.sagemaker_endpoint, payload, dimension=dimension,
+    encoder = SageMakerUserEncoder(endpoint, payload, dimension=dimension,
                                    client=clients.sagemaker_runtime, retry=retry)
-    index = OpenSearchIndex(clients.opensearch, settings.opensearch_index_alias, catalog, manifest.index_version,
+    index = OpenSearchIndex(clients.opensearch, index_name, catalog, manifest.index_version,
                             require_in_stock=knobs.index_filter_in_stock, timeout=knobs.index_timeout_ms / 1000,
                             retry=retry)
     features = DynamoFeatureStore(settings.profiles_table, settings.history_table, catalog,
@@ -144,10 +160,12 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
 
     redis_store = RedisStockStore(clients.redis)
     snapshot = json.loads((directory / "stock_snapshot.json").read_text())
-    # Redis down at start-up: serve anyway; stage 4 degrades to the shipped snapshot per request.
-    with contextlib.suppress(Exception):
-        redis_store.load_snapshot(manifest.data.get("fingerprint", manifest.version), snapshot["out_of_stock"],
-                                  snapshot.get("quantities", {}))
+    # Seed ElastiCache from the snapshot ONCE (an empty cache, e.g. the first deploy): merchants' live stock
+    # updates are newer than any training snapshot, so a new version must never wipe them.
+    with contextlib.suppress(Exception):  # Redis down at start-up: serve; stage 4 degrades per request
+        if not clients.redis.exists(SNAPSHOT_KEY):
+            redis_store.load_snapshot(manifest.data.get("fingerprint", manifest.version), snapshot["out_of_stock"],
+                                      snapshot.get("quantities", {}))
     stock: StockStore = redis_store
     if knobs.index_filter_in_stock:
         stock = IndexSyncedStockStore(redis_store, OpenSearchIndexAdmin(clients.opensearch,
@@ -164,3 +182,38 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
         versions=Versions(manifest.model_version, manifest.index_version, manifest.feature_version),
         clock=clock,
     )
+
+
+def refreshing_provider(load_settings: Callable[[], Settings], *, clients: AwsClients | None = None,
+                        clock: Callable[[], float] = time.monotonic,
+                        build: Callable[..., RecommendationService] = build_aws_service,
+                        ) -> Callable[[], RecommendationService]:
+    """The deployed functions' service provider: built in the init phase (``warm()``), then LIVE.json is
+    re-read at most every ``pointer_ttl_s`` seconds; a new pointer builds the new version's service (model,
+    index and artifacts together) and swaps it in. A failed rebuild keeps serving the old version."""
+    state: dict[str, Any] = {}
+
+    def provide() -> RecommendationService:
+        if "service" not in state:
+            state["settings"] = settings = load_settings()
+            state["clients"] = build_clients(settings, clients)
+            state["service"] = build(settings, clients=state["clients"])
+            state["pointer"] = _pointer(settings, state["clients"])
+            state["checked"] = clock()
+            return state["service"]
+        settings = state["settings"]
+        if clock() - state["checked"] >= settings.knobs.pointer_ttl_s:
+            state["checked"] = clock()
+            with contextlib.suppress(Exception):  # S3 hiccup or a broken new version: keep the old service
+                pointer = _pointer(settings, state["clients"])
+                if pointer != state["pointer"]:
+                    state["service"] = build(settings, clients=state["clients"])
+                    state["pointer"] = pointer
+        return state["service"]
+
+    return provide
+
+
+def _pointer(settings: Settings, clients: AwsClients) -> LivePointer | None:
+    bucket, prefix = settings.artifacts_bucket_and_prefix
+    return read_live(clients.s3, bucket, prefix)

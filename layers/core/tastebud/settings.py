@@ -33,6 +33,8 @@ class ServingKnobs:
     index_timeout_ms: int = 80
     dependency_retries: int = 1
     index_filter_in_stock: bool = True
+    # AWS backend: re-read LIVE.json (version + index + endpoint) at most this often (seconds).
+    pointer_ttl_s: int = 60
 
     def __post_init__(self) -> None:
         if self.retrieve_k < 1 or self.max_per_merchant < 1:
@@ -81,7 +83,6 @@ class Settings:
             missing = [
                 name
                 for name, value in (
-                    ("TASTEBUD_SAGEMAKER_ENDPOINT", self.sagemaker_endpoint),
                     ("TASTEBUD_OPENSEARCH_ENDPOINT", self.opensearch_endpoint),
                     ("TASTEBUD_OPENSEARCH_INDEX_ALIAS", self.opensearch_index_alias),
                     ("TASTEBUD_REDIS_URL", self.redis_url),

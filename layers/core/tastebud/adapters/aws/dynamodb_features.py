@@ -104,26 +104,52 @@ class HistoryWriter:
         self._ttl = ttl_days * 86400.0
         self._clock = clock
 
-    def record(self, event: InteractionEvent) -> bool:
-        """Add one event's weight; returns False for events that are not positives (impression, view)."""
+    def record(self, event: InteractionEvent, *, delivery_id: str | None = None) -> bool:
+        """Add one event's weight exactly once; False for non-positives (impression, view) and duplicates.
+
+        Kinesis retries, batch bisection and producer retries re-deliver records, so every write is keyed by
+        the event: ``event_id`` when the producer set one, else ``delivery_id`` (the Kinesis record's
+        ``eventID`` = shard + sequence number, identical on every redelivery). One ``TransactWriteItems``
+        puts a marker item ``(user_id, "#event#<id>")`` (condition: absent; TTL like the history) AND adds the
+        weight, so a redelivered event fails the marker's condition and changes nothing. Markers have no
+        ``last_ts``, so the ``by_recency`` index the request path queries never sees them.
+        """
         weight = POSITIVE_WEIGHTS.get(event.event_type)
         if weight is None:
             return False
-        key = {"user_id": {"S": event.user_id}, "item_id": {"S": event.item_id}}
-        values = {":w": {"N": str(weight)}, ":ts": {"N": str(Decimal(str(event.timestamp)))},
-                  ":exp": {"N": str(int(max(event.timestamp, self._clock()) + self._ttl))}}
         from botocore.exceptions import ClientError
 
-        try:
-            # Events can arrive out of order: last_ts only moves forward (the condition), weight always adds.
-            self._client.update_item(
-                TableName=self._table, Key=key, ExpressionAttributeValues=values,
-                UpdateExpression="ADD weight :w SET last_ts = :ts, expires_at = :exp",
-                ConditionExpression="attribute_not_exists(last_ts) OR last_ts < :ts",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            self._client.update_item(TableName=self._table, Key=key, UpdateExpression="ADD weight :w",
-                                     ExpressionAttributeValues={":w": values[":w"]})
-        return True
+        dedupe = getattr(event, "event_id", None) or delivery_id
+        key = {"user_id": {"S": event.user_id}, "item_id": {"S": event.item_id}}
+        expires = {"N": str(int(max(event.timestamp, self._clock()) + self._ttl))}
+        values = {":w": {"N": str(weight)}, ":ts": {"N": str(Decimal(str(event.timestamp)))}, ":exp": expires}
+        forward = {"UpdateExpression": "ADD weight :w SET last_ts = :ts, expires_at = :exp",
+                   "ConditionExpression": "attribute_not_exists(last_ts) OR last_ts < :ts",
+                   "ExpressionAttributeValues": values}
+        # Events can arrive out of order: last_ts only moves forward, the weight always adds.
+        add_only = {"UpdateExpression": "ADD weight :w", "ExpressionAttributeValues": {":w": values[":w"]}}
+        if dedupe is None:  # no identity at all: best effort (the old behaviour)
+            try:
+                self._client.update_item(TableName=self._table, Key=key, **forward)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                self._client.update_item(TableName=self._table, Key=key, **add_only)
+            return True
+        marker = {"Put": {"TableName": self._table, "ConditionExpression": "attribute_not_exists(user_id)",
+                          "Item": {"user_id": {"S": event.user_id}, "item_id": {"S": f"#event#{dedupe}"},
+                                   "expires_at": expires}}}
+        for update in (forward, add_only):
+            try:
+                self._client.transact_write_items(TransactItems=[
+                    marker, {"Update": {"TableName": self._table, "Key": key, **update}}])
+                return True
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return False  # this event was applied before: a redelivery
+                if len(reasons) < 2 or reasons[1] != "ConditionalCheckFailed":
+                    raise
+        return False

@@ -33,7 +33,9 @@ def record_handler(writer: HistoryWriter, metrics: Any = None) -> Callable[[Kine
             if metrics is not None:
                 metrics.add_metric(name="malformed_events", unit=MetricUnit.Count, value=1)
             return
-        if writer.record(event) and metrics is not None:
+        # eventID (shard + sequence number) is the same on every redelivery of this record.
+        delivery_id = record.event_id or f"{record.event_source_arn}:{record.kinesis.sequence_number}"
+        if writer.record(event, delivery_id=delivery_id) and metrics is not None:
             metrics.add_metric(name="history_updates", unit=MetricUnit.Count, value=1)
 
     return handle

@@ -189,23 +189,40 @@ class OpenSearchIndexAdmin:
             raise DependencyError("index", f"creating {name}: {_describe(exc)}") from exc
         return name
 
+    def set_merchant_open(self, merchant_id: str, is_open: bool) -> int:
+        """Flip ``merchant_open`` on every document of a merchant (``_update_by_query`` through the alias)."""
+        body = {"query": {"term": {"merchant_id": merchant_id}},
+                "script": {"source": "ctx._source.merchant_open = params.open", "lang": "painless",
+                           "params": {"open": bool(is_open)}}}
+        try:
+            response = self._client.update_by_query(index=self._alias, body=body,
+                                                    params={"conflicts": "proceed", "refresh": "true"})
+        except Exception as exc:
+            raise DependencyError("index", f"merchant {merchant_id} open={is_open} in {self._alias}: "
+                                           f"{_describe(exc)}") from exc
+        return int(response.get("updated", 0))
+
     @staticmethod
-    def documents(catalog: Catalog, vectors: np.ndarray, *, in_stock: np.ndarray | None = None) -> Iterator[
-            tuple[str, dict[str, Any]]]:
-        """(item id, document) per catalog row."""
+    def documents(catalog: Catalog, vectors: np.ndarray, *, in_stock: np.ndarray | None = None,
+                  merchant_open: np.ndarray | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(item id, document) per catalog row; ``merchant_open`` is per MERCHANT row (missing = open)."""
         if vectors.shape[0] != catalog.size:
             raise ArtifactMismatchError(f"{vectors.shape[0]} vectors for {catalog.size} catalog items")
         merchants = catalog.merchant_ids[catalog.item_merchant].tolist()
         categories = catalog.categories[catalog.item_category].tolist()
         domains = [DOMAINS[d] for d in catalog.item_domain.tolist()]
         stock = [True] * catalog.size if in_stock is None else in_stock.tolist()
+        if merchant_open is None:
+            merchant_open = getattr(catalog, "merchant_open", None)  # catalogs that carry merchants' is_open
+        opened = ([True] * catalog.size if merchant_open is None
+                  else np.asarray(merchant_open, dtype=bool)[catalog.item_merchant].tolist())
         for row, item_id in enumerate(catalog.item_ids.tolist()):
-            yield item_id, {VECTOR_FIELD: vectors[row].astype(np.float32).tolist(), "domain": domains[row],
+            yield item_id, {VECTOR_FIELD: np.asarray(vectors[row], dtype=np.float32).tolist(), "domain": domains[row],
                             "merchant_id": merchants[row], "category": categories[row],
-                            "in_stock": bool(stock[row]), "merchant_open": True}
+                            "in_stock": bool(stock[row]), "merchant_open": bool(opened[row])}
 
     def bulk_load(self, index: str, documents: Iterator[tuple[str, dict[str, Any]]], *,
-                  batch: int = 500) -> int:
+                  batch: int = 500, refresh: bool = True) -> int:
         """``_bulk`` in batches (NDJSON: action line + document line); per-item errors fail the load."""
         loaded = 0
         lines: list[str] = []
@@ -230,7 +247,8 @@ class OpenSearchIndexAdmin:
             if len(lines) >= 2 * batch:
                 flush()
         flush()
-        self._client.indices.refresh(index=index)
+        if refresh:
+            self._client.indices.refresh(index=index)
         return loaded
 
     def swap_alias(self, index: str) -> list[str]:
@@ -248,9 +266,13 @@ class OpenSearchIndexAdmin:
         return [old for old in current if old != index]
 
     def set_in_stock(self, item_id: str, in_stock: bool) -> None:
-        """Partial update of one document's ``in_stock`` flag through the alias (best effort, no retries)."""
+        """Partial update of one document's ``in_stock`` flag through the alias (best effort, no retries).
+
+        ``require_alias=true``: before the first hot swap the alias does not exist, and a plain ``_update``
+        would auto-create an ordinary index NAMED like the alias (which then blocks every alias swap).
+        """
         try:
             self._client.update(index=self._alias, id=item_id, body={"doc": {"in_stock": in_stock}},
-                                params={"retry_on_conflict": 2})
+                                params={"retry_on_conflict": 2, "require_alias": "true"})
         except Exception as exc:
             raise DependencyError("index", f"updating {item_id} in {self._alias}: {_describe(exc)}") from exc

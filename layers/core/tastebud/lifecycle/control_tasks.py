@@ -1,0 +1,220 @@
+"""Lifecycle tasks outside the VPC (``ControlTaskFunction``): S3 artifacts, the SageMaker control plane
+and the evaluation gate. Dispatched on ``event["action"]`` like ``index_tasks``:
+
+  prepare            what a hot swap of ``version`` (default: CURRENT) needs: names, dimension, Map chunks,
+                     and the live pointer to roll back to; ``already_live`` makes a re-run a no-op
+  deploy_endpoint    Model + EndpointConfig + Endpoint ``<prefix>-<version>`` for the version's user tower
+                     (model.tar.gz in the TF Serving layout under versions/<v>/user_tower/); idempotent
+  describe_endpoint  EndpointStatus (the ASL loops create -> Wait -> Describe -> Choice until InService)
+  delete_endpoint    rollback of a new endpoint that never went live (never the live one)
+  cleanup_endpoints  endpoints of this stack's prefix other than the live one (after the drain wait)
+  gate               candidate metric (the training job's FinalMetricDataList) vs the live version's
+                     evaluation.json; passes when candidate >= live - margin (or nothing is live yet)
+  publish            unpack the training job's model.tar.gz and publish it as versions/<v>/ (manifest, then
+                     CURRENT, written last); publishing never changes traffic (only LIVE.json does)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tastebud.adapters.aws.live_pointer import read_live
+from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
+from tastebud.errors import ArtifactMismatchError
+
+
+@dataclass
+class ControlDeps:
+    s3: Any
+    sagemaker: Any
+    bucket: str
+    prefix: str
+    alias: str
+    endpoint_prefix: str
+    user_tower_image: str
+    user_tower_role_arn: str
+    instance_type: str = "ml.c7i.large"
+    instance_count: int = 1
+    chunk_size: int = 20_000
+
+    @property
+    def store(self) -> S3ArtifactStore:
+        return S3ArtifactStore(self.bucket, self.prefix, client=self.s3)
+
+
+def _slug(version: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9]+", "-", version).strip("-").lower()
+
+
+def endpoint_name(prefix: str, version: str) -> str:
+    """SageMaker names: <= 63 chars of [a-zA-Z0-9-]."""
+    return f"{prefix}-{_slug(version)}"[:63].rstrip("-")
+
+
+def _manifest(deps: ControlDeps, version: str) -> dict[str, Any]:
+    key = f"{deps.prefix}/versions/{version}/manifest.json"
+    try:
+        return dict(json.loads(deps.s3.get_object(Bucket=deps.bucket, Key=key)["Body"].read()))
+    except Exception as exc:
+        raise ArtifactMismatchError(f"version {version!r}: no readable s3://{deps.bucket}/{key} ({exc})") from exc
+
+
+def _json_object(deps: ControlDeps, key: str) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(deps.s3.get_object(Bucket=deps.bucket, Key=key)["Body"].read()))
+    except Exception as exc:
+        if str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
+def prepare(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    version = event.get("version") or deps.store.current_version()
+    manifest = _manifest(deps, version)
+    retrieval = manifest.get("retrieval") or {}
+    dimension = retrieval.get("dimension")
+    items = int(retrieval.get("items") or (manifest.get("data") or {}).get("items") or 0)
+    if not isinstance(dimension, int) or items <= 0:
+        raise ArtifactMismatchError(f"version {version}: manifest needs retrieval.dimension and retrieval.items")
+    live = read_live(deps.s3, deps.bucket, deps.prefix)
+    index = f"{deps.alias}-{manifest['index_version']}".lower()
+    size = deps.chunk_size
+    chunks = [{"start": start, "end": min(start + size, items)} for start in range(0, items, size)]
+    return {"version": version, "model_version": manifest["model_version"],
+            "index_version": manifest["index_version"], "dimension": dimension, "items": items,
+            "index": index, "endpoint": endpoint_name(deps.endpoint_prefix, version), "chunks": chunks,
+            "live": json.loads(live.to_json()) if live else None,
+            "already_live": bool(live and live.version == version)}
+
+
+def _ignore_existing(call: Any, **kwargs: Any) -> None:
+    try:
+        call(**kwargs)
+    except Exception as exc:
+        message = str(exc)
+        if "already exist" not in message and "Cannot create already existing" not in message:
+            raise
+
+
+def deploy_endpoint(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    name, version = event["endpoint"], event["version"]
+    model_data = f"s3://{deps.bucket}/{deps.prefix}/versions/{version}/user_tower/model.tar.gz"
+    tags = [{"Key": "app", "Value": "tastebud"}, {"Key": "tastebud:version", "Value": version}]
+    _ignore_existing(deps.sagemaker.create_model, ModelName=name, ExecutionRoleArn=deps.user_tower_role_arn,
+                     EnableNetworkIsolation=True, Tags=tags,
+                     PrimaryContainer={"Image": deps.user_tower_image, "ModelDataUrl": model_data,
+                                       "Environment": {"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": "user_tower"}})
+    _ignore_existing(deps.sagemaker.create_endpoint_config, EndpointConfigName=name, Tags=tags,
+                     ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name,
+                                          "InstanceType": deps.instance_type,
+                                          "InitialInstanceCount": deps.instance_count, "InitialVariantWeight": 1.0}])
+    _ignore_existing(deps.sagemaker.create_endpoint, EndpointName=name, EndpointConfigName=name, Tags=tags)
+    return {"endpoint": name, "model_data": model_data}
+
+
+def describe_endpoint(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    described = deps.sagemaker.describe_endpoint(EndpointName=event["endpoint"])
+    return {"endpoint": event["endpoint"], "status": described["EndpointStatus"],
+            "failure_reason": described.get("FailureReason", "")}
+
+
+def _delete_endpoint(deps: ControlDeps, name: str) -> None:
+    for call, key in ((deps.sagemaker.delete_endpoint, "EndpointName"),
+                      (deps.sagemaker.delete_endpoint_config, "EndpointConfigName"),
+                      (deps.sagemaker.delete_model, "ModelName")):
+        try:
+            call(**{key: name})
+        except Exception as exc:
+            if "Could not find" not in str(exc) and "does not exist" not in str(exc):
+                raise
+
+
+def delete_endpoint(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    name, live = event.get("endpoint"), read_live(deps.s3, deps.bucket, deps.prefix)
+    if not name or (live and live.endpoint == name):
+        return {"deleted": None}
+    _delete_endpoint(deps, name)
+    return {"deleted": name}
+
+
+def cleanup_endpoints(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    live = read_live(deps.s3, deps.bucket, deps.prefix)
+    names = [e["EndpointName"] for page in deps.sagemaker.get_paginator("list_endpoints").paginate(
+        NameContains=deps.endpoint_prefix) for e in page["Endpoints"]]
+    deleted = [n for n in names if n.startswith(deps.endpoint_prefix + "-") and (not live or n != live.endpoint)]
+    for name in deleted:
+        _delete_endpoint(deps, name)
+    return {"deleted": deleted}
+
+
+def gate(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    metric, margin = event.get("metric", "recall@20"), float(event.get("margin", 0.01))
+    final = {m["MetricName"]: float(m["Value"]) for m in event.get("final_metrics", [])}
+    if metric not in final:
+        return {"pass": False, "metric": metric, "reason": f"training job reported no {metric}"}
+    candidate = final[metric]
+    live = read_live(deps.s3, deps.bucket, deps.prefix)
+    if live is None:
+        return {"pass": True, "metric": metric, "candidate": candidate, "live": None, "reason": "nothing live yet"}
+    evaluation = _json_object(deps, f"{deps.prefix}/versions/{live.version}/evaluation.json") or {}
+    live_value = ((evaluation.get("models") or {}).get("tastebud") or {}).get(metric)
+    if live_value is None:
+        return {"pass": True, "metric": metric, "candidate": candidate, "live": None,
+                "reason": f"live version {live.version} has no {metric} in evaluation.json"}
+    passed = candidate >= float(live_value) - margin
+    return {"pass": passed, "metric": metric, "candidate": candidate, "live": float(live_value),
+            "reason": "" if passed else f"{metric} {candidate:.4f} < live {float(live_value):.4f} - {margin}"}
+
+
+def publish(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    """Training output (model.tar.gz holding one artifacts version) -> versions/<v>/ + CURRENT (last)."""
+    source = str(event["model_artifacts"])
+    bucket, _, key = source.removeprefix("s3://").partition("/")
+    with tempfile.TemporaryDirectory(dir=event.get("tmp")) as tmp:
+        archive = Path(tmp) / "model.tar.gz"
+        deps.s3.download_file(bucket, key, str(archive))
+        out = Path(tmp) / "out"
+        with tarfile.open(archive) as tar:
+            tar.extractall(out, filter="data")
+        manifest = json.loads((out / "manifest.json").read_text())
+        version = manifest["version"]
+        if deps.store._list(version):  # re-run of the same execution: already published
+            deps.store.make_current(version)
+        else:
+            deps.store.publish(out, version, make_current=True)
+    return {"version": version, "model_version": manifest["model_version"],
+            "index_version": manifest["index_version"]}
+
+
+def job_specs(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    """The SageMaker job requests of one run: ``jobs.json`` (written by ``tastebud_training.sagemaker_jobs``
+    with the SageMaker SDK at deploy time) with unique job names for this execution."""
+    bucket, _, key = str(event["jobs"]).removeprefix("s3://").partition("/")
+    specs = json.loads(deps.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    run = _slug(str(event.get("run", "run")))
+    out: dict[str, Any] = {}
+    for kind, name_field in (("etl", "ProcessingJobName"), ("embeddings", "ProcessingJobName"),
+                             ("training", "TrainingJobName")):
+        request = dict(specs[kind])
+        request[name_field] = f"tastebud-{kind}-{run}"[:63].rstrip("-")
+        out[kind] = request
+    return out
+
+
+ACTIONS = {"job_specs": job_specs, "prepare": prepare, "deploy_endpoint": deploy_endpoint,
+           "describe_endpoint": describe_endpoint,
+           "delete_endpoint": delete_endpoint, "cleanup_endpoints": cleanup_endpoints, "gate": gate,
+           "publish": publish}
+
+
+def handle(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    action = ACTIONS.get(str(event.get("action")))
+    if action is None:
+        raise ValueError(f"unknown control task action {event.get('action')!r}; one of {sorted(ACTIONS)}")
+    return action(event, deps)

@@ -1,0 +1,191 @@
+"""Index hot-swap tasks that talk to OpenSearch (the VPC-attached ``IndexTaskFunction``).
+
+One Lambda, dispatched on ``event["action"]`` (statemachines/index_hot_swap.asl.json):
+
+  create_index   the versioned index ``<alias>-<index_version>`` with replicas 0 and refresh off (fast bulk);
+                 a half-built index of an earlier failed run is deleted first (re-runs are harmless)
+  bulk_load      one chunk ``[start, end)`` of catalog rows (a Map iteration); per-document failures are
+                 RETURNED (``failed``) so the state machine's Choice fails the Map and rolls back
+  finalize       replicas + refresh back on, refresh, force-merge to one segment, k-NN warm-up (loads the
+                 HNSW graphs into memory: the first queries on a cold graph take seconds)
+  verify         document count == catalog size, and recall@k of a deterministic sample of item vectors
+                 against exact inner-product search over the version's index_vectors.npy
+  flip           ONE atomic ``_aliases`` call, then ONE S3 PUT of LIVE.json (index + endpoint + artifacts)
+  rollback       alias and LIVE.json back to the previous live version; the half-built index deleted
+  cleanup        delete ``<alias>-*`` indices beyond the newest ``keep`` (the live one always kept)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tastebud.adapters.aws.live_pointer import LivePointer, read_live, write_live
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
+from tastebud.catalog import Catalog
+from tastebud.errors import DependencyError
+
+
+@dataclass
+class IndexDeps:
+    opensearch: Any
+    s3: Any
+    bucket: str
+    prefix: str
+    alias: str
+    cache: Path
+
+    @property
+    def admin(self) -> OpenSearchIndexAdmin:
+        return OpenSearchIndexAdmin(self.opensearch, self.alias)
+
+
+def _status(exc: Exception) -> int | None:
+    return getattr(exc, "status_code", None)
+
+
+def _version_file(deps: IndexDeps, version: str, name: str) -> Path:
+    """One file of an artifact version, downloaded once per warm container."""
+    path = deps.cache / version / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(path.suffix + ".part")
+        deps.s3.download_file(deps.bucket, f"{deps.prefix}/versions/{version}/{name}", str(partial))
+        partial.replace(path)
+    return path
+
+
+def _catalog_and_vectors(deps: IndexDeps, version: str) -> tuple[Catalog, np.ndarray]:
+    catalog = Catalog.load(_version_file(deps, version, "catalog.npz"))
+    vectors = np.load(_version_file(deps, version, "index_vectors.npy"), mmap_mode="r")
+    return catalog, vectors
+
+
+def _exists(deps: IndexDeps, index: str) -> bool:
+    return bool(deps.opensearch.indices.exists(index=index))
+
+
+def create_index(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    index, live = event["index"], event.get("live") or {}
+    if index == live.get("index"):
+        raise DependencyError("index", f"{index} is the live index; refusing to rebuild it in place")
+    if _exists(deps, index):
+        deps.opensearch.indices.delete(index=index)  # a half-built index of an earlier failed run
+    deps.admin.create(event["index_version"], int(event["dimension"]), replicas=0, refresh_interval="-1")
+    return {"index": index, "created": True}
+
+
+def bulk_load(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    start, end = int(event["start"]), int(event["end"])
+    catalog, vectors = _catalog_and_vectors(deps, event["version"])
+    documents = OpenSearchIndexAdmin.documents(catalog, vectors)
+    chunk = (doc for row, doc in enumerate(documents) if start <= row < end)
+    try:
+        loaded = deps.admin.bulk_load(event["index"], chunk, refresh=False)
+    except DependencyError as exc:
+        return {"start": start, "end": end, "loaded": 0, "failed": end - start, "error": str(exc)}
+    return {"start": start, "end": end, "loaded": loaded, "failed": 0}
+
+
+def finalize(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    index, client = event["index"], deps.opensearch
+    client.indices.put_settings(index=index, body={"index": {"number_of_replicas": int(event.get("replicas", 1)),
+                                                             "refresh_interval": "30s"}})
+    client.indices.refresh(index=index)
+    client.indices.forcemerge(index=index, params={"max_num_segments": 1})
+    warm = client.transport.perform_request("GET", f"/_plugins/_knn/warmup/{index}")
+    shards = warm.get("_shards", {})
+    if shards.get("failed"):
+        raise DependencyError("index", f"k-NN warm-up of {index}: {shards}")
+    return {"index": index, "warmed_shards": shards.get("successful", 0)}
+
+
+def verify(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    index = event["index"]
+    catalog, vectors = _catalog_and_vectors(deps, event["version"])
+    count = int(deps.opensearch.count(index=index)["count"])
+    k = min(int(event.get("k", 200)), catalog.size)
+    rng = np.random.default_rng(int(event.get("seed", 7)))
+    sample = rng.choice(catalog.size, size=min(int(event.get("samples", 50)), catalog.size), replace=False)
+    ann = OpenSearchIndex(deps.opensearch, index, catalog, event["index_version"], require_in_stock=False,
+                          require_open=False, timeout=10.0)
+    matrix = np.asarray(vectors, dtype=np.float32)
+    hits = 0
+    for row in sample.tolist():
+        query = matrix[row]
+        exact = np.argsort(-(matrix @ query), kind="stable")[:k]
+        rows, _ = ann.search(query, k)
+        hits += len(set(rows.tolist()) & set(exact.tolist()))
+    recall = hits / (k * sample.size) if sample.size else 0.0
+    min_recall = float(event.get("min_recall", 0.9))
+    ok = count == catalog.size and recall >= min_recall
+    reason = "" if ok else (f"{count} documents for {catalog.size} items" if count != catalog.size
+                            else f"recall@{k} {recall:.3f} < {min_recall}")
+    return {"ok": ok, "count": count, "expected": catalog.size, "recall": round(recall, 4), "k": k, "reason": reason}
+
+
+def flip(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    live = event.get("live")
+    pointer = LivePointer(version=event["version"], model_version=event["model_version"],
+                          index_version=event["index_version"], index=event["index"], endpoint=event["endpoint"],
+                          previous={k: v for k, v in live.items() if k != "previous"} if live else None)
+    deps.admin.swap_alias(event["index"])
+    write_live(deps.s3, deps.bucket, deps.prefix, pointer)
+    return json.loads(pointer.to_json())
+
+
+def rollback(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    """Everything back on the previous live version; safe to run whatever step failed (and twice)."""
+    index, live = event.get("index"), event.get("live")
+    done: list[str] = []
+    current = read_live(deps.s3, deps.bucket, deps.prefix)
+    if live:
+        previous = LivePointer(**{k: live[k] for k in ("version", "model_version", "index_version", "index",
+                                                        "endpoint")}, previous=live.get("previous"))
+        if current is None or current.version != previous.version:
+            write_live(deps.s3, deps.bucket, deps.prefix, previous)
+            done.append("pointer restored")
+        if _exists(deps, previous.index):
+            removed = deps.admin.swap_alias(previous.index)
+            if removed:
+                done.append(f"alias back on {previous.index}")
+    elif current is not None and current.index == index:  # the very first version failed after its flip
+        deps.s3.delete_object(Bucket=deps.bucket, Key=f"{deps.prefix}/LIVE.json")
+        done.append("pointer removed")
+    if index and index != (live or {}).get("index") and _exists(deps, index):
+        deps.opensearch.indices.delete(index=index)
+        done.append(f"deleted {index}")
+    return {"rolled_back": True, "actions": done}
+
+
+def cleanup(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    keep = max(1, int(event.get("keep", 2)))
+    live = read_live(deps.s3, deps.bucket, deps.prefix)
+    try:
+        found = deps.opensearch.indices.get(index=f"{deps.alias}-*")
+    except Exception as exc:
+        if _status(exc) == 404:
+            return {"deleted": []}
+        raise
+    by_age = sorted(found, key=lambda name: int(found[name]["settings"]["index"].get("creation_date", 0)),
+                    reverse=True)
+    kept = set(by_age[:keep]) | ({live.index} if live else set())
+    deleted = [name for name in by_age if name not in kept]
+    for name in deleted:
+        deps.opensearch.indices.delete(index=name)
+    return {"deleted": deleted, "kept": sorted(kept)}
+
+
+ACTIONS = {"create_index": create_index, "bulk_load": bulk_load, "finalize": finalize, "verify": verify,
+           "flip": flip, "rollback": rollback, "cleanup": cleanup}
+
+
+def handle(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    action = ACTIONS.get(str(event.get("action")))
+    if action is None:
+        raise ValueError(f"unknown index task action {event.get('action')!r}; one of {sorted(ACTIONS)}")
+    return action(event, deps)

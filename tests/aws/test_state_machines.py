@@ -1,0 +1,148 @@
+"""The state machines, EXECUTED by moto's ASL interpreter (see sfn_harness): success, gate rejection, failing
+bulk load, failing endpoint. Task Lambdas answer from a queue; their logic is tested in test_lifecycle_tasks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from sfn_harness import MOTO_CONFIG, execute, function, queue, render, role
+
+LIVE_V1 = {"version": "v1", "model_version": "m1", "index_version": "i1", "index": "items-i1",
+           "endpoint": "tb-user-tower-v1", "previous": None}
+PREP_V2 = {"version": "v2", "model_version": "m2", "index_version": "i2", "dimension": 8, "items": 30,
+           "index": "items-i2", "endpoint": "tb-user-tower-v2", "chunks": [{"start": 0, "end": 20},
+                                                                         {"start": 20, "end": 30}],
+           "live": LIVE_V1, "already_live": False}
+FAST = {"version": "v2", "poll_seconds": 0, "drain_seconds": 0}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+        role_arn = role()
+        functions = {"IndexTaskFunctionArn": function("index-tasks", role_arn),
+                     "ControlTaskFunctionArn": function("control-tasks", role_arn)}
+        yield {"role": role_arn, "functions": functions}
+
+
+def hot_swap(aws: dict[str, Any], name: str, **overrides: Any) -> dict[str, Any]:
+    return execute(render("index_hot_swap", aws["functions"]), aws["role"], {**FAST, **overrides}, name=name)
+
+
+def chunk(start: int, end: int, failed: int = 0) -> dict[str, Any]:
+    return {"start": start, "end": end, "loaded": end - start - failed, "failed": failed}
+
+
+VERIFIED = {"ok": True, "count": 30, "expected": 30, "recall": 1.0, "k": 30, "reason": ""}
+ROLLBACK = {"rolled_back": True, "actions": ["deleted items-i2"]}
+
+
+def test_hot_swap_success_path(aws: dict[str, Any]) -> None:
+    queue(PREP_V2, {"index": "items-i2", "created": True}, chunk(0, 20), chunk(20, 30),
+          {"index": "items-i2", "warmed_shards": 2}, VERIFIED, {"endpoint": "tb-user-tower-v2"},
+          {"status": "Creating", "failure_reason": ""}, {"status": "InService", "failure_reason": ""},
+          {**LIVE_V1, "version": "v2"}, {"deleted": ["tb-user-tower-v1"]}, {"deleted": []})
+    run = hot_swap(aws, "success")
+    assert run["status"] == "SUCCEEDED", run
+    states = run["states"]
+    assert states.count("DescribeEndpoint") == 2 and states.count("LoadChunk") == 2  # the Wait loop ran twice
+    assert states.index("Verify") < states.index("DeployEndpoint") < states.index("Flip") < states.index(
+        "CleanupIndices")
+    assert "Rollback" not in states
+
+
+def test_a_rerun_for_the_live_version_changes_nothing(aws: dict[str, Any]) -> None:
+    queue({**PREP_V2, "already_live": True})
+    run = hot_swap(aws, "rerun")
+    assert run["status"] == "SUCCEEDED" and run["states"] == ["Configure", "Prepare", "AlreadyLive", "NothingToDo"]
+
+
+def test_a_failing_bulk_load_rolls_back_before_any_flip(aws: dict[str, Any]) -> None:
+    queue(PREP_V2, {"index": "items-i2", "created": True}, chunk(0, 20), chunk(20, 30, failed=3),
+          ROLLBACK, {"deleted": "tb-user-tower-v2"})
+    run = hot_swap(aws, "bulk-fails")
+    assert run["status"] == "FAILED" and run["error"] == "RolledBack", run
+    assert "Flip" not in run["states"] and "DeployEndpoint" not in run["states"]
+    assert run["states"][-3:] == ["Rollback", "RollbackEndpoint", "RolledBack"]
+
+
+def test_a_failing_endpoint_rolls_back(aws: dict[str, Any]) -> None:
+    queue(PREP_V2, {"index": "items-i2", "created": True}, chunk(0, 20), chunk(20, 30),
+          {"index": "items-i2", "warmed_shards": 2}, VERIFIED, {"endpoint": "tb-user-tower-v2"},
+          {"status": "Creating", "failure_reason": ""},
+          {"status": "Failed", "failure_reason": "The primary container for production variant AllTraffic did not "
+                                                 "pass the ping health check."},
+          ROLLBACK, {"deleted": "tb-user-tower-v2"})
+    run = hot_swap(aws, "endpoint-fails")
+    assert run["status"] == "FAILED" and run["error"] == "RolledBack", run
+    assert "EndpointFailed" in run["states"] and "Flip" not in run["states"]
+
+
+def test_a_verification_rejection_rolls_back(aws: dict[str, Any]) -> None:
+    queue(PREP_V2, {"index": "items-i2", "created": True}, chunk(0, 20), chunk(20, 30),
+          {"index": "items-i2", "warmed_shards": 2},
+          {**VERIFIED, "ok": False, "recall": 0.41, "reason": "recall@30 0.410 < 0.9"}, ROLLBACK,
+          {"deleted": "tb-user-tower-v2"})
+    run = hot_swap(aws, "verify-rejects")
+    assert run["status"] == "FAILED" and run["error"] == "RolledBack"
+    assert "VerifyRejected" in run["states"] and "DeployEndpoint" not in run["states"]
+
+
+# ---------------------------------------------------------------- training machine
+ROLE = "arn:aws:iam::123456789012:role/tastebud-training"
+SPECS = {
+    "etl": {"ProcessingJobName": "tastebud-etl-run1", "RoleArn": ROLE,
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge",
+                                                      "VolumeSizeInGB": 30}},
+            "AppSpecification": {"ImageUri": "123.dkr.ecr.eu-west-1.amazonaws.com/spark:latest"},
+            "ProcessingInputs": [], "ProcessingOutputConfig": {"Outputs": []},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 7200}, "Environment": {}},
+    "training": {"TrainingJobName": "tastebud-training-run1", "RoleArn": ROLE,
+                 "AlgorithmSpecification": {"TrainingImage": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/"
+                                                             "tensorflow-training:2.19-cpu-py312",
+                                            "TrainingInputMode": "File"},
+                 "InputDataConfig": [], "OutputDataConfig": {"S3OutputPath": "s3://b/training/out"},
+                 "ResourceConfig": {"InstanceType": "ml.c7i.4xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+                 "StoppingCondition": {"MaxRuntimeInSeconds": 14400}, "HyperParameters": {"epochs": "3"}},
+}
+SPECS["embeddings"] = {**SPECS["etl"], "ProcessingJobName": "tastebud-embeddings-run1"}
+
+
+def training(aws: dict[str, Any], name: str) -> dict[str, Any]:
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+    child = sfn.create_state_machine(name=f"child-{name}", roleArn=aws["role"], definition=json.dumps(
+        {"StartAt": "Swapped", "States": {"Swapped": {"Type": "Succeed"}}}))["stateMachineArn"]
+    definition = render("training", {"ControlTaskFunctionArn": aws["functions"]["ControlTaskFunctionArn"],
+                                     "IndexHotSwapStateMachineArn": child, "TrainingS3Uri": "s3://b/training",
+                                     "TrainingJobRoleArn": ROLE})
+    return execute(definition, aws["role"], {"poll_seconds": 0}, name=name)
+
+
+def test_training_success_path_publishes_and_hot_swaps(aws: dict[str, Any]) -> None:
+    queue(SPECS, {"pass": True, "reason": "", "metric": "recall@20", "candidate": 0.31, "live": 0.30},
+          {"version": "v2", "model_version": "m2", "index_version": "i2"})
+    run = training(aws, "train-ok")
+    states = run["states"]
+    assert states.index("EtlJob") < states.index("EmbeddingsJob") < states.index("TrainingJob") < states.index(
+        "Gate") < states.index("Publish") < states.index("HotSwap"), run
+    assert states.count("DescribeTraining") == 1  # moto's SageMaker backend reports Completed at once
+    task_errors = [e["taskFailedEventDetails"].get("cause", "") for e in run["events"] if "taskFailedEventDetails" in e]
+    if run["status"] == "FAILED" and task_errors == ["'StateMachineArn'"]:
+        # moto 5.2.5's port of the interpreter hands `StateMachineArn` to botocore 1.44's stepfunctions
+        # serializer, which only knows `stateMachineArn` (KeyError; reproduced with a one-state machine).
+        pytest.xfail("moto 5.2.5 cannot run states:startExecution.sync:2 with botocore 1.44")
+    assert run["status"] == "SUCCEEDED", run
+
+
+def test_training_gate_rejection_publishes_nothing(aws: dict[str, Any]) -> None:
+    queue(SPECS, {"pass": False, "reason": "recall@20 0.2100 < live 0.3000 - 0.01"})
+    run = training(aws, "train-gate")
+    assert run["status"] == "FAILED" and run["error"] == "GateRejected", run
+    assert "Publish" not in run["states"] and "HotSwap" not in run["states"]
