@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tastebud.api.http import EMBEDDED_ONLY_ROUTES
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
 TEMPLATE = ROOT / "template.yaml"
@@ -84,8 +86,11 @@ def function_events(kind: str) -> dict[str, list[str]]:
 def test_every_function_has_sample_events() -> None:
     http = function_events("HttpApi")
     kinesis = function_events("Kinesis")
-    assert set(http) == {"RecommendFunction", "StockFunction", "IngestFunction"}
+    assert set(http) == {"RecommendFunction", "StockFunction", "IngestFunction", "IndexTaskFunction",
+                         "ControlTaskFunction"}
     assert http["IngestFunction"] == [] and kinesis["IngestFunction"] == ["Interactions"]
+    # Step Functions task functions: invoked by the state machines, never through the API.
+    assert http["IndexTaskFunction"] == [] and http["ControlTaskFunction"] == []
     routes = {load_event(name)["routeKey"] for name in EVENT_NAMES}
     assert {"POST /v1/recommendations", "GET /health"} <= routes  # RecommendFunction
     assert "PUT /v1/stock/{item_id}" in routes  # StockFunction
@@ -134,7 +139,8 @@ def test_every_template_route_has_an_event_and_every_event_a_route() -> None:
     event_routes = {load_event(name)["routeKey"] for name in EVENT_NAMES}
     assert routes == {"POST /v1/recommendations", "PUT /v1/stock/{item_id}", "GET /health"}
     assert routes - event_routes == set(), "routes without a sample event"
-    assert event_routes - routes == set(), "sample events for routes the template does not declare"
+    embedded_only = {f"{method} {path}" for method, path in EMBEDDED_ONLY_ROUTES}
+    assert event_routes - routes - embedded_only == set(), "sample events for routes no server declares"
 
 
 def test_request_bodies_say_what_the_file_names_say() -> None:

@@ -26,5 +26,5 @@ def test_bad_knob_value_names_the_variable() -> None:
 
 
 def test_aws_backend_never_defaults_resource_names() -> None:
-    with pytest.raises(SettingsError, match="TASTEBUD_SAGEMAKER_ENDPOINT"):
+    with pytest.raises(SettingsError, match="TASTEBUD_OPENSEARCH_ENDPOINT"):
         Settings.from_env({"TASTEBUD_ARTIFACTS": "/a", "TASTEBUD_BACKEND": "aws"})

@@ -34,11 +34,11 @@ from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.redis_stock import SNAPSHOT_KEY, RedisStockStore
 from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
-from tastebud.composition import check_manifest
 from tastebud.errors import ArtifactMismatchError
 from tastebud.features import FEATURE_NAMES
 from tastebud.ports import StockStore
 from tastebud.service import RecommendationService, Versions
+from tastebud.serving_version import check_manifest
 from tastebud.settings import Settings
 from tastebud.stages.fairness import FairnessDiversity
 from tastebud.stages.rerank import Reranker
