@@ -224,6 +224,6 @@ def test_a_version_built_for_other_features_is_refused_naming_both() -> None:
 
     manifest = Manifest(version="v", model_version="m", index_version="i", feature_version="ranker-features-v0",
                         created_at=0, retrieval={"kind": "two_tower"}, ranker={}, data={})
-    with pytest.raises(ArtifactMismatchError, match="ranker-features-v0.*ranker-features-v1"):
+    with pytest.raises(ArtifactMismatchError, match=r"ranker-features-v0.*ranker-features-v1"):
         check_manifest(manifest)
 
