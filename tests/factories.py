@@ -12,10 +12,6 @@ from tastebud.catalog import Catalog
 from tastebud.domain import RequestContext, UserProfile
 from tastebud.service import RecommendationService, Versions
 from tastebud.settings import ServingKnobs
-from tastebud.stages.fairness import FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
-from tastebud.stages.stock_filter import StockFilter
 
 NOW = 1_760_000_000.0
 DAY = 86400.0
@@ -136,13 +132,10 @@ def make_service(*, n_items: int = 30, knobs: ServingKnobs | None = None, stock:
     vectors = unit_vectors(n_items)
     users = make_users(histories if histories is not None else {"u1": [0, 3, 6]})
     stock = stock or MemoryStock()
-    return RecommendationService(
-        catalog=catalog, features=users,
-        retriever=Retriever(catalog, encoder or VectorEncoder(vectors), BruteForceIndex(vectors), knobs),
-        reranker=Reranker(catalog, ranker or PopularityRanker()),  # type: ignore[arg-type]
-        fairness=FairnessDiversity(catalog, knobs),
-        stock_filter=StockFilter(catalog, stock, serve_without_filter=knobs.serve_without_stock_filter),
-        stock=stock, versions=Versions("m-test", "i-test", "f-test"), clock=lambda: NOW,
+    return RecommendationService.wire(
+        catalog=catalog, features=users, encoder=encoder or VectorEncoder(vectors),  # type: ignore[arg-type]
+        index=BruteForceIndex(vectors), ranker=ranker or PopularityRanker(),  # type: ignore[arg-type]
+        stock=stock, knobs=knobs, versions=Versions("m-test", "i-test", "f-test"), clock=lambda: NOW,
     )
 
 

@@ -28,10 +28,6 @@ from tastebud.ports import CandidateIndex, FeatureStore, UserEncoder
 from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService, Versions
 from tastebud.settings import ServingKnobs, Settings
-from tastebud.stages.fairness import FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
-from tastebud.stages.stock_filter import StockFilter
 from tastebud.two_tower_features import TwoTowerVocab
 from tastebud_training.progress import track
 
@@ -186,11 +182,9 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
     recall_encoder = ContentUserEncoder(vectors, np.zeros((0, dim), np.float32))
     serving_encoder = _two_tower_encoder(catalog, users, workdir, seed) if two_tower else recall_encoder
     knobs = ServingKnobs()
-    service = RecommendationService(
-        catalog=catalog, features=users, retriever=Retriever(catalog, serving_encoder, index, knobs),
-        reranker=Reranker(catalog, ranker), fairness=FairnessDiversity(catalog, knobs),
-        stock_filter=StockFilter(catalog, stock, serve_without_filter=False), stock=stock,
-        versions=Versions("bench", "bench", "bench"))
+    service = RecommendationService.wire(catalog=catalog, features=users, encoder=serving_encoder, index=index,
+                                         ranker=ranker, stock=stock, knobs=knobs,
+                                         versions=Versions("bench", "bench", "bench"))
     return BenchSystem(service, users, recall_encoder, index, BruteForceIndex(vectors), users.user_ids.tolist(),
                        {"mode": "synthetic", "items": n_items, "users": n_users, "dimension": dim,
                         "user_encoder": "two-tower ONNX (1024-512-128)" if two_tower else "history mean",

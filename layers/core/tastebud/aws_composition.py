@@ -40,10 +40,6 @@ from tastebud.ports import StockStore
 from tastebud.service import RecommendationService, Versions
 from tastebud.serving_version import check_manifest
 from tastebud.settings import Settings
-from tastebud.stages.fairness import FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
-from tastebud.stages.stock_filter import StockFilter
 from tastebud.two_tower_features import TwoTowerVocab
 
 # What serving reads from a version (the rest — ScaNN index, item vectors, users.npz — is for the embedded
@@ -170,18 +166,10 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
     if knobs.index_filter_in_stock:
         stock = IndexSyncedStockStore(redis_store, OpenSearchIndexAdmin(clients.opensearch,
                                                                         settings.opensearch_index_alias))
-    return RecommendationService(
-        catalog=catalog,
-        features=features,
-        retriever=Retriever(catalog, encoder, index, knobs),
-        reranker=Reranker(catalog, ranker),
-        fairness=FairnessDiversity(catalog, knobs),
-        stock_filter=StockFilter(catalog, stock, serve_without_filter=knobs.serve_without_stock_filter,
-                                 fallback_out_of_stock=frozenset(snapshot["out_of_stock"])),
-        stock=stock,
-        versions=Versions(manifest.model_version, manifest.index_version, manifest.feature_version),
-        clock=clock,
-    )
+    return RecommendationService.wire(
+        catalog=catalog, features=features, encoder=encoder, index=index, ranker=ranker, stock=stock, knobs=knobs,
+        versions=Versions(manifest.model_version, manifest.index_version, manifest.feature_version), clock=clock,
+        fallback_out_of_stock=frozenset(snapshot["out_of_stock"]))
 
 
 def refreshing_provider(load_settings: Callable[[], Settings], *, clients: AwsClients | None = None,

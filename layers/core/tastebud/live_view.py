@@ -23,10 +23,6 @@ from tastebud.ports import StockStore
 from tastebud.service import RecommendationService
 from tastebud.serving_version import ServingVersion
 from tastebud.settings import ServingKnobs
-from tastebud.stages.fairness import FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
-from tastebud.stages.stock_filter import StockFilter
 
 logger = logging.getLogger(__name__)
 
@@ -128,19 +124,10 @@ def build_view(version: ServingVersion, seq: int, items: dict[str, dict[str, Any
             appended[fresh_rows[new_mask] - base.size] = text_vectors[new_mask]
         encoder = encoder.with_fresh_items(appended)
 
-    snapshot = version.stock_snapshot
-    service = RecommendationService(
-        catalog=catalog,
-        features=version.users,
-        retriever=Retriever(catalog, encoder, version.index, knobs, fresh),
-        reranker=Reranker(catalog, version.ranker),
-        fairness=FairnessDiversity(catalog, knobs),
-        stock_filter=StockFilter(catalog, stock, serve_without_filter=knobs.serve_without_stock_filter,
-                                 fallback_out_of_stock=frozenset(snapshot.get("out_of_stock", ()))),
-        stock=stock,
-        versions=version.versions,
-        clock=clock,
-    )
+    service = RecommendationService.wire(
+        catalog=catalog, features=version.users, encoder=encoder, index=version.index, ranker=version.ranker,
+        stock=stock, knobs=knobs, versions=version.versions, fresh=fresh, clock=clock,
+        fallback_out_of_stock=frozenset(version.stock_snapshot.get("out_of_stock", ())))
     return LiveView(version=version, seq=seq, catalog=catalog, fresh=fresh, service=service,
                     fresh_item_ids=frozenset(str(catalog.item_ids[r]) for r in fresh_rows[keep].tolist()))
 

@@ -12,8 +12,10 @@ import numpy as np
 from tastebud.catalog import DOMAINS, Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
 from tastebud.errors import DependencyError, NotFoundError
-from tastebud.ports import FeatureStore, StockStore
+from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
+from tastebud.ports import CandidateIndex, FeatureStore, Ranker, StockStore, UserEncoder
 from tastebud.reasons import reasons_for
+from tastebud.settings import ServingKnobs
 from tastebud.stages.fairness import FairnessDiversity
 from tastebud.stages.rerank import Reranker
 from tastebud.stages.retrieve import Retriever
@@ -63,6 +65,25 @@ class RecommendationService:
         self.stock = stock
         self.versions = versions
         self._clock = clock
+
+    @classmethod
+    def wire(cls, *, catalog: Catalog, features: FeatureStore, encoder: UserEncoder, index: CandidateIndex,
+             ranker: Ranker, stock: StockStore, knobs: ServingKnobs, versions: Versions,
+             fresh: FreshItemsIndex = EMPTY_FRESH_INDEX, fallback_out_of_stock: frozenset[str] = frozenset(),
+             clock: Callable[[], float] = time.time) -> RecommendationService:
+        """The four stages over one catalog and its adapters: the one wiring that every backend, bench and test use."""
+        return cls(
+            catalog=catalog,
+            features=features,
+            retriever=Retriever(catalog, encoder, index, knobs, fresh),
+            reranker=Reranker(catalog, ranker),
+            fairness=FairnessDiversity(catalog, knobs),
+            stock_filter=StockFilter(catalog, stock, serve_without_filter=knobs.serve_without_stock_filter,
+                                     fallback_out_of_stock=fallback_out_of_stock),
+            stock=stock,
+            versions=versions,
+            clock=clock,
+        )
 
     def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
                   lon: float | None = None, exclude_item_ids: tuple[str, ...] = (),
