@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from tastebud.domain import InteractionEvent, RequestContext, UserProfile
+from tastebud.domain import InteractionEvent, ItemDraft, RequestContext, UserProfile
 
 
 @runtime_checkable
@@ -35,6 +35,20 @@ class CandidateIndex(Protocol):
 
         ``domain`` lets an index that filters inside the query (OpenSearch) do so; in-process indexes may
         ignore it, because the retriever over-fetches and filters by domain afterwards either way.
+        """
+        ...
+
+
+@runtime_checkable
+class ItemEmbedder(Protocol):
+    """Embeds items that are not in the trained catalog, in the candidate index's vector space."""
+
+    def embed(self, drafts: Sequence[ItemDraft], *, merchant_rows: np.ndarray, category_rows: np.ndarray,
+              domains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (index vectors float32 [n, D], text vectors float32 [n, 384]), one row per draft.
+
+        ``merchant_rows``/``category_rows`` are catalog rows (-1 = unknown), ``domains`` DOMAIN codes
+        (tastebud.catalog.DOMAINS). Raises BadRequestError(field="image_uri") for an unusable image.
         """
         ...
 
