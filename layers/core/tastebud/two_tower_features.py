@@ -193,7 +193,8 @@ def item_features(vocab: TwoTowerVocab, *, item_idx: np.ndarray, merchant_rows: 
         merchant_rows: catalog merchant rows; -1 (or a row the vocabulary does not know) -> unknown merchant.
         category_rows: catalog category rows; -1 (or beyond the vocabulary) -> unknown category.
         domains: DOMAIN codes (tastebud.catalog.DOMAINS); -1 -> unknown.
-        prices: NaN when unknown.
+        prices: NaN when unknown; rounded to float32 first, as the catalog stores them (a float64 price can sit
+            on the other side of a bucket edge than its float32 catalog copy).
         text, image: per-item vectors; has_image: bool/0-1 per item (0 -> the learned missing-image vector).
     """
     merchant_rows = np.asarray(merchant_rows, dtype=np.int64)
@@ -206,7 +207,7 @@ def item_features(vocab: TwoTowerVocab, *, item_idx: np.ndarray, merchant_rows: 
                                  0).astype(np.int64),
         "category_idx": np.where(known_category, category_rows + 1, 0).astype(np.int64),
         "item_domain": np.maximum(np.asarray(domains, dtype=np.int64) + 1, 0),
-        "price_bucket": price_bucket(prices, vocab.price_edges),
+        "price_bucket": price_bucket(np.asarray(prices, dtype=np.float32), vocab.price_edges),
         "text": np.asarray(text, dtype=np.float32),
         "image": np.asarray(image, dtype=np.float32),
         "has_image": np.asarray(has_image, dtype=np.float32).reshape(-1, 1),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,10 @@ def _export_into(directory: Path) -> None:
 
     bert = sentence_transformer()[0].auto_model.eval()
     example = torch.ones((2, 8), dtype=torch.int64)
-    with torch.no_grad():
+    # The tracer warns that transformers' mask helpers turn shape comparisons into constants: with an attention
+    # mask always given they are constant (no causal mask, no extra padding); the parity checks hold that.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             MeanPooledUnit(bert), (example, example, torch.zeros_like(example)), str(directory / ONNX_FILE),
             input_names=list(INPUT_NAMES), output_names=["embedding"],
