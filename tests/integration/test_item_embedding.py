@@ -170,3 +170,15 @@ def test_text_encoder_export_matches_sentence_transformers(tiny_artifacts: Path)
     assert np.abs(encoder.encode(texts) - expected).max() <= TOLERANCE
     one_by_one = np.concatenate([encoder.encode([t]) for t in texts])
     assert np.abs(one_by_one - expected).max() <= TOLERANCE
+
+
+def test_an_export_that_disagrees_with_training_is_not_published(tmp_path: Path) -> None:
+    """Text vectors that are not what the ONNX encoder computes -> ParityError, nothing to publish."""
+    from tastebud_training.item_embedding import ParityError, export_item_embedding
+    from tastebud_training.retrieval import fit_content
+
+    texts = ["Margherita. pizza", "Oat milk. dairy alternatives"]
+    wrong = np.eye(2, 384, dtype=np.float32)
+    retrieval = fit_content(wrong, np.zeros((0, 384), np.float32))
+    with pytest.raises(ParityError, match="text encoder"):
+        export_item_embedding(tmp_path, retrieval, texts, wrong, None, tmp_path / "cache")
