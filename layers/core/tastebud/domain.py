@@ -90,24 +90,6 @@ SOURCE_POPULAR = 4
 
 
 @dataclass(frozen=True)
-class ItemDraft:
-    """A catalog item as a client sends it (``PUT /v1/items/{id}``), before it has any vectors.
-
-    Attributes:
-        price: NaN when unknown.
-        image_uri: a local image path, absolute or relative to the data directory; None for no image.
-    """
-
-    item_id: str
-    merchant_id: str
-    title: str
-    category: str
-    description: str = ""
-    price: float = float("nan")
-    image_uri: str | None = None
-
-
-@dataclass(frozen=True)
 class InteractionEvent:
     user_id: str
     item_id: str
@@ -116,3 +98,16 @@ class InteractionEvent:
     request_id: str | None = None
     session_id: str | None = None
     position: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemDraft:
+    """An item as a catalog upsert gives it (the data contract's items columns)."""
+
+    item_id: str
+    merchant_id: str
+    title: str
+    category: str
+    description: str = ""
+    price: float = float("nan")
+    image_uri: str | None = None

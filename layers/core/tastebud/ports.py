@@ -40,20 +40,6 @@ class CandidateIndex(Protocol):
 
 
 @runtime_checkable
-class ItemEmbedder(Protocol):
-    """Embeds items that are not in the trained catalog, in the candidate index's vector space."""
-
-    def embed(self, drafts: Sequence[ItemDraft], *, merchant_rows: np.ndarray, category_rows: np.ndarray,
-              domains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (index vectors float32 [n, D], text vectors float32 [n, 384]), one row per draft.
-
-        ``merchant_rows``/``category_rows`` are catalog rows (-1 = unknown), ``domains`` DOMAIN codes
-        (tastebud.catalog.DOMAINS). Raises BadRequestError(field="image_uri") for an unusable image.
-        """
-        ...
-
-
-@runtime_checkable
 class Ranker(Protocol):
     """Scores candidates from their feature matrix (rows = candidates, columns = ranker feature names)."""
 
@@ -103,3 +89,16 @@ class ArtifactStore(Protocol):
         ...
 
     def publish(self, source: Path, version: str, *, make_current: bool = True) -> None: ...
+
+
+@runtime_checkable
+class ItemEmbedder(Protocol):
+    """Embeds new items in the serving process (text encoder + item tower, ONNX Runtime)."""
+
+    def embed(self, drafts: Sequence[ItemDraft], *, merchant_rows: np.ndarray, category_rows: np.ndarray,
+              domains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(index vectors float32 [n, D] in the candidate index's space, text vectors float32 [n, 384]).
+
+        merchant_rows/category_rows are catalog rows (-1 = unknown -> embedding index 0); domains are DOMAIN codes.
+        """
+        ...
