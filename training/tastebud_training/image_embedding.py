@@ -298,12 +298,6 @@ def _forward_fn(weights_file: Path | None, weights_id: str, size: int) -> Callab
     return run
 
 
-def forward_fn(config: ImageConfig) -> Callable[[np.ndarray], np.ndarray]:
-    """The compiled TF batch -> raw features function ``embed_images`` uses (parity checks compare to it)."""
-    weights_file, weights_id = _resolve_weights(config.weights)
-    return _forward_fn(weights_file, weights_id, config.size)
-
-
 # Cache --------------------------------------------------------------------------------------------------------
 
 
