@@ -9,7 +9,7 @@ import pytest
 
 from tastebud.two_tower_features import item_inputs
 from tastebud_training.two_tower.examples import build_examples
-from tastebud_training.two_tower.export import export_user_tower, user_tower_parity
+from tastebud_training.two_tower.export import export_item_tower, export_user_tower, tower_parity, user_tower_parity
 from tastebud_training.two_tower.model import TowerConfig
 from tastebud_training.two_tower.trainer import TwoTowerConfig, train_towers
 
@@ -49,3 +49,17 @@ def test_user_tower_onnx_parity(trained, tmp_path: Path) -> None:  # type: ignor
     export_user_tower(towers.user_tower, path, text_dim=16)
     sample = examples.take(np.arange(min(200, len(examples))))
     assert user_tower_parity(towers.user_tower, path, sample.user) <= 1e-5
+
+
+def test_item_tower_onnx_parity_for_known_and_cold_items(trained, tiny_two_tower_snapshot,  # type: ignore[no-untyped-def]
+                                                         tmp_path: Path) -> None:
+    """The item tower embeds new items in serving (item_idx 0); ONNX must match Keras on both paths."""
+    towers, _ = trained
+    _, catalog, _, vocab, _ = tiny_two_tower_snapshot
+    rows = np.arange(0, catalog.size, 5)
+    images = np.random.default_rng(2).normal(size=(catalog.size, 32)).astype(np.float32)
+    inputs = item_inputs(vocab, catalog, rows, images, np.arange(catalog.size) % 2 == 0)
+    path = tmp_path / "item_tower.onnx"
+    export_item_tower(towers.item_tower, path, text_dim=16, image_dim=32)
+    assert tower_parity(towers.item_tower, path, inputs) <= 1e-5
+    assert tower_parity(towers.item_tower, path, {**inputs, "item_idx": np.zeros_like(inputs["item_idx"])}) <= 1e-5

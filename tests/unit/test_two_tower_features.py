@@ -8,8 +8,11 @@ import pytest
 from tastebud.domain import RequestContext
 from tastebud.two_tower_features import (
     HISTORY_LENGTH,
+    ITEM_INPUTS,
     area_bucket,
     history_matrix,
+    item_features,
+    item_inputs,
     price_bucket,
     profile_inputs,
 )
@@ -94,3 +97,35 @@ def test_history_dropout_empties_whole_histories_and_zero_rate_changes_nothing()
     apply_feature_dropout(user, item, 0.0, 1.0, rng)
     assert not user["hist_idx"].any() and not user["hist_weight"].any() and not user["hist_text"].any()
     assert item["item_idx"].all() and user["user_idx"].all()
+
+
+def test_item_inputs_for_catalog_rows_are_the_raw_item_features(snapshot) -> None:  # type: ignore[no-untyped-def]
+    """Training (catalog rows) and serving (raw arrays of a new item) build item tower inputs with one function."""
+    _, catalog, _, vocab, _ = snapshot
+    rows = np.arange(0, catalog.size, 7)
+    images = np.random.default_rng(1).normal(size=(catalog.size, 4)).astype(np.float32)
+    has_image = np.arange(catalog.size) % 3 > 0
+    from_rows = item_inputs(vocab, catalog, rows, images, has_image)
+    raw = item_features(vocab, item_idx=vocab.item_index[rows], merchant_rows=catalog.item_merchant[rows],
+                        category_rows=catalog.item_category[rows], domains=catalog.item_domain[rows],
+                        prices=catalog.item_price[rows].astype(np.float64), text=vocab.text_vectors[rows],
+                        image=images[rows], has_image=has_image[rows])
+    assert from_rows.keys() == raw.keys() == set(ITEM_INPUTS)
+    for name in ITEM_INPUTS:
+        np.testing.assert_array_equal(from_rows[name], raw[name], err_msg=name)
+        assert from_rows[name].dtype == raw[name].dtype
+    assert from_rows["has_image"].shape == (rows.size, 1)
+
+
+def test_unknown_merchant_category_and_domain_map_to_the_unknown_index(snapshot) -> None:  # type: ignore[no-untyped-def]
+    vocab = snapshot[3]
+    beyond_merchants, beyond_categories = vocab.merchant_index.size, vocab.n_categories
+    inputs = item_features(vocab, item_idx=np.zeros(3), merchant_rows=np.asarray([-1, beyond_merchants, 0]),
+                           category_rows=np.asarray([-1, beyond_categories, 0]), domains=np.asarray([-1, 0, 1]),
+                           prices=np.asarray([np.nan, 1.0, 5.0]), text=np.zeros((3, 16)), image=np.zeros((3, 4)),
+                           has_image=np.zeros(3, bool))
+    assert inputs["merchant_idx"][:2].tolist() == [0, 0]
+    assert inputs["merchant_idx"][2] == vocab.merchant_index[0]
+    assert inputs["category_idx"].tolist() == [0, 0, 1]
+    assert inputs["item_domain"].tolist() == [0, 1, 2]
+    assert inputs["price_bucket"][0] == 0 and inputs["item_idx"].tolist() == [0, 0, 0]

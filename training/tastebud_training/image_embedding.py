@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from tastebud.image_features import IMAGE_DIM, UnreadableImageError, load_pixels
 from tastebud_training.progress import track
 
-DIMENSION = 1280
+DIMENSION = IMAGE_DIM
 MODEL_NAME = "EfficientNetB0"
 ALLOW_DOWNLOAD_ENV = "TASTEBUD_ALLOW_WEIGHT_DOWNLOAD"
 IMAGENET_FILE = "efficientnetb0_notop.h5"  # the name Keras gives the no-top ImageNet weights in its cache
@@ -168,17 +169,11 @@ def _log_problems(problems: dict[str, int], n: int) -> None:
 
 
 def _load(path: Path, size: int) -> np.ndarray | None:
-    """RGB float32 [size, size, 3] in 0..255, or None when the file cannot be decoded."""
-    from PIL import Image
-
+    """RGB float32 [size, size, 3] in 0..255 (tastebud.image_features, as serving decodes), None if unreadable."""
     try:
-        with Image.open(path) as opened:
-            rgb = opened.convert("RGB")
-        if rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.float32)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        log.debug("cannot read image %s: %s", path, error)
+        return load_pixels(path, size)
+    except UnreadableImageError as error:
+        log.debug("%s", error)
         return None
 
 
@@ -247,15 +242,25 @@ def _match_keras_imagenet_scaling(model: Any, weights_file: Path) -> None:
     norm.finalize_state()  # the layer divides by constants derived from its variables
 
 
+_NETWORKS: dict[tuple[str, int], Any] = {}
 _FORWARD: dict[tuple[str, int], Callable[[np.ndarray], np.ndarray]] = {}
 
 
-def _forward_fn(weights_file: Path | None, weights_id: str, size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A compiled batch -> features function, built once per (weights, size) in this process."""
-    if (weights_id, size) in _FORWARD:
-        return _FORWARD[(weights_id, size)]
+def image_network(config: ImageConfig) -> tuple[Any, str]:
+    """(the Keras EfficientNetB0 that ``embed_images`` runs for ``config``, an id of its weights).
+
+    Raises:
+        WeightsUnavailableError: as ``embed_images``.
+    """
+    weights_file, weights_id = _resolve_weights(config.weights)
+    return _network(weights_file, weights_id, config.size), weights_id
+
+
+def _network(weights_file: Path | None, weights_id: str, size: int) -> Any:
+    """The network for (weights, size), built once per process."""
+    if (weights_id, size) in _NETWORKS:
+        return _NETWORKS[(weights_id, size)]
     import keras
-    import tensorflow as tf
 
     # Seed Keras' initialisers so random weights are the same in every run; leave the caller's Python and
     # NumPy global random states as they were (set_random_seed resets them too).
@@ -270,6 +275,17 @@ def _forward_fn(weights_file: Path | None, weights_id: str, size: int) -> Callab
     if weights_file is not None:
         model.load_weights(str(weights_file))
         _match_keras_imagenet_scaling(model, weights_file)
+    _NETWORKS[(weights_id, size)] = model
+    return model
+
+
+def _forward_fn(weights_file: Path | None, weights_id: str, size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A compiled batch -> features function, built once per (weights, size) in this process."""
+    if (weights_id, size) in _FORWARD:
+        return _FORWARD[(weights_id, size)]
+    import tensorflow as tf
+
+    model = _network(weights_file, weights_id, size)
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
     def forward(images: tf.Tensor) -> tf.Tensor:

@@ -31,11 +31,16 @@ RETRIEVAL_MODELS = ("two_tower", "content")
 
 @dataclass
 class FittedRetrieval:
+    """A trained retrieval model. For "two_tower", ``item_tower`` is the Keras item tower and ``item_inputs``
+    builds its inputs for catalog rows (exported to ONNX at publish time to embed new items)."""
+
     kind: str
     encoder: UserEncoder
     index_vectors: np.ndarray
     manifest: dict[str, Any]
     history: dict[str, list[float]] = field(default_factory=dict)
+    item_tower: Any = None
+    item_inputs: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
 
 
 def fit_content(text_vectors: np.ndarray, preference_vectors: np.ndarray) -> FittedRetrieval:
@@ -92,4 +97,5 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
         "images": int(has_image.sum()),
     }
     encoder = OnnxUserEncoder(out / "user_tower.onnx", vocab)
-    return FittedRetrieval("two_tower", encoder, index_vectors, manifest, trained.history)
+    return FittedRetrieval("two_tower", encoder, index_vectors, manifest, trained.history,
+                           item_tower=trained.item_tower, item_inputs=inputs_for)

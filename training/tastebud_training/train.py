@@ -22,9 +22,13 @@ import pandas as pd
 from tastebud.adapters.embedded.scann_index import ScannIndex
 from tastebud.artifacts import LocalArtifactStore, Manifest, sha256_of
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
+from tastebud.image_features import IMAGE_DIM, unit_rows
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
 from tastebud_training.data import Dataset
+from tastebud_training.image_embedding import ImageConfig, embed_images
+from tastebud_training.item_embedding import export_item_embedding
+from tastebud_training.item_embedding.publish import TrainingImages
 from tastebud_training.ranker import build_examples, export_onnx, onnx_parity, train_ranker
 from tastebud_training.report import write_report
 from tastebud_training.retrieval import RETRIEVAL_MODELS, FittedRetrieval, fit_content, fit_two_tower
@@ -34,9 +38,6 @@ from tastebud_training.two_tower.trainer import TwoTowerConfig
 
 LABEL_WINDOW_QUANTILE = 0.85  # ranker features as of this quantile of positive times; labels after it
 PARITY_TOLERANCE = 1e-4
-
-
-IMAGE_DIM = 1280
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
         log(message, progress)
 
     say(f"embedding {len(dataset.items):,} item texts with {MODEL_NAME}")
-    text_vectors = embed_texts(item_texts(dataset.items), cache_dir=cache, progress=progress)
+    texts = item_texts(dataset.items)
+    text_vectors = embed_texts(texts, cache_dir=cache, progress=progress)
     terms = preference_terms(dataset.users)
     preference_vectors = embed_texts(terms, cache_dir=cache) if terms else np.zeros((0, DIMENSION), np.float32)
 
@@ -166,6 +168,8 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
         index = _build_index(retrieval.index_vectors, say)
     index_vectors = retrieval.index_vectors
     index_version = index.version
+    item_embedding = export_item_embedding(out, retrieval, texts, text_vectors,
+                                           _training_images(dataset, config, image_vectors, has_image), cache, say)
 
     catalog = build_catalog(dataset, as_of)
     users = build_user_table(dataset, catalog, as_of, terms)
@@ -189,7 +193,8 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
         feature_version=FEATURE_VERSION,
         created_at=time.time(),
         retrieval={**retrieval.manifest, "text_model": MODEL_NAME, "index": "scann",
-                   "items": int(index_vectors.shape[0]), "preference_terms": len(terms)},
+                   "items": int(index_vectors.shape[0]), "preference_terms": len(terms),
+                   "item_embedding": item_embedding},
         ranker={"kind": "xgboost-lambdamart-onnx", "features": list(FEATURE_NAMES), "feature_cut": feature_cut,
                 **ranker_info},
         data={"source": str(Path(dataset.source).resolve()), "fingerprint": fingerprint, "as_of": as_of,
@@ -212,20 +217,31 @@ def _image_features(dataset: Dataset, cache: Path, config: TrainConfig,
                     say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
     """EfficientNetB0 features of item images (zeros + has_image False where an item has none)."""
     n = len(dataset.items)
-    uris = dataset.items["image_uri"].fillna("").astype(str).tolist() if "image_uri" in dataset.items else []
+    uris = _image_uris(dataset)
     if not config.images or not any(uris):
         return np.zeros((n, IMAGE_DIM), np.float32), np.zeros(n, dtype=bool)
-    from tastebud_training.image_embedding import ImageConfig, embed_images
-
-    image_config = ImageConfig(weights=config.image_weights)
+    image_config = _image_config(config)
     say(f"embedding {sum(1 for u in uris if u):,} item images with EfficientNetB0 "
         f"(weights: {config.image_weights or 'random init — set --image-weights for ImageNet'})")
     features, has_image = embed_images(Path(dataset.source), uris, image_config, cache_dir=cache,
                                        progress=config.progress)
-    # Unit length: pooled CNN features differ in scale by orders of magnitude between weight sets (random
-    # init gives ~1e-4), and the item tower should see direction, not scale.
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    return np.where(norms > 0, features / np.maximum(norms, 1e-12), 0.0).astype(np.float32), has_image
+    return unit_rows(features), has_image  # unit length, as the serving image encoder normalises
+
+
+def _image_uris(dataset: Dataset) -> list[str]:
+    return dataset.items["image_uri"].fillna("").astype(str).tolist() if "image_uri" in dataset.items else []
+
+
+def _image_config(config: TrainConfig) -> ImageConfig:
+    return ImageConfig(weights=config.image_weights)
+
+
+def _training_images(dataset: Dataset, config: TrainConfig, features: np.ndarray,
+                     has_image: np.ndarray) -> TrainingImages | None:
+    """What the item tower's image input was built from, for exporting the image encoder (None: no images)."""
+    if config.retrieval != "two_tower" or not has_image.any():
+        return None
+    return TrainingImages(_image_config(config), Path(dataset.source), _image_uris(dataset), features, has_image)
 
 
 def _stock_snapshot(dataset: Dataset) -> dict:

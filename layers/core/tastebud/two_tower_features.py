@@ -191,16 +191,49 @@ def profile_inputs(vocab: TwoTowerVocab, user: UserProfile, context: RequestCont
     )
 
 
+def item_features(vocab: TwoTowerVocab, *, item_idx: np.ndarray, merchant_rows: np.ndarray,
+                  category_rows: np.ndarray, domains: np.ndarray, prices: np.ndarray, text: np.ndarray,
+                  image: np.ndarray, has_image: np.ndarray) -> dict[str, np.ndarray]:
+    """The item tower's input tensors from raw per-item arrays; the single implementation behind training
+    (catalog rows, see ``item_inputs``) and serving (new items, which get ``item_idx`` 0 like dropped-out ids).
+
+    Args:
+        item_idx: item-id embedding indices (0 = unknown/cold).
+        merchant_rows: catalog merchant rows; -1 (or a row the vocabulary does not know) -> unknown merchant.
+        category_rows: catalog category rows; -1 (or beyond the vocabulary) -> unknown category.
+        domains: DOMAIN codes (tastebud.catalog.DOMAINS); -1 -> unknown.
+        prices: NaN when unknown; rounded to float32 first, as the catalog stores them (a float64 price can sit
+            on the other side of a bucket edge than its float32 catalog copy).
+        text, image: per-item vectors; has_image: bool/0-1 per item (0 -> the learned missing-image vector).
+    """
+    merchant_rows = np.asarray(merchant_rows, dtype=np.int64)
+    category_rows = np.asarray(category_rows, dtype=np.int64)
+    known_merchant = (merchant_rows >= 0) & (merchant_rows < vocab.merchant_index.size)
+    known_category = (category_rows >= 0) & (category_rows < vocab.n_categories)
+    return {
+        "item_idx": np.asarray(item_idx, dtype=np.int64),
+        "merchant_idx": np.where(known_merchant, vocab.merchant_index[np.where(known_merchant, merchant_rows, 0)],
+                                 0).astype(np.int64),
+        "category_idx": np.where(known_category, category_rows + 1, 0).astype(np.int64),
+        "item_domain": np.maximum(np.asarray(domains, dtype=np.int64) + 1, 0),
+        "price_bucket": price_bucket(np.asarray(prices, dtype=np.float32), vocab.price_edges),
+        "text": np.asarray(text, dtype=np.float32),
+        "image": np.asarray(image, dtype=np.float32),
+        "has_image": np.asarray(has_image, dtype=np.float32).reshape(-1, 1),
+    }
+
+
 def item_inputs(vocab: TwoTowerVocab, catalog: Catalog, rows: np.ndarray, image_vectors: np.ndarray,
                 has_image: np.ndarray) -> dict[str, np.ndarray]:
     """The item tower's input tensors for catalog ``rows`` (offline: training and index building)."""
-    return {
-        "item_idx": vocab.item_index[rows].astype(np.int64),
-        "merchant_idx": vocab.merchant_index[catalog.item_merchant[rows]].astype(np.int64),
-        "category_idx": (catalog.item_category[rows] + 1).astype(np.int64),
-        "item_domain": (catalog.item_domain[rows].astype(np.int64) + 1),
-        "price_bucket": price_bucket(catalog.item_price[rows], vocab.price_edges),
-        "text": vocab.text_vectors[rows].astype(np.float32),
-        "image": image_vectors[rows].astype(np.float32),
-        "has_image": has_image[rows].astype(np.float32)[:, None],
-    }
+    return item_features(
+        vocab,
+        item_idx=vocab.item_index[rows],
+        merchant_rows=catalog.item_merchant[rows],
+        category_rows=catalog.item_category[rows],
+        domains=catalog.item_domain[rows],
+        prices=catalog.item_price[rows],
+        text=vocab.text_vectors[rows],
+        image=image_vectors[rows],
+        has_image=has_image[rows],
+    )
