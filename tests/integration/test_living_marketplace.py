@@ -329,3 +329,40 @@ def test_the_http_routes_follow_the_contract(runtime: ServingRuntime, active_use
     assert handler(unknown, CONTEXT)["statusCode"] in (200, 404)
     assert handler(load_event("item_upsert", merchant_id="no-such-merchant"), CONTEXT)["statusCode"] == 400
     assert response_json(handler(load_event("item_upsert", price=-1), CONTEXT))["error"]["field"] == "price"
+
+
+def test_a_new_item_is_embedded_retrieved_and_served_when_it_matches(runtime: ServingRuntime, tiny_dataset,  # type: ignore[no-untyped-def]
+                                                                     active_user: str) -> None:
+    from tastebud.domain import SOURCE_FRESH, ItemDraft
+
+    assert runtime.view.version.embedder is not None, "the version must ship its ONNX item embedder"
+    items = tiny_dataset.items.set_index("item_id")
+    favourite = latest_positive(runtime, active_user)
+    base = items.loc[favourite]
+    draft = ItemDraft(item_id="new-signature-dish", merchant_id=str(base["merchant_id"]),
+                      title=f"{base['title']} (chef's special)", category=str(base["category"]),
+                      description=str(base["description"]), price=float(base["price"]))
+
+    runtime.upsert_items([draft])
+
+    view = runtime.view
+    row = view.catalog.row_of("new-signature-dish")
+    assert row is not None and "new-signature-dish" in view.fresh_item_ids
+    events, _ = runtime._live_reads.read_user(active_user)
+    candidates = view.service.retriever.run(view.profile(active_user, events), RequestContext(now=time.time()), [])
+    fresh = candidates.rows[(candidates.sources & SOURCE_FRESH) > 0].tolist()
+    assert row in fresh
+    served = runtime.recommend(active_user, k=100)
+    assert "new-signature-dish" in [i.item_id for i in served.items]
+
+
+def test_an_item_upsert_with_a_bad_image_is_refused_and_nothing_is_stored(runtime: ServingRuntime) -> None:
+    from tastebud.domain import ItemDraft
+    from tastebud.errors import BadRequestError
+
+    merchant = str(runtime.view.catalog.merchant_ids[0])
+    seq = runtime.view.seq
+    with pytest.raises(BadRequestError) as refused:
+        runtime.upsert_items([ItemDraft("bad-photo", merchant, "Soup", "soups", image_uri="/no/such/photo.png")])
+    assert refused.value.field == "image_uri"
+    assert runtime.view.catalog.row_of("bad-photo") is None and runtime._live.catalog_seq() == seq

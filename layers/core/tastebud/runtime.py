@@ -155,9 +155,36 @@ class ServingRuntime:
         return build_view(version, seq, items, merchants, stock=self._stock, knobs=self.settings.knobs,
                           embed_missing=self._embed_missing, clock=self._clock)
 
+    @staticmethod
+    def _embed(version: ServingVersion, drafts: list[ItemDraft], merchant_rows: np.ndarray, category_rows: np.ndarray,
+               domains: np.ndarray, *, strict: bool) -> tuple[np.ndarray, np.ndarray]:
+        assert version.embedder is not None
+        try:
+            return version.embedder.embed(drafts, merchant_rows=merchant_rows, category_rows=category_rows,
+                                          domains=domains)
+        except BadRequestError:
+            if strict:
+                raise
+        # Re-embedding for a new version: a photo that has gone since its upsert must not refuse the version.
+        vectors = []
+        for i, draft in enumerate(drafts):
+            try:
+                vectors.append(version.embedder.embed([draft], merchant_rows=merchant_rows[i:i + 1],
+                                                      category_rows=category_rows[i:i + 1], domains=domains[i:i + 1]))
+            except BadRequestError as exc:
+                logger.warning("item %s: %s; embedded without its image", draft.item_id, exc.message)
+                vectors.append(version.embedder.embed([replace(draft, image_uri=None)],
+                                                      merchant_rows=merchant_rows[i:i + 1],
+                                                      category_rows=category_rows[i:i + 1], domains=domains[i:i + 1]))
+        return np.concatenate([v[0] for v in vectors]), np.concatenate([v[1] for v in vectors])
+
     def _embed_missing(self, version: ServingVersion, drafts: list[ItemDraft], merchant_rows: np.ndarray,
-                       category_rows: np.ndarray, domains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors of ``drafts`` under the version's model: cached in Redis, computed in process when missing."""
+                       category_rows: np.ndarray, domains: np.ndarray, *,
+                       strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of ``drafts`` under the version's model: cached in Redis, computed in process when missing.
+
+        ``strict``: a bad image is the caller's error (an upsert: 400); otherwise the item is embedded without it.
+        """
         if version.embedder is None:
             return np.zeros((0, 1), np.float32), np.zeros((0, version.text_dim), np.float32)
         model = version.manifest.model_version
@@ -166,9 +193,8 @@ class ServingRuntime:
         cached_text = self._live.get_vectors(f"{model}:text", keys)
         missing = [i for i, key in enumerate(keys) if key not in cached_index or key not in cached_text]
         if missing:
-            index_vectors, text_vectors = version.embedder.embed(
-                [drafts[i] for i in missing], merchant_rows=merchant_rows[missing],
-                category_rows=category_rows[missing], domains=domains[missing])
+            index_vectors, text_vectors = self._embed(version, [drafts[i] for i in missing], merchant_rows[missing],
+                                                      category_rows[missing], domains[missing], strict=strict)
             fresh_index = {keys[i]: index_vectors[j] for j, i in enumerate(missing)}
             fresh_text = {keys[i]: text_vectors[j] for j, i in enumerate(missing)}
             self._live.put_vectors(f"{model}:index", fresh_index)
@@ -273,7 +299,7 @@ class ServingRuntime:
         by_merchant = np.full(catalog.merchant_ids.size, 0, dtype=np.int64)
         by_merchant[catalog.item_merchant] = catalog.item_domain
         # Embed before anything is stored: a bad image is a 400 and nothing is half-applied.
-        self._embed_missing(view.version, list(drafts), rows, category_rows, by_merchant[rows])
+        self._embed_missing(view.version, list(drafts), rows, category_rows, by_merchant[rows], strict=True)
         now = self._clock()
         records = [{"item_id": d.item_id, "merchant_id": d.merchant_id, "title": d.title, "category": d.category,
                     "description": d.description, "price": None if math.isnan(d.price) else d.price,
