@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +77,8 @@ def merchant_fields(catalog: Catalog, merchants: dict[str, dict[str, Any]]) -> d
 
 def build_view(version: ServingVersion, seq: int, items: dict[str, dict[str, Any]],
                merchants: dict[str, dict[str, Any]], *, stock: StockStore, knobs: ServingKnobs,
-               embed_missing: EmbedMissing, clock: Callable[[], float]) -> LiveView:
+               embed_missing: EmbedMissing, clock: Callable[[], float],
+               out_of_stock: Container[str] | None = None) -> LiveView:
     """Apply the live catalog state to ``version`` and wire the four stages over the result."""
     base = version.catalog
     catalog = base.with_changes(**merchant_fields(base, merchants))
@@ -127,7 +128,8 @@ def build_view(version: ServingVersion, seq: int, items: dict[str, dict[str, Any
     service = RecommendationService.wire(
         catalog=catalog, features=version.users, encoder=encoder, index=version.index, ranker=version.ranker,
         stock=stock, knobs=knobs, versions=version.versions, fresh=fresh, clock=clock,
-        fallback_out_of_stock=frozenset(version.stock_snapshot.get("out_of_stock", ())))
+        fallback_out_of_stock=out_of_stock if out_of_stock is not None
+        else frozenset(version.stock_snapshot.get("out_of_stock", ())))
     return LiveView(version=version, seq=seq, catalog=catalog, fresh=fresh, service=service,
                     fresh_item_ids=frozenset(str(catalog.item_ids[r]) for r in fresh_rows[keep].tolist()))
 

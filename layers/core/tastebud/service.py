@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,7 +69,7 @@ class RecommendationService:
     @classmethod
     def wire(cls, *, catalog: Catalog, features: FeatureStore, encoder: UserEncoder, index: CandidateIndex,
              ranker: Ranker, stock: StockStore, knobs: ServingKnobs, versions: Versions,
-             fresh: FreshItemsIndex = EMPTY_FRESH_INDEX, fallback_out_of_stock: frozenset[str] = frozenset(),
+             fresh: FreshItemsIndex = EMPTY_FRESH_INDEX, fallback_out_of_stock: Container[str] = frozenset(),
              clock: Callable[[], float] = time.time) -> RecommendationService:
         """The four stages over one catalog and its adapters: the one wiring that every backend, bench and test use."""
         return cls(

@@ -33,12 +33,19 @@ class ServingKnobs:
     index_timeout_ms: int = 80
     dependency_retries: int = 1
     index_filter_in_stock: bool = True
+    # Redis (stock + live state): a deadline per call = the stock stage's budget; the circuit opens after
+    # redis_breaker_fail_max consecutive failures and lets one probe through after redis_breaker_reset_s.
+    redis_timeout_ms: int = 10
+    redis_breaker_fail_max: int = 3
+    redis_breaker_reset_s: float = 2.0
     # AWS backend: re-read LIVE.json (version + index + endpoint) at most this often (seconds).
     pointer_ttl_s: int = 60
 
     def __post_init__(self) -> None:
         if self.retrieve_k < 1 or self.max_per_merchant < 1:
             raise SettingsError("retrieve_k and max_per_merchant must be >= 1")
+        if self.redis_timeout_ms < 1 or self.redis_breaker_fail_max < 1 or self.redis_breaker_reset_s <= 0:
+            raise SettingsError("redis_timeout_ms and redis_breaker_fail_max must be >= 1, redis_breaker_reset_s > 0")
         if self.encoder_timeout_ms < 1 or self.index_timeout_ms < 1 or self.dependency_retries < 0:
             raise SettingsError("timeouts must be >= 1 ms and dependency_retries >= 0")
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pybreaker
+from redis.commands.core import Script
 
+from tastebud.adapters.guarded_redis import guarded
 from tastebud.domain import InteractionEvent
-from tastebud.errors import DependencyError
 
 PREFIX = "tastebud:live:"
 SEQ_KEY = PREFIX + "catalog:seq"
@@ -70,15 +72,14 @@ def _vectors_key(model_version: str) -> str:
 class RedisLiveState:
     """Live marketplace state in Redis. ``client`` is any redis-py compatible client."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, breaker: pybreaker.CircuitBreaker | None = None) -> None:
         self._client = client
-        self._apply = client.register_script(_APPLY_EVENTS)
+        self._breaker = breaker
+        # Script(client) rather than client.register_script: a SwappableClient must stay the script's client.
+        self._apply = Script(client, _APPLY_EVENTS)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # redis.RedisError and socket errors; the caller decides how to degrade
-            raise DependencyError("live_state", f"redis {what} failed: {exc}") from exc
+        return guarded(self._breaker, "live_state", what, fn, *args, **kwargs)
 
     # -- events -------------------------------------------------------------------------------------------------
 

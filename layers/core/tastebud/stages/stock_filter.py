@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 import numpy as np
 
 from tastebud.catalog import Catalog
@@ -12,7 +14,7 @@ from tastebud.ports import StockStore
 
 class StockFilter:
     def __init__(self, catalog: Catalog, store: StockStore, *, serve_without_filter: bool,
-                 fallback_out_of_stock: frozenset[str] = frozenset()) -> None:
+                 fallback_out_of_stock: Container[str] = frozenset()) -> None:
         self._catalog = catalog
         self._store = store
         self._serve_without_filter = serve_without_filter

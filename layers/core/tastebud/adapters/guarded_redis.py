@@ -1,0 +1,75 @@
+"""Redis calls that are bounded: a deadline per call (socket timeouts) and a circuit breaker per server.
+
+After ``fail_max`` consecutive failures the breaker opens and calls are skipped for ``reset_timeout`` seconds
+(the stage degrades at once instead of paying a timeout per request), then one probe call decides.
+
+``SwappableClient`` lets the supervisor replace a dead embedded server's client under every adapter that holds
+it: the stock store, the live state and the scripts they registered all forward to the current client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pybreaker
+import redis
+
+from tastebud.errors import DependencyError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _LogTransitions(pybreaker.CircuitBreakerListener):
+    def state_change(self, breaker: pybreaker.CircuitBreaker, old: Any, new: Any) -> None:
+        logger.warning("circuit %s: %s -> %s", breaker.name, getattr(old, "name", old), getattr(new, "name", new))
+
+
+def redis_breaker(name: str, *, fail_max: int, reset_timeout_s: float) -> pybreaker.CircuitBreaker:
+    return pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout_s, name=name,
+                                    listeners=[_LogTransitions()])
+
+
+def guarded(breaker: pybreaker.CircuitBreaker | None, stage: str, what: str, call: Callable[..., T], *args: Any,
+            **kwargs: Any) -> T:
+    """Run one Redis call; a Redis/socket failure or an open circuit becomes DependencyError(stage)."""
+    try:
+        if breaker is None:
+            return call(*args, **kwargs)
+        return breaker.call(call, *args, **kwargs)
+    except pybreaker.CircuitBreakerError as exc:
+        raise DependencyError(stage, f"redis {what} skipped: circuit open after repeated failures") from exc
+    except (redis.RedisError, OSError) as exc:
+        raise DependencyError(stage, f"redis {what} failed: {exc}") from exc
+
+
+def breaker_state(breaker: pybreaker.CircuitBreaker | None) -> str:
+    """ok (closed, no recent failure) | degraded (failures counting, or half-open) | down (open)."""
+    if breaker is None:
+        return "ok"
+    state = breaker.current_state
+    if state == pybreaker.STATE_OPEN:
+        return "down"
+    if state == pybreaker.STATE_HALF_OPEN or breaker.fail_counter:
+        return "degraded"
+    return "ok"
+
+
+class SwappableClient:
+    """Forwards everything to the current redis-py client; ``swap`` replaces it (after a server restart)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @property
+    def current(self) -> Any:
+        return self._client
+
+    def swap(self, client: Any) -> Any:
+        old, self._client = self._client, client
+        return old
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)

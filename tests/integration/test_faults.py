@@ -1,0 +1,134 @@
+"""Faults under concurrency: the embedded Redis dies and comes back; a stopped runtime leaves no server behind.
+
+GIVEN a runtime with its own embedded Redis and 8 client threads,
+WHEN the Redis server process is killed,
+THEN every answer is still a full 200 page (marked degraded while Redis is gone), the circuit opens instead of
+paying a timeout per request, the supervisor restarts the server from its append-only file, and everything that
+was acknowledged before the crash (stock, events) is there again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import load_event, response_json
+from tastebud.api.http import create_handler
+from tastebud.composition import build_runtime
+from tastebud.errors import DependencyError
+from tastebud.local_server import LocalLambdaContext
+from tastebud.runtime import ServingRuntime
+from tastebud.settings import Settings
+
+pytestmark = pytest.mark.slow
+CONTEXT = LocalLambdaContext(aws_request_id="fault-test")
+
+
+@pytest.fixture
+def runtime(tiny_artifacts: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, artifacts, ignore=shutil.ignore_patterns("cache"))
+    settings = Settings(artifacts=artifacts, redis_db_path=tmp_path / "redis" / "live.rdb",
+                        data_dir=tmp_path / "data").with_knobs(redis_breaker_reset_s=0.2)
+    runtime = build_runtime(settings, watch=False)
+    assert isinstance(runtime, ServingRuntime)
+    yield runtime
+    runtime.close()
+
+
+def server_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_redis_killed_and_restarted_under_8_clients(runtime: ServingRuntime, active_user: str) -> None:
+    assert runtime._supervisor is not None
+    handler = create_handler(lambda: runtime)
+    page = response_json(handler(load_event("recommend", user_id=active_user, k=10), CONTEXT))
+    out = page["items"][0]["item_id"]
+    runtime.set_stock(out, False, 0)
+    catalog = runtime.view.catalog
+    item = str(catalog.item_ids[catalog.popular_rows("all")[70]])
+    assert runtime.ingest_events([{"event_id": "before-crash", "user_id": active_user, "item_id": item,
+                                   "event_type": "purchase", "timestamp": time.time() - 1}]).accepted == 1
+
+    bad: list[object] = []
+    degraded_pages = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            response = handler(load_event("recommend", user_id=active_user, k=10), CONTEXT)
+            body = response_json(response)
+            if response["statusCode"] != 200 or len(body["items"]) != 10 or out in [i["item_id"] for i in
+                                                                                    body["items"]]:
+                bad.append(body)
+            elif body["degraded"]:
+                degraded_pages.append(body["degraded"])
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        pid = runtime._supervisor.server_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not degraded_pages and time.monotonic() < deadline:
+            time.sleep(0.01)
+        health = response_json(handler(load_event("health"), CONTEXT))
+        assert health["status"] == "degraded" and health["dependencies"]["redis"] in ("degraded", "down")
+        assert runtime._supervisor.check() is True  # what the watcher thread does every 0.5 s
+        time.sleep(0.5)  # clients run on the restarted server (the circuit lets a probe through after 0.2 s)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    assert bad == []
+    assert degraded_pages and all(set(d) <= {"stock", "live_state"} for d in degraded_pages)
+    assert not server_alive(pid) and server_alive(runtime._supervisor.server_pid() or 0)
+    after = runtime.recommend(active_user, k=10)
+    assert after.degraded == [] and out not in [i.item_id for i in after.items]
+    assert runtime.stock.out_of_stock([out]).tolist() == [True]  # acknowledged stock came back from the AOF
+    replay = runtime.ingest_events([{"event_id": "before-crash", "user_id": active_user, "item_id": item,
+                                     "event_type": "purchase", "timestamp": time.time() - 1}])
+    assert replay.duplicates == 1  # and so did the acknowledged event
+    assert response_json(handler(load_event("health"), CONTEXT))["dependencies"]["redis"] == "ok"
+
+
+def test_the_circuit_opens_so_a_dead_redis_is_skipped_not_waited_for(runtime: ServingRuntime,
+                                                                      active_user: str) -> None:
+    assert runtime._supervisor is not None and runtime._breaker is not None
+    os.kill(runtime._supervisor.server_pid() or 0, signal.SIGKILL)
+    time.sleep(0.1)
+    for _ in range(5):
+        result = runtime.recommend(active_user, k=10)
+        assert len(result.items) == 10 and "stock" in result.degraded
+    assert runtime._breaker.current_state == "open"
+    assert runtime.dependencies()["redis"] == "down"
+    item = str(runtime.view.catalog.item_ids[0])
+    with pytest.raises(DependencyError):  # the API answers 503: retry; nothing is half-applied
+        runtime.ingest_events([{"event_id": "while-down", "user_id": active_user, "item_id": item,
+                                "event_type": "click", "timestamp": time.time()}])
+
+
+def test_closing_the_runtime_stops_its_embedded_redis(tiny_artifacts: Path, tmp_path: Path) -> None:
+    runtime = build_runtime(Settings(artifacts=tiny_artifacts, redis_db_path=tmp_path / "r" / "x.rdb"), watch=False)
+    assert isinstance(runtime, ServingRuntime) and runtime._supervisor is not None
+    pid = runtime._supervisor.server_pid()
+    assert pid is not None and server_alive(pid)
+    runtime.close()
+    deadline = time.monotonic() + 15
+    while server_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not server_alive(pid)
