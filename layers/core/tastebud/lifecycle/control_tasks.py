@@ -210,6 +210,9 @@ def job_specs(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
                              ("training", "TrainingJobName")):
         request = dict(specs[kind])
         request[name_field] = f"tastebud-{kind}-{run}"[:63].rstrip("-")
+        if name_field == "ProcessingJobName":  # the ASL passes these paths; the SDK omits them when empty
+            request.setdefault("Environment", {})
+            request.setdefault("ProcessingOutputConfig", {"Outputs": []})
         out[kind] = request
     return out
 
