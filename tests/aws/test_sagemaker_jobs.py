@@ -22,7 +22,8 @@ SAGEMAKER_PYTHON = ROOT / ".venv-sagemaker" / "bin" / "python"
 PYTHONPATH = os.pathsep.join(str(ROOT / p) for p in ("layers/core", "training"))
 
 
-def run_module(args: list[str], env: dict[str, str], python: Path | str = sys.executable) -> subprocess.CompletedProcess:
+def run_module(args: list[str], env: dict[str, str],
+               python: Path | str = sys.executable) -> subprocess.CompletedProcess:
     return subprocess.run([str(python), "-m", *args], env={**os.environ, "PYTHONPATH": PYTHONPATH, **env},
                           capture_output=True, text=True, timeout=900, check=False)
 

@@ -16,8 +16,8 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from tastebud_training.data import load_dataset  # noqa: E402
-from tastebud_training.etl import spark_etl  # noqa: E402
+from tastebud_training.data import load_dataset
+from tastebud_training.etl import spark_etl
 
 INTERACTION_COLUMNS = ["user_id", "item_id", "event_type", "ts", "session_id", "request_id", "position", "quantity"]
 

@@ -30,7 +30,7 @@ USER_INPUTS = ("user_idx", "age_idx", "gender_idx", "area_idx", "pref_idx", "his
 # The SageMaker endpoint's inputs (TFRS style): the model holds the item-text table itself and takes the
 # history's catalog rows (``hist_row``) instead of the averaged text, so no serving function loads the
 # items x 384 text matrix (1.5 GB at 1M items). two_tower/serving.py wraps the user tower accordingly.
-ENDPOINT_USER_INPUTS = tuple(name for name in USER_INPUTS if name != "hist_text") + ("hist_row",)
+ENDPOINT_USER_INPUTS = (*(name for name in USER_INPUTS if name != "hist_text"), "hist_row")
 ITEM_INPUTS = ("item_idx", "merchant_idx", "category_idx", "item_domain", "price_bucket", "text", "image",
                "has_image")
 
