@@ -50,7 +50,7 @@ serve: $(DEMO_ARTIFACTS)/CURRENT  ## serve the demo artifacts on localhost:$(POR
 evaluate: $(DEMO_ARTIFACTS)/CURRENT  ## evaluate on the demo data (temporal split, baselines)
 	$(BIN)/tastebud evaluate --data $(DEMO_DATA) --artifacts $(DEMO_ARTIFACTS)
 
-test: $(BIN)/.installed  ## run the whole test suite
+test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests)
 	$(BIN)/python -m pytest
 
 test-aws: $(BIN)/.installed  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)

@@ -87,4 +87,26 @@ sam-build: $(SAM_VENV)/.installed  ## sam build (python3.12 on PATH); checks the
 		if [ $$total -ge $(LAMBDA_UNZIPPED_LIMIT_BYTES) ]; then echo "sam-build: $$fn over the Lambda unzipped limit"; status=1; fi; \
 	done; exit $$status
 
+# The SageMaker SDK (2.x) in its own venv: it pins rich/protobuf/packaging below the dev venv's pins.
+SAGEMAKER_VENV ?= .venv-sagemaker
+SAGEMAKER_JOBS_DIR ?= build/sagemaker
+
+$(SAGEMAKER_VENV)/.installed: requirements/sagemaker-sdk.txt
+	$(SAM_BOOTSTRAP_PYTHON) -m venv $(SAGEMAKER_VENV)
+	$(SAGEMAKER_VENV)/bin/pip install -q --upgrade pip
+	$(SAGEMAKER_VENV)/bin/pip install -q -r requirements/sagemaker-sdk.txt
+	touch $@
+
+.PHONY: sagemaker-jobs
+# make sagemaker-jobs REGION=eu-west-1 BUCKET=<ArtifactsBucket> ROLE=<TrainingJobRoleArn>, then upload (DEPLOY.md):
+#   aws s3 cp build/sagemaker/sourcedir.tar.gz s3://$BUCKET/training/code/sourcedir.tar.gz
+#   aws s3 cp training/tastebud_training/etl/spark_etl.py s3://$BUCKET/training/code/spark_etl.py
+#   aws s3 cp build/sagemaker/jobs.json s3://$BUCKET/training/jobs.json      (last: it names the code)
+sagemaker-jobs: $(SAGEMAKER_VENV)/.installed  ## SDK-rendered SageMaker job requests (jobs.json) + sourcedir.tar.gz
+	@test -n "$(REGION)" -a -n "$(BUCKET)" -a -n "$(ROLE)" || { echo "sagemaker-jobs: set REGION, BUCKET and ROLE"; exit 1; }
+	mkdir -p $(SAGEMAKER_JOBS_DIR)
+	SAGEMAKER_SUPPRESS_V2_WARNING=1 PYTHONPATH=training $(SAGEMAKER_VENV)/bin/python -m tastebud_training.sagemaker_jobs \
+		--region $(REGION) --bucket $(BUCKET) --role $(ROLE) --out $(SAGEMAKER_JOBS_DIR)/jobs.json \
+		--source-tar $(SAGEMAKER_JOBS_DIR)/sourcedir.tar.gz
+
 .DEFAULT_GOAL := $(_LINT_MK_DEFAULT_GOAL)

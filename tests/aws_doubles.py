@@ -4,9 +4,12 @@ They sit at the HTTP level, UNDER the real SDKs, so the adapters' requests go th
 transport (with SigV4 signing) and botocore's serializer/parser (rest-json protocol) exactly as in AWS:
   - ``FakeOpenSearchDomain`` replaces the urllib3 pool of ``opensearchpy.Urllib3HttpConnection``. It
     records every request and answers with the documented bodies of the OpenSearch REST API (create
-    index, _bulk, _refresh, _alias/_aliases, _update, k-NN _search with efficient filters; error bodies
+    index, HEAD/GET/DELETE index (GET with wildcards), _settings, _bulk, _refresh, _forcemerge, _count,
+    _alias/_aliases, _update (with ``require_alias``), _update_by_query (term query + painless assignment),
+    k-NN _search with efficient filters, ``_plugins/_knn/warmup``; error bodies
     ``{"error": {"root_cause": [...], "type", "reason"}, "status"}``). Its k-NN is exact (brute force)
-    and its scores follow the k-NN "spaces" table for ``innerproduct``.
+    and its scores follow the k-NN "spaces" table for ``innerproduct``. Like OpenSearch, ``_update`` on a
+    missing target without ``require_alias`` auto-creates a plain index of that name.
   - ``sagemaker_runtime_client`` is a real botocore client whose ``before-send`` hook answers instead of
     the network, with the raw status/headers/body SageMaker sends (``x-amzn-ErrorType`` + JSON body for
     ModelError / ValidationError / ThrottlingException).
@@ -15,12 +18,13 @@ Neither proves anything about the real model or the real HNSW graph; they prove 
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import urllib3
@@ -56,6 +60,7 @@ class FakeOpenSearchDomain:
         self.indices: dict[str, dict[str, Any]] = {}
         self.aliases: dict[str, set[str]] = {}
         self.failures: list[Reply | Exception] = []  # served (FIFO) before normal routing
+        self.clock_ms = 1_760_000_000_000  # creation_date of the next index (ms), strictly increasing
 
     # --- urllib3 pool interface used by Urllib3HttpConnection.perform_request
     def urlopen(self, method: str, url: str, body: bytes | None = None, retries: Any = None,
@@ -78,9 +83,25 @@ class FakeOpenSearchDomain:
 
     # --- the REST API subset the adapters use
     def _route(self, method: str, path: str, body: bytes, query: dict[str, list[str]]) -> Reply:
-        segments = [s for s in path.split("/") if s]
+        segments = [unquote(s) for s in path.split("/") if s]
         if method == "PUT" and len(segments) == 1:
             return self._create(segments[0], json.loads(body))
+        if method == "HEAD" and len(segments) == 1:
+            return (200 if segments[0] in self.indices else 404), {"content-type": "application/json"}, b""
+        if method == "DELETE" and len(segments) == 1:
+            return self._delete(segments[0])
+        if method == "GET" and len(segments) == 1 and not segments[0].startswith("_"):
+            return self._get_indices(segments[0])
+        if method == "PUT" and len(segments) == 2 and segments[1] == "_settings":
+            return self._put_settings(segments[0], json.loads(body))
+        if method == "POST" and len(segments) == 2 and segments[1] == "_forcemerge":
+            return self._shards_reply(segments[0], query)
+        if method == "GET" and segments[:3] == ["_plugins", "_knn", "warmup"] and len(segments) == 4:
+            return self._shards_reply(segments[3], query)
+        if method in ("GET", "POST") and len(segments) == 2 and segments[1] == "_count":
+            return self._count(segments[0])
+        if method == "POST" and len(segments) == 2 and segments[1] == "_update_by_query":
+            return self._update_by_query(segments[0], json.loads(body))
         if method == "POST" and segments[-1] == "_bulk":
             return self._bulk(segments[0] if len(segments) == 2 else None, body)
         if method == "POST" and segments[-1] == "_refresh":
@@ -92,7 +113,7 @@ class FakeOpenSearchDomain:
         if method in ("POST", "GET") and segments[-1] == "_search":
             return self._search(segments[0], json.loads(body), query)
         if method == "POST" and len(segments) == 3 and segments[1] == "_update":
-            return self._update(segments[0], segments[2], json.loads(body))
+            return self._update(segments[0], segments[2], json.loads(body), query)
         return opensearch_error(400, "illegal_argument_exception", f"no handler for {method} {path}")
 
     def _resolve(self, name: str) -> list[str] | None:
@@ -105,8 +126,76 @@ class FakeOpenSearchDomain:
         if name in self.indices:
             return opensearch_error(400, "resource_already_exists_exception", f"index [{name}/x] already exists",
                                     index=name)
-        self.indices[name] = {"body": body, "docs": {}}
+        self.clock_ms += 1
+        settings = dict((body.get("settings") or {}).get("index") or {})
+        self.indices[name] = {"body": body, "docs": {}, "settings": {**settings, "creation_date": str(self.clock_ms)}}
         return _json(200, {"acknowledged": True, "shards_acknowledged": True, "index": name})
+
+    def _missing(self, name: str) -> Reply:
+        return opensearch_error(404, "index_not_found_exception", f"no such index [{name}]",
+                                **{"resource.type": "index_or_alias", "resource.id": name, "index": name})
+
+    def _delete(self, name: str) -> Reply:
+        if name not in self.indices:
+            return self._missing(name)
+        del self.indices[name]
+        for members in self.aliases.values():
+            members.discard(name)
+        return _json(200, {"acknowledged": True})
+
+    def _get_indices(self, pattern: str) -> Reply:
+        """GET /<index>: a wildcard that matches nothing is ``{}`` (allow_no_indices), a missing name a 404."""
+        names = [n for n in sorted(self.indices) if fnmatch.fnmatchcase(n, pattern)] if "*" in pattern else (
+            self._resolve(pattern) or [])
+        if not names and "*" not in pattern:
+            return self._missing(pattern)
+        return _json(200, {n: {"aliases": {a: {} for a, members in self.aliases.items() if n in members},
+                               "mappings": self.indices[n]["body"].get("mappings", {}),
+                               "settings": {"index": {k: str(v) for k, v in self.indices[n]["settings"].items()}}}
+                           for n in names})
+
+    def _put_settings(self, name: str, body: dict[str, Any]) -> Reply:
+        if name not in self.indices:
+            return self._missing(name)
+        self.indices[name]["settings"].update(body.get("index", body))
+        return _json(200, {"acknowledged": True})
+
+    def _shards_reply(self, name: str, query: dict[str, list[str]]) -> Reply:
+        """_forcemerge and k-NN warm-up both answer with the shard summary of the work done."""
+        if name not in self.indices:
+            return self._missing(name)
+        settings = self.indices[name]["settings"]
+        total = int(settings.get("number_of_shards", 1)) * (1 + int(settings.get("number_of_replicas", 1)))
+        return _json(200, {"_shards": {"total": total, "successful": total, "failed": 0}})
+
+    def _count(self, target: str) -> Reply:
+        indices = self._resolve(target)
+        if not indices:
+            return self._missing(target)
+        count = sum(len(self.indices[i]["docs"]) for i in indices)
+        return _json(200, {"count": count, "_shards": {"total": len(indices), "successful": len(indices),
+                                                        "skipped": 0, "failed": 0}})
+
+    def _update_by_query(self, target: str, body: dict[str, Any]) -> Reply:
+        """The subset the adapters send: a ``term`` query and ``ctx._source.<field> = params.<name>``."""
+        indices = self._resolve(target)
+        if not indices:
+            return self._missing(target)
+        script = body["script"]
+        assignment = re.fullmatch(r"ctx\._source\.(\w+) = params\.(\w+)", script["source"].strip())
+        if assignment is None:
+            return opensearch_error(400, "script_exception", "compile error", lang=script.get("lang", "painless"))
+        field, param = assignment.groups()
+        updated = 0
+        for index in indices:
+            for doc in self.indices[index]["docs"].values():
+                if _matches(doc, {"bool": {"filter": [body["query"]]}}):
+                    doc[field] = script["params"][param]
+                    updated += 1
+        return _json(200, {"took": 5, "timed_out": False, "total": updated, "updated": updated, "deleted": 0,
+                           "batches": 1 if updated else 0, "version_conflicts": 0, "noops": 0,
+                           "retries": {"bulk": 0, "search": 0}, "throttled_millis": 0, "requests_per_second": -1.0,
+                           "throttled_until_millis": 0, "failures": []})
 
     def _dimension(self, index: str) -> int:
         return int(self.indices[index]["body"]["mappings"]["properties"]["embedding"]["dimension"])
@@ -147,10 +236,16 @@ class FakeOpenSearchDomain:
             (members.add if kind == "add" else members.discard)(spec["index"])
         return _json(200, {"acknowledged": True})
 
-    def _update(self, target: str, doc_id: str, body: dict[str, Any]) -> Reply:
+    def _update(self, target: str, doc_id: str, body: dict[str, Any], query: dict[str, list[str]]) -> Reply:
+        if query.get("require_alias") == ["true"] and target not in self.aliases:
+            return opensearch_error(404, "index_not_found_exception",
+                                    f"no such index [{target}] and [require_alias] request flag is [true] and "
+                                    f"[{target}] is not an alias", index=target)
+        if target not in self.indices and not self.aliases.get(target):
+            self._create(target, {})  # action.auto_create_index: a plain index NAMED like the target
         indices = self._resolve(target)
         if not indices:
-            return opensearch_error(404, "index_not_found_exception", f"no such index [{target}]")
+            return self._missing(target)
         docs = self.indices[indices[0]]["docs"]
         if doc_id not in docs:
             return opensearch_error(404, "document_missing_exception", f"[{doc_id}]: document missing",

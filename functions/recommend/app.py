@@ -6,13 +6,15 @@ LIVE.json: model, index and artifacts switch together within TASTEBUD_POINTER_TT
 
 from __future__ import annotations
 
-import contextlib
+import logging
 
 from tastebud.api.http import create_lambda_handler
 from tastebud.aws_composition import refreshing_provider
 from tastebud.settings import Settings
 
 provide = refreshing_provider(Settings.from_env)
-with contextlib.suppress(Exception):  # not ready yet (no LIVE.json): requests answer 503 and retry the build
+try:
     provide()
+except Exception:  # not ready yet (no LIVE.json) or a real bug: requests answer 503 and retry the build
+    logging.getLogger("tastebud.init").exception("service build at init failed; requests will retry it")
 handler = create_lambda_handler(provide)

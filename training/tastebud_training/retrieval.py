@@ -81,8 +81,10 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
     vocab.save(out)
     trained.item_tower.save(out / "item_tower.keras")
     trained.user_tower.save(out / "user_tower.keras")
-    # The SageMaker TF Serving container serves this SavedModel (model data for the endpoint, see DEPLOY.md).
-    trained.user_tower.export(str(out / "user_tower_savedmodel"), format="tf_saved_model", verbose=False)
+    # The SageMaker endpoint's model data: TF Serving layout, with the item-text table inside (two_tower/serving.py).
+    from tastebud_training.two_tower.serving import package_model_tar
+
+    package_model_tar(trained.user_tower, text_vectors, out / "user_tower" / "model.tar.gz")
     (out / "two_tower_history.json").write_text(json.dumps(trained.history))
     manifest = {
         "kind": "two_tower", "feature_version": TWO_TOWER_FEATURE_VERSION,

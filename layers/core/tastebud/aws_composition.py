@@ -44,8 +44,9 @@ from tastebud.two_tower_features import TwoTowerVocab
 
 # What serving reads from a version (the rest — ScaNN index, item vectors, users.npz — is for the embedded
 # backend and offline evaluation; skipping it keeps the cold start short and /tmp small).
+# Not text_vectors.npy (items x 384 float32): the endpoint's model holds that table (two_tower/serving.py).
 SERVING_FILES = ("manifest.json", "catalog.npz", "ranker.onnx", "stock_snapshot.json", "preference_terms.json",
-                 "text_vectors.npy", "two_tower_vocab.npz", "two_tower_vocab.json")
+                 "two_tower_vocab.npz", "two_tower_vocab.json")
 
 
 @dataclass
@@ -143,7 +144,8 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
     terms = json.loads(terms_path.read_text()) if terms_path.is_file() else []
 
     retry = RetryPolicy(attempts=1 + knobs.dependency_retries, base_delay=0.005, max_delay=0.02)
-    payload = (two_tower_payload(TwoTowerVocab.load(directory, np.load(directory / "text_vectors.npy")))
+    no_text = np.zeros((catalog.size, 0), dtype=np.float32)  # the endpoint's model holds the text table
+    payload = (two_tower_payload(TwoTowerVocab.load(directory, no_text))
                if manifest.retrieval.get("kind") == "two_tower" else history_payload(catalog))
     encoder = SageMakerUserEncoder(endpoint, payload, dimension=dimension,
                                    client=clients.sagemaker_runtime, retry=retry)

@@ -27,6 +27,10 @@ CONTEXT_DOMAINS = ("all", *DOMAIN_CODE)  # 0 = all, 1 = restaurant, 2 = grocery
 
 USER_INPUTS = ("user_idx", "age_idx", "gender_idx", "area_idx", "pref_idx", "hist_idx", "hist_weight",
                "hist_text", "hour", "dow", "domain")
+# The SageMaker endpoint's inputs (TFRS style): the model holds the item-text table itself and takes the
+# history's catalog rows (``hist_row``) instead of the averaged text, so no serving function loads the
+# items x 384 text matrix (1.5 GB at 1M items). two_tower/serving.py wraps the user tower accordingly.
+ENDPOINT_USER_INPUTS = (*(name for name in USER_INPUTS if name != "hist_text"), "hist_row")
 ITEM_INPUTS = ("item_idx", "merchant_idx", "category_idx", "item_domain", "price_bucket", "text", "image",
                "has_image")
 
@@ -151,12 +155,27 @@ def user_inputs(vocab: TwoTowerVocab, *, user_idx: np.ndarray, age_idx: np.ndarr
                 area_idx: np.ndarray, pref_idx: np.ndarray, hist_rows: np.ndarray, hist_weights: np.ndarray,
                 hour: np.ndarray, dow: np.ndarray, domain: np.ndarray) -> dict[str, np.ndarray]:
     """The user tower's input tensors for a batch; the single implementation behind training and serving."""
+    ids = _id_inputs(vocab, user_idx=user_idx, age_idx=age_idx, gender_idx=gender_idx, area_idx=area_idx,
+                     pref_idx=pref_idx, hist_rows=hist_rows, hist_weights=hist_weights, hour=hour, dow=dow,
+                     domain=domain)
+    text = history_text(vocab.text_vectors, ids.pop("hist_row"), ids["hist_weight"])
+    return {name: (text if name == "hist_text" else ids[name]) for name in USER_INPUTS}
+
+
+def history_text(text_vectors: np.ndarray | GrowingRows, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted mean text vector of a history (padding has weight 0). two_tower/serving.py does the same
+    inside the SageMaker model, with the table as a variable."""
+    total = weights.sum(axis=1, keepdims=True)
+    return (np.einsum("bl,bld->bd", weights, text_vectors[rows]) / np.maximum(total, 1e-6)).astype(np.float32)
+
+
+def _id_inputs(vocab: TwoTowerVocab, *, user_idx: np.ndarray, age_idx: np.ndarray, gender_idx: np.ndarray,
+               area_idx: np.ndarray, pref_idx: np.ndarray, hist_rows: np.ndarray, hist_weights: np.ndarray,
+               hour: np.ndarray, dow: np.ndarray, domain: np.ndarray) -> dict[str, np.ndarray]:
     valid = hist_rows >= 0
     safe_rows = np.where(valid, hist_rows, 0)
     hist_idx = np.where(valid, vocab.item_index[safe_rows], 0).astype(np.int64)
     weights = np.where(valid, hist_weights, 0.0).astype(np.float32)
-    total = weights.sum(axis=1, keepdims=True)
-    text = np.einsum("bl,bld->bd", weights, vocab.text_vectors[safe_rows]) / np.maximum(total, 1e-6)
     return {
         "user_idx": user_idx.astype(np.int64),
         "age_idx": age_idx.astype(np.int64),
@@ -165,7 +184,7 @@ def user_inputs(vocab: TwoTowerVocab, *, user_idx: np.ndarray, age_idx: np.ndarr
         "pref_idx": pref_idx.astype(np.int64),
         "hist_idx": hist_idx,
         "hist_weight": weights,
-        "hist_text": text.astype(np.float32),
+        "hist_row": safe_rows.astype(np.int64),
         "hour": hour.astype(np.int64),
         "dow": dow.astype(np.int64),
         "domain": domain.astype(np.int64),
@@ -174,10 +193,21 @@ def user_inputs(vocab: TwoTowerVocab, *, user_idx: np.ndarray, age_idx: np.ndarr
 
 def profile_inputs(vocab: TwoTowerVocab, user: UserProfile, context: RequestContext) -> dict[str, np.ndarray]:
     """Serving: one request's user tower inputs, from the same profile the other stages use."""
+    return user_inputs(vocab, **_profile_arrays(vocab, user, context))
+
+
+def profile_endpoint_inputs(vocab: TwoTowerVocab, user: UserProfile, context: RequestContext
+                            ) -> dict[str, np.ndarray]:
+    """Serving on SageMaker: ``ENDPOINT_USER_INPUTS`` (history rows instead of the history's text vector).
+    ``vocab.text_vectors`` is not read, so the AWS functions load the vocabulary without the text table."""
+    ids = _id_inputs(vocab, **_profile_arrays(vocab, user, context))
+    return {name: ids[name] for name in ENDPOINT_USER_INPUTS}
+
+
+def _profile_arrays(vocab: TwoTowerVocab, user: UserProfile, context: RequestContext) -> dict[str, np.ndarray]:
     hist_rows, hist_weights = history_matrix([user.history_rows], [user.history_weights])
     lat, lon = (context.lat, context.lon) if not np.isnan(context.lat) else (user.home_lat, user.home_lon)
-    return user_inputs(
-        vocab,
+    return dict(
         user_idx=np.asarray([vocab.user_index(user.user_id)]),
         age_idx=np.asarray([vocab.age_index(user.age_band)]),
         gender_idx=np.asarray([vocab.gender_index(user.gender)]),

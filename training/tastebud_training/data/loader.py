@@ -92,7 +92,9 @@ def _find_files(path: Path) -> dict[str, Path]:
     if not path.is_dir():
         raise NotADirectoryError(f"{path} is not a directory. {GENERATE_HINT}")
     found = {
-        t.name: [path / f"{t.name}{s}" for s in SUPPORTED_SUFFIXES if (path / f"{t.name}{s}").is_file()] for t in TABLES
+        # A ``.parquet`` may also be a folder of part files (what Spark writes: the ETL's output, etl/spark_etl.py).
+        t.name: [path / f"{t.name}{s}" for s in SUPPORTED_SUFFIXES if (path / f"{t.name}{s}").is_file()
+                 or (s == ".parquet" and (path / f"{t.name}{s}").is_dir())] for t in TABLES
     }
     if not any(found[t.name] for t in TABLES if t.required):
         names = ", ".join(t.name for t in TABLES if t.required)

@@ -184,10 +184,17 @@ def publish(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
             tar.extractall(out, filter="data")
         manifest = json.loads((out / "manifest.json").read_text())
         version = manifest["version"]
-        if deps.store._list(version):  # re-run of the same execution: already published
-            deps.store.make_current(version)
+        store, listed = deps.store, deps.store._list(version)
+        if "manifest.json" in listed:  # re-run of the same execution: already published
+            store.make_current(version)
+        elif listed:  # a run that died mid-upload (the manifest goes last): upload again, overwriting
+            files = sorted((p for p in out.rglob("*") if p.is_file()), key=lambda p: p.name == "manifest.json")
+            for path in files:
+                deps.s3.upload_file(str(path), deps.bucket,
+                                    store._key("versions", version, path.relative_to(out).as_posix()))
+            store.make_current(version)
         else:
-            deps.store.publish(out, version, make_current=True)
+            store.publish(out, version, make_current=True)
     return {"version": version, "model_version": manifest["model_version"],
             "index_version": manifest["index_version"]}
 
@@ -203,6 +210,9 @@ def job_specs(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
                              ("training", "TrainingJobName")):
         request = dict(specs[kind])
         request[name_field] = f"tastebud-{kind}-{run}"[:63].rstrip("-")
+        if name_field == "ProcessingJobName":  # the ASL passes these paths; the SDK omits them when empty
+            request.setdefault("Environment", {})
+            request.setdefault("ProcessingOutputConfig", {"Outputs": []})
         out[kind] = request
     return out
 

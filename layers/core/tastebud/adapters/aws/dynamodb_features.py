@@ -1,7 +1,9 @@
 """FeatureStore on DynamoDB: a user-profiles table and a recent-history table written by the ingest function.
 
 Tables (both on-demand, PITR, SSE; keys are strings):
-  profiles  PK ``user_id``; attributes ``preferences`` (list of stated tastes), ``home_lat``/``home_lon``.
+  profiles  PK ``user_id``; attributes ``age_band``, ``gender`` (the user tower embeds both: without them
+            serving would differ from training), ``preferences`` (list of stated tastes), ``home_lat``/
+            ``home_lon``. Written by ``tastebud aws seed`` (``dynamodb_seed``), normalised like training.
   history   PK ``user_id``, SK ``item_id``; attributes ``weight`` (graded positives summed: click 1,
             add_to_cart 2, purchase 3), ``last_ts`` (epoch seconds of the last positive), ``expires_at``
             (TTL: history older than the window disappears by itself, so "recent" needs no cleanup job).
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tastebud.adapters.aws.dynamodb_seed import normalised_attribute
 from tastebud.catalog import Catalog
 from tastebud.domain import InteractionEvent, UserProfile
 from tastebud.errors import DependencyError
@@ -87,6 +90,8 @@ class DynamoFeatureStore:
             preference_rows=np.asarray(preference_rows, dtype=np.int64),
             home_lat=_float(profile.get("home_lat", {}).get("N")),
             home_lon=_float(profile.get("home_lon", {}).get("N")),
+            age_band=normalised_attribute(profile.get("age_band", {}).get("S")),
+            gender=normalised_attribute(profile.get("gender", {}).get("S")),
         )
 
 

@@ -27,7 +27,7 @@ from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.catalog import Catalog
 from tastebud.domain import RequestContext, UserProfile
 from tastebud.errors import DependencyError
-from tastebud.two_tower_features import TwoTowerVocab, profile_inputs
+from tastebud.two_tower_features import TwoTowerVocab, profile_endpoint_inputs
 
 PayloadBuilder = Callable[[UserProfile, RequestContext], "dict[str, Any] | None"]
 
@@ -61,14 +61,16 @@ def history_payload(catalog: Catalog, *, max_history: int = 50) -> PayloadBuilde
 
 
 def two_tower_payload(vocab: TwoTowerVocab) -> PayloadBuilder:
-    """The two-tower user tower's named inputs as one TF Serving instance (row format, no batch axis).
+    """The endpoint model's named inputs (``ENDPOINT_USER_INPUTS``) as one TF Serving instance (row format).
 
-    Built by ``profile_inputs``, the same function the in-process ONNX encoder and training use, so the
-    endpoint sees exactly the features the model was trained on. Every user gets a vector (cold users too).
+    Built by ``profile_endpoint_inputs``, the same code path the in-process ONNX encoder and training use,
+    except that the history goes as catalog rows (``hist_row``): the endpoint's model holds the item-text
+    table and averages the history's text itself (TFRS style; two_tower/serving.py), so the function never
+    loads the items x 384 text matrix. Every user gets a vector (cold users too).
     """
 
     def build(user: UserProfile, context: RequestContext) -> dict[str, Any] | None:
-        return {name: value[0].tolist() for name, value in profile_inputs(vocab, user, context).items()}
+        return {name: value[0].tolist() for name, value in profile_endpoint_inputs(vocab, user, context).items()}
 
     return build
 

@@ -1,0 +1,284 @@
+"""The lifecycle task functions (index_tasks, control_tasks) against moto (S3, SageMaker) and the OpenSearch
+wire double (tests/aws_doubles.py: documented request/response bodies, under the real opensearch-py client).
+
+The state machines that call these tasks are executed in test_state_machines.py; here each task's own
+behaviour is checked: what it sends to OpenSearch / SageMaker / S3, and that re-runs are harmless.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from aws_doubles import FakeOpenSearchDomain, opensearch_client
+from moto import mock_aws
+
+from tastebud.adapters.aws.live_pointer import LivePointer, read_live, write_live
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
+from tastebud.errors import ArtifactMismatchError, DependencyError
+from tastebud.lifecycle import control_tasks, index_tasks
+from tastebud.lifecycle.control_tasks import ControlDeps
+from tastebud.lifecycle.index_tasks import IndexDeps
+
+from factories import make_catalog, unit_vectors
+
+BUCKET, PREFIX, ALIAS, REGION = "tastebud-artifacts", "tastebud", "items", "eu-west-1"
+N, DIM = 30, 8
+ROLE = "arn:aws:iam::123456789012:role/tastebud-user-tower"
+IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.19-cpu"
+
+
+def version_dir(root: Path, version: str, *, seed: int = 1) -> Path:
+    out = root / version
+    out.mkdir(parents=True)
+    make_catalog(N, n_merchants=5).save(out / "catalog.npz")
+    np.save(out / "index_vectors.npy", unit_vectors(N, DIM, seed=seed))
+    (out / "manifest.json").write_text(json.dumps({
+        "version": version, "model_version": f"m-{version}", "index_version": f"i-{version}",
+        "retrieval": {"kind": "two_tower", "dimension": DIM, "items": N}}))
+    return out
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        domain = FakeOpenSearchDomain()
+        index = IndexDeps(opensearch=opensearch_client(domain, timeout=5.0), s3=s3, bucket=BUCKET, prefix=PREFIX,
+                          alias=ALIAS, cache=tmp_path / "cache")
+        control = ControlDeps(s3=s3, sagemaker=boto3.client("sagemaker", region_name=REGION), bucket=BUCKET,
+                              prefix=PREFIX, alias=ALIAS, endpoint_prefix="tb-user-tower", user_tower_image=IMAGE,
+                              user_tower_role_arn=ROLE, chunk_size=20,
+                              instance_type="ml.c5.large")  # moto 5.2.5's enum predates ml.c7i (the default)
+        yield {"s3": s3, "domain": domain, "index": index, "control": control, "tmp": tmp_path}
+
+
+def publish(world: dict[str, Any], version: str, *, seed: int = 1) -> None:
+    world["control"].store.publish(version_dir(world["tmp"] / "src", version, seed=seed), version)
+
+
+def hot_swap(world: dict[str, Any], version: str) -> dict[str, Any]:
+    """What index_hot_swap.asl.json does on its success path, task by task (minus the endpoint wait)."""
+    prep = control_tasks.handle({"action": "prepare", "version": version}, world["control"])
+    common = {k: prep[k] for k in ("version", "model_version", "index_version", "index", "endpoint", "live")}
+    index_tasks.handle({"action": "create_index", **common, "dimension": prep["dimension"]}, world["index"])
+    for chunk in prep["chunks"]:
+        loaded = index_tasks.handle({"action": "bulk_load", **common, **chunk}, world["index"])
+        assert loaded["failed"] == 0, loaded
+    index_tasks.handle({"action": "finalize", **common}, world["index"])
+    verified = index_tasks.handle({"action": "verify", **common, "k": 10, "samples": 5}, world["index"])
+    assert verified["ok"], verified
+    index_tasks.handle({"action": "flip", **common}, world["index"])
+    return prep
+
+
+# ---------------------------------------------------------------- index tasks
+def test_a_hot_swap_builds_warms_verifies_and_flips_one_pointer(world: dict[str, Any]) -> None:
+    publish(world, "v1")
+    prep = hot_swap(world, "v1")
+    assert prep["chunks"] == [{"start": 0, "end": 20}, {"start": 20, "end": 30}] and prep["live"] is None
+    domain: FakeOpenSearchDomain = world["domain"]
+    index = "items-i-v1"
+    assert domain.aliases[ALIAS] == {index} and len(domain.indices[index]["docs"]) == N
+    created = json.loads(next(r["body"] for r in domain.requests if r["method"] == "PUT" and r["path"] == f"/{index}"))
+    assert created["settings"]["index"]["number_of_replicas"] == 0  # relaxed during the load
+    assert created["settings"]["index"]["refresh_interval"] == "-1"
+    assert domain.indices[index]["settings"]["number_of_replicas"] == 1  # restored by finalize
+    assert domain.indices[index]["settings"]["refresh_interval"] == "30s"
+    calls = [(r["method"], r["path"]) for r in domain.requests]
+    assert calls.index(("POST", f"/{index}/_forcemerge")) < calls.index(("GET", f"/_plugins/_knn/warmup/{index}"))
+    merge = next(r for r in domain.requests if r["path"] == f"/{index}/_forcemerge")
+    assert merge["query"] == {"max_num_segments": ["1"]}
+    live = read_live(world["s3"], BUCKET, PREFIX)
+    assert live == LivePointer(version="v1", model_version="m-v1", index_version="i-v1", index=index,
+                               endpoint="tb-user-tower-v1", previous=None)
+    again = control_tasks.handle({"action": "prepare", "version": "v1"}, world["control"])
+    assert again["already_live"] is True  # a re-run of the same version is a no-op in the ASL
+
+
+def test_create_index_replaces_a_half_built_index_and_refuses_the_live_one(world: dict[str, Any]) -> None:
+    publish(world, "v1")
+    deps, domain = world["index"], world["domain"]
+    event = {"index": "items-i-v1", "index_version": "i-v1", "dimension": DIM, "live": None}
+    index_tasks.create_index(event, deps)
+    domain.indices["items-i-v1"]["docs"]["stale"] = {"embedding": [0.0] * DIM}
+    index_tasks.create_index(event, deps)  # an earlier failed run's index is deleted first
+    assert domain.indices["items-i-v1"]["docs"] == {}
+    with pytest.raises(DependencyError, match="live index"):
+        index_tasks.create_index({**event, "live": {"index": "items-i-v1"}}, deps)
+
+
+def test_a_failing_bulk_chunk_is_reported_not_raised(world: dict[str, Any]) -> None:
+    publish(world, "v1")
+    deps = world["index"]
+    index_tasks.create_index({"index": "items-i-v1", "index_version": "i-v1", "dimension": DIM + 1}, deps)
+    result = index_tasks.bulk_load({"index": "items-i-v1", "version": "v1", "start": 0, "end": 20}, deps)
+    assert result["loaded"] == 0 and result["failed"] == 20 and "mapper_parsing_exception" in result["error"]
+
+
+def test_verify_rejects_a_missing_document_and_a_poor_recall(world: dict[str, Any]) -> None:
+    publish(world, "v1")
+    deps, domain = world["index"], world["domain"]
+    common = {"index": "items-i-v1", "index_version": "i-v1", "version": "v1"}
+    index_tasks.create_index({**common, "dimension": DIM}, deps)
+    index_tasks.bulk_load({**common, "start": 0, "end": N}, deps)
+    assert index_tasks.verify({**common, "k": 10}, deps)["ok"]
+    domain.indices["items-i-v1"]["docs"].pop("i3")
+    missing = index_tasks.verify({**common, "k": 10}, deps)
+    assert not missing["ok"] and missing["count"] == N - 1 and "29 documents for 30 items" in missing["reason"]
+    index_tasks.bulk_load({**common, "start": 0, "end": N}, deps)
+    for doc in domain.indices["items-i-v1"]["docs"].values():  # vectors of another model: recall collapses
+        doc["embedding"] = list(np.random.default_rng(len(doc["merchant_id"])).normal(size=DIM))
+    poor = index_tasks.verify({**common, "k": 5, "samples": 10}, deps)
+    assert not poor["ok"] and poor["recall"] < 0.9 and poor["reason"].startswith("recall@5")
+
+
+def test_rollback_restores_the_old_pointer_and_alias_and_deletes_the_new_index(world: dict[str, Any]) -> None:
+    publish(world, "v1")
+    hot_swap(world, "v1")
+    publish(world, "v2", seed=2)
+    prep = hot_swap(world, "v2")  # flipped, then (say) a later step failed
+    assert world["domain"].aliases[ALIAS] == {"items-i-v2"}
+    event = {"action": "rollback", "index": prep["index"], "live": prep["live"]}
+    result = index_tasks.handle(event, world["index"])
+    assert result["actions"] == ["pointer restored", "alias back on items-i-v1", "deleted items-i-v2"]
+    assert read_live(world["s3"], BUCKET, PREFIX).version == "v1"  # type: ignore[union-attr]
+    assert world["domain"].aliases[ALIAS] == {"items-i-v1"} and "items-i-v2" not in world["domain"].indices
+    assert index_tasks.handle(event, world["index"])["actions"] == []  # twice is harmless
+
+
+def test_rollback_of_a_first_version_removes_its_pointer(world: dict[str, Any]) -> None:
+    publish(world, "v1")
+    prep = hot_swap(world, "v1")
+    result = index_tasks.handle({"action": "rollback", "index": prep["index"], "live": None}, world["index"])
+    assert result["actions"] == ["pointer removed", "deleted items-i-v1"]
+    assert read_live(world["s3"], BUCKET, PREFIX) is None
+
+
+def test_cleanup_keeps_the_newest_and_the_live_index(world: dict[str, Any]) -> None:
+    deps = world["index"]
+    assert index_tasks.cleanup({"keep": 2}, deps)["deleted"] == []  # a wildcard matching nothing is {}
+    admin = OpenSearchIndexAdmin(deps.opensearch, ALIAS)
+    for version in ("a", "b", "c", "d"):  # created in this order
+        admin.create(version, DIM)
+    write_live(world["s3"], BUCKET, PREFIX, LivePointer("v", "m", "a", "items-a", "e"))
+    result = index_tasks.cleanup({"keep": 2}, deps)
+    assert result == {"deleted": ["items-b"], "kept": ["items-a", "items-c", "items-d"]}
+    assert sorted(world["domain"].indices) == ["items-a", "items-c", "items-d"]
+
+
+def test_stock_updates_before_the_first_swap_never_create_an_index_named_like_the_alias(
+        world: dict[str, Any]) -> None:
+    admin, domain = OpenSearchIndexAdmin(world["index"].opensearch, ALIAS), world["domain"]
+    with pytest.raises(DependencyError, match="require_alias"):
+        admin.set_in_stock("i1", False)
+    assert ALIAS not in domain.indices
+    # Without require_alias the double behaves like OpenSearch (auto-create), which is the defect it guards.
+    world["index"].opensearch.update(index=ALIAS, id="i1", body={"doc": {"in_stock": False}},
+                                     params={"ignore": 404})
+    assert ALIAS in domain.indices
+
+
+def test_merchant_open_flips_every_document_of_the_merchant_through_the_alias(world: dict[str, Any]) -> None:
+    publish(world, "v1")
+    hot_swap(world, "v1")
+    admin = OpenSearchIndexAdmin(world["index"].opensearch, ALIAS)
+    assert admin.set_merchant_open("m2", False) == N // 5
+    docs = world["domain"].indices["items-i-v1"]["docs"]
+    assert {d["merchant_open"] for d in docs.values() if d["merchant_id"] == "m2"} == {False}
+    assert {d["merchant_open"] for d in docs.values() if d["merchant_id"] != "m2"} == {True}
+    sent = next(r for r in world["domain"].requests if r["path"] == f"/{ALIAS}/_update_by_query")
+    assert sent["query"]["conflicts"] == ["proceed"]
+
+
+# ---------------------------------------------------------------- control tasks
+def test_prepare_needs_a_manifest_with_dimension_and_items(world: dict[str, Any]) -> None:
+    with pytest.raises(ArtifactMismatchError, match="no readable"):
+        control_tasks.prepare({"version": "nope"}, world["control"])
+    world["s3"].put_object(Bucket=BUCKET, Key=f"{PREFIX}/versions/v0/manifest.json", Body=json.dumps(
+        {"version": "v0", "model_version": "m", "index_version": "i", "retrieval": {}}).encode())
+    with pytest.raises(ArtifactMismatchError, match=r"retrieval\.dimension"):
+        control_tasks.prepare({"version": "v0"}, world["control"])
+
+
+def test_the_user_tower_endpoint_is_deployed_idempotently_and_only_stale_ones_are_removed(
+        world: dict[str, Any]) -> None:
+    deps, sagemaker = world["control"], world["control"].sagemaker
+    for _ in range(2):  # a re-run finds Model, EndpointConfig and Endpoint already there
+        out = control_tasks.handle({"action": "deploy_endpoint", "endpoint": "tb-user-tower-v2", "version": "v2"},
+                                   deps)
+    assert out["model_data"] == f"s3://{BUCKET}/{PREFIX}/versions/v2/user_tower/model.tar.gz"
+    model = sagemaker.describe_model(ModelName="tb-user-tower-v2")
+    assert model["PrimaryContainer"]["Image"] == IMAGE and model["ExecutionRoleArn"] == ROLE
+    assert model["PrimaryContainer"]["Environment"] == {"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": "user_tower"}
+    config = sagemaker.describe_endpoint_config(EndpointConfigName="tb-user-tower-v2")["ProductionVariants"][0]
+    assert config["ModelName"] == "tb-user-tower-v2" and config["InstanceType"] == "ml.c5.large"
+    status = control_tasks.handle({"action": "describe_endpoint", "endpoint": "tb-user-tower-v2"}, deps)
+    assert status["status"] in ("Creating", "InService")
+
+    control_tasks.deploy_endpoint({"endpoint": "tb-user-tower-v1", "version": "v1"}, deps)
+    write_live(world["s3"], BUCKET, PREFIX, LivePointer("v2", "m", "i", "items-i", "tb-user-tower-v2"))
+    assert control_tasks.delete_endpoint({"endpoint": "tb-user-tower-v2"}, deps) == {"deleted": None}  # live
+    assert control_tasks.cleanup_endpoints({}, deps) == {"deleted": ["tb-user-tower-v1"]}
+    names = [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]]
+    assert names == ["tb-user-tower-v2"]
+    with pytest.raises(Exception, match=r"Could not find|does not exist"):
+        sagemaker.describe_model(ModelName="tb-user-tower-v1")
+
+
+def test_the_gate_compares_the_candidate_with_the_live_version(world: dict[str, Any]) -> None:
+    deps = world["control"]
+    final = [{"MetricName": "recall@20", "Value": 0.295}]
+    assert control_tasks.gate({"final_metrics": final}, deps)["reason"] == "nothing live yet"
+    assert control_tasks.gate({"final_metrics": []}, deps)["pass"] is False  # the job reported no metric
+    write_live(world["s3"], BUCKET, PREFIX, LivePointer("v1", "m", "i", "items-i", "e"))
+    world["s3"].put_object(Bucket=BUCKET, Key=f"{PREFIX}/versions/v1/evaluation.json",
+                           Body=json.dumps({"models": {"tastebud": {"recall@20": 0.30}}}).encode())
+    assert control_tasks.gate({"final_metrics": final, "margin": 0.01}, deps)["pass"] is True
+    rejected = control_tasks.gate({"final_metrics": final, "margin": 0.001}, deps)
+    assert rejected["pass"] is False and rejected["reason"] == "recall@20 0.2950 < live 0.3000 - 0.001"
+
+
+def model_tar(source: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(source.rglob("*")):
+            tar.add(path, arcname=path.relative_to(source).as_posix())
+    return buffer.getvalue()
+
+
+def test_publish_unpacks_the_training_output_and_writes_current_last(world: dict[str, Any]) -> None:
+    s3, deps = world["s3"], world["control"]
+    s3.put_object(Bucket=BUCKET, Key="training/out/job/output/model.tar.gz",
+                  Body=model_tar(version_dir(world["tmp"] / "job", "v7")))
+    event = {"model_artifacts": f"s3://{BUCKET}/training/out/job/output/model.tar.gz", "tmp": str(world["tmp"])}
+    assert control_tasks.publish(event, deps) == {"version": "v7", "model_version": "m-v7", "index_version": "i-v7"}
+    assert deps.store.current_version() == "v7"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/versions/v7/")["Contents"]}
+    assert keys == {f"{PREFIX}/versions/v7/{name}" for name in ("catalog.npz", "index_vectors.npy", "manifest.json")}
+    assert control_tasks.publish(event, deps)["version"] == "v7"  # a re-run is harmless
+    # A run that died mid-upload left files but no manifest: the re-run completes it.
+    s3.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/versions/v7/manifest.json")
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/CURRENT", Body=b"v6\n")
+    assert control_tasks.publish(event, deps)["version"] == "v7" and deps.store.current_version() == "v7"
+    assert read_live(s3, BUCKET, PREFIX) is None  # publishing never changes traffic
+
+
+def test_job_specs_name_each_job_of_a_run(world: dict[str, Any]) -> None:
+    specs = {kind: {"RoleArn": ROLE} for kind in ("etl", "embeddings", "training")}
+    world["s3"].put_object(Bucket=BUCKET, Key="training/jobs.json", Body=json.dumps(specs).encode())
+    out = control_tasks.handle({"action": "job_specs", "jobs": f"s3://{BUCKET}/training/jobs.json",
+                                "run": "2026-12-01T02:00:00Z"}, world["control"])
+    assert out["etl"]["ProcessingJobName"] == "tastebud-etl-2026-12-01t02-00-00z"
+    assert out["training"]["TrainingJobName"] == "tastebud-training-2026-12-01t02-00-00z"
+    with pytest.raises(ValueError, match="unknown control task action"):
+        control_tasks.handle({"action": "nope"}, world["control"])

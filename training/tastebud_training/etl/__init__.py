@@ -1,0 +1,1 @@
+"""Batch ETL on Spark: the event lake + the catalog -> the data-contract training tables (spark_etl.py)."""
