@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import load_event, response_json
 from tastebud.api.http import create_handler
 from tastebud.composition import build_runtime
 from tastebud.errors import DependencyError
 from tastebud.local_server import LocalLambdaContext
 from tastebud.runtime import ServingRuntime
 from tastebud.settings import Settings
+
+from helpers import load_event, response_json
 
 pytestmark = pytest.mark.slow
 CONTEXT = LocalLambdaContext(aws_request_id="fault-test")
