@@ -242,7 +242,12 @@ def recommend(
         service = build_runtime(Settings(artifacts=artifacts), watch=False)
     except TastebudError as exc:
         fail(str(exc))
-    result = service.recommend(user_id, k=k, domain=domain)
+    try:
+        result = service.recommend(user_id, k=k, domain=domain)
+    finally:
+        close = getattr(service, "close", None)
+        if close is not None:
+            close()  # an embedded Redis this command started stops with it
     if as_json:
         print_json(asdict(result))
         return
@@ -290,7 +295,12 @@ def bench(
                   else bench_module.synthetic(int(items or 0), progress=not as_json))
     except TastebudError as exc:
         fail(str(exc))
-    report = bench_module.run_bench(system, requests=requests, progress=not as_json)
+    try:
+        report = bench_module.run_bench(system, requests=requests, progress=not as_json)
+    finally:
+        close = getattr(system.service, "close", None)
+        if close is not None:
+            close()
     if as_json:
         print_json(report)
         return
