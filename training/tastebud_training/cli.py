@@ -181,30 +181,32 @@ def evaluate(
 @app.command()
 def serve(
     artifacts: Annotated[Path, typer.Option("--artifacts", help="Artifacts directory built by `tastebud train`")],
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 3000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port (printed)")] = 3000,
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of the embedded one")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes; one per core for throughput")] = 1,
+    preload: Annotated[bool, typer.Option(help="Import ScaNN/TensorFlow once in the master, shared by workers")]
+    = True,
+    access_log: Annotated[bool, typer.Option(help="One JSON access line per request on stdout")] = True,
+    graceful_timeout: Annotated[int, typer.Option(min=1, help="Seconds in-flight requests get on SIGTERM")] = 30,
 ) -> None:
-    """Serve the HTTP API locally with the same handler as the Lambda function."""
-    from tastebud.api.http import create_handler
-    from tastebud.composition import build_service
+    """Serve the HTTP API locally with the same handler as the Lambda function (gunicorn + uvicorn workers)."""
     from tastebud.errors import TastebudError
-    from tastebud.local_server import make_server
+    from tastebud.http_server.local import serve_artifacts
+    from tastebud.http_server.prefork import ServerOptions
     from tastebud.settings import Settings
 
+    def on_ready(url: str) -> None:
+        err.print(f"[green]tastebud serve[/]: {artifacts} with {workers} worker(s), listening on {url}  "
+                  "(Ctrl-C stops)", highlight=False, soft_wrap=True)
+
+    options = ServerOptions(host=host, port=port, workers=workers, access_log=access_log,
+                            graceful_timeout_s=graceful_timeout)
     try:
-        service = build_service(Settings(artifacts=artifacts, redis_url=redis_url))
+        serve_artifacts(Settings(artifacts=artifacts, redis_url=redis_url), options, preload=preload,
+                        on_ready=on_ready)
     except TastebudError as exc:
         fail(str(exc))
-    server = make_server(create_handler(lambda: service), host, port)
-    err.print(f"[green]serving[/] model {service.versions.model_version}, index {service.versions.index_version} "
-              f"({service.catalog.size:,} items) on http://{host}:{port}  (Ctrl-C stops)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
 
 
 @app.command()
