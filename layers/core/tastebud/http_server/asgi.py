@@ -56,6 +56,11 @@ class LambdaAsgiApp:
         self._max_body_bytes = max_body_bytes
         self._access_log = access_log
         self._pid = os.getpid()
+        self._draining = False
+
+    def begin_draining(self) -> None:
+        """The worker is stopping: from now on every response closes its connection (see draining.py)."""
+        self._draining = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -129,8 +134,10 @@ class LambdaAsgiApp:
             else:
                 response = self._call_handler(method, raw_path, headers, body, request_id)
         status, response_headers, payload = response
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*response_headers, (b"content-length", str(len(payload)).encode())]})
+        response_headers.append((b"content-length", str(len(payload)).encode()))
+        if self._draining and all(name != b"connection" for name, _ in response_headers):
+            response_headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
         if self._access_log:
             access_logger.info(json.dumps({

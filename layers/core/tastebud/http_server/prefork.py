@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
 from tastebud.api.request_guard import MAX_BODY_BYTES
 from tastebud.http_server.asgi import HandlerFactory, LambdaAsgiApp
+from tastebud.http_server.draining import DrainingServer
 
 
 class TastebudWorker(UvicornWorker):
@@ -36,6 +38,15 @@ class TastebudWorker(UvicornWorker):
 
     CONFIG_KWARGS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "lifespan": "on", "ws": "none",
                                      "access_log": False, "server_header": False, "date_header": True}
+
+    async def _serve(self) -> None:
+        """uvicorn_worker's own ``_serve`` with a :class:`DrainingServer` (no request lost when a worker stops)."""
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
 @dataclass(frozen=True)
