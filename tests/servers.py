@@ -74,7 +74,8 @@ class ServerProcess:
             if len(pids) == count and not pids & exclude and all(_booted(self.log, pid) for pid in pids):
                 return pids
             time.sleep(0.05)
-        raise TimeoutError(f"workers did not reach {count} (now {self.worker_pids()}); log:\n" + "".join(self.log[-40:]))
+        tail = "".join(self.log[-40:])
+        raise TimeoutError(f"workers did not reach {count} (now {self.worker_pids()}); log:\n{tail}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
         if self.process.poll() is None:

@@ -21,7 +21,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
@@ -36,7 +36,7 @@ class TastebudWorker(UvicornWorker):
     """uvicorn's gunicorn worker with uvloop + httptools, lifespan on (the factory runs there), no websockets and
     no uvicorn access log (LambdaAsgiApp writes JSON access lines with the request id)."""
 
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "lifespan": "on", "ws": "none",
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "uvloop", "http": "httptools", "lifespan": "on", "ws": "none",
                                      "access_log": False, "server_header": False, "date_header": True}
 
     async def _serve(self) -> None:
