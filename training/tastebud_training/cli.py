@@ -251,13 +251,21 @@ def bench(
     = None,
     requests: Annotated[int, typer.Option(min=10, help="Measured requests")] = 2000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    over_http: Annotated[bool, typer.Option("--http", help="In process vs through `tastebud serve`'s HTTP server")]
+    = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="--http: server workers (default: one per core)")] = None,
+    duration: Annotated[float, typer.Option(min=1, help="--http: seconds per throughput run")] = 10.0,
 ) -> None:
-    """Per-stage latency percentiles (p50/p95/p99, ms) and ANN recall@200 vs exact search."""
+    """Per-stage latency percentiles (p50/p95/p99, ms) and ANN recall@200 vs exact search; with --http the
+    keep-alive latency and the throughput (8 and 32 connections) of the HTTP server against the CPU bound."""
     from tastebud.errors import TastebudError
     from tastebud_training import bench as bench_module
 
     if (artifacts is None) == (items is None):
         fail("give exactly one of --artifacts DIR or --items N")
+    if over_http:
+        _bench_http(artifacts, items, requests=requests, workers=workers, duration=duration, as_json=as_json)
+        return
     try:
         system = (bench_module.from_artifacts(artifacts) if artifacts is not None
                   else bench_module.synthetic(int(items or 0), progress=not as_json))
@@ -275,6 +283,49 @@ def bench(
         table.add_row(stage, *(f"{values[p]:.3f}" for p in ("p50", "p95", "p99")))
     out.print(table)
     out.print(f"ANN recall@200 vs exact: {report['ann_recall@200']:.4f}   short pages: {report['short_pages']}")
+
+
+def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, workers: int | None, duration: float,
+                as_json: bool) -> None:
+    import tempfile
+
+    from tastebud.errors import TastebudError
+    from tastebud.http_server.embedded_redis import SharedEmbeddedRedis
+    from tastebud_training import bench as bench_module
+    from tastebud_training.http_bench import run_http_bench
+
+    redis = SharedEmbeddedRedis(Path(tempfile.mkdtemp(prefix="tastebud-bench-http-")) / "stock.rdb")
+    try:
+        system = (bench_module.from_artifacts(artifacts, redis_url=redis.url) if artifacts is not None
+                  else bench_module.synthetic(int(items or 0), progress=not as_json, redis_url=redis.url))
+    except TastebudError as exc:
+        fail(str(exc))
+
+    def progress(message: str) -> None:
+        if not as_json:
+            err.print(f"[dim]{message}[/]", highlight=False)
+
+    report = run_http_bench(system.service, system.user_ids, system.description, workers=workers,
+                            requests=requests, duration_s=duration, after_fork=redis.detach_in_worker,
+                            progress=progress)
+    if as_json:
+        print_json(report)
+        return
+    local, keep_alive = report["in_process"], report["keep_alive"]
+    out.print(report["system"])
+    out.print(f"{report['cores']} cores, {report['workers']} workers, load: {report['load_generator']}")
+    out.print(f"in process: p50 {local['p50_ms']} ms, p99 {local['p99_ms']} ms, CPU {local['cpu_ms_per_call']} ms/call "
+              f"-> CPU bound {report['cpu_bound_requests_per_s']} req/s")
+    out.print(f"keep-alive (1 connection): p50 {keep_alive['p50_ms']} ms (+{keep_alive['added_ms']} ms), "
+              f"p99 {keep_alive['p99_ms']} ms")
+    table = Table(title="throughput over keep-alive connections")
+    for column in ("connections", "req/s", "share of CPU bound", "p50 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="right")
+    for row in report["throughput"]:
+        table.add_row(str(row["connections"]), f"{row['requests_per_s']:.0f}", f"{row['share_of_cpu_bound']:.0%}",
+                      f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}", str(row["errors"]))
+    out.print(table)
+    out.print(f"goals: {report['goals']}")
 
 
 def main() -> None:
