@@ -299,15 +299,19 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
         system = (bench_module.from_artifacts(artifacts, redis_url=redis.url) if artifacts is not None
                   else bench_module.synthetic(int(items or 0), progress=not as_json, redis_url=redis.url))
     except TastebudError as exc:
+        redis.stop()
         fail(str(exc))
 
     def progress(message: str) -> None:
         if not as_json:
             err.print(f"[dim]{message}[/]", highlight=False)
 
-    report = run_http_bench(system.service, system.user_ids, system.description, workers=workers,
-                            requests=requests, duration_s=duration, after_fork=redis.detach_in_worker,
-                            progress=progress)
+    try:
+        report = run_http_bench(system.service, system.user_ids, system.description, workers=workers,
+                                requests=requests, duration_s=duration, after_fork=redis.detach_in_worker,
+                                progress=progress)
+    finally:
+        redis.stop()
     if as_json:
         print_json(report)
         return

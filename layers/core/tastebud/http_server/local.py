@@ -61,5 +61,9 @@ def serve_artifacts(settings: Settings, options: ServerOptions, *, preload: bool
         missing = preload_modules()
         if missing:
             logger.info("not preloaded (not installed): %s", ", ".join(missing))
-    serve(functools.partial(handler_factory, settings), options,
-          after_fork=None if shared_redis is None else shared_redis.detach_in_worker, on_ready=on_ready)
+    try:
+        serve(functools.partial(handler_factory, settings), options,
+              after_fork=None if shared_redis is None else shared_redis.detach_in_worker, on_ready=on_ready)
+    finally:  # also reached by each worker's exit (SystemExit): stop() acts in the master only
+        if shared_redis is not None:
+            shared_redis.stop()
