@@ -88,6 +88,15 @@ def in_process(handler: LambdaHandler, users: Sequence[str], *, requests: int, k
             "p99_ms": round(float(np.percentile(wall, 99)) * 1e3, 3), "cpu_ms_per_call": round(cpu_per_call * 1e3, 3)}
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over cores (Linux /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / ticks, total / ticks
+
+
 def _serve_forked(service: RecommendationService, workers: int, url_pipe: Any,
                   after_fork: Callable[[], None] | None) -> None:
     """The child process: becomes the gunicorn master of ``workers`` workers around ``service``."""
@@ -255,6 +264,7 @@ def run_http_bench(service: RecommendationService, users: Sequence[str], descrip
                    progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """In-process vs keep-alive HTTP latency, and throughput against the CPU bound (see the module docstring)."""
     logging.getLogger("tastebud").setLevel(logging.WARNING)  # Powertools' per-request line, here and in workers
+    load_before = os.getloadavg()[0]
     cores = available_cores()
     workers = workers or cores
     rng = np.random.default_rng(0)
@@ -273,12 +283,21 @@ def run_http_bench(service: RecommendationService, users: Sequence[str], descrip
         progress(f"keep-alive p50 {keep_alive.p50_ms} ms")
         throughput = []
         for count in connections:
-            cpu_before = server.cpu_seconds()
+            cpu_before, (busy_before, total_before) = server.cpu_seconds(), machine_cpu_seconds()
             result = load(server.url, sample, connections=count, duration_s=duration_s, k=k)
-            server_cpu_ms = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e3
+            server_cpu_s = server.cpu_seconds() - cpu_before
+            busy_after, total_after = machine_cpu_seconds()
+            elapsed_s = (total_after - total_before) / cores
+            server_cpu_ms = server_cpu_s / max(result.requests, 1) * 1e3
             progress(f"{count} connections: {result.requests_per_s} req/s, {result.errors} errors")
             throughput.append({**asdict(result), "share_of_cpu_bound": round(result.requests_per_s / cpu_bound, 3),
-                               "server_cpu_ms_per_request": round(server_cpu_ms, 3)})
+                               "server_cpu_ms_per_request": round(server_cpu_ms, 3),
+                               # the handler's share of the server's CPU: 1.0 = serving HTTP costs nothing
+                               "handler_share_of_server_cpu": round(local["cpu_ms_per_call"] / server_cpu_ms, 3),
+                               # where the cores went during the run: the server's processes, and everything
+                               # else (the load generator, the Redis server, other processes on the machine)
+                               "cores_busy": round((busy_after - busy_before) / elapsed_s, 2),
+                               "cores_server": round(server_cpu_s / elapsed_s, 2)})
 
     added_ms = round(keep_alive.p50_ms - local["p50_ms"], 3)
     best = max(throughput, key=lambda row: row["requests_per_s"])
@@ -286,6 +305,8 @@ def run_http_bench(service: RecommendationService, users: Sequence[str], descrip
         "system": description,
         "cores": cores,
         "workers": workers,
+        # 1-minute load average before and after: other processes on the machine take cores from the bound
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "load_generator": generator,
         "in_process": local,
         "cpu_bound_requests_per_s": round(cpu_bound, 1),
