@@ -309,7 +309,7 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
     try:
         report = run_http_bench(system.service, system.user_ids, system.description, workers=workers,
                                 requests=requests, duration_s=duration, after_fork=redis.detach_in_worker,
-                                progress=progress)
+                                redis_pid=redis.server_pid, progress=progress)
     finally:
         redis.stop()
     if as_json:
@@ -323,11 +323,14 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
     out.print(f"keep-alive (1 connection): p50 {keep_alive['p50_ms']} ms (+{keep_alive['added_ms']} ms), "
               f"p99 {keep_alive['p99_ms']} ms")
     table = Table(title="throughput over keep-alive connections")
-    for column in ("connections", "req/s", "share of CPU bound", "p50 ms", "p99 ms", "errors"):
+    for column in ("connections", "req/s", "share of CPU bound", "p50 ms", "p99 ms", "errors",
+                   "cores srv/redis/wrk/other"):
         table.add_column(column, justify="right")
     for row in report["throughput"]:
+        cores = "/".join(f"{row[name]:.2f}" for name in ("cores_server", "cores_redis", "cores_load_generator",
+                                                           "cores_other_processes"))
         table.add_row(str(row["connections"]), f"{row['requests_per_s']:.0f}", f"{row['share_of_cpu_bound']:.0%}",
-                      f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}", str(row["errors"]))
+                      f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}", str(row["errors"]), cores)
     out.print(table)
     out.print(f"goals: {report['goals']}")
 

@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -88,6 +89,24 @@ def in_process(handler: LambdaHandler, users: Sequence[str], *, requests: int, k
             "p99_ms": round(float(np.percentile(wall, 99)) * 1e3, 3), "cpu_ms_per_call": round(cpu_per_call * 1e3, 3)}
 
 
+def process_cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of ``pids`` so far (Linux /proc; processes that are gone count 0)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, summed over cores (Linux /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -138,15 +157,8 @@ class ForkedServer:
     def cpu_seconds(self) -> float:
         """User + system CPU time of the master and its workers so far (Linux /proc)."""
         master = self._process.pid
-        pids = [master, *map(int, Path(f"/proc/{master}/task/{master}/children").read_text().split())]
-        ticks = 0
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        return process_cpu_seconds([master, *map(int, workers)])
 
     def __exit__(self, *exc: object) -> None:
         os.kill(self._process.pid, signal.SIGTERM)
@@ -260,7 +272,7 @@ def python_load(url: str, users: Sequence[str], *, connections: int, duration_s:
 def run_http_bench(service: RecommendationService, users: Sequence[str], description: dict[str, Any], *,
                    workers: int | None = None, requests: int = 2000, duration_s: float = 10.0,
                    connections: Sequence[int] = CONNECTIONS, k: int = K,
-                   after_fork: Callable[[], None] | None = None,
+                   after_fork: Callable[[], None] | None = None, redis_pid: int | None = None,
                    progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """In-process vs keep-alive HTTP latency, and throughput against the CPU bound (see the module docstring)."""
     logging.getLogger("tastebud").setLevel(logging.WARNING)  # Powertools' per-request line, here and in workers
@@ -283,10 +295,14 @@ def run_http_bench(service: RecommendationService, users: Sequence[str], descrip
         progress(f"keep-alive p50 {keep_alive.p50_ms} ms")
         throughput = []
         for count in connections:
+            redis_pids = [redis_pid] if redis_pid else []
             cpu_before, (busy_before, total_before) = server.cpu_seconds(), machine_cpu_seconds()
+            redis_before, children_before = process_cpu_seconds(redis_pids), children_cpu_seconds()
             result = load(server.url, sample, connections=count, duration_s=duration_s, k=k)
             server_cpu_s = server.cpu_seconds() - cpu_before
             busy_after, total_after = machine_cpu_seconds()
+            redis_cpu_s = process_cpu_seconds(redis_pids) - redis_before
+            generator_cpu_s = children_cpu_seconds() - children_before  # wrk (0 for the Python client: threads)
             elapsed_s = (total_after - total_before) / cores
             server_cpu_ms = server_cpu_s / max(result.requests, 1) * 1e3
             progress(f"{count} connections: {result.requests_per_s} req/s, {result.errors} errors")
@@ -297,7 +313,11 @@ def run_http_bench(service: RecommendationService, users: Sequence[str], descrip
                                # where the cores went during the run: the server's processes, and everything
                                # else (the load generator, the Redis server, other processes on the machine)
                                "cores_busy": round((busy_after - busy_before) / elapsed_s, 2),
-                               "cores_server": round(server_cpu_s / elapsed_s, 2)})
+                               "cores_server": round(server_cpu_s / elapsed_s, 2),
+                               "cores_redis": round(redis_cpu_s / elapsed_s, 2),
+                               "cores_load_generator": round(generator_cpu_s / elapsed_s, 2),
+                               "cores_other_processes": round((busy_after - busy_before - server_cpu_s - redis_cpu_s
+                                                               - generator_cpu_s) / elapsed_s, 2)})
 
     added_ms = round(keep_alive.p50_ms - local["p50_ms"], 3)
     best = max(throughput, key=lambda row: row["requests_per_s"])

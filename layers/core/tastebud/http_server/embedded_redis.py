@@ -28,6 +28,10 @@ class SharedEmbeddedRedis:
         self._owner_pid = os.getpid()
         self.url = f"unix://{self._client.socket_file}"
 
+    @property
+    def server_pid(self) -> int:
+        return int(self._client.pid)
+
     def detach_in_worker(self) -> None:
         """In a forked process: never shut the master's server down from here."""
         atexit.unregister(self._client._cleanup)
