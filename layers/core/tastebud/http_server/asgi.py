@@ -20,6 +20,7 @@ from typing import Any
 
 from tastebud.api.http import LambdaHandler
 from tastebud.api.request_guard import MAX_BODY_BYTES
+from tastebud.http_server.balance import ConnectionBalance
 from tastebud.local_server import LocalLambdaContext, http_api_event
 
 Scope = MutableMapping[str, Any]
@@ -50,13 +51,19 @@ class LambdaAsgiApp:
     """ASGI 3 application around a Lambda handler (API Gateway HTTP API payload v2.0)."""
 
     def __init__(self, handler_factory: HandlerFactory, *, max_body_bytes: int = MAX_BODY_BYTES,
-                 access_log: bool = True) -> None:
+                 access_log: bool = True, balance: ConnectionBalance | None = None) -> None:
         self._handler_factory = handler_factory
         self._handler: LambdaHandler | None = None
         self._max_body_bytes = max_body_bytes
         self._access_log = access_log
         self._pid = os.getpid()
         self._draining = False
+        self._balance = balance
+        self._open_connections: Callable[[], int] | None = None
+
+    def count_connections_with(self, open_connections: Callable[[], int]) -> None:
+        """The server tells how many connections this worker has open (for :class:`ConnectionBalance`)."""
+        self._open_connections = open_connections
 
     def begin_draining(self) -> None:
         """The worker is stopping: from now on every response closes its connection (see draining.py)."""
@@ -135,7 +142,7 @@ class LambdaAsgiApp:
                 response = self._call_handler(method, raw_path, headers, body, request_id)
         status, response_headers, payload = response
         response_headers.append((b"content-length", str(len(payload)).encode()))
-        if self._draining and all(name != b"connection" for name, _ in response_headers):
+        if all(name != b"connection" for name, _ in response_headers) and (self._draining or self._over_fair_share()):
             response_headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
@@ -145,6 +152,11 @@ class LambdaAsgiApp:
                 "path": scope["path"], "status": status, "duration_ms": round((time.perf_counter() - started) * 1e3, 3),
                 "bytes_in": len(body), "bytes_out": len(payload), "pid": self._pid,
                 "client": (scope.get("client") or ("", 0))[0], "timestamp": round(time.time(), 3)}))
+
+    def _over_fair_share(self) -> bool:
+        if self._balance is None or self._open_connections is None:
+            return False
+        return self._balance.over_fair_share(self._open_connections())
 
     def _too_large(self, request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         # The unread body stays in the stream, so the connection cannot be reused.

@@ -29,6 +29,7 @@ from uvicorn_worker import UvicornWorker
 
 from tastebud.api.request_guard import MAX_BODY_BYTES
 from tastebud.http_server.asgi import HandlerFactory, LambdaAsgiApp
+from tastebud.http_server.balance import ConnectionBalance
 from tastebud.http_server.draining import DrainingServer
 
 
@@ -43,6 +44,8 @@ class TastebudWorker(UvicornWorker):
         """uvicorn_worker's own ``_serve`` with a :class:`DrainingServer` (no request lost when a worker stops)."""
         self.config.app = self.wsgi
         server = DrainingServer(config=self.config)
+        if isinstance(self.wsgi, LambdaAsgiApp):
+            self.wsgi.count_connections_with(lambda: len(server.server_state.connections))
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
         if not server.started:
@@ -91,16 +94,21 @@ class PreforkServer(BaseApplication):
         self._options = options
         self._after_fork = after_fork
         self._on_ready = on_ready
+        self._balance = ConnectionBalance()  # before the fork: the workers share its memory
         super().__init__()
 
     def load_config(self) -> None:
         options = self._options
-        after_fork, on_ready = self._after_fork, self._on_ready
+        after_fork, on_ready, balance = self._after_fork, self._on_ready, self._balance
 
         def post_fork(server: Any, worker: Any) -> None:
             _configure_access_log(options.access_log)
+            balance.join()
             if after_fork is not None:
                 after_fork()
+
+        def worker_exit(server: Any, worker: Any) -> None:
+            balance.leave()
 
         def when_ready(server: Any) -> None:
             host, port = server.LISTENERS[0].sock.getsockname()[:2]
@@ -121,6 +129,7 @@ class PreforkServer(BaseApplication):
             "proc_name": "tastebud-serve",
             "control_socket_disable": True,  # one fixed socket path per user: two servers would collide
             "post_fork": post_fork,
+            "worker_exit": worker_exit,
             "when_ready": when_ready,
         }
         assert self.cfg is not None
@@ -129,7 +138,7 @@ class PreforkServer(BaseApplication):
 
     def load(self) -> LambdaAsgiApp:
         return LambdaAsgiApp(self._handler_factory, max_body_bytes=self._options.max_body_bytes,
-                             access_log=self._options.access_log)
+                             access_log=self._options.access_log, balance=self._balance)
 
 
 def serve(handler_factory: HandlerFactory, options: ServerOptions, *, after_fork: Callable[[], None] | None = None,
