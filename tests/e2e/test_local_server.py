@@ -1,9 +1,9 @@
-"""End to end through the local HTTP server: real sockets, the same handler as Lambda, real models and Redis."""
+"""End to end through the local HTTP server (uvicorn + LambdaAsgiApp, as in each worker of `tastebud serve`):
+real sockets, the same handler as Lambda, real models and Redis."""
 
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,19 +12,16 @@ from typing import Any
 import pytest
 
 from tastebud.api.http import create_handler
-from tastebud.local_server import make_server
+
+from servers import threaded_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def base_url(service) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    server = make_server(create_handler(lambda: service), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with threaded_server(lambda: create_handler(lambda: service)) as url:
+        yield url
 
 
 def call(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:

@@ -27,3 +27,16 @@ def test_routes_match_the_sam_template() -> None:
 def test_errors_are_documented_with_our_error_body() -> None:
     responses = json.loads(openapi_spec())["paths"]["/v1/recommendations"]["post"]["responses"]
     assert "400" in responses and "422" not in responses
+
+
+def test_every_route_documents_its_200_response_model() -> None:
+    spec = json.loads(openapi_spec())
+    schemas = spec["components"]["schemas"]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            success = operation["responses"].get("200")
+            assert success is not None, f"{method.upper()} {path} documents no 200"
+            reference = success["content"]["application/json"]["schema"]["$ref"]
+            assert reference.rsplit("/", 1)[1] in schemas, f"{method.upper()} {path}: {reference}"
+            if "requestBody" in operation:
+                assert {"400", "413"} <= set(operation["responses"]), f"{method.upper()} {path}"

@@ -96,9 +96,11 @@ def run_bench(system: BenchSystem, *, requests: int = 2000, k: int = 20, seed: i
     }
 
 
-def from_artifacts(artifacts: Path) -> BenchSystem:
+def from_artifacts(artifacts: Path, *, redis_url: str | None = None) -> BenchSystem:
+    """``redis_url``: use that Redis instead of starting an embedded one (``bench --http`` shares one)."""
     redis_dir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
-    runtime = build_runtime(Settings(artifacts=artifacts, redis_db_path=redis_dir / "stock.rdb"), watch=False)
+    runtime = build_runtime(Settings(artifacts=artifacts, redis_db_path=redis_dir / "stock.rdb", redis_url=redis_url),
+                            watch=False)
     assert isinstance(runtime, ServingRuntime)
     service = runtime.view.service
     encoder, index = service.retriever.encoder, service.retriever.index
@@ -113,7 +115,7 @@ def from_artifacts(artifacts: Path) -> BenchSystem:
 
 
 def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 0, two_tower: bool = True,
-              progress: bool = True) -> BenchSystem:
+              progress: bool = True, redis_url: str | None = None) -> BenchSystem:
     """A catalog of ``n_items`` with clustered unit vectors, users with histories, real index/ranker/Redis."""
     rng = np.random.default_rng(seed)
     n_clusters = max(16, int(np.sqrt(n_items)))
@@ -174,7 +176,12 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
     build_s = time.time() - started
     workdir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
     ranker = OnnxRanker(_synthetic_ranker(workdir, seed), "bench", n_features=len(FEATURE_NAMES))
-    stock = RedisStockStore(embedded_redis(workdir / "stock.rdb"))
+    if redis_url is None:
+        stock = RedisStockStore(embedded_redis(workdir / "stock.rdb"))
+    else:
+        import redis
+
+        stock = RedisStockStore(redis.Redis.from_url(redis_url, socket_timeout=0.05, socket_connect_timeout=0.5))
     out_ids = catalog.item_ids[rng.random(n_items) < 0.03].tolist()
     stock.load_snapshot("bench", out_ids, {})
     # Recall is measured with in-distribution queries (a user's history mean); the service itself runs the

@@ -188,36 +188,37 @@ def evaluate(
 @app.command()
 def serve(
     artifacts: Annotated[Path, typer.Option("--artifacts", help="Artifacts directory built by `tastebud train`")],
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 3000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port (printed)")] = 3000,
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of the embedded one")] = None,
     data: Annotated[Path | None, typer.Option(
         "--data", help="Append accepted events and item upserts here (default: the data the version was trained on)")]
     = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes; one per core for throughput")] = 1,
+    preload: Annotated[bool, typer.Option(help="Import ScaNN/TensorFlow once in the master, shared by workers")]
+    = True,
+    access_log: Annotated[bool, typer.Option(help="One JSON access line per request on stdout")] = True,
+    graceful_timeout: Annotated[int, typer.Option(min=1, help="Seconds in-flight requests get on SIGTERM")] = 30,
 ) -> None:
-    """Serve the HTTP API locally with the same handler as the Lambda function; follows new versions live."""
-    from tastebud.api.http import create_handler
-    from tastebud.composition import build_runtime
+    """Serve the HTTP API locally with the same handler as the Lambda function (gunicorn + uvicorn workers).
+
+    Every worker follows the artifacts' CURRENT pointer and the live state in the shared embedded Redis."""
     from tastebud.errors import TastebudError
-    from tastebud.local_server import make_server
+    from tastebud.http_server.local import serve_artifacts
+    from tastebud.http_server.prefork import ServerOptions
     from tastebud.settings import Settings
 
+    def on_ready(url: str) -> None:
+        err.print(f"[green]tastebud serve[/]: {artifacts} with {workers} worker(s), listening on {url}  "
+                  "(Ctrl-C stops)", highlight=False, soft_wrap=True)
+
+    options = ServerOptions(host=host, port=port, workers=workers, access_log=access_log,
+                            graceful_timeout_s=graceful_timeout)
     try:
-        runtime = build_runtime(Settings(artifacts=artifacts, redis_url=redis_url, data_dir=data))
+        serve_artifacts(Settings(artifacts=artifacts, redis_url=redis_url, data_dir=data), options, preload=preload,
+                        on_ready=on_ready)
     except TastebudError as exc:
         fail(str(exc))
-    server = make_server(create_handler(lambda: runtime), host, port)
-    err.print(f"[green]serving[/] model {runtime.versions.model_version}, index {runtime.versions.index_version} "
-              f"({runtime.catalog.size:,} items) on http://{host}:{port}  (Ctrl-C stops)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        close = getattr(runtime, "close", None)
-        if close is not None:
-            close()
 
 
 @app.command()
@@ -271,13 +272,21 @@ def bench(
     seconds: Annotated[float, typer.Option(min=5, help="--freshness: length of the load run")] = 60.0,
     rate: Annotated[float, typer.Option(min=1, help="--freshness: requests per second during the load run")] = 100.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    over_http: Annotated[bool, typer.Option("--http", help="In process vs through `tastebud serve`'s HTTP server")]
+    = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="--http: server workers (default: one per core)")] = None,
+    duration: Annotated[float, typer.Option(min=1, help="--http: seconds per throughput run")] = 10.0,
 ) -> None:
-    """Per-stage latency percentiles (p50/p95/p99, ms) and ANN recall@200 vs exact search."""
+    """Per-stage latency percentiles (p50/p95/p99, ms) and ANN recall@200 vs exact search; with --http the
+    keep-alive latency and the throughput (8 and 32 connections) of the HTTP server against the CPU bound."""
     from tastebud.errors import TastebudError
     from tastebud_training import bench as bench_module
 
     if (artifacts is None) == (items is None):
         fail("give exactly one of --artifacts DIR or --items N")
+    if over_http:
+        _bench_http(artifacts, items, requests=requests, workers=workers, duration=duration, as_json=as_json)
+        return
     if freshness:
         if artifacts is None:
             fail("--freshness measures a trained system: give --artifacts DIR")
@@ -312,6 +321,56 @@ def bench(
         table.add_row(stage, *(f"{values[p]:.3f}" for p in ("p50", "p95", "p99")))
     out.print(table)
     out.print(f"ANN recall@200 vs exact: {report['ann_recall@200']:.4f}   short pages: {report['short_pages']}")
+
+
+def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, workers: int | None, duration: float,
+                as_json: bool) -> None:
+    import tempfile
+
+    from tastebud.errors import TastebudError
+    from tastebud.http_server.embedded_redis import SharedEmbeddedRedis
+    from tastebud_training import bench as bench_module
+    from tastebud_training.http_bench import run_http_bench
+
+    redis = SharedEmbeddedRedis(Path(tempfile.mkdtemp(prefix="tastebud-bench-http-")) / "stock.rdb")
+    try:
+        system = (bench_module.from_artifacts(artifacts, redis_url=redis.url) if artifacts is not None
+                  else bench_module.synthetic(int(items or 0), progress=not as_json, redis_url=redis.url))
+    except TastebudError as exc:
+        redis.stop()
+        fail(str(exc))
+
+    def progress(message: str) -> None:
+        if not as_json:
+            err.print(f"[dim]{message}[/]", highlight=False)
+
+    try:
+        report = run_http_bench(system.service, system.user_ids, system.description, workers=workers,
+                                requests=requests, duration_s=duration, after_fork=redis.detach_in_worker,
+                                redis_pid=redis.server_pid, progress=progress)
+    finally:
+        redis.stop()
+    if as_json:
+        print_json(report)
+        return
+    local, keep_alive = report["in_process"], report["keep_alive"]
+    out.print(report["system"])
+    out.print(f"{report['cores']} cores, {report['workers']} workers, load: {report['load_generator']}")
+    out.print(f"in process: p50 {local['p50_ms']} ms, p99 {local['p99_ms']} ms, CPU {local['cpu_ms_per_call']} ms/call "
+              f"-> CPU bound {report['cpu_bound_requests_per_s']} req/s")
+    out.print(f"keep-alive (1 connection): p50 {keep_alive['p50_ms']} ms (+{keep_alive['added_ms']} ms), "
+              f"p99 {keep_alive['p99_ms']} ms")
+    table = Table(title="throughput over keep-alive connections")
+    for column in ("connections", "req/s", "share of CPU bound", "p50 ms", "p99 ms", "errors",
+                   "cores srv/redis/wrk/other"):
+        table.add_column(column, justify="right")
+    for row in report["throughput"]:
+        cores = "/".join(f"{row[name]:.2f}" for name in ("cores_server", "cores_redis", "cores_load_generator",
+                                                           "cores_other_processes"))
+        table.add_row(str(row["connections"]), f"{row['requests_per_s']:.0f}", f"{row['share_of_cpu_bound']:.0%}",
+                      f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}", str(row["errors"]), cores)
+    out.print(table)
+    out.print(f"goals: {report['goals']}")
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from tastebud.api.models import (
     StockResponse,
     StockUpdate,
 )
+from tastebud.api.request_guard import Rejection, allowed_methods, normalise_event
 from tastebud.domain import ItemDraft
 from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
 from tastebud.runtime import ServingRuntime, VersionRefusedError
@@ -76,11 +77,23 @@ def record_metrics(metrics: Any, result: Any) -> None:
     metrics.add_metric(name="items_returned", unit=MetricUnit.Count, value=len(result.items))
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
+def error_body(code: str, message: str, field: str | None = None) -> str:
     error: dict[str, Any] = {"code": code, "message": message}
     if field:
         error["field"] = field
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"error": error}))
+    return json.dumps({"error": error})
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=error_body(code, message, field), headers=headers)
+
+
+def rejection_result(rejection: Rejection) -> dict[str, Any]:
+    """The API Gateway v2 result for a request refused before routing (see request_guard)."""
+    return {"statusCode": int(rejection.status), "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": error_body(rejection.code, rejection.message, rejection.field), "isBase64Encoded": False}
 
 
 def _field_of(location: Sequence[Any]) -> str:
@@ -90,13 +103,15 @@ def _field_of(location: Sequence[Any]) -> str:
 
 
 def _errors(*statuses: int) -> dict[int, Any]:
-    """OpenAPI response entries for our error body (replaces Powertools' default 422 shape)."""
+    """OpenAPI responses of a route: 200 (its model comes from the route's return annotation, because the entry
+    has no "content") and our error body for each of ``statuses`` (replaces Powertools' default 422 shape)."""
     descriptions = {400: "Invalid request; `error.field` names the offending field", 404: "Not found",
                     409: "The artifact version was refused (failed to load or its smoke test); the old one serves",
                     501: "Not available on this backend",
                     503: "A backing service is unavailable or the service is not ready"}
-    return {status: {"description": descriptions[status],
-                     "content": {"application/json": {"model": ErrorResponse}}} for status in statuses}
+    errors = {status: {"description": descriptions[status],
+                       "content": {"application/json": {"model": ErrorResponse}}} for status in statuses}
+    return {200: {"description": "Success"}, **errors}
 
 
 def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIGatewayHttpResolver:
@@ -240,6 +255,12 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIG
 
     @app.not_found
     def on_unknown_route(exc: Exception) -> Response:
+        event = app.current_event
+        allowed = allowed_methods(app, event.path)
+        if allowed:
+            return error_response(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed",
+                                  f"{event.http_method} is not allowed here; use {', '.join(allowed)}",
+                                  headers={"Allow": ", ".join(allowed)})
         return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
 
     return app
@@ -255,7 +276,10 @@ def create_handler(provide_service: ServiceProvider, *, metrics: Any = None, tra
     app = create_app(provide_service, metrics=metrics)
 
     def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return app.resolve(event, context)
+        normalised = normalise_event(event)
+        if isinstance(normalised, Rejection):
+            return rejection_result(normalised)
+        return app.resolve(normalised, context)
 
     wrapped: Callable[[dict[str, Any], Any], dict[str, Any]] = resolve
     if tracer is not None:
@@ -287,9 +311,14 @@ def openapi_spec() -> str:
         title="Tastebud API", version=__version__,
         description="Personalised recommendations for a food-delivery marketplace."))
     # Validation errors are answered as 400 with ErrorResponse (on_validation_error), never Powertools' 422.
+    # Bodies are checked before routing (request_guard): any route with a body can answer 413.
+    too_large = {"description": "Request body over the size limit",
+                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
     for operations in spec["paths"].values():
         for operation in operations.values():
             operation["responses"].pop("422", None)
+            if "requestBody" in operation:
+                operation["responses"].setdefault("413", too_large)
     for name in ("HTTPValidationError", "ValidationError"):
         spec.get("components", {}).get("schemas", {}).pop(name, None)
     return json.dumps(spec, indent=2, sort_keys=True)

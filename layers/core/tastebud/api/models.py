@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 MAX_ID_LENGTH = 128
 MAX_EXCLUDED = 500
+
+
+def _whole_float_to_int(value: Any) -> Any:
+    """JSON has one number type: ``314.0`` is the integer 314 (as in JSON Schema), ``2.5`` stays a float."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a JSON body: 3 and 3.0 are accepted; 2.5, "3", true and null are not. Constraints of an
+# optional field go inside the Annotated, before the validator (`NonNegativeJsonInt | None`): placed on the union,
+# pydantic writes them into the JSON schema as "ge" instead of "minimum".
+JsonInt = Annotated[StrictInt, BeforeValidator(_whole_float_to_int)]
+NonNegativeJsonInt = Annotated[StrictInt, Field(ge=0), BeforeValidator(_whole_float_to_int)]
 
 
 class Location(BaseModel):
@@ -21,7 +35,7 @@ class RecommendationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: StrictStr = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"\S")
-    k: StrictInt = Field(default=20, ge=1, le=100, description="How many items to return")
+    k: JsonInt = Field(default=20, ge=1, le=100, description="How many items to return")
     domain: Literal["all", "restaurant", "grocery"] = "all"
     location: Location | None = Field(default=None, description="Where to deliver; defaults to the user's home")
     exclude_item_ids: list[StrictStr] = Field(default_factory=list, max_length=MAX_EXCLUDED)
@@ -58,7 +72,7 @@ class StockUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     in_stock: StrictBool
-    quantity: StrictInt | None = Field(default=None, ge=0)
+    quantity: NonNegativeJsonInt | None = None
 
 
 class StockResponse(BaseModel):
