@@ -287,6 +287,7 @@
     if (x.user && !x.user.cold_start) { html += "<span class='tag'>" + x.user.history_items + " items of history</span>"; }
     (body.degraded || []).forEach(function (d) { html += "<span class='tag degraded'>degraded: " + esc(d) + "</span>"; });
     html += "<div class='muted'>model " + esc(body.model_version) + " · index " + esc(body.index_version) + "</div></div>";
+    html += "<div id='trace-flow'>";
 
     var st = x.stage_ms || body.stage_ms || {};
     var targets = latest ? latest.stages : {};
@@ -326,7 +327,7 @@
           return esc(r.title || r.item_id) + " (#" + r.rank_before + ")";
         }).join(", ") : "") + "</div>";
     }
-    html += "<h3>Page</h3>" + table(["#", "item", "merchant", "category", "price", "km", "why", "ranks r→r→f"],
+    html += "</div><div id='trace-page'><h3>Page</h3>" + table(["#", "item", "merchant", "category", "price", "km", "why", "ranks r→r→f"],
       body.items.map(function (it) {
         var s = it.stage_scores || {};
         return [it.rank, esc(it.title || it.item_id) + "<div class='muted'>" + esc(it.item_id) + "</div>",
@@ -334,7 +335,7 @@
           isNum(it.price) ? it.price.toFixed(2) : "—", isNum(it.distance_km) ? it.distance_km.toFixed(1) : "—",
           esc((it.reasons || []).join("; ")),
           [s.retrieval_rank, s.rerank_rank, s.fairness_rank].map(function (v) { return v == null ? "–" : v; }).join("→")];
-      }));
+      })) + "</div>";
     document.getElementById("trace").innerHTML = html;
   }
 
