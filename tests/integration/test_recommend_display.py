@@ -13,7 +13,8 @@ from tastebud_training.cli import app
 pytestmark = pytest.mark.slow
 
 
-def test_cli_recommend_shows_display_fields(tiny_artifacts: Path, tiny_dataset, active_user: str) -> None:  # type: ignore[no-untyped-def]
+def test_cli_recommend_shows_display_fields(tiny_artifacts: Path, tiny_dataset,  # type: ignore[no-untyped-def]
+                                           active_user: str) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["recommend", active_user, "--artifacts", str(tiny_artifacts), "--k", "5", "--json"])
     assert result.exit_code == 0, result.output
@@ -26,5 +27,6 @@ def test_cli_recommend_shows_display_fields(tiny_artifacts: Path, tiny_dataset, 
         assert item["category"] and item["stage_scores"]["final_rank"] == item["rank"]
     assert body["explain"]["candidates"]["returned"] == 5 and "knn" in body["explain"]["stage_ms"]
 
-    table = runner.invoke(app, ["recommend", active_user, "--artifacts", str(tiny_artifacts), "--k", "3"])
+    table = runner.invoke(app, ["recommend", active_user, "--artifacts", str(tiny_artifacts), "--k", "3"],
+                          env={"COLUMNS": "240"})
     assert table.exit_code == 0 and body["items"][0]["title"][:10] in table.output

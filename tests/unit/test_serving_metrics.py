@@ -21,7 +21,14 @@ def invoke(handler: Any, event: dict[str, Any]) -> dict[str, Any]:
     return handler(event, LocalLambdaContext(aws_request_id="test"))
 
 
+EVENTS = {"/dashboard": "dashboard", "/": "dashboard_root", "/static/cytoscape.min.js": "dashboard_static",
+          "/metrics": "metrics", "/metrics.json": "metrics_json"}
+
+
 def get(handler: Any, path: str) -> dict[str, Any]:
+    """The sample event of ``path`` (events/), or one made from the health event for other paths."""
+    if path in EVENTS:
+        return invoke(handler, load_event(EVENTS[path]))
     event = load_event("health")
     event["rawPath"] = path
     event["requestContext"]["http"]["path"] = path
@@ -149,7 +156,7 @@ def test_explain_shows_each_stage(handler: Any, stock: MemoryStock) -> None:
     for rank, item in enumerate(body["items"], start=1):
         assert item["stage_scores"]["final_rank"] == rank
         assert item["category"] and item["price"] is not None and item["distance_km"] is not None
-        assert "i000001" != item["item_id"]
+        assert item["item_id"] != "i000001"
 
 
 def test_explain_for_an_unknown_user_is_a_cold_start(handler: Any) -> None:
@@ -173,3 +180,18 @@ def test_dashboard_page_and_its_files_are_served(handler: Any) -> None:
     assert script["statusCode"] == 200 and "javascript" in script["headers"]["Content-Type"]
     assert get(handler, "/static/..%2Fhttp.py")["statusCode"] == 404
     assert json.loads(get(handler, "/static/nope.js")["body"])["error"]["code"] == "not_found"
+
+
+CYTOSCAPE_VERSION = "3.35.0"
+
+
+def test_vendored_cytoscape_is_the_pinned_release_with_its_license() -> None:
+    import hashlib
+
+    from tastebud.api.http import STATIC_DIR
+
+    script = (STATIC_DIR / "cytoscape.min.js").read_bytes()
+    assert f'"{CYTOSCAPE_VERSION}"'.encode() in script
+    notes = (STATIC_DIR / "VENDORED.md").read_text()
+    assert CYTOSCAPE_VERSION in notes and hashlib.sha256(script).hexdigest() in notes
+    assert "Permission is hereby granted" in (STATIC_DIR / "cytoscape.LICENSE").read_text()
