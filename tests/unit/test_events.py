@@ -137,7 +137,8 @@ def test_event_is_http_api_v2(name: str) -> None:
 def test_every_template_route_has_an_event_and_every_event_a_route() -> None:
     routes = template_routes()
     event_routes = {load_event(name)["routeKey"] for name in EVENT_NAMES}
-    assert routes == {"POST /v1/recommendations", "PUT /v1/stock/{item_id}", "GET /health"}
+    assert routes == {"POST /v1/recommendations", "PUT /v1/stock/{item_id}", "GET /health", "GET /dashboard", "GET /",
+                      "GET /static/{name}", "GET /metrics", "GET /metrics.json"}
     assert routes - event_routes == set(), "routes without a sample event"
     embedded_only = {f"{method} {path}" for method, path in EMBEDDED_ONLY_ROUTES}
     assert event_routes - routes - embedded_only == set(), "sample events for routes no server declares"

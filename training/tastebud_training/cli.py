@@ -235,6 +235,8 @@ def recommend(
     from tastebud.catalog import DOMAINS
     from tastebud.composition import build_runtime
     from tastebud.errors import TastebudError
+    from tastebud.explain import explain_request
+    from tastebud.service import StageTrace
     from tastebud.settings import Settings
 
     if domain not in ("all", *DOMAINS):
@@ -243,21 +245,29 @@ def recommend(
         service = build_runtime(Settings(artifacts=artifacts), watch=False)
     except TastebudError as exc:
         fail(str(exc))
+    trace = StageTrace()
     try:
-        result = service.recommend(user_id, k=k, domain=domain)
+        result = service.recommend(user_id, k=k, domain=domain, trace=trace)
+        shown, explained = explain_request(service, result, trace)
     finally:
         close = getattr(service, "close", None)
         if close is not None:
             close()  # an embedded Redis this command started stops with it
     if as_json:
-        print_json(asdict(result))
+        payload = asdict(result)
+        for item, extra in zip(payload["items"], shown, strict=True):
+            item.update(extra)
+        print_json({**payload, "explain": explained})
         return
-    table = Table(title=f"{user_id}: {len(result.items)} items  (stage ms {result.stage_ms})")
-    for column in ("rank", "item", "merchant", "domain", "score", "why"):
-        table.add_column(column)
-    for item in result.items:
-        table.add_row(str(item.rank), item.item_id, item.merchant_id, item.domain, f"{item.score:.3f}",
-                      "; ".join(item.reasons))
+    table = Table(title=f"{user_id}: {len(result.items)} items  (stage ms {explained['stage_ms']})")
+    for column in ("rank", "item", "merchant", "category", "price", "km", "score", "why"):
+        table.add_column(column, justify="right" if column in ("price", "km", "score") else "left")
+    for item, extra in zip(result.items, shown, strict=True):
+        price, distance = extra.get("price"), extra.get("distance_km")
+        table.add_row(str(item.rank), f"{extra.get('title') or item.item_id}\n[dim]{item.item_id}[/]",
+                      extra.get("merchant_name") or item.merchant_id, f"{extra.get('category', '')} ({item.domain})",
+                      "-" if price is None else f"{price:.2f}", "-" if distance is None else f"{distance:.1f}",
+                      f"{item.score:.3f}", "; ".join(item.reasons))
     out.print(table)
 
 

@@ -21,6 +21,8 @@ import pandas as pd
 
 from tastebud.adapters.embedded.scann_index import ScannIndex
 from tastebud.artifacts import LocalArtifactStore, Manifest, sha256_of
+from tastebud.catalog import Catalog
+from tastebud.display import DISPLAY_FILE, DisplayTable
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.image_features import IMAGE_DIM, unit_rows
 from tastebud.settings import ServingKnobs
@@ -174,6 +176,7 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     catalog = build_catalog(dataset, as_of)
     users = build_user_table(dataset, catalog, as_of, terms)
     catalog.save(out / "catalog.npz")
+    display_table(dataset, catalog).save(out / DISPLAY_FILE)
     users.save(out / "users.npz")
     np.save(out / "text_vectors.npy", text_vectors)
     np.save(out / "index_vectors.npy", index_vectors)
@@ -205,6 +208,13 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     )
     (out / "manifest.json").write_text(manifest.to_json())
     return manifest
+
+
+def display_table(dataset: Dataset, catalog: Catalog) -> DisplayTable:
+    """Titles per catalog item row and names per merchant row (what `explain` and the CLI show)."""
+    titles = dataset.items.set_index("item_id")["title"].reindex(catalog.item_ids).fillna("").astype(str)
+    names = dataset.merchants.set_index("merchant_id")["name"].reindex(catalog.merchant_ids).fillna("").astype(str)
+    return DisplayTable(np.asarray(titles.to_numpy(), dtype=str), np.asarray(names.to_numpy(), dtype=str))
 
 
 def _build_index(vectors: np.ndarray, say: Callable[[str], None]) -> ScannIndex:

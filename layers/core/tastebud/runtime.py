@@ -38,7 +38,7 @@ from tastebud.domain import InteractionEvent, ItemDraft, RequestContext
 from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
 from tastebud.event_codec import parse_event
 from tastebud.live_view import LiveView, build_view
-from tastebud.service import Recommendation, Versions
+from tastebud.service import Recommendation, StageTrace, Versions
 from tastebud.serving_version import ServingVersion, load_version
 from tastebud.settings import Settings
 
@@ -252,7 +252,7 @@ class ServingRuntime:
 
     def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
                   lon: float | None = None, exclude_item_ids: tuple[str, ...] = (),
-                  request_id: str | None = None) -> Recommendation:
+                  request_id: str | None = None, trace: StageTrace | None = None) -> Recommendation:
         degraded: list[str] = []
         events: list[LiveEvent] = []
         try:
@@ -264,7 +264,7 @@ class ServingRuntime:
             degraded.append("live_state")
         view = self._view
         result = view.service.recommend(user_id, k, domain, lat, lon, exclude_item_ids, request_id,
-                                        user=view.profile(user_id, events))
+                                        user=view.profile(user_id, events), trace=trace)
         return replace(result, degraded=[*degraded, *result.degraded]) if degraded else result
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:

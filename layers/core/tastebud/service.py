@@ -43,6 +43,23 @@ class Recommendation:
     degraded: list[str] = field(default_factory=list)
 
 
+@dataclass
+class StageTrace:
+    """What each stage did for ONE request, filled when the caller passes one (metrics and ``explain`` read it).
+
+    Holds references, not copies: filling it costs a few attribute assignments per request.
+    """
+
+    timings: dict[str, float] = field(default_factory=dict)  # retrieve's sub-stages in ms: user_tower, knn
+    user: UserProfile | None = None
+    context: RequestContext | None = None
+    k: int = 0
+    retrieved: Candidates | None = None  # after stage 1, in retrieval order (rows, sources, retrieval scores)
+    rerank_scores: np.ndarray | None = None  # stage 2's scores, aligned with ``retrieved``
+    ranked: Candidates | None = None  # after stage 3 (boosted scores, fairness flags), in page order
+    final: Candidates | None = None  # after stage 4: the page
+
+
 @dataclass(frozen=True)
 class Versions:
     model_version: str
@@ -87,8 +104,12 @@ class RecommendationService:
 
     def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
                   lon: float | None = None, exclude_item_ids: tuple[str, ...] = (),
-                  request_id: str | None = None, user: UserProfile | None = None) -> Recommendation:
-        """Run the four stages. ``user``: a profile already read (with live events); else the feature store's."""
+                  request_id: str | None = None, user: UserProfile | None = None,
+                  trace: StageTrace | None = None) -> Recommendation:
+        """Run the four stages. ``user``: a profile already read (with live events); else the feature store's.
+
+        ``trace``: filled with what each stage did (see ``StageTrace``).
+        """
         started = time.perf_counter()
         context = RequestContext(
             now=self._clock(),
@@ -105,9 +126,11 @@ class RecommendationService:
                 # Feature store down (DynamoDB throttled/unreachable): serve the user as cold, never a 5xx.
                 degraded.append("features")
                 user = UserProfile.cold(user_id)
-        ranked, stage_ms = self.rank(user, context, k, degraded, started=started)
+        ranked, stage_ms = self.rank(user, context, k, degraded, started=started, trace=trace)
         t = time.perf_counter()
         final = self.stock_filter.run(ranked, k, degraded)
+        if trace is not None:
+            trace.user, trace.context, trace.k, trace.final = user, context, k, final
         stage_ms["stock"] = (time.perf_counter() - t) * 1000
         stage_ms["total"] = (time.perf_counter() - started) * 1000
         return Recommendation(
@@ -121,10 +144,10 @@ class RecommendationService:
         )
 
     def rank(self, user: UserProfile, context: RequestContext, k: int, degraded: list[str],
-             *, started: float | None = None) -> tuple[Candidates, dict[str, float]]:
+             *, started: float | None = None, trace: StageTrace | None = None) -> tuple[Candidates, dict[str, float]]:
         """Stages 1–3 (everything but the real-time stock check)."""
         return rank_candidates(self.retriever, self.reranker, self.fairness, user, context, k, degraded,
-                               started=started)
+                               started=started, trace=trace)
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:
         if self.catalog.row_of(item_id) is None:
@@ -149,20 +172,27 @@ class RecommendationService:
 
 def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: FairnessDiversity | None, user: UserProfile,
                     context: RequestContext, k: int, degraded: list[str],
-                    *, started: float | None = None) -> tuple[Candidates, dict[str, float]]:
+                    *, started: float | None = None,
+                    trace: StageTrace | None = None) -> tuple[Candidates, dict[str, float]]:
     """Retrieve, re-rank, then fairness/diversity (skipped when ``fairness`` is None); returns per-stage ms.
 
     The one implementation of stages 1–3, used by the service and by offline evaluation.
     """
     t0 = started if started is not None else time.perf_counter()
-    candidates = retriever.run(user, context, degraded)
+    candidates = retriever.run(user, context, degraded, None if trace is None else trace.timings)
     t1 = time.perf_counter()
+    if trace is not None:  # the re-ranker sets ``scores`` on its input: keep stage 1's view apart
+        trace.retrieved = Candidates(candidates.rows, candidates.retrieval_scores, candidates.sources)
     candidates = reranker.run(user, context, candidates, degraded)
     t2 = time.perf_counter()
+    if trace is not None:
+        trace.rerank_scores = candidates.scores
     if fairness is not None:
         candidates = fairness.run(context, candidates, slots=2 * k + 10)
     else:
         assert candidates.scores is not None
         candidates = candidates.take(np.argsort(-candidates.scores, kind="stable"))
     t3 = time.perf_counter()
+    if trace is not None:
+        trace.ranked = candidates
     return candidates, {"retrieve": (t1 - t0) * 1000, "rerank": (t2 - t1) * 1000, "fairness": (t3 - t2) * 1000}

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from http import HTTPStatus
+from pathlib import Path
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -39,8 +41,10 @@ from tastebud.api.models import (
 from tastebud.api.request_guard import Rejection, allowed_methods, normalise_event
 from tastebud.domain import ItemDraft
 from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
+from tastebud.event_codec import parse_event
+from tastebud.metrics import ServingMetrics, emit_powertools, observations, service_state
 from tastebud.runtime import ServingRuntime, VersionRefusedError
-from tastebud.service import RecommendationService
+from tastebud.service import RecommendationService, StageTrace
 
 ServiceProvider = Callable[[], "ServingRuntime | RecommendationService"]
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -65,16 +69,31 @@ def user_hash(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()[:16]
 
 
-def record_metrics(metrics: Any, result: Any) -> None:
-    """Per-stage latency, degraded stages and page size as CloudWatch EMF metrics (Powertools Metrics)."""
-    from aws_lambda_powertools.metrics import MetricUnit
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The page's files (served from the package, so the page works offline): name -> content type.
+STATIC_FILES = {"cytoscape.min.js": "application/javascript; charset=utf-8",
+                "dashboard.js": "application/javascript; charset=utf-8",
+                "dashboard.css": "text/css; charset=utf-8",
+                "dashboard.html": content_types.TEXT_HTML}
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-    for stage, ms in result.stage_ms.items():
-        metrics.add_metric(name=f"{stage}_ms", unit=MetricUnit.Milliseconds, value=ms)
-    for stage in result.degraded:
-        metrics.add_metric(name=f"degraded_{stage}", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="degraded_requests", unit=MetricUnit.Count, value=1 if result.degraded else 0)
-    metrics.add_metric(name="items_returned", unit=MetricUnit.Count, value=len(result.items))
+
+def record_metrics(metrics: Any, result: Any, trace: StageTrace | None = None) -> None:
+    """Per-stage latency, candidate counts and degraded stages as CloudWatch EMF metrics (Powertools Metrics).
+
+    The very observations that feed /metrics and /metrics.json (``tastebud.metrics.observations``).
+    """
+    emit_powertools(metrics, observations(result, trace))
+
+
+def route_label(path: str) -> str:
+    """A bounded label for a request path (ids are not labels): /v1/stock/{id} -> /v1/stock."""
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return "/"
+    if parts[0] == "v1" and len(parts) > 1:
+        return f"/v1/{parts[1]}"
+    return f"/{parts[0]}" if parts[0] in {"health", "metrics", "metrics.json", "dashboard", "static"} else "other"
 
 
 def error_body(code: str, message: str, field: str | None = None) -> str:
@@ -114,14 +133,21 @@ def _errors(*statuses: int) -> dict[int, Any]:
     return {200: {"description": "Success"}, **errors}
 
 
-def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIGatewayHttpResolver:
+def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
+               telemetry: ServingMetrics | None = None) -> APIGatewayHttpResolver:
+    """``metrics``: Powertools Metrics (AWS, EMF). ``telemetry``: the in-process metrics (default: a new one)."""
     app = APIGatewayHttpResolver(enable_validation=True)
+    telemetry = telemetry or ServingMetrics()
+    telemetry.set_state(lambda: service_state(provide_service()))
+    app.telemetry = telemetry  # type: ignore[attr-defined]  # create_handler counts each response here
 
     @app.post("/v1/recommendations", summary="Recommend items for a user", tags=["recommendations"],
               responses=_errors(400, 503))
     def recommend(request: RecommendationRequest) -> RecommendationResponse:
         location = request.location
-        result = provide_service().recommend(
+        serving = provide_service()
+        trace = StageTrace()
+        result = serving.recommend(
             user_id=request.user_id,
             k=request.k,
             domain=request.domain,
@@ -129,12 +155,22 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIG
             lon=None if location is None else float(location.lon),
             exclude_item_ids=tuple(request.exclude_item_ids),
             request_id=app.current_event.request_context.request_id or None,
+            trace=trace,
         )
         logger.info("recommended", extra={"user_hash": user_hash(request.user_id), "items": len(result.items),
                                           "stage_ms": result.stage_ms, "degraded": result.degraded})
+        observed = observations(result, trace)
+        telemetry.record(observed)
         if metrics is not None:
-            record_metrics(metrics, result)
-        return RecommendationResponse.model_validate(asdict(result))
+            emit_powertools(metrics, observed)
+        response = asdict(result)
+        if request.explain:
+            from tastebud.explain import explain_request
+
+            extras, response["explain"] = explain_request(serving, result, trace)
+            for item, extra in zip(response["items"], extras, strict=True):
+                item.update(extra)
+        return RecommendationResponse.model_validate(response)
 
     @app.put("/v1/stock/<item_id>", summary="Set an item's stock", tags=["stock"], responses=_errors(400, 404, 503))
     def put_stock(item_id: Annotated[str, PathParam(min_length=1, max_length=128)],
@@ -152,7 +188,17 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIG
     @app.post("/v1/events", summary="Record interaction events (applied to the next recommendation)",
               tags=["events"], responses=_errors(400, 501, 503))
     def post_events(batch: EventBatch) -> EventBatchResponse:
+        received = time.time()
         result = live_runtime().ingest_events(batch.events)
+        failed = {f.index for f in result.failures}
+        lags = []
+        for index, document in enumerate(batch.events):
+            if index not in failed:
+                try:
+                    lags.append(received - parse_event(document, now=received).timestamp)
+                except BadRequestError:
+                    continue
+        telemetry.record_event_lags(lags)
         return EventBatchResponse.model_validate(asdict(result))
 
     @app.put("/v1/items/<item_id>", summary="Add or change an item (recommendable within seconds)", tags=["catalog"],
@@ -209,6 +255,41 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None) -> APIG
         responses=_errors(503))
     def ready() -> HealthResponse:
         return health_of(provide_service())
+
+    @app.get("/metrics", summary="Prometheus metrics of this process (text exposition format)", tags=["ops"],
+             responses={200: {"description": "Prometheus text format 0.0.4",
+                              "content": {PROMETHEUS_CONTENT_TYPE: {"schema": {"type": "string"}}}}})
+    def prometheus_metrics() -> Response[str]:
+        return Response(status_code=200, content_type=PROMETHEUS_CONTENT_TYPE,
+                        body=telemetry.prometheus_text().decode())
+
+    @app.get("/metrics.json", summary=(
+        "The same metrics over a recent window, for the dashboard: p50/p99 per stage, degraded rates, candidate "
+        "counts, versions and their age (null: no data yet)"), tags=["ops"])
+    def metrics_json() -> dict[str, Any]:
+        return telemetry.snapshot()
+
+    def static_file(name: str) -> Response[str]:
+        return Response(status_code=200, content_type=STATIC_FILES[name], body=(STATIC_DIR / name).read_text(),
+                        headers={"Cache-Control": "no-cache"})
+
+    @app.get("/dashboard", summary="The live latency graph and request tracer (HTML)", tags=["ops"],
+             responses={200: {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}})
+    def dashboard() -> Response[str]:
+        return static_file("dashboard.html")
+
+    @app.get("/", summary="Redirects to /dashboard", tags=["ops"],
+             responses={302: {"description": "to /dashboard"}})
+    def root() -> Response[str]:
+        return Response(status_code=302, content_type=content_types.TEXT_PLAIN, body="",
+                        headers={"Location": "/dashboard"})
+
+    @app.get("/static/<name>", summary="The dashboard's static files (Cytoscape.js is vendored here)",
+             tags=["ops"], responses=_errors(404))
+    def static(name: Annotated[str, PathParam(min_length=1, max_length=64)]) -> Response[str]:
+        if name not in STATIC_FILES:
+            raise NotFoundError(f"no static file {name!r}", field="name")
+        return static_file(name)
 
     @app.exception_handler(RequestValidationError)
     def on_validation_error(exc: RequestValidationError) -> Response:
@@ -274,12 +355,17 @@ def create_handler(provide_service: ServiceProvider, *, metrics: Any = None, tra
     The local server passes neither (no EMF lines on stdout, no X-Ray daemon).
     """
     app = create_app(provide_service, metrics=metrics)
+    telemetry: ServingMetrics = app.telemetry  # type: ignore[attr-defined]
 
     def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
         normalised = normalise_event(event)
         if isinstance(normalised, Rejection):
-            return rejection_result(normalised)
-        return app.resolve(normalised, context)
+            response = rejection_result(normalised)
+        else:
+            response = app.resolve(normalised, context)
+        path = event.get("rawPath") or event.get("requestContext", {}).get("http", {}).get("path", "")
+        telemetry.record_request(route_label(str(path)), int(response.get("statusCode", 200)))
+        return response
 
     wrapped: Callable[[dict[str, Any], Any], dict[str, Any]] = resolve
     if tracer is not None:

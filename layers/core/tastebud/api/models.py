@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_serializer,
+)
 
 MAX_ID_LENGTH = 128
 MAX_EXCLUDED = 500
@@ -39,6 +49,18 @@ class RecommendationRequest(BaseModel):
     domain: Literal["all", "restaurant", "grocery"] = "all"
     location: Location | None = Field(default=None, description="Where to deliver; defaults to the user's home")
     exclude_item_ids: list[StrictStr] = Field(default_factory=list, max_length=MAX_EXCLUDED)
+    explain: StrictBool = Field(default=False, description=(
+        "Also return what each stage did: per item its display fields and stage scores, and an `explain` object"))
+
+
+class StageScores(BaseModel):
+    retrieval: float | None = Field(description="ANN similarity of the user's query vector (null: not from ANN)")
+    retrieval_rank: int | None
+    rerank: float | None = Field(description="XGBoost ranker score")
+    rerank_rank: int | None
+    fairness: float | None = Field(description="score after the new/less-popular merchant boosts")
+    fairness_rank: int | None = Field(description="rank after fairness and diversity (before the stock filter)")
+    final_rank: int
 
 
 class RecommendedItemModel(BaseModel):
@@ -48,6 +70,93 @@ class RecommendedItemModel(BaseModel):
     score: float
     rank: int
     reasons: list[str]
+    # Only with ``explain: true``:
+    title: str | None = Field(default=None, description="explain only: the item's title")
+    merchant_name: str | None = Field(default=None, description="explain only")
+    category: str | None = Field(default=None, description="explain only")
+    price: float | None = Field(default=None, description="explain only; null when unknown")
+    distance_km: float | None = Field(default=None, description=(
+        "explain only: merchant to the request's location (else the user's home); null when unknown"))
+    stage_scores: StageScores | None = Field(default=None, description="explain only")
+
+    @model_serializer(mode="wrap")
+    def _without_unasked(self, handler: SerializerFunctionWrapHandler):
+        """Without ``explain`` the explain-only fields are left out, not sent as nulls.
+
+        (No return annotation: pydantic then keeps the model's own schema in the OpenAPI spec.)
+        """
+        data: dict[str, Any] = handler(self)
+        if self.stage_scores is None:
+            for name in EXPLAIN_ONLY_ITEM_FIELDS:
+                data.pop(name, None)
+        return data
+
+
+EXPLAIN_ONLY_ITEM_FIELDS = ("title", "merchant_name", "category", "price", "distance_km", "stage_scores")
+
+
+class ExplainedItem(BaseModel):
+    item_id: str
+    title: str
+
+
+class RerankEntry(ExplainedItem):
+    retrieval_rank: int
+    rerank_rank: int
+
+
+class FairnessMove(ExplainedItem):
+    from_rank: int = Field(description="rank after re-ranking")
+    to_rank: int = Field(description="rank after fairness and diversity")
+    why: list[str]
+
+
+class StockRemoval(ExplainedItem):
+    rank_before: int = Field(description="its rank after fairness, before the stock filter")
+
+
+class ExplainUser(BaseModel):
+    known: bool
+    history_items: int
+    cold_start: bool = Field(description="no history: popularity and content features carry the page")
+    location: dict[str, float] | None
+
+
+class ExplainCandidates(BaseModel):
+    by_source: dict[str, int] = Field(description="ann, history, popular, fresh (a candidate may have several)")
+    retrieved: int
+    reranked: int
+    after_fairness: int
+    stock_checked: int
+    returned: int
+
+
+class ExplainRerank(BaseModel):
+    reordered: int = Field(description="candidates whose rank the ranker changed")
+    entered_top_k: list[RerankEntry] = Field(description="items the ranker brought into the top k (first 20)")
+    entered_top_k_count: int
+
+
+class ExplainFairness(BaseModel):
+    moved: int
+    moves: list[FairnessMove] = Field(description="largest moves first (first 20)")
+    new_merchant_boosts: int
+    merchant_capped: int
+
+
+class ExplainStock(BaseModel):
+    removed_count: int
+    removed: list[StockRemoval] = Field(description="out-of-stock items skipped before the page filled (first 20)")
+
+
+class Explain(BaseModel):
+    user: ExplainUser | None = None
+    stage_ms: dict[str, float] = Field(description="retrieve, user_tower, knn, rerank, fairness, stock, total")
+    degraded: list[str]
+    candidates: ExplainCandidates | None = None
+    rerank: ExplainRerank | None = None
+    fairness: ExplainFairness | None = None
+    stock: ExplainStock | None = None
 
 
 class StageTimings(BaseModel):
@@ -66,6 +175,14 @@ class RecommendationResponse(BaseModel):
     index_version: str
     stage_ms: StageTimings
     degraded: list[str]
+    explain: Explain | None = Field(default=None, description="only with `explain: true`")
+
+    @model_serializer(mode="wrap")
+    def _without_unasked(self, handler: SerializerFunctionWrapHandler):
+        data: dict[str, Any] = handler(self)
+        if self.explain is None:
+            data.pop("explain", None)
+        return data
 
 
 class StockUpdate(BaseModel):

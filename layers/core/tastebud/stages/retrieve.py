@@ -13,6 +13,7 @@ When that removes many ANN neighbours, the index is asked again for more.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
@@ -61,8 +62,13 @@ class Retriever:
     def with_knobs(self, knobs: ServingKnobs) -> Retriever:
         return Retriever(self._catalog, self._encoder, self._index, knobs, self._fresh)
 
-    def run(self, user: UserProfile, context: RequestContext, degraded: list[str]) -> Candidates:
-        """Return merged candidates; an encoder/index failure degrades to history + popularity."""
+    def run(self, user: UserProfile, context: RequestContext, degraded: list[str],
+            timings: dict[str, float] | None = None) -> Candidates:
+        """Return merged candidates; an encoder/index failure degrades to history + popularity.
+
+        ``timings``: when given, receives the sub-stage times in ms: ``user_tower`` (the query embedding) and
+        ``knn`` (ANN + fresh-items search, re-asks included); a sub-stage that did not run is absent.
+        """
         knobs = self._knobs
         domain = context.domain
         parts_rows: list[np.ndarray] = []
@@ -72,9 +78,15 @@ class Retriever:
         location = (context.lat, context.lon) if not np.isnan(context.lat) else (user.home_lat, user.home_lon)
         ann_count = 0
         try:
+            t0 = time.perf_counter()
             query = self._encoder.encode(user, context)
+            t1 = time.perf_counter()
+            if timings is not None:
+                timings["user_tower"] = (t1 - t0) * 1000
             if query is not None:
                 rows, scores, sources = self._neighbours(query, context, location)
+                if timings is not None:
+                    timings["knn"] = (time.perf_counter() - t1) * 1000
                 ann_count = rows.size
                 parts_rows.append(rows)
                 parts_scores.append(scores)

@@ -1,0 +1,150 @@
+"""``explain: true``: what each stage did for one request, built from its ``StageTrace`` after the page is served.
+
+Per item: display fields (title, merchant name, category, price, distance) and its score and rank at every stage.
+For the request: candidates per source, what re-ranking changed, what fairness moved and why, what the stock
+filter removed, and each stage's time. Built only when asked for; the request path itself never pays for it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tastebud.catalog import Catalog
+from tastebud.display import EMPTY_DISPLAY, DisplayTable
+from tastebud.features import haversine_km
+from tastebud.metrics import SOURCES
+from tastebud.service import Recommendation, StageTrace
+from tastebud.stages.fairness import FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
+
+MAX_LISTED = 20  # moves / removals listed per stage (counts are always complete)
+
+
+def _num(value: float, digits: int = 4) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
+
+
+def item_display(catalog: Catalog, display: DisplayTable, row: int, location: tuple[float, float]) -> dict[str, Any]:
+    merchant = int(catalog.item_merchant[row])
+    category = int(catalog.item_category[row])
+    lat, lon = location
+    distance = float("nan")
+    if not (math.isnan(lat) or math.isnan(lon)):
+        distance = float(haversine_km(lat, lon, catalog.merchant_lat[merchant], catalog.merchant_lon[merchant]))
+    return {
+        "title": display.title(row),
+        "merchant_name": display.merchant(merchant),
+        "category": str(catalog.categories[category]) if 0 <= category < catalog.categories.size else "",
+        "price": _num(float(catalog.item_price[row]), 2),
+        "distance_km": _num(distance, 2),
+    }
+
+
+def _why_moved(flags: int, up: bool) -> list[str]:
+    why = []
+    if flags & FLAG_NEW_MERCHANT:
+        why.append("boosted: new merchant")
+    if flags & FLAG_MOVED_UP:
+        why.append("moved up: less popular merchant / category diversity")
+    if flags & FLAG_MERCHANT_CAP:
+        why.append("moved down: per-merchant cap")
+    if not why:
+        why.append("moved up: less popular merchant boost" if up else
+                   "moved down: others boosted, or its category already on the page")
+    return why
+
+
+def explain(result: Recommendation, trace: StageTrace, catalog: Catalog,
+            display: DisplayTable = EMPTY_DISPLAY) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(per returned item: display fields + stage scores, the request's explain object)."""
+    user, context = trace.user, trace.context
+    retrieved = trace.retrieved
+    ranked = trace.ranked
+    final = trace.final
+    if retrieved is None or ranked is None or final is None or context is None or user is None:
+        return [{} for _ in result.items], {"stage_ms": dict(result.stage_ms), "degraded": list(result.degraded)}
+    location = (context.lat, context.lon) if not math.isnan(context.lat) else (user.home_lat, user.home_lon)
+
+    n = len(retrieved)
+    rerank_scores = trace.rerank_scores if trace.rerank_scores is not None else np.zeros(n, np.float32)
+    rerank_order = np.argsort(-rerank_scores, kind="stable")  # positions into ``retrieved``
+    rerank_rank = np.empty(n, dtype=np.int64)
+    rerank_rank[rerank_order] = np.arange(n)
+    retrieval_pos = {int(r): i for i, r in enumerate(retrieved.rows.tolist())}
+    fairness_pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
+    k = max(trace.k, 1)
+
+    def ident(row: int) -> dict[str, Any]:
+        return {"item_id": str(catalog.item_ids[row]), "title": display.title(row)}
+
+    # Re-ranking: the top k by ranker score against the top k in retrieval order.
+    top_retrieval = set(retrieved.rows[:k].tolist())
+    top_rerank = retrieved.rows[rerank_order[:k]].tolist()
+    entered = [{**ident(r), "retrieval_rank": retrieval_pos[r] + 1,
+                "rerank_rank": int(rerank_rank[retrieval_pos[r]]) + 1} for r in top_rerank if r not in top_retrieval]
+    moved = int(np.count_nonzero(rerank_rank != np.arange(n)))
+
+    # Fairness: rank after re-ranking -> rank after fairness/diversity, with the flags that explain it.
+    flags = ranked.flags if ranked.flags is not None else np.zeros(len(ranked), np.int8)
+    fairness_moves = []
+    window = min(len(ranked), 2 * k + 10)
+    for to_rank, row in enumerate(ranked.rows[:window].tolist()):
+        from_rank = int(rerank_rank[retrieval_pos[row]]) if row in retrieval_pos else to_rank
+        if from_rank != to_rank:
+            fairness_moves.append({**ident(row), "from_rank": from_rank + 1, "to_rank": to_rank + 1,
+                                   "why": _why_moved(int(flags[to_rank]), to_rank < from_rank)})
+    fairness_moves.sort(key=lambda m: -abs(m["from_rank"] - m["to_rank"]))
+
+    # Stock: candidates in page order that the filter skipped before the page was full.
+    kept = set(final.rows.tolist())
+    last = max((fairness_pos[r] for r in kept if r in fairness_pos), default=-1)
+    checked = len(ranked) if len(final) < trace.k else last + 1
+    removed = [{**ident(r), "rank_before": i + 1} for i, r in enumerate(ranked.rows[:checked].tolist())
+               if r not in kept]
+
+    items = []
+    for position, row in enumerate(final.rows.tolist()):
+        i = retrieval_pos.get(row)
+        f = fairness_pos.get(row)
+        scores = {
+            "retrieval": _num(float(retrieved.retrieval_scores[i])) if i is not None else None,
+            "retrieval_rank": None if i is None else i + 1,
+            "rerank": _num(float(rerank_scores[i])) if i is not None else None,
+            "rerank_rank": None if i is None else int(rerank_rank[i]) + 1,
+            "fairness": _num(float(ranked.scores[f])) if f is not None and ranked.scores is not None else None,
+            "fairness_rank": None if f is None else f + 1,
+            "final_rank": position + 1,
+        }
+        items.append({**item_display(catalog, display, row, location), "stage_scores": scores})
+
+    sources = retrieved.sources
+    stage_ms = {**dict(result.stage_ms), **{k_: round(v, 3) for k_, v in trace.timings.items()}}
+    return items, {
+        "user": {"known": bool(user.known), "history_items": int(user.history_rows.size),
+                 "cold_start": not user.has_history,
+                 "location": None if math.isnan(location[0]) else {"lat": location[0], "lon": location[1]}},
+        "stage_ms": stage_ms,
+        "degraded": list(result.degraded),
+        "candidates": {
+            "by_source": {name: int(np.count_nonzero(sources & bit)) for name, bit in SOURCES.items()},
+            "retrieved": n, "reranked": n, "after_fairness": len(ranked), "stock_checked": checked,
+            "returned": len(final),
+        },
+        "rerank": {"reordered": moved, "entered_top_k": entered[:MAX_LISTED], "entered_top_k_count": len(entered)},
+        "fairness": {"moved": len(fairness_moves), "moves": fairness_moves[:MAX_LISTED],
+                     "new_merchant_boosts": int(np.count_nonzero(flags[:window] & FLAG_NEW_MERCHANT)),
+                     "merchant_capped": int(np.count_nonzero(flags[:window] & FLAG_MERCHANT_CAP))},
+        "stock": {"removed_count": len(removed), "removed": removed[:MAX_LISTED]},
+    }
+
+
+def explain_request(serving: Any, result: Recommendation,
+                    trace: StageTrace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``explain`` for a ServingRuntime (titles from its version's display table) or a plain service (no titles)."""
+    from tastebud.display import load_display
+
+    view = getattr(serving, "view", None)
+    display = load_display(view.version.directory) if view is not None else EMPTY_DISPLAY
+    return explain(result, trace, serving.catalog, display)
