@@ -1,20 +1,10 @@
 """API Gateway HTTP API -> stock updates (PUT /v1/stock/{item_id}); same resolver, its own scaling and IAM.
 
-The service is built in the Lambda INIT phase (not inside the first request's timeout) and follows
-LIVE.json: model, index and artifacts switch together within TASTEBUD_POINTER_TTL_S seconds.
+The service is built in the Lambda INIT phase and follows LIVE.json (tastebud.aws_composition).
 """
 
 from __future__ import annotations
 
-import logging
+from tastebud.aws_composition import deployed_api_handler
 
-from tastebud.api.http import create_lambda_handler
-from tastebud.aws_composition import refreshing_provider
-from tastebud.settings import Settings
-
-provide = refreshing_provider(Settings.from_env)
-try:
-    provide()
-except Exception:  # not ready yet (no LIVE.json) or a real bug: requests answer 503 and retry the build
-    logging.getLogger("tastebud.init").exception("service build at init failed; requests will retry it")
-handler = create_lambda_handler(provide)
+handler = deployed_api_handler()

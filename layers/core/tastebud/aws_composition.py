@@ -207,3 +207,18 @@ def refreshing_provider(load_settings: Callable[[], Settings], *, clients: AwsCl
 def _pointer(settings: Settings, clients: AwsClients) -> LivePointer | None:
     bucket, prefix = settings.artifacts_bucket_and_prefix
     return read_live(clients.s3, bucket, prefix)
+
+
+def deployed_api_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The API functions' handler: the service is built in the Lambda INIT phase (not inside the first request's
+    timeout) and follows LIVE.json, so model, index and artifacts switch together."""
+    import logging
+
+    from tastebud.api.http import create_lambda_handler
+
+    provide = refreshing_provider(Settings.from_env)
+    try:
+        provide()
+    except Exception:  # not ready yet (no LIVE.json) or a real bug: logged with its stack; requests retry the build
+        logging.getLogger("tastebud.init").exception("service build at init failed; requests will retry it")
+    return create_lambda_handler(provide)

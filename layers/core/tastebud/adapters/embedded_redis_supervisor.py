@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,20 +18,10 @@ import pybreaker
 import redis
 
 from tastebud.adapters.guarded_redis import SwappableClient
+from tastebud.processes import process_alive
 
 logger = logging.getLogger(__name__)
 
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class EmbeddedRedisSupervisor:
@@ -58,7 +47,7 @@ class EmbeddedRedisSupervisor:
             self._write.current.ping()
             return False
         except (redis.RedisError, OSError):
-            if _alive(self.server_pid()):
+            if process_alive(self.server_pid()):
                 return False  # alive but not answering: timeouts and the circuit breaker bound its cost
         started = time.perf_counter()
         lock_path = self._db_path.with_name(self._db_path.name + ".supervisor.lock")

@@ -16,17 +16,10 @@ import multiprocessing
 import os
 from typing import Any
 
+from tastebud.processes import process_alive
+
 MAX_WORKERS = 64
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ConnectionBalance:
@@ -44,7 +37,7 @@ class ConnectionBalance:
         pid = os.getpid()
         with self._lock:
             for slot, owner in enumerate(self._pids):
-                if owner == 0 or owner == pid or not _alive(owner):
+                if owner == 0 or owner == pid or not process_alive(owner):
                     self._pids[slot], self._counts[slot], self._slot = pid, 0, slot
                     return
 
@@ -60,7 +53,7 @@ class ConnectionBalance:
         self._counts[self._slot] = open_connections
         total = live = 0
         for slot, owner in enumerate(self._pids):
-            if owner and (slot == self._slot or _alive(owner)):
+            if owner and (slot == self._slot or process_alive(owner)):
                 total += self._counts[slot]
                 live += 1
         return live > 1 and open_connections > -(-total // live)
