@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,8 @@ import pytest
 
 from tastebud.api.http import create_handler
 from tastebud.errors import DependencyError
-from tastebud.local_server import make_server
+
+from servers import threaded_server
 
 pytestmark = pytest.mark.slow
 
@@ -47,12 +47,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def base_url(service) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    server = make_server(create_handler(lambda: service), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with threaded_server(lambda: create_handler(lambda: service)) as url:
+        yield url
 
 
 def recommend(base_url: str, user_id: str) -> dict[str, Any]:

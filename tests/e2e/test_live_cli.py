@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +14,11 @@ from typer.testing import CliRunner
 from tastebud.api.http import create_handler
 from tastebud.artifacts import LocalArtifactStore
 from tastebud.composition import build_runtime
-from tastebud.local_server import make_server
 from tastebud.runtime import ServingRuntime
 from tastebud.settings import Settings
 from tastebud_training.cli import app
+
+from servers import threaded_server
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -31,12 +31,8 @@ def live(tiny_artifacts: Path, tmp_path: Path) -> Iterator[tuple[ServingRuntime,
     runtime = build_runtime(Settings(artifacts=artifacts, redis_db_path=tmp_path / "redis" / "r.rdb",
                                      data_dir=tmp_path / "data", watch_interval_s=0.1))
     assert isinstance(runtime, ServingRuntime)
-    server = make_server(create_handler(lambda: runtime), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield runtime, f"http://127.0.0.1:{server.server_address[1]}", artifacts
-    server.shutdown()
-    server.server_close()
+    with threaded_server(lambda: create_handler(lambda: runtime)) as url:
+        yield runtime, url, artifacts
     runtime.close()
 
 
