@@ -46,7 +46,9 @@ def service(tiny_artifacts: Path, tmp_path: Path):  # type: ignore[no-untyped-de
     from tastebud.composition import build_runtime
     from tastebud.settings import Settings
 
-    runtime = build_runtime(Settings(artifacts=tiny_artifacts, redis_db_path=tmp_path / "stock.rdb"), watch=False)
+    # Its own data directory: accepted events and items must never land in the shared tiny data set.
+    runtime = build_runtime(Settings(artifacts=tiny_artifacts, redis_db_path=tmp_path / "stock.rdb",
+                                     data_dir=tmp_path / "data"), watch=False)
     yield runtime
     runtime.close()  # its embedded Redis server stops with it
 

@@ -124,7 +124,9 @@ def start_server_process(args: list[str], env: dict[str, str] | None = None) -> 
 
 
 def start_tastebud_serve(artifacts: Path, *, workers: int, extra: tuple[str, ...] = ()) -> ServerProcess:
+    # --data: accepted events and items go next to the artifacts copy, never into the shared tiny data set.
     server = start_server_process(["tastebud_training.cli", "serve", "--artifacts", str(artifacts), "--port", "0",
-                                   "--workers", str(workers), "--no-access-log", *extra])
+                                   "--workers", str(workers), "--no-access-log", "--data",
+                                   str(artifacts.parent / "data"), *extra])
     server.wait_for_workers(workers)
     return server

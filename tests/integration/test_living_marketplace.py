@@ -327,7 +327,10 @@ def test_the_http_routes_follow_the_contract(runtime: ServingRuntime, active_use
 
     unknown = load_event("merchant_close")
     assert handler(unknown, CONTEXT)["statusCode"] in (200, 404)
-    assert handler(load_event("item_upsert", merchant_id="no-such-merchant"), CONTEXT)["statusCode"] == 400
+    unknown_merchant = handler(load_event("item_upsert", merchant_id="no-such-merchant"), CONTEXT)
+    assert unknown_merchant["statusCode"] == 404 and response_json(unknown_merchant)["error"]["field"] == "merchant_id"
+    control = handler(load_event("item_upsert", merchant_id="m\r1"), CONTEXT)
+    assert control["statusCode"] == 400 and response_json(control)["error"]["field"] == "merchant_id"
     assert response_json(handler(load_event("item_upsert", price=-1), CONTEXT))["error"]["field"] == "price"
 
 

@@ -52,3 +52,10 @@ def test_a_bad_row_in_a_part_names_the_part_file(data: Path) -> None:
     with pytest.raises(DataValidationError) as raised:
         load_dataset(data)
     assert "interactions/day=2025-11-24.csv" in str(raised.value) and "i9" in str(raised.value)
+
+
+def test_values_with_line_breaks_and_commas_stay_in_their_column(data: Path) -> None:
+    DataDirLog(data).append_items([ItemDraft("i9", "m1", 'Pizza,\r"special"\nof the day', "pizza", "a\rb", 1e6)],
+                                  received_at=1_764_000_000)
+    items = load_dataset(data).items.set_index("item_id")
+    assert items.loc["i9", "title"] == 'Pizza,\r"special"\nof the day' and items.loc["i9", "merchant_id"] == "m1"

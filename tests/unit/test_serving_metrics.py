@@ -175,7 +175,7 @@ def test_dashboard_page_and_its_files_are_served(handler: Any) -> None:
     assert page["statusCode"] == 200 and "text/html" in page["headers"]["Content-Type"]
     assert "/static/cytoscape.min.js" in page["body"]
     root = get(handler, "/")
-    assert root["statusCode"] == 302 and root["headers"]["Location"] == "/dashboard"
+    assert root["statusCode"] == 200 and root["body"] == get(handler, "/dashboard")["body"]
     script = get(handler, "/static/cytoscape.min.js")
     assert script["statusCode"] == 200 and "javascript" in script["headers"]["Content-Type"]
     assert get(handler, "/static/..%2Fhttp.py")["statusCode"] == 404

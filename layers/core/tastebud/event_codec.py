@@ -44,6 +44,8 @@ def _identifier(document: dict[str, Any], name: str, *, required: bool) -> str |
         raise BadRequestError(f"{name} must be a non-empty string", field=name)
     if len(value) > MAX_ID_LENGTH:
         raise BadRequestError(f"{name} is {len(value)} characters long; at most {MAX_ID_LENGTH}", field=name)
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise BadRequestError(f"{name} contains control characters", field=name)
     return value
 
 

@@ -318,8 +318,8 @@ class ServingRuntime:
         merchant_rows = []
         for draft in drafts:
             row = catalog.merchant_row_of(draft.merchant_id)
-            if row is None:
-                raise BadRequestError(f"unknown merchant_id {draft.merchant_id!r}", field="merchant_id")
+            if row is None:  # merchants come from the catalog data; an item cannot create one
+                raise NotFoundError(f"unknown merchant_id {draft.merchant_id!r}", field="merchant_id")
             merchant_rows.append(row)
         rows = np.asarray(merchant_rows, dtype=np.int64)
         version_categories = view.version.catalog

@@ -56,7 +56,7 @@ class DataDirLog:
     @staticmethod
     def _append(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)  # a CR in a value stays inside
         writer.writerows(rows)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8", newline="") as handle:

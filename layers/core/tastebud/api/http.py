@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 
 from tastebud.api.models import (
+    ID_PATTERN,
     ErrorResponse,
     EventBatch,
     EventBatchResponse,
@@ -202,8 +203,9 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         return EventBatchResponse.model_validate(asdict(result))
 
     @app.put("/v1/items/<item_id>", summary="Add or change an item (recommendable within seconds)", tags=["catalog"],
-             responses=_errors(400, 501, 503))
-    def put_item(item_id: Annotated[str, PathParam(min_length=1, max_length=128)], item: ItemUpsert) -> ItemResponse:
+             responses=_errors(400, 404, 501, 503))
+    def put_item(item_id: Annotated[str, PathParam(min_length=1, max_length=128, pattern=ID_PATTERN)],
+                 item: ItemUpsert) -> ItemResponse:
         draft = ItemDraft(item_id=item_id, merchant_id=item.merchant_id, title=item.title, category=item.category,
                           description=item.description, price=float("nan") if item.price is None else item.price,
                           image_uri=item.image_uri or None)
@@ -212,13 +214,14 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
 
     @app.delete("/v1/items/<item_id>", summary="Remove an item (never served again)", tags=["catalog"],
                 responses=_errors(400, 404, 501, 503))
-    def delete_item(item_id: Annotated[str, PathParam(min_length=1, max_length=128)]) -> ItemResponse:
+    def delete_item(item_id: Annotated[str, PathParam(min_length=1, max_length=128, pattern=ID_PATTERN)],
+                    ) -> ItemResponse:
         seq = live_runtime().delete_item(item_id)
         return ItemResponse(item_id=item_id, status="deleted", catalog_seq=seq)
 
     @app.put("/v1/merchants/<merchant_id>", summary="Open or close a merchant, set its delivery radius",
              tags=["catalog"], responses=_errors(400, 404, 501, 503))
-    def put_merchant(merchant_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+    def put_merchant(merchant_id: Annotated[str, PathParam(min_length=1, max_length=128, pattern=ID_PATTERN)],
                      update: MerchantUpdate) -> MerchantResponse:
         state = live_runtime().set_merchant(merchant_id, update.open, update.delivery_radius_km)
         return MerchantResponse(merchant_id=merchant_id, open=state["open"],
@@ -278,14 +281,14 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
     def dashboard() -> Response[str]:
         return static_file("dashboard.html")
 
-    @app.get("/", summary="Redirects to /dashboard", tags=["ops"],
-             responses={302: {"description": "to /dashboard"}})
+    @app.get("/", summary="The dashboard (the same page as /dashboard)", tags=["ops"],
+             responses={200: {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}})
     def root() -> Response[str]:
-        return Response(status_code=302, content_type=content_types.TEXT_PLAIN, body="",
-                        headers={"Location": "/dashboard"})
+        return static_file("dashboard.html")
 
     @app.get("/static/<name>", summary="The dashboard's static files (Cytoscape.js is vendored here)",
-             tags=["ops"], responses=_errors(404))
+             tags=["ops"], responses={**_errors(400, 404), 200: {"description": "the file", "content": {
+                 media: {"schema": {"type": "string"}} for media in sorted(set(STATIC_FILES.values()))}}})
     def static(name: Annotated[str, PathParam(min_length=1, max_length=64)]) -> Response[str]:
         if name not in STATIC_FILES:
             raise NotFoundError(f"no static file {name!r}", field="name")

@@ -17,6 +17,8 @@ from pydantic import (
 )
 
 MAX_ID_LENGTH = 128
+# An id: printable characters (no control characters), at least one that is not a space.
+ID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 MAX_EXCLUDED = 500
 
 
@@ -259,11 +261,11 @@ class ItemUpsert(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    merchant_id: StrictStr = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"\S")
+    merchant_id: StrictStr = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
     title: StrictStr = Field(max_length=500)
     category: StrictStr = Field(min_length=1, max_length=200, pattern=r"\S")
     description: StrictStr = Field(default="", max_length=5000)
-    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    price: float | None = Field(default=None, ge=0, le=1_000_000, allow_inf_nan=False)
     image_uri: StrictStr | None = Field(default=None, max_length=2000)
 
 
