@@ -41,7 +41,7 @@ def test_every_route_documents_its_200_response_model() -> None:
                 assert all(c["schema"]["type"] == "string" for c in content.values()), f"{method.upper()} {path}"
                 continue
             schema = content["application/json"]["schema"]
-            reference = schema.get("$ref") or schema.get("additionalProperties", {}) and "dict"
+            reference = schema.get("$ref") or (schema.get("additionalProperties", {}) and "dict")
             assert reference, f"{method.upper()} {path}: {schema}"
             if reference != "dict":
                 assert reference.rsplit("/", 1)[1] in schemas, f"{method.upper()} {path}: {reference}"
