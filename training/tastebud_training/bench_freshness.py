@@ -194,6 +194,9 @@ def load_run(runtime: ServingRuntime, handler: Handler, artifacts: Path, *, seco
 
 def run_freshness(artifacts: Path, *, trials: int = 200, seconds: float = 60.0, rate: float = 100.0,
                   progress: bool = True) -> dict[str, Any]:
+    from tastebud.api.http import logger as api_logger
+
+    api_logger.setLevel("WARNING")  # one INFO line per request would bury the report (and break --json)
     work, copy, data = _private_copy(artifacts)
     runtime = build_runtime(Settings(artifacts=copy, redis_db_path=work / "redis" / "live.rdb", data_dir=data),
                             watch=False)
