@@ -369,3 +369,25 @@ def test_an_item_upsert_with_a_bad_image_is_refused_and_nothing_is_stored(runtim
         runtime.upsert_items([ItemDraft("bad-photo", merchant, "Soup", "soups", image_uri="/no/such/photo.png")])
     assert refused.value.field == "image_uri"
     assert runtime.view.catalog.row_of("bad-photo") is None and runtime._live.catalog_seq() == seq
+
+
+def test_two_workers_see_each_others_changes_on_their_next_call(artifacts: Path, data_dir: Path,
+                                                                tmp_path: Path, active_user: str) -> None:
+    """Two runtimes on one embedded Redis, as two `tastebud serve` workers are."""
+    from tastebud.domain import ItemDraft
+
+    redis_path = tmp_path / "shared" / "live.rdb"
+    first, second = start(artifacts, data_dir, redis_path), start(artifacts, data_dir, redis_path)
+    try:
+        merchant = str(first.view.catalog.merchant_ids[0])
+        first.upsert_items([ItemDraft("made-on-worker-1", merchant, "Lentil soup", "soups")])
+        event = purchase("on-worker-2", active_user, "made-on-worker-1")
+        assert second.ingest_events([event]).accepted == 1  # worker 2 knows the item without a request first
+        second.set_merchant(merchant, False, None)
+        assert merchant not in {i.merchant_id for i in first.recommend(active_user, k=20).items}
+        second.delete_item("made-on-worker-1")
+        assert "made-on-worker-1" not in [i.item_id for i in first.recommend(active_user, k=100).items]
+        assert first.view.catalog.row_of("made-on-worker-1") is None  # a deleted fresh item is gone from the view
+    finally:
+        second.close()
+        first.close()

@@ -267,8 +267,18 @@ class ServingRuntime:
                                         user=view.profile(user_id, events), trace=trace)
         return replace(result, degraded=[*degraded, *result.degraded]) if degraded else result
 
+    def _current_view(self) -> LiveView:
+        """The view with every catalog change applied, whichever worker received it (one Redis round trip).
+
+        Write routes validate ids against it: an item upserted through another worker exists here too.
+        """
+        seq = self._live_reads.catalog_seq()
+        if seq > self._view.seq:
+            self._sync(seq)
+        return self._view
+
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:
-        self._view.service.set_stock(item_id, in_stock, quantity)
+        self._current_view().service.set_stock(item_id, in_stock, quantity)
         self._out_of_stock.set(item_id, not in_stock or quantity == 0)
 
     def refresh_out_of_stock(self) -> None:
@@ -278,7 +288,7 @@ class ServingRuntime:
     def ingest_events(self, documents: Sequence[Any]) -> EventBatchResult:
         """Validate each event, apply the good ones in one atomic batch, report the rest per record."""
         now = self._clock()
-        catalog = self._view.catalog
+        catalog = self._current_view().catalog
         failures: list[EventFailure] = []
         good: list[InteractionEvent] = []
         first_index: dict[str, int] = {}
@@ -313,7 +323,7 @@ class ServingRuntime:
 
     def upsert_items(self, drafts: Sequence[ItemDraft]) -> int:
         """Add or change items; embedded now, recommendable on the next request. Returns the change sequence."""
-        view = self._view
+        view = self._current_view()
         catalog = view.catalog
         merchant_rows = []
         for draft in drafts:
@@ -343,14 +353,14 @@ class ServingRuntime:
         return seq
 
     def delete_item(self, item_id: str) -> int:
-        if self._view.catalog.row_of(item_id) is None:
+        if self._current_view().catalog.row_of(item_id) is None:
             raise NotFoundError(f"unknown item_id {item_id!r}", field="item_id")
         seq = self._live.put_items([{"item_id": item_id, "deleted": True, "received_at": self._clock()}])
         self._sync(seq)
         return seq
 
     def set_merchant(self, merchant_id: str, is_open: bool, delivery_radius_km: float | None) -> dict[str, Any]:
-        catalog = self._view.catalog
+        catalog = self._current_view().catalog
         row = catalog.merchant_row_of(merchant_id)
         if row is None:
             raise NotFoundError(f"unknown merchant_id {merchant_id!r}", field="merchant_id")
