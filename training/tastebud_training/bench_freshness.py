@@ -192,6 +192,41 @@ def load_run(runtime: ServingRuntime, handler: Handler, artifacts: Path, *, seco
             "final_version": runtime.version_name}
 
 
+def dead_redis(runtime: ServingRuntime, handler: Handler, n: int, progress: bool) -> dict[str, Any]:
+    """What a dead Redis adds to a request: the same requests with the embedded server alive, then SIGKILLed.
+
+    The supervisor is not running here (no watcher), so the server stays dead for the second half: the first
+    failures open the circuit, after which the stock stage and the live-state read are skipped, not waited for.
+    """
+    import os
+    import signal
+
+    users = runtime.view.version.users.user_ids[:n].tolist()
+
+    def measure(label: str) -> tuple[list[float], list[float], set[str]]:
+        total, stock, degraded = [], [], set()
+        for user in track(users, label, enabled=progress):
+            started = time.perf_counter()
+            status, body = _call(handler, "POST", "/v1/recommendations", {"user_id": str(user), "k": 20})
+            total.append((time.perf_counter() - started) * 1000)
+            if status == 200:
+                stock.append(body["stage_ms"]["stock"])
+                degraded |= set(body["degraded"])
+        return total, stock, degraded
+
+    alive_total, alive_stock, _ = measure("redis alive")
+    pid = runtime._supervisor.server_pid() if runtime._supervisor is not None else None
+    if not pid:
+        return {"skipped": "not an embedded Redis"}
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    dead_total, dead_stock, degraded = measure("redis dead")
+    return {"requests": n, "alive_total_ms": _pct(alive_total), "dead_total_ms": _pct(dead_total),
+            "alive_stock_ms": _pct(alive_stock), "dead_stock_ms": _pct(dead_stock),
+            "degraded_while_dead": sorted(degraded), "circuit": str(runtime._breaker.current_state
+                                                                    if runtime._breaker is not None else "none")}
+
+
 def run_freshness(artifacts: Path, *, trials: int = 200, seconds: float = 60.0, rate: float = 100.0,
                   progress: bool = True) -> dict[str, Any]:
     from tastebud.api.http import logger as api_logger
