@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tastebud.api.http import EMBEDDED_ONLY_ROUTES
+
+from helpers import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
@@ -25,30 +26,6 @@ TEMPLATE = ROOT / "template.yaml"
 def load_event(name: str) -> dict[str, Any]:
     """One sample event by file stem, e.g. ``load_event("recommend")``."""
     return json.loads((EVENTS_DIR / f"{name}.json").read_text())
-
-
-class CloudFormationLoader(yaml.SafeLoader):
-    """A SafeLoader that accepts CloudFormation short-form tags (!Ref, !Sub, !GetAtt, !If ...)."""
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _construct_tag)
-
-
-def load_template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)
 
 
 ALL_EVENTS = sorted(path.stem for path in EVENTS_DIR.glob("*.json"))

@@ -12,27 +12,10 @@ from typing import Any
 
 import pytest
 
-from tastebud.api.http import create_handler
 from tastebud.api.request_guard import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth_exceeds
-from tastebud.local_server import LocalLambdaContext
 
-from factories import MemoryStock, make_service
-from helpers import load_event, response_json
-
-
-@pytest.fixture
-def stock() -> MemoryStock:
-    return MemoryStock()
-
-
-@pytest.fixture
-def handler(stock: MemoryStock):  # type: ignore[no-untyped-def]
-    service = make_service(stock=stock, histories={"u00001": [0, 3, 6]}, item_id_format="i{:06d}")
-    return create_handler(lambda: service)
-
-
-def invoke(handler: Any, event: dict[str, Any]) -> dict[str, Any]:
-    return handler(event, LocalLambdaContext(aws_request_id="test"))
+from factories import MemoryStock
+from helpers import invoke, load_event, response_json
 
 
 def with_method(event: dict[str, Any], method: str) -> dict[str, Any]:
