@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The SageMaker SDK's own venv (mk/lint.mk builds it); set here because `test` names it before the include.
+SAGEMAKER_VENV ?= .venv-sagemaker
 PORT ?= 3000
 # Worker processes of the local server (one per core; docs/SERVING.md).
 WORKERS ?= 2
