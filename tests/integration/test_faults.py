@@ -67,8 +67,11 @@ def test_redis_killed_and_restarted_under_8_clients(runtime: ServingRuntime, act
     stop = threading.Event()
 
     def client() -> None:
+        # One handler per client thread: a Powertools resolver serves one request at a time (a Lambda environment,
+        # a server worker); the runtime and its Redis are what the threads share.
+        own = create_handler(lambda: runtime)
         while not stop.is_set():
-            response = handler(load_event("recommend", user_id=active_user, k=10), CONTEXT)
+            response = own(load_event("recommend", user_id=active_user, k=10), CONTEXT)
             body = response_json(response)
             if response["statusCode"] != 200 or len(body["items"]) != 10 or out in [i["item_id"] for i in
                                                                                     body["items"]]:

@@ -243,14 +243,14 @@ def publish_copy(artifacts: Path, *, name: str, model_version: str, break_with: 
 
 def test_a_hot_swap_under_concurrent_requests_fails_nothing(runtime: ServingRuntime, artifacts: Path,
                                                             active_user: str) -> None:
-    handler = create_handler(lambda: runtime)
     failures: list[object] = []
     models: list[str] = []
     stop = threading.Event()
 
     def client() -> None:
+        own = create_handler(lambda: runtime)  # one resolver per thread, as one per worker; the runtime is shared
         while not stop.is_set():
-            response = handler(load_event("recommend", user_id=active_user, k=10), CONTEXT)
+            response = own(load_event("recommend", user_id=active_user, k=10), CONTEXT)
             if response["statusCode"] != 200 or len(response_json(response)["items"]) != 10:
                 failures.append(response)
             else:

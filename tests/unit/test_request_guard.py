@@ -133,3 +133,12 @@ def test_integers_stay_strict(handler: Any, quantity: Any) -> None:
 def test_k_as_a_whole_float(handler: Any) -> None:
     response = invoke(handler, load_event("recommend", k=5.0))
     assert response["statusCode"] == 200 and len(response_json(response)["items"]) == 5
+
+
+def test_percent_escaped_utf8_ids_reach_the_route_decoded(handler) -> None:  # type: ignore[no-untyped-def]
+    from tastebud.local_server import http_api_event
+
+    event = http_api_event("PUT", "/v1/stock/caf%C3%A9-1", {"content-type": "application/json"},
+                           b'{"in_stock": false}', "r1")
+    body = response_json(invoke(handler, event))
+    assert body["error"]["message"] == "unknown item_id 'café-1'"  # decoded, then looked up

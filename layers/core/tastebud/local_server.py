@@ -10,7 +10,7 @@ import base64
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ def http_api_event(method: str, raw_path: str, headers: dict[str, str], body: by
             "accountId": "000000000000",
             "apiId": "local",
             "domainName": "localhost",
-            "http": {"method": method, "path": parts.path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+            # Like API Gateway: rawPath stays percent-encoded, the routed path (and so path parameters) is decoded
+            # as UTF-8, so /v1/items/%C3%A9 names the item "é".
+            "http": {"method": method, "path": unquote(parts.path), "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
                      "userAgent": lowered.get("user-agent", "")},
             "requestId": request_id,
             "routeKey": "$default",

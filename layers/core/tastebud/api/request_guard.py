@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 MAX_BODY_BYTES = 1 << 20  # API Gateway's own payload limit is 10 MB; no request of this API needs more than 1 MB
 MAX_JSON_DEPTH = 32  # our deepest body (events -> event -> field) is 3 levels deep
@@ -64,6 +65,7 @@ def normalise_event(event: dict[str, Any], max_body_bytes: int = MAX_BODY_BYTES)
     Only events that carry a body change: the body becomes plain text (``isBase64Encoded`` false) and the
     content type ``application/json``, so the route parses it as JSON whatever the client declared.
     """
+    event = _decoded_path(event)
     raw = _body_bytes(event)
     if isinstance(raw, Rejection):
         return raw
@@ -83,6 +85,24 @@ def normalise_event(event: dict[str, Any], max_body_bytes: int = MAX_BODY_BYTES)
     headers = {name: value for name, value in (event.get("headers") or {}).items() if name.lower() != "content-type"}
     headers["content-type"] = "application/json"
     return {**event, "headers": headers, "body": text, "isBase64Encoded": False}
+
+
+def _decoded_path(event: dict[str, Any]) -> dict[str, Any]:
+    """Route on the UTF-8 decoded path: API Gateway's rawPath keeps percent-escapes, and the resolver reads path
+    parameters from it, so /v1/items/%C3%A9 must name the item "é", not "%C3%A9"."""
+    raw_path = event.get("rawPath")
+    if not isinstance(raw_path, str) or "%" not in raw_path:
+        return event
+    decoded = unquote(raw_path, errors="strict") if _is_utf8_escaped(raw_path) else raw_path
+    return {**event, "rawPath": decoded}
+
+
+def _is_utf8_escaped(path: str) -> bool:
+    try:
+        unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return False  # not UTF-8 escapes: leave the path as sent (no route will match an invalid id anyway)
+    return True
 
 
 def allowed_methods(app: Any, path: str) -> list[str]:
