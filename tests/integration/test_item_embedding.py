@@ -18,7 +18,7 @@ from tastebud.adapters.embedded.onnx_item_embedder import OnnxItemEmbedder
 from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import Catalog
 from tastebud.domain import ItemDraft
-from tastebud.errors import ArtifactMismatchError, BadRequestError
+from tastebud.errors import ArtifactMismatchError, BadRequestError, NotFoundError
 from tastebud.image_features import unit_rows
 from tastebud.ports import ItemEmbedder
 from tastebud.two_tower_features import TwoTowerVocab, item_inputs
@@ -118,14 +118,18 @@ def test_a_brand_new_item_of_an_unknown_merchant_gets_a_unit_vector(embedder) ->
     assert np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("uri", ["images/does-not-exist.png", "not-an-image.png", "https://example.com/x.png",
-                                 "/definitely/missing.png"])
-def test_an_unusable_image_is_a_bad_request(version, tiny_data: Path, tmp_path: Path, uri: str) -> None:
+@pytest.mark.parametrize(("uri", "error"), [("images/does-not-exist.png", NotFoundError),
+                                            ("not-an-image.png", BadRequestError),
+                                            ("https://example.com/x.png", NotFoundError),
+                                            ("/definitely/missing.png", NotFoundError)])
+def test_an_unusable_image_is_refused_naming_the_field(version, tiny_data: Path, tmp_path: Path, uri: str,  # type: ignore[no-untyped-def]
+                                                       error: type[Exception]) -> None:
+    """A photo that is not there is a 404 (like an unknown merchant); one that is not an image a 400."""
     directory, manifest, _, vocab = version
     (tmp_path / "not-an-image.png").write_text("plain text, not a PNG")
     embedder = OnnxItemEmbedder.load(directory, manifest, vocab, image_root=tmp_path)
     draft = ItemDraft(item_id="x", merchant_id="m", title="Soup", category="soups", image_uri=uri)
-    with pytest.raises(BadRequestError) as raised:
+    with pytest.raises(error) as raised:
         embedder.embed([draft], merchant_rows=np.asarray([0]), category_rows=np.asarray([0]), domains=np.asarray([0]))
     assert raised.value.field == "image_uri"
 

@@ -361,11 +361,11 @@ def test_a_new_item_is_embedded_retrieved_and_served_when_it_matches(runtime: Se
 
 def test_an_item_upsert_with_a_bad_image_is_refused_and_nothing_is_stored(runtime: ServingRuntime) -> None:
     from tastebud.domain import ItemDraft
-    from tastebud.errors import BadRequestError
+    from tastebud.errors import NotFoundError
 
     merchant = str(runtime.view.catalog.merchant_ids[0])
     seq = runtime.view.seq
-    with pytest.raises(BadRequestError) as refused:
+    with pytest.raises(NotFoundError) as refused:
         runtime.upsert_items([ItemDraft("bad-photo", merchant, "Soup", "soups", image_uri="/no/such/photo.png")])
     assert refused.value.field == "image_uri"
     assert runtime.view.catalog.row_of("bad-photo") is None and runtime._live.catalog_seq() == seq

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -76,6 +77,8 @@ STATIC_FILES = {"cytoscape.min.js": "application/javascript; charset=utf-8",
                 "dashboard.js": "application/javascript; charset=utf-8",
                 "dashboard.css": "text/css; charset=utf-8",
                 "dashboard.html": content_types.TEXT_HTML}
+# The spec names the files (a client, or a fuzzer, can only ask for these).
+STATIC_NAME_PATTERN = "^(" + "|".join(re.escape(name) for name in sorted(STATIC_FILES)) + ")$"
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -289,7 +292,8 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
     @app.get("/static/<name>", summary="The dashboard's static files (Cytoscape.js is vendored here)",
              tags=["ops"], responses={**_errors(400, 404), 200: {"description": "the file", "content": {
                  media: {"schema": {"type": "string"}} for media in sorted(set(STATIC_FILES.values()))}}})
-    def static(name: Annotated[str, PathParam(min_length=1, max_length=64)]) -> Response[str]:
+    def static(name: Annotated[str, PathParam(min_length=1, max_length=64, pattern=STATIC_NAME_PATTERN)],
+               ) -> Response[str]:
         if name not in STATIC_FILES:
             raise NotFoundError(f"no static file {name!r}", field="name")
         return static_file(name)

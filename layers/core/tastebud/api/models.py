@@ -17,6 +17,9 @@ from pydantic import (
 )
 
 MAX_ID_LENGTH = 128
+# A photo's path: printable characters ending in an image extension (or empty: no photo).
+IMAGE_URI_PATTERN = (r"^$|^[^\x00-\x1f\x7f]*\.([Pp][Nn][Gg]|[Jj][Pp][Ee]?[Gg]|[Ww][Ee][Bb][Pp]|[Gg][Ii][Ff]|"
+                     r"[Bb][Mm][Pp])$")
 # An id: printable characters (no control characters), at least one that is not a space.
 ID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 MAX_EXCLUDED = 500
@@ -266,7 +269,8 @@ class ItemUpsert(BaseModel):
     category: StrictStr = Field(min_length=1, max_length=200, pattern=r"\S")
     description: StrictStr = Field(default="", max_length=5000)
     price: float | None = Field(default=None, ge=0, le=1_000_000, allow_inf_nan=False)
-    image_uri: StrictStr | None = Field(default=None, max_length=2000)
+    image_uri: StrictStr | None = Field(default=None, max_length=2000, pattern=IMAGE_URI_PATTERN, description=(
+        "a photo on the server: a path, absolute or relative to the data directory (png, jpg, jpeg, webp, gif, bmp)"))
 
 
 class ItemResponse(BaseModel):

@@ -18,7 +18,7 @@ from tastebud.adapters.embedded.onnx_session import single_thread_session
 from tastebud.adapters.embedded.onnx_text_encoder import OnnxTextEncoder
 from tastebud.artifacts import Manifest
 from tastebud.domain import ItemDraft
-from tastebud.errors import ArtifactMismatchError, BadRequestError
+from tastebud.errors import ArtifactMismatchError, BadRequestError, NotFoundError
 from tastebud.image_features import UnreadableImageError
 from tastebud.item_embedding_spec import ItemEmbeddingSpec
 from tastebud.item_text import item_text
@@ -117,14 +117,15 @@ class OnnxItemEmbedder:
 
     def _resolve(self, uri: str) -> Path:
         text = uri.strip()
-        if "://" in text:
-            raise BadRequestError("image_uri must be a local file path, not a URL", field="image_uri")
+        if "://" in text:  # nothing is fetched over the network: a URL names no local file
+            raise NotFoundError(f"image_uri {text!r}: no such local file (URLs are not fetched; give a path)",
+                                field="image_uri")
         path = Path(text)
         if not path.is_absolute():
             if self._image_root is None:
                 raise BadRequestError("a relative image_uri needs the server's data directory (not configured)",
                                       field="image_uri")
             path = self._image_root / path
-        if not path.is_file():
-            raise BadRequestError(f"image_uri {text!r}: no such file", field="image_uri")
+        if not path.is_file():  # a reference to something that is not there: 404, like an unknown merchant
+            raise NotFoundError(f"image_uri {text!r}: no such file", field="image_uri")
         return path
