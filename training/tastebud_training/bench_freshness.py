@@ -231,7 +231,7 @@ def run_freshness(artifacts: Path, *, trials: int = 200, seconds: float = 60.0, 
                   progress: bool = True) -> dict[str, Any]:
     from tastebud.api.http import logger as api_logger
 
-    api_logger.setLevel("WARNING")  # one INFO line per request would bury the report (and break --json)
+    api_logger.setLevel("ERROR")  # a line per request (or per outage request) would bury the report, break --json
     work, copy, data = _private_copy(artifacts)
     runtime = build_runtime(Settings(artifacts=copy, redis_db_path=work / "redis" / "live.rdb", data_dir=data),
                             watch=False)
@@ -246,6 +246,7 @@ def run_freshness(artifacts: Path, *, trials: int = 200, seconds: float = 60.0, 
                   "items_upsert": item_freshness(runtime, handler, max(trials // 4, 10), progress),
                   "load": load_run(runtime, handler, copy, seconds=seconds, rate=rate, progress=progress)}
         report["fresh_source_candidates"] = len(runtime.view.fresh)
+        report["dead_redis"] = dead_redis(runtime, handler, 500, progress)  # last: it kills the server
         return report
     finally:
         runtime.close()

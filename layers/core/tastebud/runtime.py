@@ -259,8 +259,9 @@ class ServingRuntime:
             events, seq = self._live_reads.read_user(user_id)
             if seq > self._view.seq:
                 self._sync(seq)
-        except DependencyError as exc:  # an outage, not a bug: one line, no stack (the circuit limits the rate)
-            logger.warning("live state unavailable, serving the version's history only: %s", exc)
+        except DependencyError as exc:  # an outage, not a bug: one line, no stack; none while the circuit is open
+            if breaker_state(self._breaker) != "down":
+                logger.warning("live state unavailable, serving the version's history only: %s", exc)
             degraded.append("live_state")
         view = self._view
         result = view.service.recommend(user_id, k, domain, lat, lon, exclude_item_ids, request_id,
