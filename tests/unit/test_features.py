@@ -62,7 +62,7 @@ def test_cold_user_gets_neutral_not_broken_features() -> None:
     assert np.isnan(x[:, F["distance_km"]]).all() and np.isnan(x[:, F["price_ratio"]]).all()
 
 
-def test_source_flags_and_retrieval_score_pass_through() -> None:
+def test_source_flags_and_retrieval_rank() -> None:
     x = features_for(warm_user(), [0, 1, 2])
     assert x[:, F["from_history"]].tolist() == [0, 1, 0]
-    assert x[0, F["retrieval_score"]] == pytest.approx(0.9) and np.isnan(x[1, F["retrieval_score"]])
+    assert x[0, F["retrieval_rank"]] == 0.0 and np.isnan(x[1, F["retrieval_rank"]])

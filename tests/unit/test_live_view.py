@@ -38,11 +38,13 @@ def test_appended_items_extend_lookups_and_popularity_order() -> None:
                              item_domain=np.asarray([1]), item_category=np.asarray([2]), item_price=np.asarray([3.0]),
                              item_created_at=np.asarray([NOW]), item_popularity=np.zeros(1),
                              item_recent_popularity=np.zeros(1), item_ctr=np.full(1, np.nan),
-                             item_enabled=np.ones(1, bool))
+                             item_enabled=np.ones(1, bool), item_repeat_rate=np.full(1, np.nan),
+                             item_reorder_days=np.full(1, np.nan))
     assert grown.size == 7 and grown.row_of("a-much-longer-new-id") == 6 and grown.row_of("i2") == 2
     assert grown.item_ids[6] == "a-much-longer-new-id"  # the id dtype widened
     assert grown.popular_rows("all")[-1] == 6 and 6 in grown.popular_rows("grocery").tolist()
     assert catalog.size == 6  # the original is untouched
+    assert grown.related_offsets.size == 8 and catalog.related(np.asarray([5]))[1].size == 0
 
 
 def test_appending_needs_every_item_array() -> None:
@@ -215,15 +217,27 @@ def test_history_fold_matches_the_training_snapshot(tiny_dataset) -> None:  # ty
         np.testing.assert_array_equal(folded.history_rows, expected.history_rows)
         np.testing.assert_allclose(folded.history_weights, expected.history_weights)
         np.testing.assert_array_equal(folded.history_last_ts, expected.history_last_ts)
+        np.testing.assert_allclose(folded.history_repeat, expected.history_repeat)
+        # Events arrive in any order and in several batches (live events on top of a version): same history.
+        shuffled = events.sample(frac=1.0, random_state=3)
+        half = len(shuffled) // 2
+        in_two = UserProfile.cold(user_id)
+        for part in (shuffled.iloc[:half], shuffled.iloc[half:]):
+            in_two = with_events(in_two, catalog.rows_of(part["item_id"].tolist()), part["event_type"].tolist(),
+                                 part["ts"].to_numpy(np.float64))
+        np.testing.assert_array_equal(in_two.history_rows, expected.history_rows)
+        np.testing.assert_allclose(in_two.history_weights, expected.history_weights)
+        np.testing.assert_allclose(in_two.history_repeat, expected.history_repeat)
 
 
 def test_a_version_built_for_other_features_is_refused_naming_both() -> None:
     from tastebud.artifacts import Manifest
     from tastebud.errors import ArtifactMismatchError
+    from tastebud.features import FEATURE_VERSION
     from tastebud.serving_version import check_manifest
 
     manifest = Manifest(version="v", model_version="m", index_version="i", feature_version="ranker-features-v0",
                         created_at=0, retrieval={"kind": "two_tower"}, ranker={}, data={})
-    with pytest.raises(ArtifactMismatchError, match=r"ranker-features-v0.*ranker-features-v1"):
+    with pytest.raises(ArtifactMismatchError, match=r"ranker-features-v0.*" + FEATURE_VERSION):
         check_manifest(manifest)
 

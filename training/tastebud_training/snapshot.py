@@ -11,8 +11,9 @@ import pandas as pd
 
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import DEFAULT_DELIVERY_RADIUS_KM, DOMAIN_CODE, Catalog
-from tastebud.history import EVENT_WEIGHTS, POSITIVE_EVENTS
+from tastebud.history import EVENT_WEIGHTS, POSITIVE_EVENTS, REPEAT_EVENT, fold_log
 from tastebud_training.data import Dataset
+from tastebud_training.reorders import basket_keys, bought_together, item_repeat_stats
 
 RECENT_DAYS = 7
 _DAY = 86400.0
@@ -59,6 +60,16 @@ def build_catalog(dataset: Dataset, as_of: float) -> Catalog:
     else:
         ctr = np.full(n_items, np.nan, dtype=np.float32)  # unknown, not zero: no impressions were logged
 
+    purchases = past[past["event_type"] == REPEAT_EVENT]
+    purchase_rows = item_index.get_indexer(purchases["item_id"].to_numpy())
+    purchase_ts = purchases["ts"].to_numpy(dtype=np.float64)
+    user_codes, _ = pd.factorize(purchases["user_id"])
+    repeat_rate, reorder_days = item_repeat_stats(user_codes, purchase_rows, purchase_ts, n_items)
+    sessions = (purchases["session_id"].fillna("").astype(str).to_numpy() if "session_id" in purchases
+                else np.full(len(purchases), ""))
+    related = bought_together(basket_keys(purchases["user_id"].to_numpy(dtype=str), sessions, purchase_ts),
+                              purchase_rows, n_items)
+
     merchant_popularity = np.bincount(item_merchant, weights=popularity, minlength=len(merchants))
     order = np.argsort(np.argsort(merchant_popularity, kind="stable"), kind="stable")
     merchant_pct = (order / max(len(merchants) - 1, 1)).astype(np.float32)
@@ -85,6 +96,11 @@ def build_catalog(dataset: Dataset, as_of: float) -> Catalog:
         merchant_open=_flag(merchants, "is_open", default=True),
         merchant_radius_km=merchants["delivery_radius_km"].fillna(DEFAULT_DELIVERY_RADIUS_KM).to_numpy(np.float64)
         if "delivery_radius_km" in merchants else np.full(len(merchants), DEFAULT_DELIVERY_RADIUS_KM),
+        item_repeat_rate=repeat_rate,
+        item_reorder_days=reorder_days,
+        related_offsets=related[0],
+        related_rows=related[1],
+        related_scores=related[2],
     )
 
 
@@ -108,18 +124,13 @@ def preference_terms(users: pd.DataFrame) -> list[str]:
 
 
 def build_user_table(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[str]) -> UserTable:
-    """Per user: unique positive items, most recent first, with summed graded weights and last time."""
+    """Per user: unique positive items, most recent first, folded by ``tastebud.history`` (as serving folds)."""
     pos = positives(dataset.interactions[dataset.interactions["ts"] < as_of])
-    pos = pos.assign(row=item_rows(catalog, pos["item_id"]))
-    per_item = (
-        pos.groupby(["user_id", "row"], sort=False)
-        .agg(weight=("weight", "sum"), last_ts=("ts", "max"))
-        .reset_index()
-        .sort_values(["user_id", "last_ts", "row"], ascending=[True, False, True], kind="stable")
-    )
     users = dataset.users
-    user_ids = np.asarray(sorted(set(users["user_id"]).union(per_item["user_id"])), dtype=str)
-    user_pos = np.searchsorted(user_ids, per_item["user_id"].to_numpy(dtype=str))
+    user_ids = np.asarray(sorted(set(users["user_id"]).union(pos["user_id"])), dtype=str)
+    user_pos, rows, weights, last_ts, repeat = fold_log(
+        np.searchsorted(user_ids, pos["user_id"].to_numpy(dtype=str)), item_rows(catalog, pos["item_id"]),
+        pos["event_type"].to_numpy(dtype=str), pos["ts"].to_numpy(dtype=np.float64), catalog.size)
     counts = np.bincount(user_pos, minlength=user_ids.size)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
@@ -144,9 +155,10 @@ def build_user_table(dataset: Dataset, catalog: Catalog, as_of: float, terms: li
     return UserTable(
         user_ids=user_ids,
         offsets=offsets,
-        history_rows=per_item["row"].to_numpy(dtype=np.int64),
-        history_weights=per_item["weight"].to_numpy(dtype=np.float32),
-        history_last_ts=per_item["last_ts"].to_numpy(dtype=np.float64),
+        history_rows=rows,
+        history_weights=weights,
+        history_last_ts=last_ts,
+        history_repeat=repeat,
         preference_offsets=pref_offsets,
         preference_rows=pref_rows,
         home_lat=column("home_lat"),

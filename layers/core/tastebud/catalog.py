@@ -17,7 +17,8 @@ DOMAIN_CODE = {name: code for code, name in enumerate(DOMAINS)}
 # A merchant without a delivery radius delivers this far (typical for city food delivery; the data contract's default).
 DEFAULT_DELIVERY_RADIUS_KM = 8.0
 # Arrays that may be absent from catalogs saved before they existed; __post_init__ fills their defaults.
-_OPTIONAL = ("item_enabled", "merchant_open", "merchant_radius_km")
+_OPTIONAL = ("item_enabled", "merchant_open", "merchant_radius_km", "item_repeat_rate", "item_reorder_days",
+             "related_offsets", "related_rows", "related_scores")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class Catalog:
         item_enabled: False for items deleted or disabled (never served); default all True.
         merchant_open: False for closed merchants (never served); default all True.
         merchant_radius_km: delivery radius per merchant; default DEFAULT_DELIVERY_RADIUS_KM.
+        item_repeat_rate: share of the item's buyers who bought it again (shrunk to the catalog's rate); NaN unknown.
+        item_reorder_days: median days between a user's purchases of the item, over users who re-bought it; NaN.
+        related_offsets, related_rows, related_scores: items bought together (same basket), as CSR: row i's
+            partners are ``related_rows[related_offsets[i]:related_offsets[i+1]]``, best first, with their
+            cosine co-occurrence; default none.
     """
 
     as_of: float
@@ -61,6 +67,11 @@ class Catalog:
     item_enabled: np.ndarray = None  # type: ignore[assignment]  # filled in __post_init__
     merchant_open: np.ndarray = None  # type: ignore[assignment]
     merchant_radius_km: np.ndarray = None  # type: ignore[assignment]
+    item_repeat_rate: np.ndarray = None  # type: ignore[assignment]
+    item_reorder_days: np.ndarray = None  # type: ignore[assignment]
+    related_offsets: np.ndarray = None  # type: ignore[assignment]
+    related_rows: np.ndarray = None  # type: ignore[assignment]
+    related_scores: np.ndarray = None  # type: ignore[assignment]
     _row_of: dict[str, int] = field(init=False, repr=False, compare=False)
     _popular: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
@@ -73,8 +84,18 @@ class Catalog:
             object.__setattr__(self, "merchant_open", np.ones(m, dtype=bool))
         if self.merchant_radius_km is None:
             object.__setattr__(self, "merchant_radius_km", np.full(m, DEFAULT_DELIVERY_RADIUS_KM))
+        for name in ("item_repeat_rate", "item_reorder_days"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(n, np.nan, dtype=np.float32))
+        if self.related_offsets is None:
+            object.__setattr__(self, "related_offsets", np.zeros(n + 1, dtype=np.int64))
+            object.__setattr__(self, "related_rows", np.zeros(0, dtype=np.int64))
+            object.__setattr__(self, "related_scores", np.zeros(0, dtype=np.float32))
+        if self.related_offsets.shape[0] != n + 1 or self.related_rows.shape != self.related_scores.shape:
+            raise ValueError("catalog related_offsets must have len(item_ids) + 1 entries, rows and scores align")
         for name in ("item_merchant", "item_domain", "item_category", "item_price", "item_created_at",
-                     "item_popularity", "item_recent_popularity", "item_ctr", "item_enabled"):
+                     "item_popularity", "item_recent_popularity", "item_ctr", "item_enabled", "item_repeat_rate",
+                     "item_reorder_days"):
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"catalog array {name} has {getattr(self, name).shape[0]} rows, expected {n}")
         for name in ("merchant_created_at", "merchant_lat", "merchant_lon", "merchant_popularity_pct",
@@ -118,6 +139,16 @@ class Catalog:
         arrays["as_of"] = float(arrays["as_of"])
         return cls(**arrays)
 
+    def related(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Items bought together with each of ``rows``: (index into ``rows``, partner row, score), concatenated."""
+        starts, ends = self.related_offsets[rows], self.related_offsets[rows + 1]
+        lengths = ends - starts
+        if not lengths.any():
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        owner = np.repeat(np.arange(rows.size), lengths)
+        positions = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths) + starts[owner]
+        return owner, self.related_rows[positions], self.related_scores[positions]
+
     def merchant_row_of(self, merchant_id: str) -> int | None:
         rows = np.flatnonzero(self.merchant_ids == merchant_id)
         return int(rows[0]) if rows.size else None
@@ -158,6 +189,9 @@ class Catalog:
             if f.init:
                 object.__setattr__(catalog, f.name, grown.get(f.name, getattr(self, f.name)))
         object.__setattr__(catalog, "item_ids", grown_ids)
+        # New items have not been bought with anything yet.
+        object.__setattr__(catalog, "related_offsets", np.concatenate(
+            [self.related_offsets, np.full(len(item_ids), self.related_offsets[-1], dtype=np.int64)]))
         row_of = dict(self._row_of)
         row_of.update({item_id: n + i for i, item_id in enumerate(np.asarray(item_ids, dtype=str).tolist())})
         object.__setattr__(catalog, "_row_of", row_of)

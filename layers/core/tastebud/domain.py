@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 EMPTY_INT = np.zeros(0, dtype=np.int64)
 EMPTY_FLOAT = np.zeros(0, dtype=np.float32)
+EMPTY_REPEAT = np.zeros((0, 7), dtype=np.float64)  # tastebud.history.REPEAT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,8 @@ class UserProfile:
         history_rows: catalog rows of items the user had positives on, most recent first (unique).
         history_weights: graded positive weight per row (click 1, add_to_cart 2, purchase 3, summed).
         history_last_ts: epoch seconds of the last positive per row.
+        history_repeat: per row, the purchase statistics of ``tastebud.history.REPEAT_COLUMNS`` (n, 7) float64;
+            empty (0, 7) when the store that built the profile does not keep them (features are then unknown).
         preference_rows: rows into the preference vocabulary (stated tastes), for cold users with a profile.
     """
 
@@ -26,6 +30,7 @@ class UserProfile:
     history_rows: np.ndarray = field(default_factory=lambda: EMPTY_INT)
     history_weights: np.ndarray = field(default_factory=lambda: EMPTY_FLOAT)
     history_last_ts: np.ndarray = field(default_factory=lambda: EMPTY_FLOAT)
+    history_repeat: np.ndarray = field(default_factory=lambda: EMPTY_REPEAT)
     preference_rows: np.ndarray = field(default_factory=lambda: EMPTY_INT)
     home_lat: float = float("nan")
     home_lon: float = float("nan")
@@ -53,12 +58,23 @@ class RequestContext:
 
     @property
     def hour_of_day(self) -> int:
-        return int((self.now // 3600) % 24)
+        return int(hour_of_day(self.now))
 
     @property
     def day_of_week(self) -> int:
-        # 1970-01-01 was a Thursday; Monday = 0.
-        return int((self.now // 86400 + 3) % 7)
+        return int(day_of_week(self.now))
+
+
+def hour_of_day(ts: Any) -> Any:
+    """UTC hour (0..23) of epoch seconds, for a number or an array: requests and past orders alike."""
+    return (np.floor_divide(ts, 3600) % 24).astype(np.int64) if isinstance(ts, np.ndarray) else (ts // 3600) % 24
+
+
+def day_of_week(ts: Any) -> Any:
+    """Day of week (Monday = 0; 1970-01-01 was a Thursday) of epoch seconds, for a number or an array."""
+    if isinstance(ts, np.ndarray):
+        return (np.floor_divide(ts, 86400) + 3).astype(np.int64) % 7
+    return (ts // 86400 + 3) % 7
 
 
 @dataclass
@@ -88,6 +104,7 @@ SOURCE_ANN = 1
 SOURCE_HISTORY = 2
 SOURCE_POPULAR = 4
 SOURCE_FRESH = 8  # items added since the index was built (the fresh-items side index)
+SOURCE_RELATED = 16  # bought together (same basket) with the user's recent purchases
 
 
 @dataclass(frozen=True)

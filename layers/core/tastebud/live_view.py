@@ -171,7 +171,8 @@ def _apply_drafts(catalog: Catalog, drafts: list[ItemDraft], merchant_rows: np.n
             np.asarray([d.item_id for d, is_new in zip(drafts, new, strict=True) if is_new]),
             item_merchant=merchant_rows[new], item_domain=domains[new], item_category=category_rows_all[new],
             item_price=prices[new], item_created_at=received_at[new], item_popularity=np.zeros(n),
-            item_recent_popularity=np.zeros(n), item_ctr=np.full(n, np.nan), item_enabled=np.ones(n, bool))
+            item_recent_popularity=np.zeros(n), item_ctr=np.full(n, np.nan), item_enabled=np.ones(n, bool),
+            item_repeat_rate=np.full(n, np.nan), item_reorder_days=np.full(n, np.nan))
     rows = catalog.rows_of([d.item_id for d in drafts])
     version_category_rows = np.where(category_rows_all < known_categories, category_rows_all, -1)
     return catalog, rows, version_category_rows

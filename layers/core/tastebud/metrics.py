@@ -27,14 +27,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, SOURCE_HISTORY, SOURCE_POPULAR
+from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, SOURCE_HISTORY, SOURCE_POPULAR, SOURCE_RELATED
 
 # The seed plan's per-stage budget (ms). The retrieve budget covers its two halves (user tower + k-NN).
 TARGET_MS: dict[str, float] = {"retrieve": 70.0, "user_tower": 70.0, "knn": 70.0, "rerank": 25.0, "fairness": 10.0,
                                "stock": 10.0, "total": 115.0}
 LATENCY_STAGES = ("user_tower", "knn", "retrieve", "rerank", "fairness", "stock", "total")
 COUNT_STAGES = ("retrieve", "rerank", "fairness", "stock")  # candidates left after each stage
-SOURCES = {"ann": SOURCE_ANN, "history": SOURCE_HISTORY, "popular": SOURCE_POPULAR, "fresh": SOURCE_FRESH}
+SOURCES = {"ann": SOURCE_ANN, "history": SOURCE_HISTORY, "popular": SOURCE_POPULAR, "fresh": SOURCE_FRESH,
+           "bought_together": SOURCE_RELATED}
 # Stages that can degrade (fall back) and report it in ``Recommendation.degraded``.
 DEGRADABLE = ("features", "live_state", "retrieve", "rerank", "stock")
 LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.07, 0.1, 0.115, 0.25, 0.5,

@@ -19,7 +19,8 @@ class ServingKnobs:
     """Tunable behaviour of the four stages (not resource names, so defaults are safe)."""
 
     retrieve_k: int = 200
-    history_candidates: int = 30
+    history_candidates: int = 50
+    related_candidates: int = 20
     popular_candidates: int = 20
     domain_overfetch: int = 4
     new_merchant_days: float = 30.0

@@ -128,7 +128,8 @@ class ExplainUser(BaseModel):
 
 
 class ExplainCandidates(BaseModel):
-    by_source: dict[str, int] = Field(description="ann, history, popular, fresh (a candidate may have several)")
+    by_source: dict[str, int] = Field(
+        description="ann, history, popular, fresh, bought_together (a candidate may have several)")
     retrieved: int
     reranked: int
     after_fairness: int

@@ -23,13 +23,15 @@ from tastebud.domain import (
     SOURCE_FRESH,
     SOURCE_HISTORY,
     SOURCE_POPULAR,
+    SOURCE_RELATED,
     Candidates,
     RequestContext,
     UserProfile,
 )
 from tastebud.errors import DependencyError
-from tastebud.features import haversine_km
+from tastebud.features import RELATED_HISTORY, haversine_km
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
+from tastebud.history import PURCHASES
 from tastebud.ports import CandidateIndex, UserEncoder
 from tastebud.settings import ServingKnobs
 
@@ -97,10 +99,11 @@ class Retriever:
             logger.exception("retrieve stage failed")
             degraded.append("retrieve")
 
-        history = user.history_rows[: knobs.history_candidates]
-        parts_rows.append(history)
-        parts_scores.append(np.full(history.size, np.nan, dtype=np.float32))
-        parts_sources.append(np.full(history.size, SOURCE_HISTORY, dtype=np.int8))
+        for rows, source in ((history_candidates(user, knobs.history_candidates), SOURCE_HISTORY),
+                             (self._bought_together(user, knobs.related_candidates), SOURCE_RELATED)):
+            parts_rows.append(rows)
+            parts_scores.append(np.full(rows.size, np.nan, dtype=np.float32))
+            parts_sources.append(np.full(rows.size, source, dtype=np.int8))
 
         # Without ANN results popularity fills the whole candidate set (cold start or degraded retrieval).
         n_popular = knobs.popular_candidates if ann_count else knobs.retrieve_k
@@ -121,8 +124,20 @@ class Retriever:
         order = np.argsort(first, kind="stable")  # keep the order of first appearance: ANN rank, then others
         unique_rows, first, merged_sources = unique_rows[order], first[order], merged_sources[order]
         candidates = Candidates(rows=unique_rows, retrieval_scores=scores[first], sources=merged_sources)
-        limit = knobs.retrieve_k + knobs.history_candidates + knobs.popular_candidates
+        limit = knobs.retrieve_k + knobs.history_candidates + knobs.related_candidates + knobs.popular_candidates
         return candidates.take(np.arange(min(limit, len(candidates))))
+
+    def _bought_together(self, user: UserProfile, n: int) -> np.ndarray:
+        """Items most often bought in the same basket as the user's recent purchases (the habit's next item)."""
+        if n <= 0 or user.history_repeat.shape[0] != user.history_rows.size:
+            return np.zeros(0, dtype=np.int64)
+        recent = user.history_rows[user.history_repeat[:, PURCHASES] > 0][:RELATED_HISTORY]
+        _, partners, scores = self._catalog.related(recent)
+        if not partners.size:
+            return partners
+        unique, inverse = np.unique(partners, return_inverse=True)
+        summed = np.bincount(inverse, weights=scores)
+        return unique[np.argsort(-summed, kind="stable")[:n]]
 
     def _neighbours(self, query: np.ndarray, context: RequestContext,
                     location: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,3 +186,13 @@ class Retriever:
         if context.exclude_item_ids:
             keep &= ~np.isin(rows, catalog.rows_of(context.exclude_item_ids))
         return keep
+
+
+def history_candidates(user: UserProfile, n: int) -> np.ndarray:
+    """The user's re-order candidates: half the most recent items, the rest the most-bought of the older ones."""
+    rows = user.history_rows
+    if rows.size <= n:
+        return rows
+    recent = n // 2
+    older = recent + np.argsort(-user.history_weights[recent:], kind="stable")[: n - recent]
+    return np.concatenate([rows[:recent], rows[older]])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tastebud.domain import UserProfile
+from tastebud.domain import EMPTY_REPEAT, UserProfile
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class UserTable:
     home_lon: np.ndarray
     age_band: np.ndarray | None = None
     gender: np.ndarray | None = None
+    history_repeat: np.ndarray | None = None  # (entries, len(REPEAT_COLUMNS)); None in tables saved before it
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -52,6 +53,7 @@ class UserTable:
             history_rows=self.history_rows[start:end],
             history_weights=self.history_weights[start:end],
             history_last_ts=self.history_last_ts[start:end],
+            history_repeat=EMPTY_REPEAT if self.history_repeat is None else self.history_repeat[start:end],
             preference_rows=self.preference_rows[pstart:pend],
             home_lat=float(self.home_lat[i]),
             home_lon=float(self.home_lon[i]),

@@ -1,0 +1,172 @@
+"""Repeat-aware ranker features, item re-order statistics and the history fold, with hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_RELATED, Candidates, UserProfile
+from tastebud.features import FEATURE_NAMES, ranker_features
+from tastebud.history import PURCHASES, REPEAT_COLUMNS, fold_log, with_events
+from tastebud.settings import ServingKnobs
+from tastebud.stages.retrieve import Retriever, history_candidates
+from tastebud_training.reorders import basket_keys, bought_together, item_repeat_stats
+
+from factories import DAY, NOW, context, make_catalog
+
+F = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+class NoQueryEncoder:
+    """A user tower with no query for anyone: retrieval is history, bought-together and popular only."""
+
+    def encode(self, user: UserProfile, context: object) -> None:
+        return None
+HOUR = 3600.0
+# NOW (1_760_000_000) is 08:53 UTC on a Thursday: hour 8, weekday 3.
+NOW_HOUR = int(NOW // HOUR) % 24
+
+
+def buyer() -> UserProfile:
+    """Bought row 3 three times (10, 6 and 2 days ago, at this hour) and row 4 once, 12 hours off, 1 day ago."""
+    times = np.asarray([NOW - 10 * DAY, NOW - 6 * DAY, NOW - 2 * DAY, NOW - DAY - 12 * HOUR, NOW - 5 * DAY])
+    return with_events(UserProfile.cold("u"), np.asarray([3, 3, 3, 4, 6]),
+                       ["purchase", "purchase", "purchase", "purchase", "click"], times)
+
+
+def features(user: UserProfile, rows: list[int], scores: list[float], sources: list[int],
+             **catalog_changes: np.ndarray) -> np.ndarray:
+    catalog = make_catalog(12)
+    if catalog_changes:
+        catalog = catalog.with_changes(**catalog_changes)
+    candidates = Candidates(rows=np.asarray(rows), retrieval_scores=np.asarray(scores, dtype=np.float32),
+                            sources=np.asarray(sources, dtype=np.int8))
+    return ranker_features(catalog, user, candidates, context())
+
+
+def test_the_fold_counts_purchases_and_keeps_their_times() -> None:
+    user = buyer()
+    assert user.history_rows.tolist() == [4, 3, 6]  # most recent positive first
+    repeat = dict(zip(user.history_rows.tolist(), user.history_repeat, strict=True))
+    assert repeat[3][PURCHASES] == 3 and repeat[4][PURCHASES] == 1 and repeat[6][PURCHASES] == 0
+    assert repeat[3][1] == NOW - 10 * DAY and repeat[3][2] == NOW - 2 * DAY  # first, last purchase
+    assert repeat[3][3:5] == pytest.approx(3 * np.asarray([np.sin(2 * np.pi * NOW_HOUR / 24),
+                                                           np.cos(2 * np.pi * NOW_HOUR / 24)]))
+    assert user.history_weights.tolist() == [3.0, 9.0, 1.0]
+
+
+def test_fold_log_is_the_same_fold_for_many_users() -> None:
+    users = np.asarray([1, 0, 1, 0, 1])
+    rows = np.asarray([5, 2, 5, 2, 7])
+    ts = np.asarray([10.0, 20.0, 30.0, 40.0, 5.0])
+    user, row, weight, last_ts, repeat = fold_log(users, rows, ["purchase", "click", "purchase", "purchase", "view"],
+                                                  ts, n_rows=10)
+    assert user.tolist() == [0, 1] and row.tolist() == [2, 5]  # the view is not a positive
+    assert weight.tolist() == [4.0, 6.0] and last_ts.tolist() == [40.0, 30.0]
+    assert repeat[:, PURCHASES].tolist() == [1.0, 2.0] and repeat.shape == (2, len(REPEAT_COLUMNS))
+
+
+def test_repeat_counts_share_recency_interval_and_due() -> None:
+    x = features(buyer(), [3, 4, 5], [0.9, np.nan, 0.5], [SOURCE_ANN | SOURCE_HISTORY, SOURCE_HISTORY, SOURCE_ANN],
+                 item_reorder_days=np.full(12, 3.0, dtype=np.float32))
+    assert x[:, F["user_item_purchases"]].tolist() == [3, 1, 0]
+    assert x[:, F["user_item_purchase_share"]] == pytest.approx([0.75, 0.25, 0.0])
+    assert x[:2, F["days_since_item_purchase"]] == pytest.approx([2.0, 1.5])
+    assert x[0, F["user_item_reorder_days"]] == pytest.approx(4.0)  # (10 - 2) days / 2 intervals
+    assert np.isnan(x[1, F["user_item_reorder_days"]])  # one purchase: no interval of its own
+    assert x[0, F["item_due_ratio"]] == pytest.approx(0.5)  # 2 days since, every 4 days
+    assert x[1, F["item_due_ratio"]] == pytest.approx(0.5)  # 1.5 days since, catalog's usual 3 days
+    assert np.isnan(x[2, F["days_since_item_purchase"]]) and np.isnan(x[2, F["item_due_ratio"]])
+
+
+def test_category_recency_and_due() -> None:
+    # make_catalog: category = row % 3. Row 0 shares category 0 with row 3 (bought 10, 6, 2 days ago).
+    x = features(buyer(), [0, 1, 2], [0.3, 0.2, 0.1], [SOURCE_ANN] * 3)
+    assert x[0, F["days_since_category_purchase"]] == pytest.approx(2.0)
+    assert x[0, F["category_due_ratio"]] == pytest.approx(0.5)
+    assert x[1, F["days_since_category_purchase"]] == pytest.approx(1.5)  # row 4 is category 1, bought once
+    assert np.isnan(x[1, F["category_due_ratio"]]) and np.isnan(x[2, F["days_since_category_purchase"]])
+
+
+def test_time_of_day_and_week_affinity() -> None:
+    x = features(buyer(), [3, 4, 5], [0.9, 0.8, 0.7], [SOURCE_ANN] * 3)
+    assert x[0, F["item_hour_affinity"]] == pytest.approx(1.0)  # always bought at this hour
+    assert x[1, F["item_hour_affinity"]] == pytest.approx(-1.0)  # bought 12 hours off
+    assert np.isnan(x[2, F["item_hour_affinity"]])
+    # Row 3 was bought on weekdays 0 (10 days before a Thursday), 4 and 1: mean resultant · Thursday's vector.
+    days = np.asarray([(3 - 10) % 7, (3 - 6) % 7, (3 - 2) % 7]) * 2 * np.pi / 7
+    thursday = 3 * 2 * np.pi / 7
+    expected = (np.sin(days).sum() * np.sin(thursday) + np.cos(days).sum() * np.cos(thursday)) / 3
+    assert x[0, F["item_weekday_affinity"]] == pytest.approx(expected, abs=1e-6)
+    # Domain = row % 2: rows 3 and 5 are domain 1, where the user's purchases (row 3) were all at this hour.
+    assert x[2, F["domain_hour_affinity"]] == pytest.approx(1.0)
+    assert x[1, F["domain_hour_affinity"]] == pytest.approx(-1.0)  # domain 0: row 4, 12 hours off
+
+
+def test_bought_together_with_recent_purchases() -> None:
+    # Row 3's basket partners: 5 (0.5) and 7 (0.25); row 4's: 5 (0.2).
+    offsets = np.zeros(13, dtype=np.int64)
+    offsets[4:] = 2
+    offsets[5:] = 3
+    related = {"related_offsets": offsets, "related_rows": np.asarray([5, 7, 5]),
+               "related_scores": np.asarray([0.5, 0.25, 0.2], dtype=np.float32)}
+    x = features(buyer(), [5, 7, 8], [0.9, 0.8, 0.7], [SOURCE_ANN | SOURCE_RELATED, SOURCE_ANN, SOURCE_ANN],
+                 **related)
+    assert x[:, F["bought_together_max"]] == pytest.approx([0.5, 0.25, 0.0])
+    assert x[:, F["bought_together_sum"]] == pytest.approx([0.7, 0.25, 0.0])
+    assert x[:, F["from_bought_together"]].tolist() == [1, 0, 0]
+    catalog = make_catalog(12).with_changes(**related)
+    retriever = Retriever(catalog, NoQueryEncoder(), None,  # type: ignore[arg-type]
+                          ServingKnobs(retrieve_k=5, related_candidates=1))
+    out = retriever.run(buyer(), context(), [])
+    assert out.rows[(out.sources & SOURCE_RELATED) > 0].tolist() == [5]  # 0.5 + 0.2 beats 0.25
+
+
+def test_retrieval_inputs_are_ranks_and_z_scores_within_the_request() -> None:
+    x = features(buyer(), [3, 4, 5], [0.9, np.nan, 0.5], [SOURCE_ANN, SOURCE_HISTORY, SOURCE_ANN])
+    assert x[0, F["retrieval_rank"]] == 0.0 and x[2, F["retrieval_rank"]] == 0.5
+    assert x[[0, 2], F["retrieval_score_z"]] == pytest.approx([1.0, -1.0])
+    assert np.isnan(x[1, F["retrieval_rank"]]) and np.isnan(x[1, F["retrieval_score_z"]])
+    shifted = features(buyer(), [3, 4, 5], [9.0, np.nan, 5.0], [SOURCE_ANN, SOURCE_HISTORY, SOURCE_ANN])
+    np.testing.assert_allclose(shifted[:, [F["retrieval_rank"], F["retrieval_score_z"]]],
+                               x[:, [F["retrieval_rank"], F["retrieval_score_z"]]])  # another embedding scale
+
+
+def test_users_without_statistics_or_history() -> None:
+    stored = UserProfile(user_id="u", known=True, history_rows=np.asarray([3]),
+                         history_weights=np.asarray([3.0], np.float32), history_last_ts=np.asarray([NOW - DAY]))
+    x = features(stored, [3], [0.5], [SOURCE_ANN])
+    assert np.isnan(x[0, F["user_item_purchases"]])  # a store without repeat statistics: unknown, not zero
+    cold = features(UserProfile.cold("c"), [3], [0.5], [SOURCE_ANN])
+    assert cold[0, F["user_item_purchases"]] == 0 and np.isnan(cold[0, F["days_since_item_purchase"]])
+
+
+def test_history_candidates_mix_recent_and_most_bought() -> None:
+    user = UserProfile(user_id="u", known=True, history_rows=np.arange(6),
+                       history_weights=np.asarray([1, 1, 1, 9, 2, 5], np.float32),
+                       history_last_ts=NOW - np.arange(6, dtype=np.float64))
+    assert history_candidates(user, 4).tolist() == [0, 1, 3, 5]
+    assert history_candidates(user, 10).tolist() == list(range(6))
+
+
+def test_item_repeat_rate_and_reorder_interval() -> None:
+    # Item 0: user 0 buys it 3 times (days 0, 2, 6), user 1 once; item 1: user 1 once; item 2: nobody.
+    users = np.asarray([0, 0, 0, 1, 1])
+    rows = np.asarray([0, 0, 0, 0, 1])
+    ts = np.asarray([0.0, 2.0, 6.0, 1.0, 3.0]) * 86400
+    rate, days = item_repeat_stats(users, rows, ts, n_items=3)
+    prior = 1 / 3  # 1 repeater among 3 (user, item) pairs
+    assert rate[0] == pytest.approx((1 + 5 * prior) / (2 + 5)) and rate[1] == pytest.approx(5 * prior / 6)
+    assert np.isnan(rate[2])
+    assert days[0] == pytest.approx(3.0) and np.isnan(days[1])  # (6 - 0) / 2
+
+
+def test_bought_together_scores_by_cosine() -> None:
+    # Baskets: {0,1}, {0,1}, {0,2}, {1}: pair (0,1) in 2 baskets; item 0 in 3, item 1 in 3; (0,2) only once.
+    baskets = np.asarray(["a", "a", "b", "b", "c", "c", "d"])
+    rows = np.asarray([0, 1, 0, 1, 0, 2, 1])
+    offsets, partners, scores = bought_together(baskets, rows, n_items=3)
+    assert offsets.tolist() == [0, 1, 2, 2] and partners.tolist() == [1, 0]
+    assert scores == pytest.approx([2 / 3, 2 / 3])
+    keys = basket_keys(np.asarray(["u", "u", "v"]), np.asarray(["s1", "", ""]), np.asarray([0.0, 10.0, 10.0]))
+    assert keys.tolist() == ["u|s|s1", "u|d|0", "v|d|0"]
