@@ -34,6 +34,8 @@ from botocore.credentials import Credentials
 from botocore.session import get_session
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection
 
+from tastebud.history import REPEAT_COLUMNS
+
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 OPENSEARCH_HOST = "vpc-tastebud-abc123.eu-west-1.es.amazonaws.com"
@@ -368,6 +370,7 @@ def create_feature_tables(client: Any, profiles: str = "profiles", history: str 
                               {"AttributeName": "item_id", "AttributeType": "S"},
                               {"AttributeName": "last_ts", "AttributeType": "N"}],
         LocalSecondaryIndexes=[{"IndexName": "by_recency",
-                                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["weight"]},
+                                "Projection": {"ProjectionType": "INCLUDE",
+                                               "NonKeyAttributes": ["weight", *REPEAT_COLUMNS]},
                                 "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"},
                                               {"AttributeName": "last_ts", "KeyType": "RANGE"}]}])

@@ -99,3 +99,40 @@ def test_out_of_order_events_keep_the_newest_timestamp(dynamodb: Any) -> None:
     assert not writer.record(InteractionEvent("u9", "i1", "click", 100.0), delivery_id="b")  # duplicate
     item = dynamodb.get_item(TableName="history", Key={"user_id": {"S": "u9"}, "item_id": {"S": "i1"}})["Item"]
     assert item["weight"]["N"] == "4" and item["last_ts"]["N"] == "200.0"
+
+
+def test_the_dynamodb_history_folds_like_training(dynamodb: Any) -> None:
+    """Events written by the ingest side and read by the request side == tastebud.history's fold of them."""
+    import numpy as np
+
+    from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
+    from tastebud.domain import InteractionEvent, UserProfile
+    from tastebud.history import with_events
+
+    from factories import make_catalog
+
+    day = 86400.0
+    events = [("i3", "purchase", 1_760_000_000.0 - 10 * day), ("i3", "click", 1_760_000_000.0 - 8 * day),
+              ("i4", "purchase", 1_760_000_000.0 - 7 * day - 3600), ("i3", "purchase", 1_760_000_000.0 - 2 * day),
+              ("i4", "add_to_cart", 1_760_000_000.0 - day), ("i5", "view", 1_760_000_000.0)]
+    writer = HistoryWriter("history", client=dynamodb, clock=lambda: 1_764_140_000.0)
+    for n, (item, kind, ts) in enumerate(events):
+        writer.record(InteractionEvent("u7", item, kind, ts), delivery_id=f"d{n}")
+    catalog = make_catalog(12)
+    stored = DynamoFeatureStore("profiles", "history", catalog, client=dynamodb).user("u7")
+    folded = with_events(UserProfile.cold("u7"), catalog.rows_of([e[0] for e in events]), [e[1] for e in events],
+                         np.asarray([e[2] for e in events]))
+    assert stored.history_rows.tolist() == folded.history_rows.tolist() == [4, 3]
+    np.testing.assert_allclose(stored.history_weights, folded.history_weights)
+    np.testing.assert_allclose(stored.history_last_ts, folded.history_last_ts)
+    np.testing.assert_allclose(stored.history_repeat, folded.history_repeat)
+
+
+def test_the_recency_index_projects_every_history_attribute_the_request_reads() -> None:
+    from tastebud.history import REPEAT_COLUMNS
+
+    from helpers import load_template
+
+    table = load_template()["Resources"]["HistoryTable"]["Properties"]
+    (index,) = table["LocalSecondaryIndexes"]
+    assert set(index["Projection"]["NonKeyAttributes"]) == {"weight", *REPEAT_COLUMNS}

@@ -20,6 +20,7 @@ from tastebud.adapters.aws.dynamodb_features import HISTORY_RECENCY_INDEX, Dynam
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.domain import InteractionEvent
 from tastebud.errors import DependencyError
+from tastebud.history import REPEAT_COLUMNS
 from tastebud.ports import FeatureStore
 
 from factories import NOW, make_catalog
@@ -102,7 +103,7 @@ def test_dynamodb_reads_are_one_get_and_one_recency_query(dynamodb: object) -> N
                                               "last_ts": {"N": "5"}}]}, {
         "TableName": "history", "IndexName": HISTORY_RECENCY_INDEX, "ScanIndexForward": False,
         "KeyConditionExpression": "user_id = :u", "ExpressionAttributeValues": {":u": {"S": "u9"}},
-        "ProjectionExpression": "item_id, weight, last_ts", "Limit": 200})
+        "ProjectionExpression": ", ".join(("item_id", "weight", "last_ts", *REPEAT_COLUMNS)), "Limit": 200})
     with stubber:
         profile = DynamoFeatureStore("profiles", "history", CATALOG, client=dynamodb).user("u9")
     assert profile.history_rows.tolist() == [2] and profile.known

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.catalog import DOMAIN_CODE
 from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_POPULAR, Candidates
+from tastebud.reasons import reasons_for
 from tastebud.settings import ServingKnobs
-from tastebud.stages.fairness import FLAG_MERCHANT_CAP, FLAG_NEW_MERCHANT, FairnessDiversity
+from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_NEW_MERCHANT, FairnessDiversity
 from tastebud.stages.rerank import Reranker
 from tastebud.stages.retrieve import Retriever
 from tastebud.stages.stock_filter import StockFilter
@@ -109,6 +112,23 @@ def test_new_merchants_are_boosted_and_flagged() -> None:
     out = FairnessDiversity(catalog, knobs).run(context(), scored([0, 1, 2, 3], [4, 3, 2, 1]), slots=4)
     assert out.rows[0] == 3
     assert out.flags[0] & FLAG_NEW_MERCHANT  # type: ignore[index]
+
+
+def test_exposure_floor_gives_emerging_merchants_their_share_of_the_page() -> None:
+    catalog = make_catalog(12, n_merchants=4, new_merchants=(3,))  # merchant = row % 4; 3 is new
+    catalog = catalog.with_changes(merchant_popularity_pct=np.asarray([1.0, 0.9, 0.8, 0.7]))  # none unpopular
+    knobs = ServingKnobs(new_merchant_boost=0.0, low_popularity_boost=0.0, category_penalty=0.0, max_per_merchant=9,
+                         exposure_floor=0.5)
+    rows = [0, 1, 2, 4, 5, 6, 3, 7, 11]  # merchant 3's items (3, 7, 11) score lowest
+    out = FairnessDiversity(catalog, knobs).run(context(), scored(rows, [9, 8, 7, 6, 5, 4, 3, 2, 1]), slots=4)
+    assert out.rows[:4].tolist() == [0, 1, 3, 7]  # 2 of 4 slots: the best two emerging items replace the last two
+    assert out.rows[4:6].tolist() == [2, 4]  # the demoted items lead what follows
+    assert [bool(f & FLAG_EXPOSURE_FLOOR) for f in out.flags[:4]] == [False, False, True, True]  # type: ignore[index]
+    assert "shown for a fair share of new and smaller merchants" in reasons_for(int(out.sources[2]),
+                                                                                int(out.flags[2]))  # type: ignore[index]
+    unset = FairnessDiversity(catalog, replace(knobs, exposure_floor=0.0)).run(
+        context(), scored(rows, [9, 8, 7, 6, 5, 4, 3, 2, 1]), slots=4)
+    assert unset.rows[:4].tolist() == [0, 1, 2, 4]
 
 
 def test_category_penalty_spreads_categories() -> None:

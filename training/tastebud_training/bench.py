@@ -24,6 +24,7 @@ from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis
 from tastebud.catalog import Catalog
 from tastebud.composition import build_runtime
 from tastebud.features import FEATURE_NAMES
+from tastebud.history import FIRST_PURCHASE_TS, HOUR_SIN, PURCHASES, repeat_contributions
 from tastebud.ports import CandidateIndex, FeatureStore, UserEncoder
 from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService, Versions
@@ -33,6 +34,7 @@ from tastebud_training.progress import track
 
 STAGES = ("retrieve", "rerank", "fairness", "stock", "total")
 RECALL_K = 200
+RELATED_PER_ITEM = 5  # bought-together partners per synthetic item
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,14 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
         merchant_lon=13.4 + rng.normal(0, 0.08, n_merchants),
         merchant_popularity_pct=rng.uniform(0, 1, n_merchants).astype(np.float32),
         categories=np.char.add("c", np.arange(n_categories).astype(str)),
+        item_repeat_rate=rng.beta(2, 5, n_items).astype(np.float32),
+        item_reorder_days=rng.uniform(2, 30, n_items).astype(np.float32),
+        # Bought together: a few partners per item from its own cluster, as baskets are.
+        related_offsets=np.arange(n_items + 1, dtype=np.int64) * RELATED_PER_ITEM,
+        related_rows=np.argsort(assignment, kind="stable")[np.minimum(
+            np.repeat(np.searchsorted(np.sort(assignment), assignment), RELATED_PER_ITEM)
+            + rng.integers(0, 50, n_items * RELATED_PER_ITEM), n_items - 1)],
+        related_scores=rng.uniform(0.05, 0.5, n_items * RELATED_PER_ITEM).astype(np.float32),
     )
     lengths = rng.integers(0, 60, n_users)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -160,12 +170,14 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
     lengths = np.asarray([h.size for h in hist])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     history = np.concatenate(hist).astype(np.int64)
+    history_last_ts = now - rng.uniform(0, 90, history.size) * 86400
     users = UserTable(
         user_ids=np.char.add("u", np.arange(n_users).astype(str)),
         offsets=offsets,
         history_rows=history,
         history_weights=rng.integers(1, 6, history.size).astype(np.float32),
-        history_last_ts=now - rng.uniform(0, 90, history.size) * 86400,
+        history_last_ts=history_last_ts,
+        history_repeat=_synthetic_repeat(rng, history_last_ts),
         preference_offsets=np.zeros(n_users + 1, dtype=np.int64),
         preference_rows=np.zeros(0, dtype=np.int64),
         home_lat=52.5 + rng.normal(0, 0.05, n_users),
@@ -228,3 +240,15 @@ def _two_tower_encoder(catalog: Catalog, users: UserTable, workdir: Path, seed: 
     path = workdir / "user_tower.onnx"
     export_user_tower(build_user_tower(vocab.sizes, TowerConfig()), path, text_dim=384)
     return OnnxUserEncoder(path, vocab)
+
+
+def _synthetic_repeat(rng: np.random.Generator, last_ts: np.ndarray) -> np.ndarray:
+    """Purchase statistics for synthetic histories: 0-4 purchases per item, a few days apart."""
+    purchases = rng.integers(0, 5, last_ts.size)
+    one = repeat_contributions(purchases > 0, last_ts)
+    repeat = one.copy()
+    repeat[:, PURCHASES] = purchases
+    repeat[:, FIRST_PURCHASE_TS] = np.where(purchases > 0, last_ts - purchases * rng.uniform(2, 14, last_ts.size)
+                                            * 86400, np.inf)
+    repeat[:, HOUR_SIN:] = one[:, HOUR_SIN:] * purchases[:, None]
+    return repeat

@@ -17,7 +17,7 @@ from tastebud.display import EMPTY_DISPLAY, DisplayTable
 from tastebud.features import haversine_km
 from tastebud.metrics import SOURCES
 from tastebud.service import Recommendation, StageTrace
-from tastebud.stages.fairness import FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
+from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 
 MAX_LISTED = 20  # moves / removals listed per stage (counts are always complete)
 
@@ -50,6 +50,8 @@ def _why_moved(flags: int, up: bool) -> list[str]:
         why.append("moved up: less popular merchant / category diversity")
     if flags & FLAG_MERCHANT_CAP:
         why.append("moved down: per-merchant cap")
+    if flags & FLAG_EXPOSURE_FLOOR:
+        why.append("moved up: exposure floor for new and smaller merchants")
     if not why:
         why.append("moved up: less popular merchant boost" if up else
                    "moved down: others boosted, or its category already on the page")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, SOURCE_HISTORY, SOURCE_POPULAR, SOURCE_RELATED
-from tastebud.stages.fairness import FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
+from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 
 _SOURCE_REASONS = (
     (SOURCE_FRESH, "new on the menu"),
@@ -16,6 +16,7 @@ _FLAG_REASONS = (
     (FLAG_NEW_MERCHANT, "boosted: new merchant"),
     (FLAG_MOVED_UP, "moved up: diversity and merchant fairness"),
     (FLAG_MERCHANT_CAP, "moved down: per-merchant cap"),
+    (FLAG_EXPOSURE_FLOOR, "shown for a fair share of new and smaller merchants"),
 )
 
 

@@ -26,6 +26,10 @@ class ServingKnobs:
     new_merchant_days: float = 30.0
     new_merchant_boost: float = 0.5
     low_popularity_boost: float = 0.25
+    # Exposure floor: at least this share of each page goes to emerging merchants (new, or below this popularity
+    # percentile); 0 switches it off.
+    exposure_floor: float = 0.0
+    emerging_popularity_pct: float = 0.5
     max_per_merchant: int = 3
     category_penalty: float = 0.15
     serve_without_stock_filter: bool = False
@@ -49,6 +53,8 @@ class ServingKnobs:
             raise SettingsError("redis_timeout_ms and redis_breaker_fail_max must be >= 1, redis_breaker_reset_s > 0")
         if self.encoder_timeout_ms < 1 or self.index_timeout_ms < 1 or self.dependency_retries < 0:
             raise SettingsError("timeouts must be >= 1 ms and dependency_retries >= 0")
+        if not (0.0 <= self.exposure_floor <= 1.0 and 0.0 <= self.emerging_popularity_pct <= 1.0):
+            raise SettingsError("exposure_floor and emerging_popularity_pct must be between 0 and 1")
 
 
 @dataclass(frozen=True)

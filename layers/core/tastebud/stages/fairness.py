@@ -5,6 +5,10 @@ Selection is a lazy greedy pass (MMR-like): an item's value is its boosted score
 every item of its category already chosen, and items of a merchant that reached the cap wait until the
 page is full. Penalties only grow, so a max-heap with re-checked stale entries gives the exact greedy
 order in O(n log n) instead of O(slots x n). Flags record what changed an item's place (see ``reasons``).
+
+Exposure floor: when ``exposure_floor`` is set, at least that share of the page goes to emerging merchants
+(new ones, or the less popular part of the catalog's merchants). When the greedy page has fewer, the best
+emerging items below the page replace the page's lowest-placed other items, which are pushed just below it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ _DAY = 86400.0
 FLAG_NEW_MERCHANT = 1
 FLAG_MERCHANT_CAP = 2
 FLAG_MOVED_UP = 4
+FLAG_EXPOSURE_FLOOR = 8
+
+
+def emerging_merchants(catalog: Catalog, knobs: ServingKnobs, merchants: np.ndarray, now: float) -> np.ndarray:
+    """Mask of merchants the exposure floor protects: new, or in the least popular ``emerging_popularity_pct``."""
+    age_days = (now - catalog.merchant_created_at[merchants]) / _DAY
+    is_new = age_days < knobs.new_merchant_days  # NaN age compares False: unknown is not new
+    return is_new | (catalog.merchant_popularity_pct[merchants] < knobs.emerging_popularity_pct)
 
 
 class FairnessDiversity:
@@ -55,10 +67,28 @@ class FairnessDiversity:
         moved_up = base_rank[order] > np.arange(n)
         flags[order[moved_up & ~is_new[order]]] |= FLAG_MOVED_UP
 
+        if knobs.exposure_floor > 0:
+            order = _with_floor(order, emerging_merchants(catalog, knobs, merchants, context.now), min(slots, n),
+                                knobs.exposure_floor, flags)
         out = candidates.take(order)
         out.scores = boosted[order].astype(np.float32)
         out.flags = flags[order]
         return out
+
+
+def _with_floor(order: np.ndarray, emerging: np.ndarray, slots: int, floor: float, flags: np.ndarray) -> np.ndarray:
+    """``order`` with at least ceil(floor x slots) emerging items on the page (as many as there are)."""
+    page, rest = order[:slots], order[slots:]
+    missing = int(np.ceil(floor * slots - 1e-9)) - int(emerging[page].sum())
+    promoted = rest[emerging[rest]][:max(missing, 0)]
+    if promoted.size == 0:
+        return order
+    others = np.flatnonzero(~emerging[page])
+    demoted_at = others[others.size - promoted.size:]  # the page's lowest-placed other items
+    flags[promoted] |= FLAG_EXPOSURE_FLOOR
+    kept = np.delete(page, demoted_at)
+    below = rest[~np.isin(rest, promoted)]
+    return np.concatenate([kept, promoted, page[demoted_at], below])
 
 
 def _greedy(values: list[float], merchants: list[int], categories: list[int], slots: int, penalty: float,

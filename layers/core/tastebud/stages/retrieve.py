@@ -155,8 +155,9 @@ class Retriever:
                 sources = np.concatenate([sources, np.full(fresh_rows.size, SOURCE_ANN | SOURCE_FRESH, np.int8)])
                 order = np.argsort(-scores, kind="stable")
                 rows, scores, sources = rows[order], scores[order], sources[order]
-            keep = self._available(rows, context, location)
-            if keep.sum() >= knobs.retrieve_k or exhausted or fetch >= MAX_ANN_FETCH:
+            keep = np.flatnonzero(self._available(rows, context, location))[: knobs.retrieve_k]
+            if keep.size >= knobs.retrieve_k or exhausted or fetch >= MAX_ANN_FETCH:
+                # At most retrieve_k: a re-ask must not crowd the history and popular sources out of the set.
                 return rows[keep], scores[keep], sources[keep]
             fetch = min(fetch * 4, MAX_ANN_FETCH)
 

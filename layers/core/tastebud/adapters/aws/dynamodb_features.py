@@ -5,8 +5,11 @@ Tables (both on-demand, PITR, SSE; keys are strings):
             serving would differ from training), ``preferences`` (list of stated tastes), ``home_lat``/
             ``home_lon``. Written by ``tastebud aws seed`` (``dynamodb_seed``), normalised like training.
   history   PK ``user_id``, SK ``item_id``; attributes ``weight`` (graded positives summed: click 1,
-            add_to_cart 2, purchase 3), ``last_ts`` (epoch seconds of the last positive), ``expires_at``
-            (TTL: history older than the window disappears by itself, so "recent" needs no cleanup job).
+            add_to_cart 2, purchase 3), ``last_ts`` (epoch seconds of the last positive), the purchase statistics
+            of ``tastebud.history.REPEAT_COLUMNS`` (``purchases``, ``first_purchase_ts``, ``last_purchase_ts``,
+            ``hour_sin``/``hour_cos``/``weekday_sin``/``weekday_cos`` sums; computed by ``tastebud.history``, as
+            training computes them), ``expires_at`` (TTL: history older than the window disappears by itself,
+            so "recent" needs no cleanup job).
             Local secondary index ``by_recency`` (PK ``user_id``, SK ``last_ts``) serves "the N most
             recent items of a user" as one Query, newest first.
 A request costs one ``GetItem`` + one ``Query`` (issued back to back; ~5-10 ms in-region). Item ids
@@ -26,9 +29,11 @@ from tastebud.adapters.aws.dynamodb_seed import normalised_attribute
 from tastebud.catalog import Catalog
 from tastebud.domain import InteractionEvent, UserProfile
 from tastebud.errors import DependencyError
+from tastebud.history import EVENT_WEIGHTS, REPEAT_COLUMNS, REPEAT_EVENT, empty_repeat, repeat_contributions
 
-POSITIVE_WEIGHTS = {"click": 1, "add_to_cart": 2, "purchase": 3}
 STAGE = "features"
+# Attributes summed per event (DynamoDB ``ADD``); first/last purchase times are SET (see HistoryWriter.record).
+_ADDED_REPEAT = ("purchases", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
 HISTORY_RECENCY_INDEX = "by_recency"
 
 
@@ -60,7 +65,8 @@ class DynamoFeatureStore:
                 TableName=self._history, IndexName=HISTORY_RECENCY_INDEX, ScanIndexForward=False,
                 KeyConditionExpression="user_id = :u",
                 ExpressionAttributeValues={":u": {"S": user_id}},
-                ProjectionExpression="item_id, weight, last_ts", Limit=self._max_history,
+                ProjectionExpression=", ".join(("item_id", "weight", "last_ts", *REPEAT_COLUMNS)),
+                Limit=self._max_history,
             ).get("Items", [])
         except Exception as exc:  # botocore ClientError / BotoCoreError (timeouts, throttling)
             raise DependencyError(STAGE, f"dynamodb profile/history of a user: {type(exc).__name__}: {exc}") from exc
@@ -70,7 +76,8 @@ class DynamoFeatureStore:
 
     def _profile(self, user_id: str, profile: dict[str, Any], history: list[dict[str, Any]]) -> UserProfile:
         row_of = self._catalog.row_of
-        rows, weights, last_ts = [], [], []
+        rows, weights, last_ts, repeat = [], [], [], []
+        identity = empty_repeat(1)[0]
         for entry in history:
             row = row_of(entry["item_id"]["S"])
             if row is None:
@@ -78,7 +85,10 @@ class DynamoFeatureStore:
             rows.append(row)
             weights.append(float(entry.get("weight", {}).get("N", 1)))
             last_ts.append(float(entry.get("last_ts", {}).get("N", 0)))
-        order = np.argsort(-np.asarray(last_ts, dtype=np.float64), kind="stable")  # most recent first
+            repeat.append([float(entry[name]["N"]) if name in entry else identity[i]
+                           for i, name in enumerate(REPEAT_COLUMNS)])
+        # Most recent first; ties keep the lower row first, as tastebud.history orders a history.
+        order = np.lexsort((np.asarray(rows, dtype=np.int64), -np.asarray(last_ts, dtype=np.float64)))
         terms = [value["S"] for value in profile.get("preferences", {}).get("L", [])]
         preference_rows = [self._terms[t] for t in terms if t in self._terms]
         return UserProfile(
@@ -86,7 +96,8 @@ class DynamoFeatureStore:
             known=True,
             history_rows=np.asarray(rows, dtype=np.int64)[order],
             history_weights=np.asarray(weights, dtype=np.float32)[order],
-            history_last_ts=np.asarray(last_ts, dtype=np.float32)[order],
+            history_last_ts=np.asarray(last_ts, dtype=np.float64)[order],
+            history_repeat=np.asarray(repeat, dtype=np.float64).reshape(-1, len(REPEAT_COLUMNS))[order],
             preference_rows=np.asarray(preference_rows, dtype=np.int64),
             home_lat=_float(profile.get("home_lat", {}).get("N")),
             home_lon=_float(profile.get("home_lon", {}).get("N")),
@@ -119,7 +130,7 @@ class HistoryWriter:
         weight, so a redelivered event fails the marker's condition and changes nothing. Markers have no
         ``last_ts``, so the ``by_recency`` index the request path queries never sees them.
         """
-        weight = POSITIVE_WEIGHTS.get(event.event_type)
+        weight = EVENT_WEIGHTS.get(event.event_type)
         if weight is None:
             return False
         from botocore.exceptions import ClientError
@@ -128,11 +139,26 @@ class HistoryWriter:
         key = {"user_id": {"S": event.user_id}, "item_id": {"S": event.item_id}}
         expires = {"N": str(int(max(event.timestamp, self._clock()) + self._ttl))}
         values = {":w": {"N": str(weight)}, ":ts": {"N": str(Decimal(str(event.timestamp)))}, ":exp": expires}
-        forward = {"UpdateExpression": "ADD weight :w SET last_ts = :ts, expires_at = :exp",
+        added, newest, any_order = ["weight :w"], ["last_ts = :ts", "expires_at = :exp"], []
+        if event.event_type == REPEAT_EVENT:
+            # The same per-event statistics training folds (tastebud.history), summed by DynamoDB.
+            row = repeat_contributions(np.ones(1, dtype=bool), np.asarray([event.timestamp]))[0]
+            for name in _ADDED_REPEAT:
+                values[f":{name}"] = {"N": repr(float(row[REPEAT_COLUMNS.index(name)]))}
+                added.append(f"{name} :{name}")
+            # DynamoDB has no MIN/MAX: the newest event sets the last purchase, the first one written sets the
+            # first. A purchase delivered after a newer event of the item only fills them when still unset.
+            newest += ["last_purchase_ts = :ts", "first_purchase_ts = if_not_exists(first_purchase_ts, :ts)"]
+            any_order += ["last_purchase_ts = if_not_exists(last_purchase_ts, :ts)",
+                          "first_purchase_ts = if_not_exists(first_purchase_ts, :ts)"]
+        forward = {"UpdateExpression": f"ADD {', '.join(added)} SET {', '.join(newest)}",
                    "ConditionExpression": "attribute_not_exists(last_ts) OR last_ts < :ts",
                    "ExpressionAttributeValues": values}
-        # Events can arrive out of order: last_ts only moves forward, the weight always adds.
-        add_only = {"UpdateExpression": "ADD weight :w", "ExpressionAttributeValues": {":w": values[":w"]}}
+        # Events can arrive out of order: last_ts only moves forward, the weight and counts always add.
+        older_values = {k: v for k, v in values.items() if k != ":exp" and (any_order or k != ":ts")}
+        add_only = {"UpdateExpression": f"ADD {', '.join(added)}" + (f" SET {', '.join(any_order)}" if any_order
+                                                                       else ""),
+                    "ExpressionAttributeValues": older_values}
         if dedupe is None:  # no identity at all: best effort (the old behaviour)
             try:
                 self._client.update_item(TableName=self._table, Key=key, **forward)
