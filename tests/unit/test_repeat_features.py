@@ -170,3 +170,15 @@ def test_bought_together_scores_by_cosine() -> None:
     assert scores == pytest.approx([2 / 3, 2 / 3])
     keys = basket_keys(np.asarray(["u", "u", "v"]), np.asarray(["s1", "", ""]), np.asarray([0.0, 10.0, 10.0]))
     assert keys.tolist() == ["u|s|s1", "u|d|0", "v|d|0"]
+
+
+def test_ranker_requests_are_anchored_at_each_session_start() -> None:
+    import pandas as pd
+
+    from tastebud_training.ranker import _anchors
+
+    events = pd.DataFrame({"ts": [100.0, 160.0, 5000.0, 5100.0, 90000.0],
+                           "session_id": ["s1", "s1", "s2", "s2", ""]})
+    assert _anchors(events).tolist() == [100.0, 5000.0, 90000.0]  # the session-less purchase: its day
+    no_sessions = pd.DataFrame({"ts": [10.0, 20.0, 86400.0 + 5]})
+    assert _anchors(no_sessions).tolist() == [10.0, 86405.0]

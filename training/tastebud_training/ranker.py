@@ -23,11 +23,13 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
 from tastebud.domain import Candidates, RequestContext
 from tastebud.features import FEATURE_NAMES, ranker_features
+from tastebud.history import with_events
 from tastebud.stages.retrieve import Retriever
 from tastebud_training.progress import track
 from tastebud_training.snapshot import item_rows, positives
 
 ONNX_OPSET = 15  # onnxmltools' XGBoost converter is verified with opset <= 15 (DESIGN.md §6)
+ANCHORS_PER_USER = 3  # requests per user in the label window: more groups, each with its point-in-time history
 
 
 @dataclass
@@ -60,26 +62,32 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
     qids: list[np.ndarray] = []
     counts = {"retrieval": 0, "impressions": 0}
 
-    # Retrieval groups: one per user active in the window, at the time of the user's first positive there.
+    # Retrieval groups: per user active in the window, one request at each of their first ANCHORS_PER_USER
+    # sessions there, with the history as it was then (the snapshot + the window's earlier positives, folded by
+    # tastebud.history as serving folds live events), labelled by the user's positives from then on.
     by_user = pos.groupby("user_id", sort=True)
     user_ids = np.asarray(list(by_user.groups.keys()), dtype=object)
     has_impressions = bool((window["event_type"] == "impression").any()) and window["request_id"].ne("").any()
     n_retrieval = max_groups // 2 if has_impressions else max_groups
-    if user_ids.size > n_retrieval:
-        user_ids = np.sort(rng.choice(user_ids, n_retrieval, replace=False))
+    user_ids = rng.permutation(user_ids)[:n_retrieval]  # random order: the budget may end before the last user
     for user_id in track(user_ids, "ranker examples: retrieval groups", enabled=progress):
+        if counts["retrieval"] >= n_retrieval:
+            break
         events = by_user.get_group(user_id)
-        grade = events.groupby("row")["weight"].max()
-        user = users.user(user_id)
-        context = RequestContext(now=float(events["ts"].min()))
-        candidates = retriever.run(user, context, [])
-        y = grade.reindex(candidates.rows).fillna(0).to_numpy(dtype=np.float32)
-        if y.max() <= 0:
-            continue
-        feats.append(ranker_features(catalog, user, candidates, context))
-        labels.append(y)
-        qids.append(np.full(y.size, len(qids), dtype=np.int64))
-        counts["retrieval"] += 1
+        for anchor in _anchors(events)[:ANCHORS_PER_USER]:
+            earlier, later = events[events["ts"] < anchor], events[events["ts"] >= anchor]
+            grade = later.groupby("row")["weight"].max()
+            user = with_events(users.user(user_id), earlier["row"].to_numpy(dtype=np.int64),
+                               earlier["event_type"].tolist(), earlier["ts"].to_numpy(dtype=np.float64))
+            context = RequestContext(now=float(anchor))
+            candidates = retriever.run(user, context, [])
+            y = grade.reindex(candidates.rows).fillna(0).to_numpy(dtype=np.float32)
+            if y.max() <= 0:
+                continue
+            feats.append(ranker_features(catalog, user, candidates, context))
+            labels.append(y)
+            qids.append(np.full(y.size, len(qids), dtype=np.int64))
+            counts["retrieval"] += 1
 
     if has_impressions:
         shown = window[(window["event_type"] == "impression") & (window["request_id"] != "")]
@@ -110,6 +118,13 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
         empty = np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
         return RankerExamples(empty, np.zeros(0, np.float32), np.zeros(0, np.int64), counts)
     return RankerExamples(np.concatenate(feats), np.concatenate(labels), np.concatenate(qids), counts)
+
+
+def _anchors(events: pd.DataFrame) -> np.ndarray:
+    """Request times of a user's window: the start of each session with a positive (each day without sessions)."""
+    sessions = events["session_id"].fillna("").astype(str) if "session_id" in events else pd.Series("", events.index)
+    key = np.where(sessions.to_numpy() != "", sessions.to_numpy(), (events["ts"] // 86400).astype(str).to_numpy())
+    return np.sort(events.groupby(key)["ts"].min().to_numpy(dtype=np.float64))
 
 
 def _as_candidates(rows: np.ndarray, retrieved: Candidates) -> Candidates:
