@@ -3,7 +3,8 @@
 Lambda tasks are answered by moto's "simple" Lambda backend from a queue that the test fills through the
 documented ``/moto-api/static/lambda-simple/response`` endpoint; each answer is one task's ``Payload``, in
 the order the interpreter invokes them. ``in_process`` instead runs the task functions' real handlers in
-this process (against moto and the wire doubles), so executions, nested ones included, do the real work. ``DefinitionSubstitutions`` are applied exactly as SAM/CloudFormation
+this process (against moto and the wire doubles), so executions, nested ones included, do the real work.
+``DefinitionSubstitutions`` are applied exactly as SAM/CloudFormation
 would (``${Name}`` -> value) before the definition is created.
 """
 

@@ -295,8 +295,9 @@ def test_the_hot_swap_is_started_once_per_run_and_version_and_described(world: d
     first = control_tasks.handle(event, deps)
     assert first["name"] == "nightly-run-7-2026-12-01t02-00-00z" and first["started"] is True
     execution = sfn.describe_execution(executionArn=first["execution_arn"])
+    parent = event["parent_execution_id"]
     assert json.loads(execution["input"]) == {"version": "2026-12-01T02:00:00Z", "min_recall": 0.95,
-                                              "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": event["parent_execution_id"]}
+                                              "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": parent}
     assert control_tasks.handle(event, deps)["execution_arn"] == first["execution_arn"]  # a retried task
     running = control_tasks.handle({"action": "describe_execution", "execution_arn": first["execution_arn"]}, deps)
     assert running == {"execution_arn": first["execution_arn"], "status": "RUNNING", "error": "", "cause": ""}

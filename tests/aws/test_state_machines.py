@@ -147,7 +147,8 @@ def test_training_success_path_publishes_and_polls_the_hot_swap(aws: dict[str, A
     assert states.index("EtlJob") < states.index("EmbeddingsJob") < states.index("TrainingJob") < states.index(
         "Gate") < states.index("Publish") < states.index("StartHotSwap") < states.index("DescribeHotSwap"), run
     assert states.count("DescribeTraining") == 1  # moto's SageMaker backend reports Completed at once
-    assert states.count("DescribeHotSwap") == 3 and states.count("CountHotSwapPoll") == 2 and states[-2:] == ["Summary", "Done"]
+    assert states.count("DescribeHotSwap") == 3 and states.count("CountHotSwapPoll") == 2
+    assert states[-2:] == ["Summary", "Done"]
     assert run["output"] == {**PUBLISHED_V2, "gate": {"pass": True, "reason": ""},
                              "hot_swap_execution_arn": STARTED["execution_arn"]}
     sent = start_payload(run)
