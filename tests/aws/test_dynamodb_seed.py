@@ -1,5 +1,5 @@
 """Defect 7: profiles carry age_band/gender into serving exactly as training sees them; `tastebud aws seed`
-writes the profiles and catalog tables from a data directory (moto DynamoDB, the tables as template.yaml)."""
+writes the profiles table from a data directory (moto DynamoDB, the tables as template.yaml)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,6 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         create_feature_tables(client)
-        client.create_table(TableName="catalog", BillingMode="PAY_PER_REQUEST",
-                            KeySchema=[{"AttributeName": "item_id", "KeyType": "HASH"}],
-                            AttributeDefinitions=[{"AttributeName": "item_id", "AttributeType": "S"}])
         yield client
 
 
@@ -40,10 +37,10 @@ def test_seeded_profiles_give_serving_the_user_features_training_used(dynamodb: 
 
     dataset, catalog, users, vocab, as_of = tiny_two_tower_snapshot
     result = CliRunner().invoke(app, ["aws", "seed", "--data", str(tiny_data), "--profiles-table", "profiles",
-                                      "--catalog-table", "catalog", "--region", REGION])
+                                      "--region", REGION])
     assert result.exit_code == 0, result.output
     assert f"profiles: {len(dataset.users)} profiles" in result.output
-    assert dynamodb.scan(TableName="catalog", Select="COUNT")["Count"] == len(dataset.items)
+    assert sorted(dynamodb.list_tables()["TableNames"]) == ["history", "profiles"]  # nothing else is written
     assert vocab.age_bands and vocab.genders  # the tiny data has both attributes
 
     store = DynamoFeatureStore("profiles", "history", catalog, client=dynamodb)

@@ -282,3 +282,36 @@ def test_job_specs_name_each_job_of_a_run(world: dict[str, Any]) -> None:
     assert out["training"]["TrainingJobName"] == "tastebud-training-2026-12-01t02-00-00z"
     with pytest.raises(ValueError, match="unknown control task action"):
         control_tasks.handle({"action": "nope"}, world["control"])
+
+
+def test_the_hot_swap_is_started_once_per_run_and_version_and_described(world: dict[str, Any]) -> None:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    deps = ControlDeps(**{**world["control"].__dict__, "stepfunctions": sfn})
+    machine = sfn.create_state_machine(name="tastebud-index-hot-swap", roleArn=ROLE, definition=json.dumps(
+        {"StartAt": "Swap", "States": {"Swap": {"Type": "Succeed"}}}))["stateMachineArn"]
+    event = {"action": "start_hot_swap", "state_machine_arn": machine, "version": "2026-12-01T02:00:00Z",
+             "run": "Nightly Run 7", "parent_execution_id": "arn:aws:states:eu-west-1:123456789012:execution:t:r",
+             "overrides": {"min_recall": 0.95, "version": "ignored"}}
+    first = control_tasks.handle(event, deps)
+    assert first["name"] == "nightly-run-7-2026-12-01t02-00-00z" and first["started"] is True
+    execution = sfn.describe_execution(executionArn=first["execution_arn"])
+    parent = event["parent_execution_id"]
+    assert json.loads(execution["input"]) == {"version": "2026-12-01T02:00:00Z", "min_recall": 0.95,
+                                              "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": parent}
+    assert control_tasks.handle(event, deps)["execution_arn"] == first["execution_arn"]  # a retried task
+    running = control_tasks.handle({"action": "describe_execution", "execution_arn": first["execution_arn"]}, deps)
+    assert running == {"execution_arn": first["execution_arn"], "status": "RUNNING", "error": "", "cause": ""}
+    sfn.stop_execution(executionArn=first["execution_arn"], error="Operator", cause="stopped by hand")
+    again = control_tasks.handle(event, deps)  # closed: ExecutionAlreadyExists names the same execution
+    assert again == {**first, "started": False}
+    stopped = control_tasks.describe_execution({"execution_arn": first["execution_arn"]}, deps)
+    assert stopped["status"] == "ABORTED" and stopped["cause"]
+    with pytest.raises(ValueError, match="not a state machine ARN"):
+        control_tasks.start_hot_swap({**event, "state_machine_arn": "arn:aws:lambda:eu-west-1:1:function:x"}, deps)
+
+
+def test_hot_swap_execution_names_fit_step_functions_limits() -> None:
+    name = control_tasks.hot_swap_execution_name("r" * 100, "v" * 30)
+    assert len(name) == 80 and name.endswith("-" + "v" * 30)
+    assert control_tasks.hot_swap_execution_name("", "V 1") == "v-1"
+    assert len(control_tasks.hot_swap_execution_name("run", "x" * 200)) == 80

@@ -1,5 +1,6 @@
 """The state machines, EXECUTED by moto's ASL interpreter (see sfn_harness): success, gate rejection, failing
-bulk load, failing endpoint. Task Lambdas answer from a queue; their logic is tested in test_lifecycle_tasks."""
+bulk load, failing endpoint, and the training machine's hot-swap polling loop. Task Lambdas answer from a queue;
+their logic is tested in test_lifecycle_tasks, and test_training_hot_swap runs both machines on the real tasks."""
 
 from __future__ import annotations
 
@@ -113,36 +114,72 @@ SPECS = {
 SPECS["embeddings"] = {**SPECS["etl"], "ProcessingJobName": "tastebud-embeddings-run1"}
 
 
-def training(aws: dict[str, Any], name: str) -> dict[str, Any]:
-    import boto3
+HOT_SWAP = "arn:aws:states:eu-west-1:123456789012:stateMachine:tastebud-index-hot-swap"
+FAST_TRAINING = {"poll_seconds": 0, "hot_swap_poll_seconds": 0}
+GATE_PASSES = {"pass": True, "reason": "", "metric": "recall@20", "candidate": 0.31, "live": 0.30}
+PUBLISHED_V2 = {"version": "v2", "model_version": "m2", "index_version": "i2"}
+STARTED = {"execution_arn": HOT_SWAP.replace(":stateMachine:", ":execution:") + ":train-v2", "name": "train-v2",
+           "started": True}
 
-    sfn = boto3.client("stepfunctions", region_name="eu-west-1")
-    child = sfn.create_state_machine(name=f"child-{name}", roleArn=aws["role"], definition=json.dumps(
-        {"StartAt": "Swapped", "States": {"Swapped": {"Type": "Succeed"}}}))["stateMachineArn"]
+
+def status(value: str, error: str = "", cause: str = "") -> dict[str, Any]:
+    return {"execution_arn": STARTED["execution_arn"], "status": value, "error": error, "cause": cause}
+
+
+def training(aws: dict[str, Any], name: str, **overrides: Any) -> dict[str, Any]:
     definition = render("training", {"ControlTaskFunctionArn": aws["functions"]["ControlTaskFunctionArn"],
-                                     "IndexHotSwapStateMachineArn": child, "TrainingS3Uri": "s3://b/training",
+                                     "IndexHotSwapStateMachineArn": HOT_SWAP, "TrainingS3Uri": "s3://b/training",
                                      "TrainingJobRoleArn": ROLE})
-    return execute(definition, aws["role"], {"poll_seconds": 0}, name=name)
+    return execute(definition, aws["role"], {**FAST_TRAINING, **overrides}, name=name)
 
 
-def test_training_success_path_publishes_and_hot_swaps(aws: dict[str, Any]) -> None:
-    queue(SPECS, {"pass": True, "reason": "", "metric": "recall@20", "candidate": 0.31, "live": 0.30},
-          {"version": "v2", "model_version": "m2", "index_version": "i2"})
-    run = training(aws, "train-ok")
+def start_payload(run: dict[str, Any]) -> dict[str, Any]:
+    scheduled = [e["taskScheduledEventDetails"] for e in run["events"] if "taskScheduledEventDetails" in e]
+    payloads = [json.loads(s["parameters"]).get("Payload") or {} for s in scheduled]
+    return next(p for p in payloads if p.get("action") == "start_hot_swap")
+
+
+def test_training_success_path_publishes_and_polls_the_hot_swap(aws: dict[str, Any]) -> None:
+    queue(SPECS, GATE_PASSES, PUBLISHED_V2, STARTED, status("RUNNING"), status("RUNNING"), status("SUCCEEDED"))
+    run = training(aws, "train-ok", hot_swap_overrides={"drain_seconds": 30})
+    assert run["status"] == "SUCCEEDED", run
     states = run["states"]
     assert states.index("EtlJob") < states.index("EmbeddingsJob") < states.index("TrainingJob") < states.index(
-        "Gate") < states.index("Publish") < states.index("HotSwap"), run
+        "Gate") < states.index("Publish") < states.index("StartHotSwap") < states.index("DescribeHotSwap"), run
     assert states.count("DescribeTraining") == 1  # moto's SageMaker backend reports Completed at once
-    task_errors = [e["taskFailedEventDetails"].get("cause", "") for e in run["events"] if "taskFailedEventDetails" in e]
-    if run["status"] == "FAILED" and task_errors == ["'StateMachineArn'"]:
-        # moto 5.2.5's port of the interpreter hands `StateMachineArn` to botocore 1.44's stepfunctions
-        # serializer, which only knows `stateMachineArn` (KeyError; reproduced with a one-state machine).
-        pytest.xfail("moto 5.2.5 cannot run states:startExecution.sync:2 with botocore 1.44")
-    assert run["status"] == "SUCCEEDED", run
+    assert states.count("DescribeHotSwap") == 3 and states.count("CountHotSwapPoll") == 2
+    assert states[-2:] == ["Summary", "Done"]
+    assert run["output"] == {**PUBLISHED_V2, "gate": {"pass": True, "reason": ""},
+                             "hot_swap_execution_arn": STARTED["execution_arn"]}
+    sent = start_payload(run)
+    assert sent["state_machine_arn"] == HOT_SWAP and sent["version"] == "v2" and sent["run"] == "train-ok"
+    assert sent["overrides"] == {"drain_seconds": 30} and sent["parent_execution_id"].endswith(":train-ok")
+
+
+@pytest.mark.parametrize("ended", ["FAILED", "TIMED_OUT", "ABORTED"])
+def test_a_failed_hot_swap_fails_the_training_execution(aws: dict[str, Any], ended: str) -> None:
+    cause = "A step failed or a check rejected the version; LIVE.json and the alias stay on the previous version."
+    queue(SPECS, GATE_PASSES, PUBLISHED_V2, STARTED, status("RUNNING"), status(ended, "RolledBack", cause))
+    run = training(aws, f"train-{ended.lower().replace('_', '-')}")
+    assert run["status"] == "FAILED" and run["error"] == "HotSwapFailed" and run["cause"] == cause, run
+    assert run["states"][-2:] == ["HotSwapDone", "HotSwapFailed"]
+
+
+def test_a_hot_swap_that_flipped_but_failed_cleanup_is_reported_as_such(aws: dict[str, Any]) -> None:
+    queue(SPECS, GATE_PASSES, PUBLISHED_V2, STARTED, status("FAILED", "CleanupFailed", "old index left"))
+    run = training(aws, "train-cleanup")
+    assert run["status"] == "FAILED" and run["error"] == "HotSwapCleanupFailed", run
+
+
+def test_polling_the_hot_swap_is_bounded(aws: dict[str, Any]) -> None:
+    queue(SPECS, GATE_PASSES, PUBLISHED_V2, STARTED, *[status("RUNNING")] * 3)
+    run = training(aws, "train-bounded", hot_swap_max_polls=2)
+    assert run["status"] == "FAILED" and run["error"] == "HotSwapUnconfirmed", run
+    assert run["states"].count("DescribeHotSwap") == 3  # polls 0, 1, 2: the third answer reaches the bound
 
 
 def test_training_gate_rejection_publishes_nothing(aws: dict[str, Any]) -> None:
     queue(SPECS, {"pass": False, "reason": "recall@20 0.2100 < live 0.3000 - 0.01"})
     run = training(aws, "train-gate")
     assert run["status"] == "FAILED" and run["error"] == "GateRejected", run
-    assert "Publish" not in run["states"] and "HotSwap" not in run["states"]
+    assert "Publish" not in run["states"] and "StartHotSwap" not in run["states"]

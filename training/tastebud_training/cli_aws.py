@@ -18,20 +18,15 @@ def _records(frame: Any) -> list[dict[str, Any]]:
 def seed(
     data: Annotated[Path, typer.Option("--data", help="Data directory (see `tastebud data validate`)")],
     profiles_table: Annotated[str, typer.Option("--profiles-table", help="Stack output ProfilesTable")],
-    catalog_table: Annotated[str | None, typer.Option("--catalog-table", help="Stack output CatalogTable")] = None,
     region: Annotated[str | None, typer.Option("--region", help="AWS region (default: the AWS config)")] = None,
 ) -> None:
-    """Write user profiles (and the catalog) of a data directory to the stack's DynamoDB tables."""
+    """Write the user profiles of a data directory to the stack's DynamoDB profiles table."""
     import boto3
 
-    from tastebud.adapters.aws.dynamodb_seed import seed_catalog, seed_profiles
+    from tastebud.adapters.aws.dynamodb_seed import seed_profiles
     from tastebud_training.data import load_dataset
 
     dataset = load_dataset(data)
     client = boto3.session.Session(region_name=region).client("dynamodb")
     users = seed_profiles(client, profiles_table, _records(dataset.users))
     typer.echo(f"{profiles_table}: {users} profiles")
-    if catalog_table:
-        merchants = {str(m["merchant_id"]): m for m in _records(dataset.merchants)}
-        items = seed_catalog(client, catalog_table, _records(dataset.items), merchants)
-        typer.echo(f"{catalog_table}: {items} items")

@@ -13,7 +13,9 @@ Metrics are printed as ``tastebud <metric>=<value>;`` lines, which the job defin
 (``sagemaker_jobs.METRICS``) turn into FinalMetricDataList for the evaluation gate.
 
 Hyperparameters: epochs, seed, retrieval (two_tower|content), images (true|false), max_ranker_groups,
-evaluate (true|false), max_eval_users. ``python -m tastebud_training.sagemaker_entry`` (the job's
+evaluate (true|false), max_eval_users. The job never builds or imports ScaNN (``TrainConfig.ann_index="none"``,
+manifest ``retrieval.index == "none"``): the version's serving index is OpenSearch, loaded from
+``index_vectors.npy``; the evaluation uses exact search. ``python -m tastebud_training.sagemaker_entry`` (the job's
 ``sagemaker_program``); ``TASTEBUD_SM_ROOT`` moves ``/opt/ml`` (tests run it in a temporary directory).
 """
 
@@ -86,8 +88,10 @@ def run(paths: dict[str, Path]) -> dict[str, Any]:
 
     hps = _hyperparameters(paths["hyperparameters"])
     seed = int(hps.get("seed", 7))
+    # ann_index="none": no ScaNN in the job (ScaNN 1.4.2 needs TF 2.20, the DLC has 2.19, and `import scann`
+    # would fail); the serving index is OpenSearch, bulk-loaded by the hot swap from index_vectors.npy.
     base = TrainConfig(seed=seed, progress=True, retrieval=str(hps.get("retrieval", "two_tower")),
-                       images=_flag(hps.get("images", "true")),
+                       images=_flag(hps.get("images", "true")), ann_index="none",
                        max_ranker_groups=int(hps.get("max_ranker_groups", 6000)))
     config = replace(base, two_tower=replace(base.two_tower, epochs=int(hps.get("epochs", 8)), seed=seed))
     dataset = load_dataset(paths["train"])

@@ -2,6 +2,9 @@
 
 Steps: item text -> MiniLM vectors (cached) -> ScaNN index; point-in-time snapshots; re-ranker examples
 built with the serving code; XGBoost LambdaMART -> ONNX (parity-checked); serving snapshots; manifest.
+``TrainConfig.ann_index="none"`` (the SageMaker job, whose index is OpenSearch's) builds no ScaNN index and
+never imports ScaNN: the ranker examples use exact search, and ``index_vectors.npy`` is still written (the
+hot swap bulk-loads it).
 Everything is written to a staging directory and published with an atomic rename: a failed run
 publishes nothing.
 """
@@ -19,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tastebud.adapters.embedded.scann_index import ScannIndex
+from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.artifacts import LocalArtifactStore, Manifest, sha256_of
 from tastebud.catalog import Catalog
 from tastebud.display import DISPLAY_FILE, DisplayTable
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.image_features import IMAGE_DIM, unit_rows
+from tastebud.ports import CandidateIndex
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
 from tastebud_training.data import Dataset
@@ -38,19 +42,24 @@ from tastebud_training.snapshot import build_catalog, build_user_table, preferen
 from tastebud_training.text_embedding import DIMENSION, MODEL_NAME, embed_texts, item_texts
 from tastebud_training.two_tower.trainer import TwoTowerConfig
 
+# "scann": the in-process ScaNN index (local serving); "none": no ANN index in the version (the SageMaker job:
+# ScaNN 1.4.2 is built against TF 2.20, the training DLC has 2.19; on AWS the index lives in OpenSearch).
+ANN_INDEXES = ("scann", "none")
 LABEL_WINDOW_QUANTILE = 0.85  # ranker features as of this quantile of positive times; labels after it
 PARITY_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """What `tastebud train` builds. ``retrieval`` is "two_tower" (the default) or "content" (the baseline)."""
+    """What `tastebud train` builds. ``retrieval`` is "two_tower" (the default) or "content" (the baseline);
+    ``ann_index`` is "scann" (the default, local serving) or "none" (see ANN_INDEXES)."""
 
     seed: int = 7
     max_ranker_groups: int = 6000
     progress: bool = True
     retrieval: str = "two_tower"
     images: bool = True
+    ann_index: str = "scann"
     image_weights: str | None = None
     refit_retrieval: bool = True
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
@@ -59,6 +68,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.retrieval not in RETRIEVAL_MODELS:
             raise ValueError(f"retrieval must be one of {RETRIEVAL_MODELS}, not {self.retrieval!r}")
+        if self.ann_index not in ANN_INDEXES:
+            raise ValueError(f"ann_index must be one of {ANN_INDEXES}, not {self.ann_index!r}")
 
 
 def log(message: str, enabled: bool) -> None:
@@ -142,7 +153,7 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
                              has_image, out, config.two_tower, say)
 
     retrieval = fit(feature_cut)
-    index = _build_index(retrieval.index_vectors, say)
+    index = _build_index(retrieval.index_vectors, config.ann_index, say)
 
     users_then = build_user_table(dataset, catalog_then, feature_cut, terms)
     retriever_then = Retriever(catalog_then, retrieval.encoder, index, config.knobs)
@@ -167,7 +178,7 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
         # The ranker needed a retrieval model that had not seen its labels; serving wants the freshest one.
         say("refitting the two-tower model on all interactions for serving")
         retrieval = fit(as_of)
-        index = _build_index(retrieval.index_vectors, say)
+        index = _build_index(retrieval.index_vectors, config.ann_index, say)
     index_vectors = retrieval.index_vectors
     index_version = index.version
     item_embedding = export_item_embedding(out, retrieval, texts, text_vectors,
@@ -182,7 +193,8 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     np.save(out / "index_vectors.npy", index_vectors)
     np.save(out / "preference_vectors.npy", preference_vectors)
     (out / "preference_terms.json").write_text(json.dumps(terms))
-    index.save(out / "index")
+    if config.ann_index == "scann":
+        index.save(out / "index")  # type: ignore[attr-defined]
     (out / "stock_snapshot.json").write_text(json.dumps(_stock_snapshot(dataset)))
     write_report(out, retrieval.history, ranker_info)
 
@@ -195,7 +207,7 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
         index_version=index_version,
         feature_version=FEATURE_VERSION,
         created_at=time.time(),
-        retrieval={**retrieval.manifest, "text_model": MODEL_NAME, "index": "scann",
+        retrieval={**retrieval.manifest, "text_model": MODEL_NAME, "index": config.ann_index,
                    "items": int(index_vectors.shape[0]), "preference_terms": len(terms),
                    "item_embedding": item_embedding},
         ranker={"kind": "xgboost-lambdamart-onnx", "features": list(FEATURE_NAMES), "feature_cut": feature_cut,
@@ -217,8 +229,14 @@ def display_table(dataset: Dataset, catalog: Catalog) -> DisplayTable:
     return DisplayTable(np.asarray(titles.to_numpy(), dtype=str), np.asarray(names.to_numpy(), dtype=str))
 
 
-def _build_index(vectors: np.ndarray, say: Callable[[str], None]) -> ScannIndex:
+def _build_index(vectors: np.ndarray, kind: str, say: Callable[[str], None]) -> CandidateIndex:
+    """The version's ANN index ("scann"), or exact search over the vectors ("none": nothing to save)."""
     version = f"idx-{hashlib.sha256(vectors.tobytes()).hexdigest()[:12]}"
+    if kind == "none":
+        say(f"no ANN index (ann_index=none): exact search over {vectors.shape[0]:,} x {vectors.shape[1]} vectors")
+        return BruteForceIndex(vectors, version)
+    from tastebud.adapters.embedded.scann_index import ScannIndex  # imports nothing heavy until build()
+
     say(f"building the ScaNN index over {vectors.shape[0]:,} x {vectors.shape[1]} vectors")
     return ScannIndex.build(vectors, version)
 

@@ -14,7 +14,7 @@ import numpy as np
 from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
 from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
-from tastebud.adapters.embedded.scann_index import ScannIndex
+from tastebud.adapters.embedded.scann_index import BruteForceIndex, ScannIndex
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
@@ -45,6 +45,14 @@ def check_manifest(manifest: Manifest) -> None:
         )
     if kind not in ("two_tower", "content"):
         raise ArtifactMismatchError(f"artifacts {manifest.version}: unknown retrieval model kind {kind!r}")
+
+
+def load_index(manifest: Manifest, directory: Path) -> CandidateIndex:
+    """The version's ScaNN index, or exact search over index_vectors.npy for a version trained without one
+    (``retrieval.index == "none"``: the SageMaker job's versions, whose serving index is OpenSearch)."""
+    if manifest.retrieval.get("index") == "none":
+        return BruteForceIndex(np.load(directory / "index_vectors.npy"), manifest.index_version)
+    return ScannIndex.load(directory / "index", manifest.index_version)
 
 
 def load_encoder(manifest: Manifest, directory: Path) -> UserEncoder:
@@ -127,7 +135,7 @@ def load_version(directory: Path, *, image_root: Path | None = None, with_embedd
         catalog=_loaded("catalog.npz", directory, lambda: Catalog.load(directory / "catalog.npz")),
         users=_loaded("users.npz", directory, lambda: UserTable.load(directory / "users.npz")),
         encoder=_loaded("the user encoder", directory, lambda: load_encoder(manifest, directory)),
-        index=_loaded("index/", directory, lambda: ScannIndex.load(directory / "index", manifest.index_version)),
+        index=_loaded("index/", directory, lambda: load_index(manifest, directory)),
         ranker=_loaded("ranker.onnx", directory, lambda: OnnxRanker(directory / "ranker.onnx", manifest.model_version,
                                                                      n_features=len(FEATURE_NAMES))),
         embedder=_loaded("the item embedder", directory, lambda: load_item_embedder(manifest, directory, image_root))

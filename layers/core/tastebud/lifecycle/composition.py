@@ -86,7 +86,8 @@ def control_handler(deps: control_tasks.ControlDeps | None = None) -> Handler:
                 s3=session.client("s3"), sagemaker=session.client("sagemaker"), bucket=bucket, prefix=prefix,
                 alias=settings.index_alias, endpoint_prefix=settings.endpoint_prefix,
                 user_tower_image=settings.user_tower_image, user_tower_role_arn=settings.user_tower_role_arn,
-                instance_type=settings.user_tower_instance_type, instance_count=settings.user_tower_instance_count))
+                instance_type=settings.user_tower_instance_type, instance_count=settings.user_tower_instance_count,
+                stepfunctions=session.client("stepfunctions")))
         return control_tasks.handle(event, built[0])
 
     return handle

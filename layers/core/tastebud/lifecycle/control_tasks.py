@@ -12,6 +12,17 @@ and the evaluation gate. Dispatched on ``event["action"]`` like ``index_tasks``:
                      evaluation.json; passes when candidate >= live - margin (or nothing is live yet)
   publish            unpack the training job's model.tar.gz and publish it as versions/<v>/ (manifest, then
                      CURRENT, written last); publishing never changes traffic (only LIVE.json does)
+  start_hot_swap     StartExecution of the index hot-swap machine for a published version (input: the
+                     run's ``hot_swap_overrides``, e.g. ``min_recall``, plus the version), named after the
+                     training run and the version (a retried task gets the execution it already started)
+  describe_execution status/error/cause of that execution (the training ASL polls Wait -> Describe -> Choice)
+
+The training machine starts and polls the hot swap through this function rather than with the
+``states:startExecution`` / ``aws-sdk:sfn:*`` integrations: moto 5.2.5's port of the ASL interpreter hands
+those integrations' PascalCase parameters (``StateMachineArn``) to botocore unconverted (its
+``_normalise_parameters`` is a no-op, LocalStack's maps them onto the API shape), and the Step Functions
+API's own members are camelCase (``stateMachineArn``), so botocore's serializer raises KeyError. A Lambda
+task is something the interpreter runs, so the whole training path is executed in the tests.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ class ControlDeps:
     instance_type: str = "ml.c7i.large"
     instance_count: int = 1
     chunk_size: int = 20_000
+    stepfunctions: Any = None
 
     @property
     def store(self) -> S3ArtifactStore:
@@ -217,10 +229,65 @@ def job_specs(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
     return out
 
 
+# Step Functions execution names: 1-80 characters, no whitespace, brackets, wildcards or punctuation other
+# than - and _ (the ARN embeds them).
+_EXECUTION_NAME_MAX = 80
+
+
+def hot_swap_execution_name(run: str, version: str) -> str:
+    """``<run>-<version>`` in [a-z0-9-], at most 80 characters, keeping the version whole when it can."""
+    version_part = _slug(version)[:_EXECUTION_NAME_MAX]
+    room = _EXECUTION_NAME_MAX - len(version_part) - 1
+    run_part = _slug(run)[:room].rstrip("-") if room > 0 else ""
+    return f"{run_part}-{version_part}" if run_part else version_part
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def start_hot_swap(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    """StartExecution of the hot-swap machine for ``version``. StartExecution is idempotent for a running
+    standard execution with the same name and input; once that execution has closed it answers
+    ExecutionAlreadyExists, and the execution it names is the one this run started."""
+    machine, version = str(event["state_machine_arn"]), str(event["version"])
+    if ":stateMachine:" not in machine:
+        raise ValueError(f"not a state machine ARN: {machine!r}")
+    name = hot_swap_execution_name(str(event.get("run") or "run"), version)
+    overrides = event.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise ValueError(f"hot swap overrides must be an object, not {type(overrides).__name__}")
+    execution_input: dict[str, Any] = {**overrides, "version": version}
+    if event.get("parent_execution_id"):  # links the two executions in the console
+        execution_input["AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"] = str(event["parent_execution_id"])
+    try:
+        arn = str(deps.stepfunctions.start_execution(stateMachineArn=machine, name=name,
+                                                     input=json.dumps(execution_input, sort_keys=True))[
+            "executionArn"])
+        started = True
+    except Exception as exc:
+        if _error_code(exc) != "ExecutionAlreadyExists":
+            raise
+        arn, started = machine.replace(":stateMachine:", ":execution:", 1) + ":" + name, False
+    return {"execution_arn": arn, "name": name, "started": started}
+
+
+def describe_execution(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    """RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED (| PENDING_REDRIVE), with the error and cause of a
+    failed execution (empty strings otherwise: the ASL selects both fields unconditionally)."""
+    arn = str(event["execution_arn"])
+    described = deps.stepfunctions.describe_execution(executionArn=arn)
+    status = str(described["status"])
+    error, cause = str(described.get("error") or ""), str(described.get("cause") or "")
+    if status in ("FAILED", "TIMED_OUT", "ABORTED") and not cause:
+        cause = f"execution {arn} ended {status}"
+    return {"execution_arn": arn, "status": status, "error": error, "cause": cause}
+
+
 ACTIONS = {"job_specs": job_specs, "prepare": prepare, "deploy_endpoint": deploy_endpoint,
            "describe_endpoint": describe_endpoint,
            "delete_endpoint": delete_endpoint, "cleanup_endpoints": cleanup_endpoints, "gate": gate,
-           "publish": publish}
+           "publish": publish, "start_hot_swap": start_hot_swap, "describe_execution": describe_execution}
 
 
 def handle(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:

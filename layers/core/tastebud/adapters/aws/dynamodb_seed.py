@@ -4,10 +4,9 @@
             (normalised exactly as training normalises them: stripped, lower case; the two-tower user tower
             embeds them, so a profile without them would be a train/serve skew), ``preferences`` (list of
             stated tastes, lower case), ``home_lat``/``home_lon``, ``created_at``.
-  catalog   one item per catalog item: merchant, domain, category, title, description, price, image URI,
-            created_at, and the merchant's ``merchant_open`` / ``delivery_radius_km``: the online record
-            of the catalog that the nightly ETL snapshots (``training/tastebud_training/etl``) and operators
-            query by item id.
+There is no catalog table: serving reads the catalog from the live version's ``catalog.npz`` (S3), the ETL
+reads the catalog tables from ``s3://<bucket>/training/catalog/``, and stock/merchant state lives in
+ElastiCache and OpenSearch.
 Writes are ``BatchWriteItem`` of 25 (the API's limit) with ``UnprocessedItems`` retried with backoff, so a
 throttled seed completes; seeding twice writes the same items (PutRequest replaces), so it is idempotent.
 """
@@ -59,21 +58,6 @@ def profile_item(user: Mapping[str, Any]) -> dict[str, Any]:
     return item
 
 
-def catalog_item(item: Mapping[str, Any], merchant: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"item_id": {"S": _text(item["item_id"])}, "merchant_id": {"S": _text(item["merchant_id"])},
-                           "domain": {"S": _text(merchant.get("domain"))}, "category": {"S": _text(item["category"])},
-                           "merchant_open": {"BOOL": merchant.get("is_open") is not False}}
-    for name in ("title", "description", "image_uri"):
-        if _text(item.get(name)):
-            out[name] = {"S": _text(item.get(name))}
-    for name, value in (("price", item.get("price")), ("created_at", item.get("created_at")),
-                        ("delivery_radius_km", merchant.get("delivery_radius_km"))):
-        number = _number(value)
-        if number is not None:
-            out[name] = number
-    return out
-
-
 def batch_put(client: Any, table: str, items: Iterable[dict[str, Any]], *, attempts: int = 8,
               sleep: Callable[[float], None] = time.sleep) -> int:
     """Put every item (25 per ``BatchWriteItem``); unprocessed items are retried with exponential backoff."""
@@ -105,9 +89,3 @@ def batch_put(client: Any, table: str, items: Iterable[dict[str, Any]], *, attem
 
 def seed_profiles(client: Any, table: str, users: Iterable[Mapping[str, Any]], **kwargs: Any) -> int:
     return batch_put(client, table, (profile_item(u) for u in users), **kwargs)
-
-
-def seed_catalog(client: Any, table: str, items: Iterable[Mapping[str, Any]],
-                 merchants: Mapping[str, Mapping[str, Any]], **kwargs: Any) -> int:
-    return batch_put(client, table, (catalog_item(i, merchants.get(str(i["merchant_id"]), {})) for i in items),
-                     **kwargs)
