@@ -32,6 +32,7 @@ from tastebud.features import haversine_km
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
 from tastebud.ports import CandidateIndex, UserEncoder
 from tastebud.settings import ServingKnobs
+from tastebud.stages.failures import record_stage_bug
 
 logger = logging.getLogger(__name__)
 # Ask the ANN index for at most this many neighbours when filters remove most of the first answer.
@@ -63,11 +64,12 @@ class Retriever:
         return Retriever(self._catalog, self._encoder, self._index, knobs, self._fresh)
 
     def run(self, user: UserProfile, context: RequestContext, degraded: list[str],
-            timings: dict[str, float] | None = None) -> Candidates:
+            timings: dict[str, float] | None = None, errors: list[str] | None = None) -> Candidates:
         """Return merged candidates; an encoder/index failure degrades to history + popularity.
 
         ``timings``: when given, receives the sub-stage times in ms: ``user_tower`` (the query embedding) and
         ``knn`` (ANN + fresh-items search, re-asks included); a sub-stage that did not run is absent.
+        ``errors``: when given, receives ``"retrieve"`` if the ANN part failed with a bug (not a DependencyError).
         """
         knobs = self._knobs
         domain = context.domain
@@ -91,11 +93,10 @@ class Retriever:
                 parts_rows.append(rows)
                 parts_scores.append(scores)
                 parts_sources.append(sources)
-        except DependencyError:
+        except DependencyError:  # an outage: the adapter (and its circuit breaker) already said what failed
             degraded.append("retrieve")
-        except Exception:  # a bug, not an outage: logged with its stack; the page is still served
-            logger.exception("retrieve stage failed")
-            degraded.append("retrieve")
+        except Exception:  # a bug, not an outage: logged with its stack and counted; the page is still served
+            record_stage_bug(logger, "retrieve", degraded, errors)
 
         history = user.history_rows[: knobs.history_candidates]
         parts_rows.append(history)
@@ -128,7 +129,8 @@ class Retriever:
                     location: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """ANN + fresh-items neighbours that can be served, best first; asks for more when filters bite."""
         knobs = self._knobs
-        fetch = knobs.retrieve_k * (knobs.domain_overfetch if context.domain != "all" else 1)
+        needed = knobs.retrieve_k * (knobs.domain_overfetch if context.domain != "all" else 1)
+        fetch = min(MAX_ANN_FETCH, max(needed, int(np.ceil(needed * knobs.ann_overfetch))))
         while True:
             rows, scores = self._index.search(query, fetch, domain=context.domain)
             sources = np.full(rows.size, SOURCE_ANN, dtype=np.int8)
