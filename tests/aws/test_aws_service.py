@@ -280,3 +280,50 @@ def test_a_new_version_does_not_wipe_live_stock(world: dict[str, Any]) -> None:
     world["redis"].set("tastebud:stock:snapshot", "an-older-version")
     invoke(world, load_event("health"))  # a container of a NEW version starts
     assert not world["redis"].sismember(OUT_OF_STOCK_KEY, "i000002")
+
+
+def test_a_dead_endpoint_opens_its_circuit_health_and_metrics_say_so(world: dict[str, Any]) -> None:
+    """After aws_breaker_fail_max failed calls the endpoint is skipped (no call), /health/ready and the metrics
+    report the open circuit; after aws_breaker_reset_s one probe closes it again."""
+    import time
+
+    healthy = [False]
+
+    def tower(request: Any) -> Any:
+        return user_tower(request) if healthy[0] else model_error(500, {"error": "OOM when allocating tensor"})
+
+    sagemaker, sent = sagemaker_runtime_client(tower)
+    clients = AwsClients(s3=world["s3"], dynamodb=world["dynamodb"], sagemaker_runtime=sagemaker,
+                         secretsmanager=world["secrets"], opensearch=opensearch_client(world["domain"]),
+                         redis=world["redis"])
+    service = build_aws_service(settings(world, aws_breaker_fail_max=2, aws_breaker_reset_s=0.2), clients=clients,
+                                clock=lambda: NOW)
+    handler = create_handler(lambda: service)
+
+    def call(event: dict[str, Any], path: str | None = None) -> dict[str, Any]:
+        if path is not None:
+            event["rawPath"] = path
+            event["requestContext"]["http"]["path"] = path
+        response = handler(event, LocalLambdaContext(aws_request_id="t"))
+        return {"status": response["statusCode"], "body": response["body"]}
+
+    ready = json.loads(call(load_event("health"), "/health/ready")["body"])
+    assert ready["status"] == "ok"
+    assert ready["dependencies"] == {"sagemaker": "ok", "opensearch": "ok", "dynamodb": "ok", "redis": "ok"}
+    for _ in range(3):
+        body = json.loads(call(load_event("recommend"))["body"])
+        assert body["degraded"] == ["retrieve"] and len(body["items"]) == 10  # served from history + popular
+    assert len(sent) == 2  # the third request skipped the endpoint
+    ready = json.loads(call(load_event("health"), "/health/ready")["body"])
+    assert ready["status"] == "degraded" and ready["dependencies"]["sagemaker"] == "down"
+    assert ready["dependencies"]["opensearch"] == "ok"
+    metrics = call(load_event("health"), "/metrics")["body"]
+    assert 'tastebud_dependency_state{dependency="sagemaker"} 2.0' in metrics
+    assert 'tastebud_dependency_state{dependency="dynamodb"} 0.0' in metrics
+    assert json.loads(call(load_event("health"), "/metrics.json")["body"])["dependencies"]["sagemaker"] == "down"
+
+    healthy[0] = True
+    time.sleep(0.3)  # past aws_breaker_reset_s: the next request is the probe
+    body = json.loads(call(load_event("recommend"))["body"])
+    assert body["degraded"] == [] and len(sent) == 3
+    assert json.loads(call(load_event("health"), "/health/ready")["body"])["dependencies"]["sagemaker"] == "ok"

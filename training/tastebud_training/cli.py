@@ -286,16 +286,29 @@ def bench(
     = False,
     workers: Annotated[int | None, typer.Option(min=1, help="--http: server workers (default: one per core)")] = None,
     duration: Annotated[float, typer.Option(min=1, help="--http: seconds per throughput run")] = 10.0,
+    rate_fraction: Annotated[list[float] | None, typer.Option(
+        "--rate-fraction", min=0.01, max=2.0, help=(
+            "--http: after the closed-loop throughput runs (the measured capacity), send requests open loop at this "
+            "fraction of the capacity, latency from each request's scheduled send time (repeatable, e.g. 0.5)"))]
+    = None,
+    rate_seconds: Annotated[float, typer.Option(min=1, help="--http: seconds per open-loop run")] = 30.0,
+    rate_connections: Annotated[int, typer.Option(min=1, help="--http: keep-alive connections of the open loop")]
+    = 16,
 ) -> None:
     """Per-stage latency percentiles (p50/p95/p99, ms) and ANN recall@200 vs exact search; with --http the
-    keep-alive latency and the throughput (8 and 32 connections) of the HTTP server against the CPU bound."""
+    keep-alive latency and the throughput (8 and 32 connections) of the HTTP server against the CPU bound, and with
+    --rate-fraction the open-loop (fixed-rate) latency percentiles at that share of the measured capacity."""
     from tastebud.errors import TastebudError
     from tastebud_training import bench as bench_module
 
     if (artifacts is None) == (items is None):
         fail("give exactly one of --artifacts DIR or --items N")
+    if rate_fraction and not over_http:
+        fail("--rate-fraction needs --http")
     if over_http:
-        _bench_http(artifacts, items, requests=requests, workers=workers, duration=duration, as_json=as_json)
+        _bench_http(artifacts, items, requests=requests, workers=workers, duration=duration, as_json=as_json,
+                    rate_fractions=tuple(rate_fraction or ()), rate_seconds=rate_seconds,
+                    rate_connections=rate_connections)
         return
     if freshness:
         if artifacts is None:
@@ -334,7 +347,8 @@ def bench(
 
 
 def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, workers: int | None, duration: float,
-                as_json: bool) -> None:
+                as_json: bool, rate_fractions: tuple[float, ...] = (), rate_seconds: float = 30.0,
+                rate_connections: int = 16) -> None:
     import tempfile
 
     from tastebud.errors import TastebudError
@@ -357,7 +371,8 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
     try:
         report = run_http_bench(system.service, system.user_ids, system.description, workers=workers,
                                 requests=requests, duration_s=duration, after_fork=redis.detach_in_worker,
-                                redis_pid=redis.server_pid, progress=progress)
+                                redis_pid=redis.server_pid, rate_fractions=rate_fractions,
+                                rate_duration_s=rate_seconds, rate_connections=rate_connections, progress=progress)
     finally:
         redis.stop()
     if as_json:
@@ -380,6 +395,20 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
         table.add_row(str(row["connections"]), f"{row['requests_per_s']:.0f}", f"{row['share_of_cpu_bound']:.0%}",
                       f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}", str(row["errors"]), cores)
     out.print(table)
+    if report["open_loop"]:
+        table = Table(title=f"open loop (fixed rate, latency from the scheduled send time), capacity "
+                            f"{report['capacity_requests_per_s']:.0f} req/s")
+        for column in ("share", "target req/s", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
+                       "errors", "send lag p99 ms", "cores srv/redis/gen/other"):
+            table.add_column(column, justify="right")
+        for row in report["open_loop"]:
+            cores = "/".join(f"{row[name]:.2f}" for name in ("cores_server", "cores_redis", "cores_load_generator",
+                                                               "cores_other_processes"))
+            table.add_row(f"{row['fraction_of_capacity']:.0%}", f"{row['target_rate']:.0f}",
+                          f"{row['achieved_rate']:.0f}", *(f"{row[name]:.2f}" for name in (
+                              "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")),
+                          str(row["errors"]), f"{row['send_lag_p99_ms']:.2f}", cores)
+        out.print(table)
     out.print(f"goals: {report['goals']}")
 
 

@@ -9,6 +9,10 @@
    than a Python client), else from a Python keep-alive client:
    * keep-alive latency: one connection, one request at a time;
    * throughput with 8 and 32 keep-alive connections: requests/s, p50/p99, errors (socket errors and non-2xx).
+     The best of these closed-loop runs is the measured CAPACITY.
+3. Open loop (``rate_fractions``, e.g. 0.5): requests at a fixed rate of that fraction of the capacity, over keep-alive
+   connections, each latency measured from its SCHEDULED send time (``tastebud_training.open_loop``, the wrk2 way):
+   p50/p90/p99/p99.9, achieved rate, errors. This is the tail a client population sees; closed-loop p99 hides it.
 
 Logging is the same on both sides: Powertools' per-request INFO line and the access log are off (WARNING), so the
 comparison is the request path itself. The load generator, the embedded Redis and the server share the cores.
@@ -40,12 +44,14 @@ import numpy as np
 from tastebud.api.http import LambdaHandler, create_handler
 from tastebud.local_server import LocalLambdaContext, http_api_event
 from tastebud.service import RecommendationService
+from tastebud_training.open_loop import DEFAULT_CONNECTIONS, open_loop_load, recommendation_bodies
 
 K = 20
 CONNECTIONS = (8, 32)
 SERVER_START_TIMEOUT_S = 120.0
 KEEP_ALIVE_GOAL_MS = 1.0
 THROUGHPUT_GOAL = 0.70
+OPEN_LOOP_P99_GOAL_MS = 5.0  # DESIGN §5: at 1M items, HTTP p99 <= 5 ms at half of the measured capacity
 
 
 @dataclass(frozen=True)
@@ -273,8 +279,11 @@ def run_http_bench(service: RecommendationService, users: Sequence[str], descrip
                    workers: int | None = None, requests: int = 2000, duration_s: float = 10.0,
                    connections: Sequence[int] = CONNECTIONS, k: int = K,
                    after_fork: Callable[[], None] | None = None, redis_pid: int | None = None,
+                   rate_fractions: Sequence[float] = (), rate_duration_s: float = 30.0,
+                   rate_connections: int = DEFAULT_CONNECTIONS,
                    progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
-    """In-process vs keep-alive HTTP latency, and throughput against the CPU bound (see the module docstring)."""
+    """In-process vs keep-alive HTTP latency, throughput against the CPU bound, and (``rate_fractions``) open-loop
+    latency at fixed fractions of the measured capacity (see the module docstring)."""
     logging.getLogger("tastebud").setLevel(logging.WARNING)  # Powertools' per-request line, here and in workers
     load_before = os.getloadavg()[0]
     cores = available_cores()
@@ -318,6 +327,33 @@ def run_http_bench(service: RecommendationService, users: Sequence[str], descrip
                                "cores_load_generator": round(generator_cpu_s / elapsed_s, 2),
                                "cores_other_processes": round((busy_after - busy_before - server_cpu_s - redis_cpu_s
                                                                - generator_cpu_s) / elapsed_s, 2)})
+        capacity = max(row["requests_per_s"] for row in throughput)
+        open_loop = []
+        bodies = recommendation_bodies(sample, k)
+        for fraction in rate_fractions:
+            rate = fraction * capacity
+            progress(f"open loop: {rate:.0f} req/s ({fraction:.0%} of {capacity:.0f}) for {rate_duration_s:.0f} s, "
+                     f"{rate_connections} connections")
+            redis_pids = [redis_pid] if redis_pid else []
+            cpu_before, (busy_before, total_before) = server.cpu_seconds(), machine_cpu_seconds()
+            redis_before, generator_before = process_cpu_seconds(redis_pids), time.process_time()
+            run = open_loop_load(server.url, bodies, rate=rate, duration_s=rate_duration_s,
+                                 connections=rate_connections)
+            server_cpu_s = server.cpu_seconds() - cpu_before
+            busy_after, total_after = machine_cpu_seconds()
+            redis_cpu_s = process_cpu_seconds(redis_pids) - redis_before
+            generator_cpu_s = time.process_time() - generator_before  # the open-loop client runs in this process
+            elapsed_s = (total_after - total_before) / cores
+            progress(f"open loop {fraction:.0%}: p50 {run.p50_ms} p99 {run.p99_ms} p99.9 {run.p999_ms} ms, "
+                     f"{run.achieved_rate} req/s, {run.errors} errors")
+            row = {key: value for key, value in asdict(run).items() if key != "latencies_ms"}
+            open_loop.append({"fraction_of_capacity": fraction, "capacity_requests_per_s": capacity, **row,
+                              "cores_busy": round((busy_after - busy_before) / elapsed_s, 2),
+                              "cores_server": round(server_cpu_s / elapsed_s, 2),
+                              "cores_redis": round(redis_cpu_s / elapsed_s, 2),
+                              "cores_load_generator": round(generator_cpu_s / elapsed_s, 2),
+                              "cores_other_processes": round((busy_after - busy_before - server_cpu_s - redis_cpu_s
+                                                              - generator_cpu_s) / elapsed_s, 2)})
 
     added_ms = round(keep_alive.p50_ms - local["p50_ms"], 3)
     best = max(throughput, key=lambda row: row["requests_per_s"])
@@ -332,9 +368,15 @@ def run_http_bench(service: RecommendationService, users: Sequence[str], descrip
         "cpu_bound_requests_per_s": round(cpu_bound, 1),
         "keep_alive": {**asdict(keep_alive), "added_ms": added_ms},
         "throughput": throughput,
+        "capacity_requests_per_s": capacity,
+        "open_loop": open_loop,
         "goals": {
             "keep_alive_median_within_1ms": added_ms <= KEEP_ALIVE_GOAL_MS,
             "throughput_70pct_of_cpu_bound_0_errors": all(row["errors"] == 0 for row in throughput)
             and best["share_of_cpu_bound"] >= THROUGHPUT_GOAL,
+            **({"open_loop_p99_5ms_at_half_capacity_0_errors": all(
+                row["p99_ms"] <= OPEN_LOOP_P99_GOAL_MS and row["errors"] == 0
+                for row in open_loop if row["fraction_of_capacity"] == 0.5)}
+               if any(row["fraction_of_capacity"] == 0.5 for row in open_loop) else {}),
         },
     }

@@ -30,7 +30,9 @@ from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, history_payload, two_tower_payload
 from tastebud.adapters.aws.stock import IndexSyncedStockStore, auth_token_from_secret, elasticache_client
+from tastebud.adapters.circuit import circuit_breaker
 from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
+from tastebud.adapters.guarded_redis import redis_breaker
 from tastebud.adapters.redis_stock import SNAPSHOT_KEY, RedisStockStore
 from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
@@ -144,19 +146,20 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
     terms = json.loads(terms_path.read_text()) if terms_path.is_file() else []
 
     retry = RetryPolicy(attempts=1 + knobs.dependency_retries, base_delay=0.005, max_delay=0.02)
+    breakers = aws_breakers(knobs)
     no_text = np.zeros((catalog.size, 0), dtype=np.float32)  # the endpoint's model holds the text table
     payload = (two_tower_payload(TwoTowerVocab.load(directory, no_text))
                if manifest.retrieval.get("kind") == "two_tower" else history_payload(catalog))
     encoder = SageMakerUserEncoder(endpoint, payload, dimension=dimension,
-                                   client=clients.sagemaker_runtime, retry=retry)
+                                   client=clients.sagemaker_runtime, retry=retry, breaker=breakers["sagemaker"])
     index = OpenSearchIndex(clients.opensearch, index_name, catalog, manifest.index_version,
                             require_in_stock=knobs.index_filter_in_stock, timeout=knobs.index_timeout_ms / 1000,
-                            retry=retry)
+                            retry=retry, breaker=breakers["opensearch"])
     features = DynamoFeatureStore(settings.profiles_table, settings.history_table, catalog,
-                                  preference_terms=terms, client=clients.dynamodb)
+                                  preference_terms=terms, client=clients.dynamodb, breaker=breakers["dynamodb"])
     ranker = OnnxRanker(directory / "ranker.onnx", manifest.model_version, n_features=len(FEATURE_NAMES))
 
-    redis_store = RedisStockStore(clients.redis)
+    redis_store = RedisStockStore(clients.redis, breakers["redis"])
     snapshot = json.loads((directory / "stock_snapshot.json").read_text())
     # Seed ElastiCache from the snapshot ONCE (an empty cache, e.g. the first deploy): merchants' live stock
     # updates are newer than any training snapshot, so a new version must never wipe them.
@@ -166,12 +169,25 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
                                       snapshot.get("quantities", {}))
     stock: StockStore = redis_store
     if knobs.index_filter_in_stock:
-        stock = IndexSyncedStockStore(redis_store, OpenSearchIndexAdmin(clients.opensearch,
-                                                                        settings.opensearch_index_alias))
+        stock = IndexSyncedStockStore(redis_store, OpenSearchIndexAdmin(
+            clients.opensearch, settings.opensearch_index_alias, breaker=breakers["opensearch"]))
     return RecommendationService.wire(
         catalog=catalog, features=features, encoder=encoder, index=index, ranker=ranker, stock=stock, knobs=knobs,
         versions=Versions(manifest.model_version, manifest.index_version, manifest.feature_version), clock=clock,
-        fallback_out_of_stock=frozenset(snapshot["out_of_stock"]))
+        fallback_out_of_stock=frozenset(snapshot["out_of_stock"]), breakers=breakers)
+
+
+def aws_breakers(knobs: Any) -> dict[str, Any]:
+    """One circuit breaker per remote dependency of a serving process (``tastebud.adapters.circuit``).
+
+    The OpenSearch breaker is shared by the k-NN search and the stock updates mirrored into the documents: both
+    talk to the same domain. ElastiCache gets the Redis knobs (its per-call deadline is the stock stage's budget).
+    """
+    aws = {name: circuit_breaker(name, fail_max=knobs.aws_breaker_fail_max, reset_timeout_s=knobs.aws_breaker_reset_s,
+                                 throw_new_error_on_trip=False)
+           for name in ("sagemaker", "opensearch", "dynamodb")}
+    return {**aws, "redis": redis_breaker("redis", fail_max=knobs.redis_breaker_fail_max,
+                                          reset_timeout_s=knobs.redis_breaker_reset_s)}
 
 
 def refreshing_provider(load_settings: Callable[[], Settings], *, clients: AwsClients | None = None,

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from tastebud.adapters.circuit import STATE_VALUES
 from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, SOURCE_HISTORY, SOURCE_POPULAR, SOURCE_RELATED
 
 # The seed plan's per-stage budget (ms). The retrieve budget covers its two halves (user tower + k-NN).
@@ -38,6 +39,9 @@ SOURCES = {"ann": SOURCE_ANN, "history": SOURCE_HISTORY, "popular": SOURCE_POPUL
            "bought_together": SOURCE_RELATED}
 # Stages that can degrade (fall back) and report it in ``Recommendation.degraded``.
 DEGRADABLE = ("features", "live_state", "retrieve", "rerank", "stock")
+# Stages that catch a BUG (an unexpected exception), log it with its stack and serve a fallback
+# (``tastebud.stages.failures``); each such request also counts in tastebud_stage_errors_total{stage}.
+ERROR_STAGES = ("retrieve", "rerank")
 LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.07, 0.1, 0.115, 0.25, 0.5,
                      1.0, 2.5)
 COUNT_BUCKETS = (0, 1, 5, 10, 20, 50, 100, 150, 200, 300, 500, 1000, 4000)
@@ -66,6 +70,9 @@ SOURCE_CANDIDATES = MetricDef("tastebud_retrieved_candidates", "Candidates retri
                               "candidates_source_{label}", "Count")
 DEGRADED = MetricDef("tastebud_stage_degraded_total", "Requests on which a stage degraded (fell back)", "stage",
                      "degraded_{label}", "Count")
+STAGE_ERRORS = MetricDef("tastebud_stage_errors_total", "Requests on which a stage failed with a bug (an unexpected "
+                         "exception, logged with its stack) and served its fallback; outages are not counted here",
+                         "stage", "errors_{label}", "Count")
 DEGRADED_REQUESTS = MetricDef("tastebud_degraded_requests_total", "Requests with at least one degraded stage",
                               None, "degraded_requests", "Count")
 RECOMMENDATIONS = MetricDef("tastebud_recommendations_total", "Recommendation requests served", None,
@@ -90,6 +97,7 @@ def observations(result: Any, trace: Any = None) -> list[Observation]:
         stage_ms.update(trace.timings)
     out += [Observation(LATENCY, stage, float(stage_ms[stage])) for stage in LATENCY_STAGES if stage in stage_ms]
     out += [Observation(DEGRADED, stage, 1.0) for stage in result.degraded]
+    out += [Observation(STAGE_ERRORS, stage, 1.0) for stage in getattr(result, "stage_errors", ())]
     out.append(Observation(DEGRADED_REQUESTS, None, 1.0 if result.degraded else 0.0))
     if trace is not None and trace.retrieved is not None:
         sources = trace.retrieved.sources
@@ -173,6 +181,14 @@ class _StateCollector(Collector):
         if state.get("catalog_items") is not None:
             yield GaugeMetricFamily("tastebud_catalog_items", "Items in the live catalog",
                                     value=float(state["catalog_items"]))
+        dependencies = state.get("dependencies") or {}
+        if dependencies:
+            gauge = GaugeMetricFamily("tastebud_dependency_state", "Each dependency as /health/ready reports it: "
+                                      "0 ok, 1 degraded (failures counting or circuit half-open), 2 down (circuit "
+                                      "open: calls skipped)", labels=["dependency"])
+            for name, value in sorted(dependencies.items()):
+                gauge.add_metric([name], float(STATE_VALUES.get(value, 2)))
+            yield gauge
 
 
 class ServingMetrics:
@@ -198,7 +214,7 @@ class ServingMetrics:
         self._counters = {
             metric: Counter(metric.prometheus.removesuffix("_total"), metric.help,
                             [metric.label] if metric.label else [], registry=self.registry)
-            for metric in (DEGRADED, DEGRADED_REQUESTS, RECOMMENDATIONS)
+            for metric in (DEGRADED, STAGE_ERRORS, DEGRADED_REQUESTS, RECOMMENDATIONS)
         }
         self._requests = Counter(REQUESTS.prometheus.removesuffix("_total"), REQUESTS.help, ["route", "status"],
                                  registry=self.registry)
@@ -206,6 +222,8 @@ class ServingMetrics:
             self._histograms[LATENCY].labels(stage)
         for stage in DEGRADABLE:
             self._counters[DEGRADED].labels(stage)
+        for stage in ERROR_STAGES:
+            self._counters[STAGE_ERRORS].labels(stage)
         self.registry.register(_StateCollector(self._read_state, clock))
 
     def set_state(self, state: Callable[[], dict[str, Any] | None]) -> None:
@@ -268,6 +286,8 @@ class ServingMetrics:
         for stage in DEGRADABLE:
             count = int(window.values((DEGRADED.prometheus, stage)).size)
             stages.setdefault(stage, {})["degraded_rate"] = round(count / n, 4) if n else None
+        for stage in ERROR_STAGES:  # bugs caught in the window (a count: any non-zero value needs a look at the logs)
+            stages[stage]["errors"] = int(window.values((STAGE_ERRORS.prometheus, stage)).size)
         for stage in COUNT_STAGES:
             values = window.values((CANDIDATES.prometheus, stage))
             stages[stage]["candidates_mean"] = round(float(values.mean()), 1) if values.size else None
@@ -299,15 +319,20 @@ class ServingMetrics:
                 "event_lag_p50_s": percentile(lags, 50) if lags.size else None,
                 "event_lag_p99_s": percentile(lags, 99) if lags.size else None,
             },
+            "dependencies": state.get("dependencies") or {},
         }
 
 
 def service_state(serving: Any) -> dict[str, Any]:
-    """Versions and freshness of a ServingRuntime (embedded) or a RecommendationService (AWS: versions only)."""
+    """Versions, freshness and dependency states of a ServingRuntime (embedded) or a RecommendationService (AWS:
+    versions and circuit breakers)."""
     versions = serving.versions
     state: dict[str, Any] = {"version": getattr(serving, "version_name", None),
                              "model_version": versions.model_version, "index_version": versions.index_version,
                              "catalog_items": int(serving.catalog.size)}
+    dependencies = getattr(serving, "dependencies", None)
+    if dependencies is not None:
+        state["dependencies"] = dependencies()
     view = getattr(serving, "view", None)
     if view is not None:
         manifest = view.version.manifest

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from tastebud.adapters.circuit import breaker_state
 from tastebud.catalog import DOMAINS, Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
 from tastebud.errors import DependencyError, NotFoundError
@@ -41,6 +43,8 @@ class Recommendation:
     index_version: str
     stage_ms: dict[str, float]
     degraded: list[str] = field(default_factory=list)
+    # Stages that failed with a BUG (not an outage): also in ``degraded``; counted by tastebud_stage_errors_total.
+    stage_errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -72,7 +76,7 @@ class RecommendationService:
 
     def __init__(self, *, catalog: Catalog, features: FeatureStore, retriever: Retriever, reranker: Reranker,
                  fairness: FairnessDiversity, stock_filter: StockFilter, stock: StockStore, versions: Versions,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, breakers: Mapping[str, Any] | None = None) -> None:
         self.catalog = catalog
         self.features = features
         self.retriever = retriever
@@ -82,12 +86,18 @@ class RecommendationService:
         self.stock = stock
         self.versions = versions
         self._clock = clock
+        self.breakers: dict[str, Any] = dict(breakers or {})  # dependency name -> its circuit breaker (AWS)
+
+    def dependencies(self) -> dict[str, str]:
+        """Each remote dependency's circuit: ok | degraded | down (what /health/ready reports on AWS)."""
+        return {name: breaker_state(breaker) for name, breaker in self.breakers.items()}
 
     @classmethod
     def wire(cls, *, catalog: Catalog, features: FeatureStore, encoder: UserEncoder, index: CandidateIndex,
              ranker: Ranker, stock: StockStore, knobs: ServingKnobs, versions: Versions,
              fresh: FreshItemsIndex = EMPTY_FRESH_INDEX, fallback_out_of_stock: Container[str] = frozenset(),
-             clock: Callable[[], float] = time.time) -> RecommendationService:
+             clock: Callable[[], float] = time.time,
+             breakers: Mapping[str, Any] | None = None) -> RecommendationService:
         """The four stages over one catalog and its adapters: the one wiring that every backend, bench and test use."""
         return cls(
             catalog=catalog,
@@ -100,6 +110,7 @@ class RecommendationService:
             stock=stock,
             versions=versions,
             clock=clock,
+            breakers=breakers,
         )
 
     def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
@@ -119,6 +130,7 @@ class RecommendationService:
             exclude_item_ids=exclude_item_ids,
         )
         degraded: list[str] = []
+        errors: list[str] = []
         if user is None:
             try:
                 user = self.features.user(user_id)
@@ -126,7 +138,7 @@ class RecommendationService:
                 # Feature store down (DynamoDB throttled/unreachable): serve the user as cold, never a 5xx.
                 degraded.append("features")
                 user = UserProfile.cold(user_id)
-        ranked, stage_ms = self.rank(user, context, k, degraded, started=started, trace=trace)
+        ranked, stage_ms = self.rank(user, context, k, degraded, started=started, trace=trace, errors=errors)
         t = time.perf_counter()
         final = self.stock_filter.run(ranked, k, degraded)
         if trace is not None:
@@ -141,13 +153,15 @@ class RecommendationService:
             index_version=self.versions.index_version,
             stage_ms={name: round(ms, 3) for name, ms in stage_ms.items()},
             degraded=degraded,
+            stage_errors=errors,
         )
 
     def rank(self, user: UserProfile, context: RequestContext, k: int, degraded: list[str],
-             *, started: float | None = None, trace: StageTrace | None = None) -> tuple[Candidates, dict[str, float]]:
+             *, started: float | None = None, trace: StageTrace | None = None,
+             errors: list[str] | None = None) -> tuple[Candidates, dict[str, float]]:
         """Stages 1–3 (everything but the real-time stock check)."""
         return rank_candidates(self.retriever, self.reranker, self.fairness, user, context, k, degraded,
-                               started=started, trace=trace)
+                               started=started, trace=trace, errors=errors)
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:
         if self.catalog.row_of(item_id) is None:
@@ -172,18 +186,19 @@ class RecommendationService:
 
 def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: FairnessDiversity | None, user: UserProfile,
                     context: RequestContext, k: int, degraded: list[str],
-                    *, started: float | None = None,
-                    trace: StageTrace | None = None) -> tuple[Candidates, dict[str, float]]:
+                    *, started: float | None = None, trace: StageTrace | None = None,
+                    errors: list[str] | None = None) -> tuple[Candidates, dict[str, float]]:
     """Retrieve, re-rank, then fairness/diversity (skipped when ``fairness`` is None); returns per-stage ms.
 
-    The one implementation of stages 1–3, used by the service and by offline evaluation.
+    The one implementation of stages 1–3, used by the service and by offline evaluation. ``errors`` receives the
+    stages that failed with a bug (see ``tastebud.stages.failures``).
     """
     t0 = started if started is not None else time.perf_counter()
-    candidates = retriever.run(user, context, degraded, None if trace is None else trace.timings)
+    candidates = retriever.run(user, context, degraded, None if trace is None else trace.timings, errors)
     t1 = time.perf_counter()
     if trace is not None:  # the re-ranker sets ``scores`` on its input: keep stage 1's view apart
         trace.retrieved = Candidates(candidates.rows, candidates.retrieval_scores, candidates.sources)
-    candidates = reranker.run(user, context, candidates, degraded)
+    candidates = reranker.run(user, context, candidates, degraded, errors)
     t2 = time.perf_counter()
     if trace is not None:
         trace.rerank_scores = candidates.scores

@@ -21,8 +21,13 @@ class ServingKnobs:
     retrieve_k: int = 200
     history_candidates: int = 50
     related_candidates: int = 20
+    fresh_candidates: int = 20  # items added since the version, searched apart (see stages/retrieve.py)
     popular_candidates: int = 20
     domain_overfetch: int = 4
+    # The first ANN request asks for this many times the neighbours needed, so that the availability filters
+    # (closed merchants, delivery radius, exclusions) rarely force a second, larger search (profiled at 1M items:
+    # without headroom 2.2 ScaNN searches per request, most of the retrieve stage's CPU).
+    ann_overfetch: float = 1.5
     new_merchant_days: float = 30.0
     new_merchant_boost: float = 0.5
     low_popularity_boost: float = 0.25
@@ -43,14 +48,22 @@ class ServingKnobs:
     redis_timeout_ms: int = 10
     redis_breaker_fail_max: int = 3
     redis_breaker_reset_s: float = 2.0
+    # AWS backend: a circuit breaker per remote dependency (SageMaker endpoint, OpenSearch domain, DynamoDB) opens
+    # after aws_breaker_fail_max consecutive failed calls, skips calls for aws_breaker_reset_s, then probes once.
+    aws_breaker_fail_max: int = 3
+    aws_breaker_reset_s: float = 5.0
     # AWS backend: re-read LIVE.json (version + index + endpoint) at most this often (seconds).
     pointer_ttl_s: int = 60
 
     def __post_init__(self) -> None:
         if self.retrieve_k < 1 or self.max_per_merchant < 1:
             raise SettingsError("retrieve_k and max_per_merchant must be >= 1")
+        if self.ann_overfetch < 1:
+            raise SettingsError("ann_overfetch must be >= 1")
         if self.redis_timeout_ms < 1 or self.redis_breaker_fail_max < 1 or self.redis_breaker_reset_s <= 0:
             raise SettingsError("redis_timeout_ms and redis_breaker_fail_max must be >= 1, redis_breaker_reset_s > 0")
+        if self.aws_breaker_fail_max < 1 or self.aws_breaker_reset_s <= 0:
+            raise SettingsError("aws_breaker_fail_max must be >= 1 and aws_breaker_reset_s > 0")
         if self.encoder_timeout_ms < 1 or self.index_timeout_ms < 1 or self.dependency_retries < 0:
             raise SettingsError("timeouts must be >= 1 ms and dependency_retries >= 0")
         if not (0.0 <= self.exposure_floor <= 1.0 and 0.0 <= self.emerging_popularity_pct <= 1.0):

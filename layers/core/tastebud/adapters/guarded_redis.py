@@ -9,27 +9,21 @@ it: the stock store, the live state and the scripts they registered all forward 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pybreaker
 import redis
 
+from tastebud.adapters.circuit import breaker_state, circuit_breaker
 from tastebud.errors import DependencyError
 
-logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class _LogTransitions(pybreaker.CircuitBreakerListener):
-    def state_change(self, breaker: pybreaker.CircuitBreaker, old: Any, new: Any) -> None:
-        logger.warning("circuit %s: %s -> %s", breaker.name, getattr(old, "name", old), getattr(new, "name", new))
+__all__ = ["SwappableClient", "breaker_state", "guarded", "redis_breaker"]
 
 
 def redis_breaker(name: str, *, fail_max: int, reset_timeout_s: float) -> pybreaker.CircuitBreaker:
-    return pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout_s, name=name,
-                                    listeners=[_LogTransitions()])
+    return circuit_breaker(name, fail_max=fail_max, reset_timeout_s=reset_timeout_s)
 
 
 def guarded(breaker: pybreaker.CircuitBreaker | None, stage: str, what: str, call: Callable[..., T], *args: Any,
@@ -43,18 +37,6 @@ def guarded(breaker: pybreaker.CircuitBreaker | None, stage: str, what: str, cal
         raise DependencyError(stage, f"redis {what} skipped: circuit open after repeated failures") from exc
     except (redis.RedisError, OSError) as exc:
         raise DependencyError(stage, f"redis {what} failed: {exc}") from exc
-
-
-def breaker_state(breaker: pybreaker.CircuitBreaker | None) -> str:
-    """ok (closed, no recent failure) | degraded (failures counting, or half-open) | down (open)."""
-    if breaker is None:
-        return "ok"
-    state = breaker.current_state
-    if state == pybreaker.STATE_OPEN:
-        return "down"
-    if state == pybreaker.STATE_HALF_OPEN or breaker.fail_counter:
-        return "degraded"
-    return "ok"
 
 
 class SwappableClient:

@@ -168,6 +168,7 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         if metrics is not None:
             emit_powertools(metrics, observed)
         response = asdict(result)
+        del response["stage_errors"]  # internal (metrics and logs): the contract lists degraded stages only
         if request.explain:
             from tastebud.explain import explain_request
 
@@ -238,7 +239,7 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
 
     def health_of(serving: ServingRuntime | RecommendationService) -> HealthResponse:
         versions = serving.versions
-        dependencies = serving.dependencies() if isinstance(serving, ServingRuntime) else {}
+        dependencies = serving.dependencies()  # embedded: Redis, artifacts, embedder; AWS: each circuit breaker
         return HealthResponse.model_validate({
             "status": "ok" if all(state == "ok" for state in dependencies.values()) else "degraded",
             "dependencies": dependencies, "version": getattr(serving, "version_name", None),

@@ -215,8 +215,9 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"] = Field(description="degraded: a dependency is degraded or down; pages are "
                                                           "still served (stages fall back)")
     dependencies: dict[str, DependencyState] = Field(default_factory=dict, description=(
-        "redis (stock + live state; circuit breaker state), artifacts (the version CURRENT names was refused?), "
-        "item_embedder (can new items be embedded?)"))
+        "embedded: redis (stock + live state; circuit breaker state), artifacts (the version CURRENT names was "
+        "refused?), item_embedder (can new items be embedded?); AWS: the circuit breaker of each remote dependency "
+        "(sagemaker, opensearch, dynamodb, redis): down = open, calls skipped"))
     version: str | None = Field(default=None, description="the artifact version being served")
     model_version: str
     index_version: str

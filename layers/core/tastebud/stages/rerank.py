@@ -8,8 +8,10 @@ import numpy as np
 
 from tastebud.catalog import Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
+from tastebud.errors import DependencyError
 from tastebud.features import ranker_features
 from tastebud.ports import Ranker
+from tastebud.stages.failures import record_stage_bug
 
 logger = logging.getLogger(__name__)
 
@@ -20,17 +22,27 @@ class Reranker:
         self._ranker = ranker
 
     def run(self, user: UserProfile, context: RequestContext, candidates: Candidates,
-            degraded: list[str]) -> Candidates:
-        """Attach ranker scores; on ranker failure keep the retrieval order and mark the stage degraded."""
+            degraded: list[str], errors: list[str] | None = None) -> Candidates:
+        """Attach ranker scores; on ranker failure keep the retrieval order and mark the stage degraded.
+
+        ``errors``: when given, receives ``"rerank"`` if the failure was a bug (anything but a DependencyError).
+        """
         if not len(candidates):
             candidates.scores = np.zeros(0, dtype=np.float32)
             return candidates
         try:
             features = ranker_features(self._catalog, user, candidates, context)
             candidates.scores = self._ranker.score(features)
-        except Exception:  # a bug or a broken session: logged with its stack; retrieval order is served
-            logger.exception("rerank stage failed")
+        except DependencyError as exc:  # a remote ranker's outage: one line, no stack
+            logger.warning("rerank stage degraded, serving retrieval order: %s", exc)
             degraded.append("rerank")
-            # Retrieval order is a reasonable ranking: ANN best first, then history, then popular.
-            candidates.scores = -np.arange(len(candidates), dtype=np.float32)
+            candidates.scores = _retrieval_order(len(candidates))
+        except Exception:  # a bug or a broken session: logged with its stack and counted; retrieval order is served
+            record_stage_bug(logger, "rerank", degraded, errors)
+            candidates.scores = _retrieval_order(len(candidates))
         return candidates
+
+
+def _retrieval_order(n: int) -> np.ndarray:
+    """Retrieval order is a reasonable ranking: ANN best first, then history, then popular."""
+    return -np.arange(n, dtype=np.float32)

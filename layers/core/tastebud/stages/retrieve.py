@@ -34,6 +34,7 @@ from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
 from tastebud.history import PURCHASES
 from tastebud.ports import CandidateIndex, UserEncoder
 from tastebud.settings import ServingKnobs
+from tastebud.stages.failures import record_stage_bug
 
 logger = logging.getLogger(__name__)
 # Ask the ANN index for at most this many neighbours when filters remove most of the first answer.
@@ -65,11 +66,12 @@ class Retriever:
         return Retriever(self._catalog, self._encoder, self._index, knobs, self._fresh)
 
     def run(self, user: UserProfile, context: RequestContext, degraded: list[str],
-            timings: dict[str, float] | None = None) -> Candidates:
+            timings: dict[str, float] | None = None, errors: list[str] | None = None) -> Candidates:
         """Return merged candidates; an encoder/index failure degrades to history + popularity.
 
         ``timings``: when given, receives the sub-stage times in ms: ``user_tower`` (the query embedding) and
         ``knn`` (ANN + fresh-items search, re-asks included); a sub-stage that did not run is absent.
+        ``errors``: when given, receives ``"retrieve"`` if the ANN part failed with a bug (not a DependencyError).
         """
         knobs = self._knobs
         domain = context.domain
@@ -93,11 +95,10 @@ class Retriever:
                 parts_rows.append(rows)
                 parts_scores.append(scores)
                 parts_sources.append(sources)
-        except DependencyError:
+        except DependencyError:  # an outage: the adapter (and its circuit breaker) already said what failed
             degraded.append("retrieve")
-        except Exception:  # a bug, not an outage: logged with its stack; the page is still served
-            logger.exception("retrieve stage failed")
-            degraded.append("retrieve")
+        except Exception:  # a bug, not an outage: logged with its stack and counted; the page is still served
+            record_stage_bug(logger, "retrieve", degraded, errors)
 
         for rows, source in ((history_candidates(user, knobs.history_candidates), SOURCE_HISTORY),
                              (self._bought_together(user, knobs.related_candidates), SOURCE_RELATED)):
@@ -124,7 +125,8 @@ class Retriever:
         order = np.argsort(first, kind="stable")  # keep the order of first appearance: ANN rank, then others
         unique_rows, first, merged_sources = unique_rows[order], first[order], merged_sources[order]
         candidates = Candidates(rows=unique_rows, retrieval_scores=scores[first], sources=merged_sources)
-        limit = knobs.retrieve_k + knobs.history_candidates + knobs.related_candidates + knobs.popular_candidates
+        limit = (knobs.retrieve_k + knobs.fresh_candidates + knobs.history_candidates + knobs.related_candidates
+                 + knobs.popular_candidates)
         return candidates.take(np.arange(min(limit, len(candidates))))
 
     def _bought_together(self, user: UserProfile, n: int) -> np.ndarray:
@@ -141,25 +143,33 @@ class Retriever:
 
     def _neighbours(self, query: np.ndarray, context: RequestContext,
                     location: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """ANN + fresh-items neighbours that can be served, best first; asks for more when filters bite."""
+        """ANN + fresh-items neighbours that can be served, best first; asks for more when filters bite.
+
+        At most ``retrieve_k`` ANN neighbours (a re-ask must not crowd the other sources out of the set) plus at
+        most ``fresh_candidates`` fresh items: new items compete for their own places instead of losing every one
+        to long-known twins whose id embeddings carry their popularity.
+        """
         knobs = self._knobs
-        fetch = knobs.retrieve_k * (knobs.domain_overfetch if context.domain != "all" else 1)
+        needed = knobs.retrieve_k * (knobs.domain_overfetch if context.domain != "all" else 1)
+        fetch = min(MAX_ANN_FETCH, max(needed, int(np.ceil(needed * knobs.ann_overfetch))))
         while True:
             rows, scores = self._index.search(query, fetch, domain=context.domain)
-            sources = np.full(rows.size, SOURCE_ANN, dtype=np.int8)
             exhausted = rows.size < fetch
-            if len(self._fresh):
-                fresh_rows, fresh_scores = self._fresh.search(query, fetch)
-                rows = np.concatenate([rows, fresh_rows])
-                scores = np.concatenate([scores, fresh_scores])
-                sources = np.concatenate([sources, np.full(fresh_rows.size, SOURCE_ANN | SOURCE_FRESH, np.int8)])
-                order = np.argsort(-scores, kind="stable")
-                rows, scores, sources = rows[order], scores[order], sources[order]
             keep = np.flatnonzero(self._available(rows, context, location))[: knobs.retrieve_k]
             if keep.size >= knobs.retrieve_k or exhausted or fetch >= MAX_ANN_FETCH:
-                # At most retrieve_k: a re-ask must not crowd the history and popular sources out of the set.
-                return rows[keep], scores[keep], sources[keep]
+                break
             fetch = min(fetch * 4, MAX_ANN_FETCH)
+        rows, scores = rows[keep], scores[keep]
+        sources = np.full(rows.size, SOURCE_ANN, dtype=np.int8)
+        if len(self._fresh) and knobs.fresh_candidates > 0:
+            fresh_rows, fresh_scores = self._fresh.search(query, 4 * knobs.fresh_candidates)
+            fresh = np.flatnonzero(self._available(fresh_rows, context, location))[: knobs.fresh_candidates]
+            rows = np.concatenate([rows, fresh_rows[fresh]])
+            scores = np.concatenate([scores, fresh_scores[fresh]])
+            sources = np.concatenate([sources, np.full(fresh.size, SOURCE_ANN | SOURCE_FRESH, np.int8)])
+            order = np.argsort(-scores, kind="stable")
+            rows, scores, sources = rows[order], scores[order], sources[order]
+        return rows, scores, sources
 
     def _first_available(self, order: np.ndarray, n: int, context: RequestContext,
                          location: tuple[float, float]) -> np.ndarray:

@@ -146,6 +146,9 @@
       }
     }
     if (node.degradedStage) { rows.push(["degraded rate", pct(degradedRate(node, m))]); }
+    if (node.degradedStage && m && m.stages[node.degradedStage] && "errors" in m.stages[node.degradedStage]) {
+      rows.push(["errors (bugs, see logs)", String(m.stages[node.degradedStage].errors)]);
+    }
     if (node.sources && m) {
       Object.keys(m.sources).forEach(function (s) { rows.push(["candidates: " + s, num(m.sources[s])]); });
     }

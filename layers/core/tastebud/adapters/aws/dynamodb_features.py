@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.dynamodb_seed import normalised_attribute
+from tastebud.adapters.circuit import guarded_call
 from tastebud.catalog import Catalog
 from tastebud.domain import InteractionEvent, UserProfile
-from tastebud.errors import DependencyError
 from tastebud.history import EVENT_WEIGHTS, REPEAT_COLUMNS, REPEAT_EVENT, empty_repeat, repeat_contributions
 
 STAGE = "features"
@@ -42,10 +42,15 @@ def _float(value: Any, default: float = float("nan")) -> float:
 
 
 class DynamoFeatureStore:
-    """Profiles + recent history per request. ``client`` is a boto3 ``dynamodb`` (low-level) client."""
+    """Profiles + recent history per request. ``client`` is a boto3 ``dynamodb`` (low-level) client.
+
+    ``breaker``: circuit breaker of DynamoDB (``tastebud.adapters.circuit``): one request's two reads count once;
+    while it is open ``user`` fails at once and the service serves the user as cold.
+    """
 
     def __init__(self, profiles_table: str, history_table: str, catalog: Catalog, *,
-                 preference_terms: Sequence[str] = (), max_history: int = 200, client: Any = None) -> None:
+                 preference_terms: Sequence[str] = (), max_history: int = 200, client: Any = None,
+                 breaker: Any = None) -> None:
         if client is None:
             import boto3
 
@@ -56,9 +61,10 @@ class DynamoFeatureStore:
         self._catalog = catalog
         self._terms = {term: row for row, term in enumerate(preference_terms)}
         self._max_history = max_history
+        self._breaker = breaker
 
     def user(self, user_id: str) -> UserProfile:
-        try:
+        def read() -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
             profile = self._client.get_item(TableName=self._profiles, Key={"user_id": {"S": user_id}},
                                             ConsistentRead=False).get("Item")
             history = self._client.query(
@@ -68,8 +74,10 @@ class DynamoFeatureStore:
                 ProjectionExpression=", ".join(("item_id", "weight", "last_ts", *REPEAT_COLUMNS)),
                 Limit=self._max_history,
             ).get("Items", [])
-        except Exception as exc:  # botocore ClientError / BotoCoreError (timeouts, throttling)
-            raise DependencyError(STAGE, f"dynamodb profile/history of a user: {type(exc).__name__}: {exc}") from exc
+            return profile, history
+
+        # botocore ClientError / BotoCoreError (timeouts, throttling) -> DependencyError(features)
+        profile, history = guarded_call(self._breaker, STAGE, "dynamodb profile/history of a user", read)
         if profile is None and not history:
             return UserProfile.cold(user_id)
         return self._profile(user_id, profile or {}, history)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.retry import NO_RETRY, RetryPolicy
+from tastebud.adapters.circuit import guarded_call
 from tastebud.catalog import DOMAINS, Catalog
 from tastebud.errors import ArtifactMismatchError, DependencyError
 
@@ -85,6 +86,13 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _is_outage(exc: Exception) -> bool:
+    """Does this failure of a write say the domain is unhealthy? Connection errors, timeouts, 429 and 5xx do;
+    a 4xx answer about one document (404 missing, 409 conflict) does not: the domain answered."""
+    status = getattr(exc, "status_code", None)
+    return not isinstance(status, int) or status == 429 or status >= 500
+
+
 def _is_retryable(exc: Exception) -> bool:
     from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
     from opensearchpy.exceptions import TransportError
@@ -106,10 +114,13 @@ class OpenSearchIndex:
         require_in_stock / require_open: also filter on the documents' ``in_stock`` / ``merchant_open``
             flags inside the k-NN query. Documents without the field pass (``must_not: false``).
         timeout: per-request budget in seconds (sent to OpenSearch AND used as the socket timeout).
+        breaker: circuit breaker of the domain (``tastebud.adapters.circuit``), shared with the admin's stock
+            updates: one search (retry included) counts once; while it is open ``search`` fails at once.
     """
 
     def __init__(self, client: Any, alias: str, catalog: Catalog, version: str, *, require_in_stock: bool = True,
-                 require_open: bool = True, timeout: float = 0.1, retry: RetryPolicy = NO_RETRY) -> None:
+                 require_open: bool = True, timeout: float = 0.1, retry: RetryPolicy = NO_RETRY,
+                 breaker: Any = None) -> None:
         self._client = client
         self._alias = alias
         self._catalog = catalog
@@ -118,6 +129,7 @@ class OpenSearchIndex:
         self._require_open = require_open
         self._timeout = timeout
         self._retry = retry
+        self._breaker = breaker
 
     @property
     def version(self) -> str:
@@ -148,11 +160,11 @@ class OpenSearchIndex:
             return self._client.search(index=self._alias, body=body, request_timeout=self._timeout,
                                        params={"filter_path": "hits.hits._id,hits.hits._score,timed_out"})
 
-        try:
-            response = self._retry.call(call, _is_retryable)
-        except Exception as exc:
-            raise DependencyError(STAGE, f"opensearch k-NN on {self._alias}: {_describe(exc)}") from exc
-        return self.parse(response)
+        def call_and_parse() -> tuple[np.ndarray, np.ndarray]:
+            return self.parse(self._retry.call(call, _is_retryable))
+
+        return guarded_call(self._breaker, STAGE, f"opensearch k-NN on {self._alias}", call_and_parse,
+                            describe=_describe)
 
     def parse(self, response: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Hits -> (catalog rows, inner products), best first; unknown ids dropped."""
@@ -171,12 +183,19 @@ class OpenSearchIndex:
 
 
 class OpenSearchIndexAdmin:
-    """Builds a new concrete index, bulk-loads the catalog's vectors, and swaps the alias atomically."""
+    """Builds a new concrete index, bulk-loads the catalog's vectors, and swaps the alias atomically.
 
-    def __init__(self, client: Any, alias: str, *, retry: RetryPolicy | None = None) -> None:
+    ``breaker``: the serving side's circuit breaker of the domain (``tastebud.adapters.circuit``), used by the
+    per-request stock updates (``set_in_stock``): while it is open they fail at once. Only outages count against
+    it (connection errors, timeouts, 429, 5xx), not a 404 for one document. Batch operations (create, bulk load,
+    alias swap) retry with long backoff instead and are not guarded.
+    """
+
+    def __init__(self, client: Any, alias: str, *, retry: RetryPolicy | None = None, breaker: Any = None) -> None:
         self._client = client
         self._alias = alias
         self._retry = retry or RetryPolicy(attempts=5, base_delay=0.5, max_delay=10.0)
+        self._breaker = breaker
 
     def index_name(self, index_version: str) -> str:
         return f"{self._alias}-{index_version}".lower()
@@ -232,7 +251,10 @@ class OpenSearchIndexAdmin:
             if not lines:
                 return
             payload = "\n".join(lines) + "\n"
-            response = self._retry.call(lambda: self._client.bulk(body=payload, index=index), _is_retryable)
+            try:
+                response = self._retry.call(lambda: self._client.bulk(body=payload, index=index), _is_retryable)
+            except Exception as exc:
+                raise DependencyError("index", f"bulk load into {index}: {_describe(exc)}") from exc
             if response.get("errors"):
                 failed = [item["index"] for item in response["items"] if "error" in item.get("index", {})]
                 first = failed[0] if failed else {}
@@ -248,7 +270,10 @@ class OpenSearchIndexAdmin:
                 flush()
         flush()
         if refresh:
-            self._client.indices.refresh(index=index)
+            try:
+                self._client.indices.refresh(index=index)
+            except Exception as exc:
+                raise DependencyError("index", f"refreshing {index}: {_describe(exc)}") from exc
         return loaded
 
     def swap_alias(self, index: str) -> list[str]:
@@ -262,7 +287,10 @@ class OpenSearchIndexAdmin:
         actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": self._alias}}
                                          for old in current if old != index]
         actions.append({"add": {"index": index, "alias": self._alias}})
-        self._client.indices.update_aliases(body={"actions": actions})
+        try:
+            self._client.indices.update_aliases(body={"actions": actions})
+        except Exception as exc:
+            raise DependencyError("index", f"swapping alias {self._alias} to {index}: {_describe(exc)}") from exc
         return [old for old in current if old != index]
 
     def set_in_stock(self, item_id: str, in_stock: bool) -> None:
@@ -271,8 +299,7 @@ class OpenSearchIndexAdmin:
         ``require_alias=true``: before the first hot swap the alias does not exist, and a plain ``_update``
         would auto-create an ordinary index NAMED like the alias (which then blocks every alias swap).
         """
-        try:
-            self._client.update(index=self._alias, id=item_id, body={"doc": {"in_stock": in_stock}},
-                                params={"retry_on_conflict": 2, "require_alias": "true"})
-        except Exception as exc:
-            raise DependencyError("index", f"updating {item_id} in {self._alias}: {_describe(exc)}") from exc
+        guarded_call(self._breaker, "index", f"updating {item_id} in {self._alias}",
+                     lambda: self._client.update(index=self._alias, id=item_id, body={"doc": {"in_stock": in_stock}},
+                                                 params={"retry_on_conflict": 2, "require_alias": "true"}),
+                     describe=_describe, counts=_is_outage)

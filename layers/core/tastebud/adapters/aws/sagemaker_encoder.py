@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.retry import RetryPolicy
+from tastebud.adapters.circuit import guarded_call
 from tastebud.catalog import Catalog
 from tastebud.domain import RequestContext, UserProfile
 from tastebud.errors import DependencyError
@@ -106,10 +107,12 @@ class SageMakerUserEncoder:
         client: a boto3 ``sagemaker-runtime`` client (built with short timeouts and no SDK retries by
             ``tastebud.aws_composition``); tests inject a stubbed one.
         retry: retries of transient errors (throttling, 5xx, timeouts), full jitter.
+        breaker: circuit breaker of the endpoint (``tastebud.adapters.circuit``): one request's call (retry and
+            response parsing included) counts once; while it is open ``encode`` fails at once, with no call.
     """
 
     def __init__(self, endpoint_name: str, payload_builder: PayloadBuilder, *, dimension: int, client: Any = None,
-                 retry: RetryPolicy | None = None, output_name: str | None = None) -> None:
+                 retry: RetryPolicy | None = None, output_name: str | None = None, breaker: Any = None) -> None:
         if client is None:
             import boto3
 
@@ -120,6 +123,7 @@ class SageMakerUserEncoder:
         self._dimension = dimension
         self._retry = retry or RetryPolicy()
         self._output_name = output_name
+        self._breaker = breaker
 
     def request_body(self, user: UserProfile, context: RequestContext) -> bytes | None:
         instance = self._build(user, context)
@@ -136,12 +140,12 @@ class SageMakerUserEncoder:
             return self._client.invoke_endpoint(EndpointName=self._endpoint, ContentType="application/json",
                                                 Accept="application/json", Body=body)
 
-        try:
+        def invoke_and_parse() -> np.ndarray:
             response = self._retry.call(invoke, _is_retryable)
-            payload = response["Body"].read()
-        except Exception as exc:
-            raise DependencyError(STAGE, f"sagemaker endpoint {self._endpoint}: {_describe(exc)}") from exc
-        return self.parse(payload)
+            return self.parse(response["Body"].read())
+
+        return guarded_call(self._breaker, STAGE, f"sagemaker endpoint {self._endpoint}", invoke_and_parse,
+                            describe=_describe)
 
     def parse(self, payload: bytes) -> np.ndarray:
         """TF Serving row-format response -> float32 vector of ``dimension``, L2-normalised."""
