@@ -73,11 +73,27 @@ def temporal_split(dataset: Dataset, catalog_ids: np.ndarray, *, exclude_seen: b
 def evaluation_models(dataset: Dataset, artifacts: Path, cutoff: float, config: TrainConfig) -> RankingStages:
     """Models trained on the data before ``cutoff``; cached per data fingerprint, cutoff and training config."""
     settings = replace(config, progress=True)  # progress output does not change a model
-    config_key = hashlib.sha256(f"{settings!r}|{FEATURE_VERSION}|{TWO_TOWER_FEATURE_VERSION}".encode()).hexdigest()
+    # The code is part of the key: a change to how examples or features are built must retrain, not reuse.
+    config_key = hashlib.sha256(f"{settings!r}|{FEATURE_VERSION}|{TWO_TOWER_FEATURE_VERSION}|{_code_digest()}"
+                                .encode()).hexdigest()
     directory = artifacts / "evaluation" / f"{data_fingerprint(dataset)}-{int(cutoff)}-{config_key[:8]}"
     if not (directory / CURRENT).is_file():
         train(dataset, directory, config, as_of=cutoff, cache_dir=artifacts / "cache")
     return load_stages(directory, config.knobs)
+
+
+def _code_digest() -> str:
+    """Digest of the serving and training packages' sources (what a trained model depends on)."""
+    import tastebud
+    import tastebud_training
+
+    digest = hashlib.sha256()
+    for package in (tastebud, tastebud_training):
+        root = Path(package.__file__).parent
+        for source in sorted(root.rglob("*.py")):
+            digest.update(source.relative_to(root).as_posix().encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _ann_order(candidates: Candidates) -> np.ndarray:

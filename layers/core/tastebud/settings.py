@@ -31,6 +31,8 @@ class ServingKnobs:
     new_merchant_days: float = 30.0
     new_merchant_boost: float = 0.5
     low_popularity_boost: float = 0.25
+    new_item_days: float = 14.0
+    new_item_boost: float = 0.5
     # Exposure floor: at least this share of each page goes to emerging merchants (new, or below this popularity
     # percentile); 0 switches it off.
     exposure_floor: float = 0.0

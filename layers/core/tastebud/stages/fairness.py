@@ -1,6 +1,6 @@
 """Stage 3 — fairness and diversity: boost new and less popular merchants, cap items per merchant, spread categories.
 
-Boosts are in units of the candidates' score spread, so they mean the same whatever the ranker's scale.
+Boosts (new merchants, less popular merchants, new items) are in units of the candidates' score spread, so they mean the same whatever the ranker's scale.
 Selection is a lazy greedy pass (MMR-like): an item's value is its boosted score minus a penalty for
 every item of its category already chosen, and items of a merchant that reached the cap wait until the
 page is full. Penalties only grow, so a max-heap with re-checked stale entries gives the exact greedy
@@ -56,7 +56,11 @@ class FairnessDiversity:
         merchant_age = (context.now - catalog.merchant_created_at[merchants]) / _DAY
         is_new = merchant_age < knobs.new_merchant_days  # NaN age compares False: unknown is not new
         low_pop = 1.0 - catalog.merchant_popularity_pct[merchants]
-        boosted = base + spread * (knobs.new_merchant_boost * is_new + knobs.low_popularity_boost * low_pop)
+        # New items have no history for the ranker to learn from: a boost buys them the exposure that creates it.
+        item_age = (context.now - catalog.item_created_at[candidates.rows]) / _DAY
+        new_item = (item_age >= 0) & (item_age < knobs.new_item_days)
+        boosted = base + spread * (knobs.new_merchant_boost * is_new + knobs.low_popularity_boost * low_pop
+                                   + knobs.new_item_boost * new_item)
 
         order, capped = _greedy(boosted.tolist(), merchants.tolist(), categories.tolist(), min(slots, n),
                                 spread * knobs.category_penalty, knobs.max_per_merchant)
