@@ -105,7 +105,7 @@ $(SAGEMAKER_VENV)/.installed: requirements/sagemaker-sdk.txt
 sagemaker-jobs: $(SAGEMAKER_VENV)/.installed  ## SDK-rendered SageMaker job requests (jobs.json) + sourcedir.tar.gz
 	@test -n "$(REGION)" -a -n "$(BUCKET)" -a -n "$(ROLE)" || { echo "sagemaker-jobs: set REGION, BUCKET and ROLE"; exit 1; }
 	mkdir -p $(SAGEMAKER_JOBS_DIR)
-	SAGEMAKER_SUPPRESS_V2_WARNING=1 PYTHONPATH=training $(SAGEMAKER_VENV)/bin/python -m tastebud_training.sagemaker_jobs \
+	SAGEMAKER_SUPPRESS_V2_WARNING=1 PYTHONPATH=training:layers/core $(SAGEMAKER_VENV)/bin/python -m tastebud_training.sagemaker_jobs \
 		--region $(REGION) --bucket $(BUCKET) --role $(ROLE) --out $(SAGEMAKER_JOBS_DIR)/jobs.json \
 		--source-tar $(SAGEMAKER_JOBS_DIR)/sourcedir.tar.gz
 

@@ -16,6 +16,7 @@ import pytest
 
 pytest.importorskip("pyspark")
 
+from tastebud.event_types import EVENT_TYPES, EVENT_WEIGHTS
 from tastebud_training.data import load_dataset
 from tastebud_training.etl import spark_etl
 
@@ -69,7 +70,7 @@ def test_the_etl_output_loads_equal_to_the_source_data(spark: Any, tiny_data: Pa
         if path.is_file() and path.stem in spark_etl.CATALOG_TABLES:
             shutil.copy(path, catalog / path.name)
 
-    counts = spark_etl.run(spark, str(lake), str(catalog), str(out))
+    counts = spark_etl.run(spark, str(lake), str(catalog), str(out), EVENT_TYPES, EVENT_WEIGHTS)
     assert counts["interactions"] == len(source.interactions)  # duplicates and malformed records gone
     etl = load_dataset(out)
 

@@ -28,6 +28,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from tastebud.event_types import EVENT_TYPES, EVENT_WEIGHTS
+
 ROOT = Path(__file__).resolve().parents[2]
 TF_VERSION = "2.19"
 PY_VERSION = "py312"
@@ -75,7 +77,8 @@ def build_jobs(*, region: str, bucket: str, role: str, prefix: str = "training",
     etl = processing_config(spark, inputs=[
         ProcessingInput(source=f"{base}/code/spark_etl.py", destination=f"{PROCESSING}/input/code", input_name="code")],
         outputs=[], job_name="tastebud-etl", container_arguments=[
-            "--lake", f"s3://{bucket}/{lake}/", "--catalog", f"{base}/catalog/", "--out", tables])
+            "--lake", f"s3://{bucket}/{lake}/", "--catalog", f"{base}/catalog/", "--out", tables,
+            "--event-types", ",".join(EVENT_TYPES), "--event-weights", json.dumps(EVENT_WEIGHTS)])
 
     tf_training = sagemaker.image_uris.retrieve("tensorflow", region, version=TF_VERSION, py_version=PY_VERSION,
                                                 instance_type=training_instance, image_scope="training")

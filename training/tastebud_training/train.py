@@ -26,6 +26,7 @@ from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.artifacts import LocalArtifactStore, Manifest, sha256_of
 from tastebud.catalog import Catalog
 from tastebud.display import DISPLAY_FILE, DisplayTable
+from tastebud.event_types import POSITIVE_EVENTS
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.image_features import IMAGE_DIM, unit_rows
 from tastebud.ports import CandidateIndex
@@ -134,7 +135,7 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     preference_vectors = embed_texts(terms, cache_dir=cache) if terms else np.zeros((0, DIMENSION), np.float32)
 
     positive_ts = dataset.interactions.loc[
-        dataset.interactions["event_type"].isin(("click", "add_to_cart", "purchase")), "ts"
+        dataset.interactions["event_type"].isin(POSITIVE_EVENTS), "ts"
     ]
     if positive_ts.empty:
         raise ValueError(f"{dataset.source}: no positive interactions (click, add_to_cart, purchase)")

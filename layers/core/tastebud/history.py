@@ -21,12 +21,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from tastebud.domain import UserProfile, day_of_week, hour_of_day
+from tastebud.event_types import EVENT_TYPES, EVENT_WEIGHTS, POSITIVE_EVENTS, REPEAT_EVENT
 
-EVENT_TYPES = ("impression", "view", "click", "add_to_cart", "purchase")
-POSITIVE_EVENTS = ("click", "add_to_cart", "purchase")
-# Graded relevance of a positive (click 1, add_to_cart 2, purchase 3): training, evaluation and serving.
-EVENT_WEIGHTS: dict[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}
-REPEAT_EVENT = "purchase"
+__all__ = ["EVENT_TYPES", "EVENT_WEIGHTS", "POSITIVE_EVENTS", "REPEAT_EVENT", "fold_history", "fold_log",
+           "with_events"]
 
 REPEAT_COLUMNS = ("purchases", "first_purchase_ts", "last_purchase_ts", "hour_sin", "hour_cos", "weekday_sin",
                   "weekday_cos")

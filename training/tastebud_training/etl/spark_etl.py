@@ -25,12 +25,13 @@ memory work; only the training tables' consumer decides how much it reads.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from typing import Any
 
 HISTORY_LENGTH = 20  # tastebud.two_tower_features.HISTORY_LENGTH
-WEIGHTS = {"click": 1, "add_to_cart": 2, "purchase": 3}
-EVENT_TYPES = ("impression", "view", "click", "add_to_cart", "purchase")
+# Event types and weights are not defined here: the job definition passes tastebud.event_types' as arguments
+# (--event-types, --event-weights), so the lake is read with the same definitions as every other consumer.
 CATALOG_TABLES = ("merchants", "items", "users", "stock")
 
 
@@ -46,7 +47,7 @@ def _read_table(spark: Any, folder: str, name: str) -> Any | None:
     return None
 
 
-def events(spark: Any, lake: str) -> Any:
+def events(spark: Any, lake: str, event_types: tuple[str, ...]) -> Any:
     """The lake's events, validated and deduplicated; ``timestamp`` as epoch seconds (double)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
@@ -60,19 +61,19 @@ def events(spark: Any, lake: str) -> Any:
         F.unix_timestamp(F.to_timestamp(text)).cast("double"))
     cleaned = (raw.withColumn("timestamp", epoch)
                .where(F.col("user_id").isNotNull() & F.col("item_id").isNotNull() & F.col("timestamp").isNotNull()
-                      & F.col("event_type").isin(*EVENT_TYPES))
+                      & F.col("event_type").isin(*event_types))
                .withColumn("position", F.col("position").cast("double").cast("long"))
                .withColumn("quantity", F.col("quantity").cast("double").cast("long")))
     with_id = cleaned.where(F.col("event_id").isNotNull()).dropDuplicates(["event_id"])
     return with_id.unionByName(cleaned.where(F.col("event_id").isNull()))
 
 
-def derived(interactions: Any) -> dict[str, Any]:
+def derived(interactions: Any, event_weights: dict[str, int]) -> dict[str, Any]:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    weight = F.create_map(*[x for k, v in WEIGHTS.items() for x in (F.lit(k), F.lit(v))])
-    positives = (interactions.where(F.col("event_type").isin(*WEIGHTS))
+    weight = F.create_map(*[x for k, v in event_weights.items() for x in (F.lit(k), F.lit(v))])
+    positives = (interactions.where(F.col("event_type").isin(*event_weights))
                  .withColumn("weight", weight[F.col("event_type")].cast("int")))
     impressions = interactions.where(F.col("event_type") == "impression")
     # Strictly before: the positives of the same user with an earlier (timestamp, event_id), newest first.
@@ -86,7 +87,8 @@ def derived(interactions: Any) -> dict[str, Any]:
     return {"positives": positives, "impressions": impressions, "histories": histories}
 
 
-def run(spark: Any, lake: str, catalog: str, out: str) -> dict[str, int]:
+def run(spark: Any, lake: str, catalog: str, out: str, event_types: tuple[str, ...],
+        event_weights: dict[str, int]) -> dict[str, int]:
     """Write the output tables (module docstring); returns row counts per table."""
     counts: dict[str, int] = {}
     out = out.rstrip("/")
@@ -98,10 +100,10 @@ def run(spark: Any, lake: str, catalog: str, out: str) -> dict[str, int]:
             continue
         table.write.mode("overwrite").parquet(f"{out}/{name}.parquet")
         counts[name] = table.count()
-    interactions = events(spark, lake).orderBy("timestamp", "event_id")
+    interactions = events(spark, lake, event_types).orderBy("timestamp", "event_id")
     interactions.write.mode("overwrite").parquet(f"{out}/interactions.parquet")
     counts["interactions"] = spark.read.parquet(f"{out}/interactions.parquet").count()
-    for name, table in derived(spark.read.parquet(f"{out}/interactions.parquet")).items():
+    for name, table in derived(spark.read.parquet(f"{out}/interactions.parquet"), event_weights).items():
         table.write.mode("overwrite").parquet(f"{out}/derived/{name}.parquet")
         counts[name] = spark.read.parquet(f"{out}/derived/{name}.parquet").count()
     return counts
@@ -114,13 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake", required=True)
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--event-types", required=True, help="comma-separated (tastebud.event_types.EVENT_TYPES)")
+    parser.add_argument("--event-weights", required=True, help='JSON, e.g. {"click": 1} (EVENT_WEIGHTS)')
     args = parser.parse_args(argv)
+    event_types = tuple(t for t in args.event_types.split(",") if t)
+    event_weights = {str(k): int(v) for k, v in json.loads(args.event_weights).items()}
     builder = SparkSession.builder.appName("tastebud-etl")
     if os.environ.get("TASTEBUD_SPARK_MASTER"):
         builder = builder.master(os.environ["TASTEBUD_SPARK_MASTER"])
     spark = builder.getOrCreate()
     try:
-        counts = run(spark, args.lake, args.catalog, args.out)
+        counts = run(spark, args.lake, args.catalog, args.out, event_types, event_weights)
     finally:
         spark.stop()
     print(" ".join(f"{k}={v}" for k, v in counts.items()), flush=True)

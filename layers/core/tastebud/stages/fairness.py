@@ -1,6 +1,7 @@
 """Stage 3 — fairness and diversity: boost new and less popular merchants, cap items per merchant, spread categories.
 
-Boosts (new merchants, less popular merchants, new items) are in units of the candidates' score spread, so they mean the same whatever the ranker's scale.
+Boosts (new merchants, less popular merchants, new items) are in units of the candidates' score spread, so they
+mean the same whatever the ranker's scale.
 Selection is a lazy greedy pass (MMR-like): an item's value is its boosted score minus a penalty for
 every item of its category already chosen, and items of a merchant that reached the cap wait until the
 page is full. Penalties only grow, so a max-heap with re-checked stale entries gives the exact greedy
