@@ -27,6 +27,8 @@ def test_manifest_describes_the_version(tiny_artifacts: Path) -> None:
     assert manifest.retrieval["kind"] == "two_tower" and manifest.retrieval["dimension"] == 128
     assert manifest.ranker["features"] == list(FEATURE_NAMES)
     assert manifest.ranker["onnx_parity_max_abs"] <= 1e-4
+    skew = manifest.ranker["retrieval_skew"]  # the refit two-tower moves raw scores; ranks and z-scores move less
+    assert skew["requests"] > 0 and skew["rank_abs_change"] <= 1.0
     assert set(manifest.files) >= {"catalog.npz", "users.npz", "ranker.onnx", "index", "index_vectors.npy",
                                    "text_vectors.npy", "user_tower.onnx"}
 

@@ -39,6 +39,7 @@ from tastebud_training.item_embedding.publish import TrainingImages
 from tastebud_training.ranker import build_examples, export_onnx, onnx_parity, train_ranker
 from tastebud_training.report import write_report
 from tastebud_training.retrieval import RETRIEVAL_MODELS, FittedRetrieval, fit_content, fit_two_tower
+from tastebud_training.skew import retrieval_skew
 from tastebud_training.snapshot import build_catalog, build_user_table, preference_terms
 from tastebud_training.text_embedding import DIMENSION, MODEL_NAME, embed_texts, item_texts
 from tastebud_training.two_tower.trainer import TwoTowerConfig
@@ -180,6 +181,8 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
         say("refitting the two-tower model on all interactions for serving")
         retrieval = fit(as_of)
         index = _build_index(retrieval.index_vectors, config.ann_index, say)
+        ranker_info["retrieval_skew"] = retrieval_skew(users_then, _skew_requests(dataset, feature_cut, as_of, config),
+                                                       retriever_then, retrieval.encoder, retrieval.index_vectors)
     index_vectors = retrieval.index_vectors
     index_version = index.version
     item_embedding = export_item_embedding(out, retrieval, texts, text_vectors,
@@ -221,6 +224,15 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     )
     (out / "manifest.json").write_text(manifest.to_json())
     return manifest
+
+
+def _skew_requests(dataset: Dataset, start: float, end: float, config: TrainConfig,
+                   n: int = 300) -> list[tuple[str, float]]:
+    """(user, time of their first positive) in the label window, for a sample of its users."""
+    window = dataset.interactions[(dataset.interactions["ts"] >= start) & (dataset.interactions["ts"] < end)]
+    first = window[window["event_type"].isin(POSITIVE_EVENTS)].groupby("user_id")["ts"].min()
+    picked = np.random.default_rng(config.seed).permutation(first.index.to_numpy())[:n]
+    return [(str(u), float(first[u])) for u in picked]
 
 
 def display_table(dataset: Dataset, catalog: Catalog) -> DisplayTable:

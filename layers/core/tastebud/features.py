@@ -113,7 +113,7 @@ def ranker_features(catalog: Catalog, user: UserProfile, candidates: Candidates,
     out = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
     hist_rows, hist_w = user.history_rows, user.history_weights
 
-    out[:, COLUMN["retrieval_rank"]], out[:, COLUMN["retrieval_score_z"]] = _retrieval_rank_and_z(
+    out[:, COLUMN["retrieval_rank"]], out[:, COLUMN["retrieval_score_z"]] = retrieval_rank_and_z(
         candidates.retrieval_scores)
     out[:, 1] = (candidates.sources & SOURCE_HISTORY) > 0
     out[:, 2] = (candidates.sources & SOURCE_POPULAR) > 0
@@ -160,7 +160,7 @@ def ranker_features(catalog: Catalog, user: UserProfile, candidates: Candidates,
     return out
 
 
-def _retrieval_rank_and_z(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def retrieval_rank_and_z(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rank among the request's scored candidates (0 = best, / count) and the z-score; NaN where unscored."""
     rank = np.full(scores.size, np.nan, dtype=np.float32)
     z = np.full(scores.size, np.nan, dtype=np.float32)
