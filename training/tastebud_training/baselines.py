@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
+
+
+class Recommender(Protocol):
+    """What `tastebud evaluate` asks of a baseline: the top ``k`` catalog rows for a user-table row (None: a
+    user unknown before the cutoff, who gets a cold-start list)."""
+
+    def recommend(self, user_index: int | None, k: int) -> np.ndarray: ...
 
 
 class PopularityBaseline:
@@ -61,3 +70,4 @@ class IALSBaseline:
             return self._popular[:k]
         ids, _ = self._model.recommend(user_index, self._matrix[user_index], N=k, filter_already_liked_items=False)
         return np.asarray(ids, dtype=np.int64)
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -29,7 +29,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -56,10 +56,10 @@ def data_generate(
     days: Annotated[int, typer.Option(min=7, help="Days of logs")] = 60,
 ) -> None:
     """Simulate a marketplace: merchants, items, users with hidden tastes, logged impressions and orders."""
-    from tastebud_training.data import simulator
+    from tastebud_training.simulator import marketplace
 
     try:
-        summary = simulator.generate(out_dir, users=users, items=items, seed=seed, days=days, progress=True)
+        summary = marketplace.generate(out_dir, users=users, items=items, seed=seed, days=days, progress=True)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc))
     err.print(f"[green]wrote[/] {out_dir}")
@@ -69,7 +69,7 @@ def data_generate(
 @import_app.command("movielens-100k")
 def import_movielens(out_dir: Annotated[Path, typer.Option("--out", help="Directory to write")]) -> None:
     """MovieLens-100K from the copy shipped inside a PyPI package (no download)."""
-    from tastebud_training.data import movielens
+    from tastebud_training.importers import movielens
 
     try:
         summary = movielens.import_movielens_100k(out_dir)

@@ -29,7 +29,7 @@ from tastebud.service import rank_candidates
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION
-from tastebud_training.baselines import IALSBaseline, PersonalHistoryBaseline, PopularityBaseline
+from tastebud_training.baselines import IALSBaseline, PersonalHistoryBaseline, PopularityBaseline, Recommender
 from tastebud_training.data import POSITIVE_EVENTS, Dataset
 from tastebud_training.metrics import KS, summarise
 from tastebud_training.progress import track
@@ -96,16 +96,18 @@ def _exact_retriever(stages: RankingStages, encoder: UserEncoder, vectors: np.nd
 def _ablation_retrievers(dataset: Dataset, stages: RankingStages, config: TrainConfig,
                          names: Sequence[str]) -> dict[str, Retriever]:
     """Two-tower variants trained like the evaluated one but with one ingredient switched off."""
+    from tastebud_training.item_features import image_features
     from tastebud_training.retrieval import fit_two_tower
     from tastebud_training.snapshot import build_catalog, preference_terms
-    from tastebud_training.train import _image_features, log
+    from tastebud_training.train import log
 
     as_of = float(stages.manifest.retrieval["trained_before"])
     catalog_then = build_catalog(dataset, as_of)
     terms = preference_terms(dataset.users)
     text_vectors = np.load(stages.directory / "text_vectors.npy")
     cache = stages.directory.parent.parent.parent.parent / "cache"
-    image_vectors, has_image = _image_features(dataset, cache, config, lambda m: log(m, config.progress))
+    image_vectors, has_image = image_features(dataset, cache, enabled=config.images, weights=config.image_weights,
+                                               progress=config.progress, say=lambda m: log(m, config.progress))
     out: dict[str, Retriever] = {}
     for name in names:
         directory = stages.directory.parent.parent / "ablations" / name
@@ -150,7 +152,7 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
             stages, stages.retriever.encoder, np.load(stages.directory / "index_vectors.npy"), knobs)
         if ablations:
             retrievers.update(_ablation_retrievers(dataset, stages, config, ablations))
-    baselines = {
+    baselines: dict[str, Recommender] = {
         "popularity": PopularityBaseline(stages.catalog),
         "personal_history": PersonalHistoryBaseline(stages.users, stages.catalog),
         "ials": IALSBaseline(stages.users, stages.catalog, seed=config.seed),

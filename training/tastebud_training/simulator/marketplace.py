@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tastebud_training.data import sim_images, sim_log
 from tastebud_training.data.atomic_dir import check_replaceable, write_dataset_dir
 from tastebud_training.data.schema import EVENT_TYPES, POSITIVE_EVENTS
-from tastebud_training.data.sim_catalog import DAY, GROCERY, Catalog, build_catalog
-from tastebud_training.data.sim_users import DIETS, Population, build_population
+from tastebud_training.simulator import event_log, photos
+from tastebud_training.simulator.catalog import DAY, GROCERY, Catalog, build_catalog
+from tastebud_training.simulator.population import DIETS, Population, build_population
 
 GENERATOR = "tastebud-simulator"
 # A fixed calendar keeps output byte-identical across runs; weekdays and meal times are in UTC.
@@ -109,7 +109,7 @@ def _stock(catalog: Catalog, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
-def _interactions(log: sim_log.Log, catalog: Catalog, population: Population) -> pd.DataFrame:
+def _interactions(log: event_log.Log, catalog: Catalog, population: Population) -> pd.DataFrame:
     events = log.events
     user_ids = population.users["user_id"].to_numpy(dtype=object)
     item_ids = catalog.items["item_id"].to_numpy(dtype=object)
@@ -142,12 +142,12 @@ def _ground_truth(
             "end": datetime.fromtimestamp(WINDOW_START + days * DAY, tz=UTC).isoformat(),
         },
         "choice_model": {
-            "taste": sim_log.BETA_TASTE,
-            "latent": sim_log.BETA_LATENT,
-            "price": sim_log.BETA_PRICE,
-            "popularity": sim_log.BETA_POP,
-            "km_penalty_restaurant_grocery": sim_log.KM_PENALTY.tolist(),
-            "repeat_bonus": sim_log.REPEAT_BONUS,
+            "taste": event_log.BETA_TASTE,
+            "latent": event_log.BETA_LATENT,
+            "price": event_log.BETA_PRICE,
+            "popularity": event_log.BETA_POP,
+            "km_penalty_restaurant_grocery": event_log.KM_PENALTY.tolist(),
+            "repeat_bonus": event_log.REPEAT_BONUS,
             "examination": "1 / log2(1 + position)",
         },
         "hidden_tastes": {
@@ -157,9 +157,9 @@ def _ground_truth(
             "mean_price_sensitivity": round(float(population.price_sensitivity.mean()), 4),
         },
         "images": {
-            "directory": sim_images.IMAGE_DIR,
-            "format": f"PNG, {sim_images.IMAGE_SIZE}x{sim_images.IMAGE_SIZE} RGB",
-            "missing_share": sim_images.MISSING_SHARE,
+            "directory": photos.IMAGE_DIR,
+            "format": f"PNG, {photos.IMAGE_SIZE}x{photos.IMAGE_SIZE} RGB",
+            "missing_share": photos.MISSING_SHARE,
             "look": "background hue, food/packaging colour and stripe pattern by category; "
             "a plate for restaurant dishes, a box or bottle for groceries; size, position, light, texture per item",
         }
@@ -203,10 +203,10 @@ def generate(
     population = build_population(users, WINDOW_START, days, rng)
     # Photos use their own random streams: the other tables of a seed are the same with or without them.
     item_ids = catalog.items["item_id"].to_numpy(dtype=object)
-    has_image = sim_images.choose_photographed(len(item_ids), seed) if images else np.zeros(len(item_ids), bool)
-    catalog.items["image_uri"] = np.where(has_image, [sim_images.image_uri(i) for i in item_ids], "").astype(object)
+    has_image = photos.choose_photographed(len(item_ids), seed) if images else np.zeros(len(item_ids), bool)
+    catalog.items["image_uri"] = np.where(has_image, [photos.image_uri(i) for i in item_ids], "").astype(object)
     with _progress(progress, days) as advance:
-        log = sim_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance)
+        log = event_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance)
     stock = _stock(catalog, rng)
     interactions = _interactions(log, catalog, population)
 
@@ -231,8 +231,8 @@ def generate(
     }
 
     def add_images(staging: Path) -> None:
-        sim_images.write_images(
-            staging / sim_images.IMAGE_DIR,
+        photos.write_images(
+            staging / photos.IMAGE_DIR,
             item_ids[has_image].tolist(),
             catalog.items["category"].to_numpy(dtype=object)[has_image].tolist(),
             catalog.item_slot[has_image],
