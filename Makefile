@@ -72,9 +72,10 @@ screenshot: $(BIN)/.installed $(CHROMIUM)  ## re-take docs/dashboard.png with th
 test-aws: $(BIN)/.installed  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)
 	$(BIN)/python -m pytest tests/contract tests/aws
 
-lint: $(BIN)/.installed lint-sam  ## ruff, mypy, cfn-lint, sam validate
+lint: $(BIN)/.installed lint-sam  ## ruff, mypy, import cycles (import-linter), cfn-lint, sam validate
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	PYTHONPATH=layers/core:training $(BIN)/lint-imports --no-cache
 
 bench: $(BIN)/.installed  ## latency + ANN recall at 100k synthetic items
 	$(BIN)/tastebud bench --items 100000

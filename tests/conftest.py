@@ -16,7 +16,7 @@ TINY = {"users": 120, "items": 600, "seed": 3}
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tastebud_training.data import generate
+    from tastebud_training.simulator import generate
 
     out = tmp_path_factory.mktemp("data") / "tiny"
     generate(out, progress=False, **TINY)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tastebud_training.cold_start import cold_start_study
-from tastebud_training.evaluate import CUTOFF_QUANTILE, render_markdown
+from tastebud_training.evaluate import CUTOFF_QUANTILE
+from tastebud_training.evaluation_report import render_markdown
 
 from factories import tiny_config
 

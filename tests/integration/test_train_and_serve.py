@@ -120,7 +120,7 @@ def test_evaluate_reports_every_model_on_one_split(tiny_dataset, tiny_artifacts:
     report = evaluate(tiny_dataset, tiny_artifacts, config=tiny_config(max_ranker_groups=800))
     assert report["split"]["test_users"] > 0 and report["split"]["cutoff_quantile"] == 0.9
     assert set(report["models"]) == {"tastebud", "tastebud_no_fairness", "content_retrieval", "two_tower_retrieval",
-                                     "popularity", "personal_history", "ials"}
+                                     "popularity", "personal_history", "ials", "ease"}
     for scores in report["models"].values():
         assert set(scores) == {f"{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20, 50, 100, 200)}
         assert all(0.0 <= v <= 1.0 for v in scores.values())

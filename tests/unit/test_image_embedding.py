@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from tastebud_training import image_embedding
-from tastebud_training.data import sim_images
 from tastebud_training.image_embedding import (
     ALLOW_DOWNLOAD_ENV,
     DIMENSION,
@@ -18,6 +17,7 @@ from tastebud_training.image_embedding import (
     WeightsUnavailableError,
     embed_images,
 )
+from tastebud_training.simulator import photos
 
 CONFIG = ImageConfig(weights=None, size=32, batch_size=2)  # 2: several batches and a partial last one
 GOOD = ("i1", "i2", "i3")
@@ -28,7 +28,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], 
     """A data directory with good, missing, corrupt, truncated and odd-format images, and the expected mask."""
     root = tmp_path_factory.mktemp("data")
     images = root / "images"
-    sim_images.write_images(images, list(GOOD), ["italian", "dairy", "sushi"], np.array([0, 18, 14]),
+    photos.write_images(images, list(GOOD), ["italian", "dairy", "sushi"], np.array([0, 18, 14]),
                             np.array([0, 1, 0]), seed=1)
     (images / "corrupt.png").write_bytes(b"this is not a PNG")
     (images / "truncated.png").write_bytes((images / "i1.png").read_bytes()[:80])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tastebud_training.data import import_movielens_100k, load_dataset, movielens
+from tastebud_training.data import load_dataset
+from tastebud_training.importers import import_movielens_100k, movielens
 
 needs_package = pytest.mark.skipif(
     importlib.util.find_spec(movielens.PACKAGE) is None,

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tastebud_training.data import EVENT_TYPES, Dataset, SimulationSummary, generate, load_dataset, sim_images
-from tastebud_training.data.simulator import WINDOW_START
+from tastebud_training.data import EVENT_TYPES, Dataset, load_dataset
+from tastebud_training.simulator import SimulationSummary, generate, photos
+from tastebud_training.simulator.marketplace import WINDOW_START
 
 TINY = {"users": 60, "items": 300, "seed": 1, "progress": False}
 FILES = ("merchants.parquet", "items.parquet", "users.parquet", "interactions.parquet", "stock.parquet")
@@ -265,7 +266,7 @@ def test_a_failed_image_write_keeps_the_earlier_output(
         (directory / "i000001.png").write_bytes(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(sim_images, "write_images", failing)
+    monkeypatch.setattr(photos, "write_images", failing)
     with pytest.raises(OSError, match="disk full"):
         generate(out, **{**TINY, "seed": 3})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
@@ -287,7 +288,7 @@ def test_png_encoder_round_trips_through_pil(shape: tuple[int, int, int, int]) -
     import io
 
     pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-    for data, expected in zip(sim_images.encode_png(pixels), pixels, strict=True):
+    for data, expected in zip(photos.encode_png(pixels), pixels, strict=True):
         with Image.open(io.BytesIO(data)) as image:
             assert image.format == "PNG" and image.mode == "RGB" and image.info == {}
             np.testing.assert_array_equal(np.asarray(image), expected)

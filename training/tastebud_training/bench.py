@@ -69,7 +69,7 @@ def ann_recall(system: BenchSystem, n_queries: int, seed: int) -> float:
     return float(np.mean(recalls)) if recalls else float("nan")
 
 
-def _context():  # type: ignore[no-untyped-def]
+def _context():
     from tastebud.domain import RequestContext
 
     return RequestContext(now=time.time())

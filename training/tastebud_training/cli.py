@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -29,7 +29,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -54,12 +54,18 @@ def data_generate(
     items: Annotated[int, typer.Option(min=50, help="Number of items")] = 12000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 7,
     days: Annotated[int, typer.Option(min=7, help="Days of logs")] = 60,
+    purchase_only: Annotated[bool, typer.Option(
+        "--purchase-only", help="Only what a real order log has: purchases, no text, images, impressions, stock, "
+        "locations or profiles")] = False,
+    single_merchant: Annotated[bool, typer.Option(
+        "--single-merchant", help="With --purchase-only: one grocery store's log (grocery products only)")] = False,
 ) -> None:
     """Simulate a marketplace: merchants, items, users with hidden tastes, logged impressions and orders."""
-    from tastebud_training.data import simulator
+    from tastebud_training.simulator import marketplace
 
     try:
-        summary = simulator.generate(out_dir, users=users, items=items, seed=seed, days=days, progress=True)
+        summary = marketplace.generate(out_dir, users=users, items=items, seed=seed, days=days, progress=True,
+                                       purchase_only=purchase_only, single_merchant=single_merchant)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc))
     err.print(f"[green]wrote[/] {out_dir}")
@@ -69,7 +75,7 @@ def data_generate(
 @import_app.command("movielens-100k")
 def import_movielens(out_dir: Annotated[Path, typer.Option("--out", help="Directory to write")]) -> None:
     """MovieLens-100K from the copy shipped inside a PyPI package (no download)."""
-    from tastebud_training.data import movielens
+    from tastebud_training.importers import movielens
 
     try:
         summary = movielens.import_movielens_100k(out_dir)
@@ -136,8 +142,9 @@ def train(
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Option("--data", help="Data directory")],
-    artifacts: Annotated[Path, typer.Option("--artifacts", help="Artifacts directory (evaluation models cached here)")],
+    data: Annotated[Path | None, typer.Option("--data", help="Data directory")] = None,
+    artifacts: Annotated[Path | None, typer.Option(
+        "--artifacts", help="Artifacts directory (evaluation models cached here)")] = None,
     exclude_seen: Annotated[bool, typer.Option("--exclude-seen", help="Drop items the user had before the cutoff")]
     = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
@@ -151,38 +158,82 @@ def evaluate(
     = None,
     cold_start: Annotated[bool, typer.Option("--cold-start", help="Also run the leave-items-out cold-start study "
                                              "(two-tower with and without feature dropout)")] = False,
+    ease_l2: Annotated[float | None, typer.Option(
+        "--ease-l2", min=1e-6, help="EASE baseline's L2 regularisation λ (default 500: baselines.EASE_DEFAULT_L2)")]
+    = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Save this run under DIR/results/<label>.json and redraw DIR/README.md + one PNG bar chart "
+        "per metric from every run saved there (without --data: only redraw)")] = None,
+    label: Annotated[str | None, typer.Option(help="--report: this run's name (default: the data directory's name)")]
+    = None,
+    add_results: Annotated[list[Path] | None, typer.Option(
+        "--add-results", help="--report: also store this saved `evaluate --json` output (repeatable)")] = None,
 ) -> None:
-    """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split."""
-    from dataclasses import replace
+    """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split; --report draws charts."""
+    from tastebud_training import evaluation_report
 
-    from tastebud_training.evaluate import evaluate as run_evaluate
-    from tastebud_training.train import TrainConfig
-
-    dataset = load_data(data)
-    try:
-        base = TrainConfig(seed=seed, progress=not as_json, retrieval=retrieval)
-        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed))
-        names = ("no_logq", "no_hard_negatives", "no_feature_dropout") if ablations else ()
-        report = run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users, config=config,
-                              ablations=names, cold_start=cold_start)
-    except ValueError as exc:
-        fail(str(exc))
-    if markdown is not None:
-        from tastebud_training.evaluate import render_markdown
-
-        markdown.write_text(render_markdown(report, "tastebud evaluate " + " ".join(sys.argv[2:])))
-    if as_json:
-        print_json(report)
+    if (data is None) != (artifacts is None):
+        fail("give both --data and --artifacts (or neither, with --report, to redraw a report)")
+    if data is None and report is None:
+        fail("give --data DIR and --artifacts DIR to evaluate, or --report DIR to redraw a report")
+    if add_results and report is None:
+        fail("--add-results needs --report DIR")
+    if markdown is not None and data is None:
+        fail("--markdown writes the tables of an evaluation: give --data and --artifacts")
+    command = "tastebud evaluate " + " ".join(sys.argv[2:])
+    result: dict[str, Any] | None = None
+    if data is not None and artifacts is not None:
+        result = _run_evaluation(data, artifacts, exclude_seen=exclude_seen, progress=not as_json,
+                                 max_users=max_users, seed=seed, retrieval=retrieval, epochs=epochs,
+                                 ablations=ablations, cold_start=cold_start, ease_l2=ease_l2)
+        if markdown is not None:
+            markdown.write_text(evaluation_report.render_markdown(result, command))
+    if report is not None:
+        try:
+            for path in add_results or []:
+                evaluation_report.save_results(report, evaluation_report.read_results_file(path))
+            if result is not None and data is not None:
+                run = evaluation_report.EvaluatedDataSet(label or Path(data).resolve().name, command, result)
+                evaluation_report.save_results(report, run)
+            page = evaluation_report.write_report(report, evaluation_report.load_results(report))
+        except (ValueError, OSError) as exc:
+            fail(str(exc))
+        err.print(f"[green]report[/] {page}", highlight=False)
+    if result is None:
         return
-    out.print(report["split"])
+    if as_json:
+        print_json(result)
+        return
+    out.print(result["split"])
     table = Table(title="Recall@K / NDCG@K")
     table.add_column("model")
     metrics = [f"{m}@{k}" for k in (10, 20, 50, 100, 200) for m in ("recall", "ndcg")] + ["cold_recall@100"]
     for metric in metrics:
         table.add_column(metric, justify="right")
-    for name, scores in report["models"].items():
+    for name, scores in result["models"].items():
         table.add_row(name, *(f"{scores[m]:.4f}" if m in scores else "-" for m in metrics))
     out.print(table)
+
+
+def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress: bool, max_users: int, seed: int,
+                    retrieval: str, epochs: int, ablations: bool, cold_start: bool,
+                    ease_l2: float | None) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from tastebud_training.baselines import EASE_DEFAULT_L2
+    from tastebud_training.evaluate import evaluate as run_evaluate
+    from tastebud_training.train import TrainConfig
+
+    dataset = load_data(data)
+    try:
+        base = TrainConfig(seed=seed, progress=progress, retrieval=retrieval)
+        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed))
+        names = ("no_logq", "no_hard_negatives", "no_feature_dropout") if ablations else ()
+        return run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users, config=config,
+                            ablations=names, cold_start=cold_start,
+                            ease_l2=EASE_DEFAULT_L2 if ease_l2 is None else ease_l2)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 @app.command()

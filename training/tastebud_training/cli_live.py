@@ -172,7 +172,7 @@ def list_versions(artifacts: Annotated[Path, ARTIFACTS], as_json: Annotated[bool
     except TastebudError as exc:
         _fail(str(exc))
     manifests = store.list_versions()
-    rows = [{"version": m.version, "current": m.version == current, "created": time.strftime(
+    rows: list[dict[str, Any]] = [{"version": m.version, "current": m.version == current, "created": time.strftime(
         "%Y-%m-%d %H:%M:%S", time.gmtime(m.created_at)), "model_version": m.model_version,
         "index_version": m.index_version, "items": m.data.get("items"), "interactions": m.data.get("interactions")}
         for m in manifests]

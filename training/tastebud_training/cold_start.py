@@ -21,12 +21,13 @@ from tastebud.domain import SOURCE_ANN, RequestContext
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
 from tastebud_training.data import POSITIVE_EVENTS, Dataset
+from tastebud_training.item_features import image_features
 from tastebud_training.metrics import recall_at
 from tastebud_training.progress import track
 from tastebud_training.retrieval import fit_two_tower
 from tastebud_training.snapshot import build_catalog, build_user_table, preference_terms
 from tastebud_training.text_embedding import embed_texts, item_texts
-from tastebud_training.train import TrainConfig, _image_features, log
+from tastebud_training.train import TrainConfig, log
 
 HELD_OUT_SHARE = 0.1
 KS = (50, 100, 200)
@@ -49,7 +50,8 @@ def cold_start_study(dataset: Dataset, workdir: Path, cutoff: float, config: Tra
     terms = preference_terms(dataset.users)
     cache = workdir / "cache"
     text_vectors = embed_texts(item_texts(dataset.items), cache_dir=cache, progress=config.progress)
-    image_vectors, has_image = _image_features(dataset, cache, config, lambda m: log(m, config.progress))
+    image_vectors, has_image = image_features(dataset, cache, enabled=config.images, weights=config.image_weights,
+                                               progress=config.progress, say=lambda m: log(m, config.progress))
     catalog = build_catalog(reduced, cutoff)
     users = build_user_table(reduced, catalog, cutoff, terms)
 

@@ -29,7 +29,14 @@ from tastebud.service import rank_candidates
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION
-from tastebud_training.baselines import IALSBaseline, PersonalHistoryBaseline, PopularityBaseline
+from tastebud_training.baselines import (
+    EASE_DEFAULT_L2,
+    EASEBaseline,
+    IALSBaseline,
+    PersonalHistoryBaseline,
+    PopularityBaseline,
+    Recommender,
+)
 from tastebud_training.data import POSITIVE_EVENTS, Dataset
 from tastebud_training.metrics import KS, summarise
 from tastebud_training.progress import track
@@ -112,16 +119,18 @@ def _exact_retriever(stages: RankingStages, encoder: UserEncoder, vectors: np.nd
 def _ablation_retrievers(dataset: Dataset, stages: RankingStages, config: TrainConfig,
                          names: Sequence[str]) -> dict[str, Retriever]:
     """Two-tower variants trained like the evaluated one but with one ingredient switched off."""
+    from tastebud_training.item_features import image_features
     from tastebud_training.retrieval import fit_two_tower
     from tastebud_training.snapshot import build_catalog, preference_terms
-    from tastebud_training.train import _image_features, log
+    from tastebud_training.train import log
 
     as_of = float(stages.manifest.retrieval["trained_before"])
     catalog_then = build_catalog(dataset, as_of)
     terms = preference_terms(dataset.users)
     text_vectors = np.load(stages.directory / "text_vectors.npy")
     cache = stages.directory.parent.parent.parent.parent / "cache"
-    image_vectors, has_image = _image_features(dataset, cache, config, lambda m: log(m, config.progress))
+    image_vectors, has_image = image_features(dataset, cache, enabled=config.images, weights=config.image_weights,
+                                               progress=config.progress, say=lambda m: log(m, config.progress))
     out: dict[str, Retriever] = {}
     for name in names:
         directory = stages.directory.parent.parent / "ablations" / name
@@ -143,8 +152,11 @@ def cold_items(dataset: Dataset, catalog_ids: np.ndarray, cutoff: float) -> set[
 
 def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, max_users: int | None = 3000,
              config: TrainConfig | None = None, ablations: Sequence[str] = (),
-             cold_start: bool = False) -> dict[str, Any]:
-    """Return ``{"split": {...}, "models": {name: {"recall@K": ..., "ndcg@K": ..., "cold_recall@K": ...}}}``."""
+             cold_start: bool = False, ease_l2: float = EASE_DEFAULT_L2) -> dict[str, Any]:
+    """Return ``{"split": {...}, "models": {name: {"recall@K": ..., "ndcg@K": ..., "cold_recall@K": ...}}}``.
+
+    ``ease_l2`` is EASE's λ (baselines.EASEBaseline).
+    """
     config = config or TrainConfig()
     probe = dataset.items["item_id"].to_numpy(dtype=str)
     test = temporal_split(dataset, probe, exclude_seen=exclude_seen, max_users=max_users, seed=config.seed)
@@ -166,10 +178,11 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
             stages, stages.retriever.encoder, np.load(stages.directory / "index_vectors.npy"), knobs)
         if ablations:
             retrievers.update(_ablation_retrievers(dataset, stages, config, ablations))
-    baselines = {
+    baselines: dict[str, Recommender] = {
         "popularity": PopularityBaseline(stages.catalog),
         "personal_history": PersonalHistoryBaseline(stages.users, stages.catalog),
         "ials": IALSBaseline(stages.users, stages.catalog, seed=config.seed),
+        "ease": EASEBaseline(stages.users, stages.catalog, l2=ease_l2),
     }
     names = ["tastebud", "tastebud_no_fairness", *retrievers, *baselines]
     lists: dict[str, list[np.ndarray]] = {name: [] for name in names}
@@ -221,34 +234,7 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
             "exclude_seen": exclude_seen,
             "train_model_version": stages.manifest.model_version,
             "retrieval": stages.manifest.retrieval.get("kind"),
+            "ease_l2": ease_l2,
         },
         "models": models,
     }
-
-
-def render_markdown(report: dict[str, Any], command: str) -> str:
-    """A page for docs/: the split, then one row per model (recall and NDCG at every K, cold-item recall)."""
-    split = report["split"]
-    ks = (10, 20, 50, 100, 200)
-    header = ["model", *[f"R@{k}" for k in ks], *[f"N@{k}" for k in ks], "cold R@100"]
-    lines = [f"`{command}`", "",
-             f"Split: {split['kind']} at the {split['cutoff_quantile']:.0%} quantile ({split['cutoff']}), "
-             f"{split['test_users']} test users, {split['test_positives']} test positives, exclude_seen="
-             f"{split['exclude_seen']}, {split.get('cold_items', 0)} cold items "
-             f"({split.get('users_with_cold_test_items', 0)} users with one in their test set).", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, scores in report["models"].items():
-        cells = [f"{scores[f'recall@{k}']:.4f}" for k in ks] + [f"{scores[f'ndcg@{k}']:.4f}" for k in ks]
-        cells.append(f"{scores['cold_recall@100']:.4f}" if "cold_recall@100" in scores else "–")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    study = report.get("cold_start")
-    if study:
-        lines += ["", f"Cold-start study (leave-items-out): {study['held_out_items']} items lose all interactions "
-                  f"before the cutoff; two-tower retrieval alone, exact search, {study['test_users']} test users.", "",
-                  "| model | cold R@50 | cold R@100 | cold R@200 | warm R@50 | warm R@100 | warm R@200 | users |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for name in ("with_feature_dropout", "without_feature_dropout"):
-            row = study[name]
-            cells = [f"{row[f'{kind}_recall@{k}']:.4f}" for kind in ("cold", "warm") for k in (50, 100, 200)]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['users_with_cold_items']} |")
-    return "\n".join(lines) + "\n"

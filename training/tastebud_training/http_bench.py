@@ -43,6 +43,7 @@ import numpy as np
 
 from tastebud.api.http import LambdaHandler, create_handler
 from tastebud.local_server import LocalLambdaContext, http_api_event
+from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService
 from tastebud_training.open_loop import DEFAULT_CONNECTIONS, open_loop_load, recommendation_bodies
 
@@ -122,7 +123,7 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (total - idle) / ticks, total / ticks
 
 
-def _serve_forked(service: RecommendationService, workers: int, url_pipe: Any,
+def _serve_forked(service: RecommendationService | ServingRuntime, workers: int, url_pipe: Any,
                   after_fork: Callable[[], None] | None) -> None:
     """The child process: becomes the gunicorn master of ``workers`` workers around ``service``."""
     from tastebud.http_server.prefork import ServerOptions, serve
@@ -139,7 +140,7 @@ def _serve_forked(service: RecommendationService, workers: int, url_pipe: Any,
 class ForkedServer:
     """`tastebud serve`'s server around an already built service, in a child process (context manager)."""
 
-    def __init__(self, service: RecommendationService, workers: int,
+    def __init__(self, service: RecommendationService | ServingRuntime, workers: int,
                  after_fork: Callable[[], None] | None = None) -> None:
         self._service = service
         self._workers = workers
@@ -275,7 +276,8 @@ def python_load(url: str, users: Sequence[str], *, connections: int, duration_s:
                       int(sum(failures)), {"failed": int(sum(failures))})
 
 
-def run_http_bench(service: RecommendationService, users: Sequence[str], description: dict[str, Any], *,
+def run_http_bench(service: RecommendationService | ServingRuntime, users: Sequence[str],
+                   description: dict[str, Any], *,
                    workers: int | None = None, requests: int = 2000, duration_s: float = 10.0,
                    connections: Sequence[int] = CONNECTIONS, k: int = K,
                    after_fork: Callable[[], None] | None = None, redis_pid: int | None = None,

@@ -21,7 +21,7 @@ from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.catalog import Catalog
 from tastebud.ports import UserEncoder
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, item_inputs
-from tastebud_training.data import Dataset
+from tastebud_training.data import Dataset, cut_at
 from tastebud_training.snapshot import build_user_table
 from tastebud_training.two_tower.trainer import TwoTowerConfig
 
@@ -52,7 +52,6 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
                   image_vectors: np.ndarray, has_image: np.ndarray, out: Path, config: TwoTowerConfig,
                   log: Callable[[str], None]) -> FittedRetrieval:
     """Train the towers on positives before ``as_of``; export the user tower and embed the whole catalog."""
-    from tastebud_training.train import cut_at
     from tastebud_training.two_tower.examples import build_examples, build_vocab
     from tastebud_training.two_tower.export import export_user_tower, user_tower_parity
     from tastebud_training.two_tower.trainer import embed_items, train_towers

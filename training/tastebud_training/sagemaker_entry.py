@@ -63,9 +63,10 @@ def _hyperparameters(path: Path) -> dict[str, Any]:
 def embed(paths: dict[str, Path]) -> None:
     """The embeddings Processing job: item text + image vectors into the cache `tastebud train` reads."""
     from tastebud_training.data import load_dataset
+    from tastebud_training.item_features import image_features
     from tastebud_training.snapshot import preference_terms
     from tastebud_training.text_embedding import embed_texts, item_texts
-    from tastebud_training.train import TrainConfig, _image_features
+    from tastebud_training.train import TrainConfig
 
     dataset = load_dataset(paths["processing_data"])
     cache = paths["processing_cache"]
@@ -74,7 +75,8 @@ def embed(paths: dict[str, Path]) -> None:
     terms = preference_terms(dataset.users)
     if terms:
         embed_texts(terms, cache_dir=cache)
-    _image_features(dataset, cache, TrainConfig(), print)
+    defaults = TrainConfig()
+    image_features(dataset, cache, enabled=defaults.images, weights=defaults.image_weights, progress=True, say=print)
 
 
 def _flag(value: Any) -> bool:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -28,14 +29,15 @@ from tastebud.catalog import Catalog
 from tastebud.display import DISPLAY_FILE, DisplayTable
 from tastebud.event_types import POSITIVE_EVENTS
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
-from tastebud.image_features import IMAGE_DIM, unit_rows
+from tastebud.image_features import IMAGE_DIM
 from tastebud.ports import CandidateIndex
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
-from tastebud_training.data import Dataset
-from tastebud_training.image_embedding import ImageConfig, embed_images
+from tastebud_training.data import Dataset, cut_at
+from tastebud_training.image_embedding import ImageConfig
 from tastebud_training.item_embedding import export_item_embedding
 from tastebud_training.item_embedding.publish import TrainingImages
+from tastebud_training.item_features import image_features, image_uris
 from tastebud_training.ranker import build_examples, export_onnx, onnx_parity, train_ranker
 from tastebud_training.report import write_report
 from tastebud_training.retrieval import RETRIEVAL_MODELS, FittedRetrieval, fit_content, fit_two_tower
@@ -89,13 +91,6 @@ def data_fingerprint(dataset: Dataset) -> str:
     return digest.hexdigest()[:16]
 
 
-def cut_at(dataset: Dataset, as_of: float) -> Dataset:
-    """The data set as it was known at ``as_of``: interactions strictly before it (catalog kept whole)."""
-    interactions = dataset.interactions[dataset.interactions["ts"] < as_of]
-    return Dataset(dataset.merchants, dataset.items, dataset.users, interactions, dataset.stock, dataset.source,
-                   dataset.warnings, dataset.read_at)
-
-
 def train(dataset: Dataset, artifacts: Path, config: TrainConfig | None = None,
           *, as_of: float | None = None, cache_dir: Path | None = None) -> Manifest:
     """Train on ``dataset`` (cut at ``as_of`` when given) and publish a new current version under ``artifacts``."""
@@ -145,7 +140,8 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     feature_cut = float(np.quantile(positive_ts.to_numpy(), LABEL_WINDOW_QUANTILE))
     catalog_then = build_catalog(dataset, feature_cut)
 
-    image_vectors, has_image = (_image_features(dataset, cache, config, say) if config.retrieval == "two_tower"
+    image_vectors, has_image = (image_features(dataset, cache, enabled=config.images, weights=config.image_weights,
+                                               progress=progress, say=say) if config.retrieval == "two_tower"
                                 else (np.zeros((0, IMAGE_DIM), np.float32), np.zeros(0, bool)))
 
     def fit(before: float) -> FittedRetrieval:
@@ -171,7 +167,8 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     parity = onnx_parity(model, out / "ranker.onnx", sample)
     if parity > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX ranker differs from XGBoost by {parity:.2e} (> {PARITY_TOLERANCE}); not publishing")
-    importance = model.get_booster().get_score(importance_type="gain")
+    # Gain is one number per feature for a tree booster (lists are for multi-output linear boosters only).
+    importance = {k: float(cast(float, v)) for k, v in model.get_booster().get_score(importance_type="gain").items()}
     ranker_info.update(onnx_parity_max_abs=parity, importance={
         FEATURE_NAMES[int(k[1:])]: round(v, 3) for k, v in importance.items() if k.startswith("f")
     } or {k: round(v, 3) for k, v in importance.items()})
@@ -254,25 +251,6 @@ def _build_index(vectors: np.ndarray, kind: str, say: Callable[[str], None]) -> 
     return ScannIndex.build(vectors, version)
 
 
-def _image_features(dataset: Dataset, cache: Path, config: TrainConfig,
-                    say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
-    """EfficientNetB0 features of item images (zeros + has_image False where an item has none)."""
-    n = len(dataset.items)
-    uris = _image_uris(dataset)
-    if not config.images or not any(uris):
-        return np.zeros((n, IMAGE_DIM), np.float32), np.zeros(n, dtype=bool)
-    image_config = _image_config(config)
-    say(f"embedding {sum(1 for u in uris if u):,} item images with EfficientNetB0 "
-        f"(weights: {config.image_weights or 'random init — set --image-weights for ImageNet'})")
-    features, has_image = embed_images(Path(dataset.source), uris, image_config, cache_dir=cache,
-                                       progress=config.progress)
-    return unit_rows(features), has_image  # unit length, as the serving image encoder normalises
-
-
-def _image_uris(dataset: Dataset) -> list[str]:
-    return dataset.items["image_uri"].fillna("").astype(str).tolist() if "image_uri" in dataset.items else []
-
-
 def _image_config(config: TrainConfig) -> ImageConfig:
     return ImageConfig(weights=config.image_weights)
 
@@ -282,7 +260,7 @@ def _training_images(dataset: Dataset, config: TrainConfig, features: np.ndarray
     """What the item tower's image input was built from, for exporting the image encoder (None: no images)."""
     if config.retrieval != "two_tower" or not has_image.any():
         return None
-    return TrainingImages(_image_config(config), Path(dataset.source), _image_uris(dataset), features, has_image)
+    return TrainingImages(_image_config(config), Path(dataset.source), image_uris(dataset), features, has_image)
 
 
 def _stock_snapshot(dataset: Dataset) -> dict:

@@ -101,3 +101,10 @@ def summarize(dataset: Dataset) -> ValidationSummary:
         ts_max=int(ts.max()) if len(ts) else None,
         warnings=dataset.warnings,
     )
+
+
+def cut_at(dataset: Dataset, as_of: float) -> Dataset:
+    """The data set as it was known at ``as_of``: interactions strictly before it (catalog kept whole)."""
+    interactions = dataset.interactions[dataset.interactions["ts"] < as_of]
+    return Dataset(dataset.merchants, dataset.items, dataset.users, interactions, dataset.stock, dataset.source,
+                   dataset.warnings, dataset.read_at)

@@ -64,7 +64,7 @@ def apply_feature_dropout(user: dict[str, np.ndarray], item: dict[str, np.ndarra
     Item id and merchant drop together (a new merchant's new dish has neither); the user id drops alone;
     the whole history drops at ``history_rate`` (a user with no past orders).
     """
-    n = user["user_idx"].shape[0]
+    n = int(user["user_idx"].shape[0])
     if rate > 0:
         drop_item = rng.random(n) < rate
         item["item_idx"] = np.where(drop_item, 0, item["item_idx"])

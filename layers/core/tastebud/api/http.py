@@ -385,15 +385,14 @@ def create_handler(provide_service: ServiceProvider, *, metrics: Any = None, tra
     return handler
 
 
-def create_lambda_handler(provide_service: ServiceProvider | None = None) -> LambdaHandler:
-    """The deployed functions' handler: Powertools Logger + Metrics + Tracer around the resolver."""
+def create_lambda_handler(provide_service: ServiceProvider) -> LambdaHandler:
+    """The deployed functions' handler: Powertools Logger + Metrics + Tracer around the resolver.
+
+    The caller (tastebud.aws_composition) supplies the service: the API layer does not compose one itself, which
+    kept an import cycle api.http -> composition -> aws_composition -> api.http."""
     from aws_lambda_powertools import Metrics, Tracer
 
-    from tastebud.composition import lazy_runtime
-    from tastebud.settings import Settings
-
-    return create_handler(provide_service or lazy_runtime(Settings.from_env), metrics=Metrics(namespace="Tastebud"),
-                          tracer=Tracer(service="tastebud"))
+    return create_handler(provide_service, metrics=Metrics(namespace="Tastebud"), tracer=Tracer(service="tastebud"))
 
 
 def openapi_spec() -> str:

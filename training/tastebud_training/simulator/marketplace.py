@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tastebud_training.data import sim_images, sim_log
 from tastebud_training.data.atomic_dir import check_replaceable, write_dataset_dir
 from tastebud_training.data.schema import EVENT_TYPES, POSITIVE_EVENTS
-from tastebud_training.data.sim_catalog import DAY, GROCERY, Catalog, build_catalog
-from tastebud_training.data.sim_users import DIETS, Population, build_population
+from tastebud_training.simulator import event_log, photos
+from tastebud_training.simulator.catalog import DAY, GROCERY, Catalog, build_catalog
+from tastebud_training.simulator.population import DIETS, Population, build_population
+from tastebud_training.simulator.purchase_only import purchase_only_tables
 
 GENERATOR = "tastebud-simulator"
 # A fixed calendar keeps output byte-identical across runs; weekdays and meal times are in UTC.
@@ -55,6 +56,7 @@ class SimulationSummary:
     event_counts: dict[str, int] = field(default_factory=dict)
     images: int = 0  # item photos written
     items_without_image: int = 0
+    variant: str = "full"  # "full", "purchase_only" or "purchase_only_single_merchant" (purchase_only.py)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -64,6 +66,7 @@ class SimulationSummary:
         """(label, value) pairs for a two-column table."""
         rows = [
             ("output", str(self.out)),
+            ("variant", self.variant),
             ("seed / days", f"{self.seed} / {self.days}"),
             ("merchants", f"{self.merchants:,} ({self.new_merchants:,} opened during the window)"),
             ("items", f"{self.items:,} ({self.new_items:,} created during the window)"),
@@ -109,7 +112,7 @@ def _stock(catalog: Catalog, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
-def _interactions(log: sim_log.Log, catalog: Catalog, population: Population) -> pd.DataFrame:
+def _interactions(log: event_log.Log, catalog: Catalog, population: Population) -> pd.DataFrame:
     events = log.events
     user_ids = population.users["user_id"].to_numpy(dtype=object)
     item_ids = catalog.items["item_id"].to_numpy(dtype=object)
@@ -142,12 +145,12 @@ def _ground_truth(
             "end": datetime.fromtimestamp(WINDOW_START + days * DAY, tz=UTC).isoformat(),
         },
         "choice_model": {
-            "taste": sim_log.BETA_TASTE,
-            "latent": sim_log.BETA_LATENT,
-            "price": sim_log.BETA_PRICE,
-            "popularity": sim_log.BETA_POP,
-            "km_penalty_restaurant_grocery": sim_log.KM_PENALTY.tolist(),
-            "repeat_bonus": sim_log.REPEAT_BONUS,
+            "taste": event_log.BETA_TASTE,
+            "latent": event_log.BETA_LATENT,
+            "price": event_log.BETA_PRICE,
+            "popularity": event_log.BETA_POP,
+            "km_penalty_restaurant_grocery": event_log.KM_PENALTY.tolist(),
+            "repeat_bonus": event_log.REPEAT_BONUS,
             "examination": "1 / log2(1 + position)",
         },
         "hidden_tastes": {
@@ -157,15 +160,39 @@ def _ground_truth(
             "mean_price_sensitivity": round(float(population.price_sensitivity.mean()), 4),
         },
         "images": {
-            "directory": sim_images.IMAGE_DIR,
-            "format": f"PNG, {sim_images.IMAGE_SIZE}x{sim_images.IMAGE_SIZE} RGB",
-            "missing_share": sim_images.MISSING_SHARE,
+            "directory": photos.IMAGE_DIR,
+            "format": f"PNG, {photos.IMAGE_SIZE}x{photos.IMAGE_SIZE} RGB",
+            "missing_share": photos.MISSING_SHARE,
             "look": "background hue, food/packaging colour and stripe pattern by category; "
             "a plate for restaurant dishes, a box or bottle for groceries; size, position, light, texture per item",
         }
         if images
         else None,
         "summary": summary,
+    }
+
+
+def _purchase_only_counts(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The summary's counts for the tables a purchase-only variant writes (impression-era counts become 0)."""
+    purchases = tables["interactions"]
+    items = tables["items"]
+    return {
+        "merchants": len(tables["merchants"]),
+        "new_merchants": 0,  # merchants carry no opening date in this variant
+        "items": len(items),
+        "new_items": int((items["created_at"] >= WINDOW_START).sum()),
+        "interactions": len(purchases),
+        "sessions": 0,
+        "requests": 0,
+        "positives": len(purchases),
+        # A purchase of a (user, item) pair bought before: after the single store merges twin products this
+        # is higher than the full simulation's share.
+        "repeat_purchase_share": round(float(purchases.duplicated(["user_id", "item_id"]).mean()), 4)
+        if len(purchases) else 0.0,
+        "out_of_stock": 0,
+        "event_counts": {event: len(purchases) if event == "purchase" else 0 for event in EVENT_TYPES},
+        "images": 0,
+        "items_without_image": len(items),
     }
 
 
@@ -178,6 +205,8 @@ def generate(
     days: int = 60,
     progress: bool = True,
     images: bool = True,
+    purchase_only: bool = False,
+    single_merchant: bool = False,
 ) -> SimulationSummary:
     """Generate a marketplace data directory at ``out`` (replaced only if it holds generated data).
 
@@ -189,12 +218,19 @@ def generate(
         days: length of the interaction log.
         progress: show a progress bar on stderr.
         images: write a photo per item (about 10% get none) under ``images/`` and set ``image_uri``.
+        purchase_only: write only what a real order log has (purchases; no text, images, impressions, stock,
+            locations or profiles): simulator/purchase_only.py. Implies ``images=False``.
+        single_merchant: with ``purchase_only``, one grocery store's log (grocery products only, one item per
+            product).
 
     Returns:
         Counts of what was written.
     """
     if users < 1 or items < 10 or days < 1:
         raise ValueError("need users >= 1, items >= 10 and days >= 1")
+    if single_merchant and not purchase_only:
+        raise ValueError("single_merchant (--single-merchant) is a variant of the purchase_only (--purchase-only) log")
+    images = images and not purchase_only
     out = Path(out)
     check_replaceable(out)  # fail before the work, not after it
     began = time.perf_counter()
@@ -203,10 +239,10 @@ def generate(
     population = build_population(users, WINDOW_START, days, rng)
     # Photos use their own random streams: the other tables of a seed are the same with or without them.
     item_ids = catalog.items["item_id"].to_numpy(dtype=object)
-    has_image = sim_images.choose_photographed(len(item_ids), seed) if images else np.zeros(len(item_ids), bool)
-    catalog.items["image_uri"] = np.where(has_image, [sim_images.image_uri(i) for i in item_ids], "").astype(object)
+    has_image = photos.choose_photographed(len(item_ids), seed) if images else np.zeros(len(item_ids), bool)
+    catalog.items["image_uri"] = np.where(has_image, [photos.image_uri(i) for i in item_ids], "").astype(object)
     with _progress(progress, days) as advance:
-        log = sim_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance)
+        log = event_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance)
     stock = _stock(catalog, rng)
     interactions = _interactions(log, catalog, population)
 
@@ -231,8 +267,8 @@ def generate(
     }
 
     def add_images(staging: Path) -> None:
-        sim_images.write_images(
-            staging / sim_images.IMAGE_DIR,
+        photos.write_images(
+            staging / photos.IMAGE_DIR,
             item_ids[has_image].tolist(),
             catalog.items["category"].to_numpy(dtype=object)[has_image].tolist(),
             catalog.item_slot[has_image],
@@ -242,6 +278,10 @@ def generate(
 
     tables = {"merchants": catalog.merchants, "items": catalog.items, "users": population.users,
               "interactions": interactions, "stock": stock}
+    if purchase_only:
+        tables = purchase_only_tables(tables, single_merchant=single_merchant)
+        counts.update(_purchase_only_counts(tables))
+        counts["variant"] = "purchase_only_single_merchant" if single_merchant else "purchase_only"
     write_dataset_dir(out, tables, "ground_truth.json", _ground_truth(seed, users, items, days, population, counts,
                                                                        images), extra=add_images if images else None)
     return SimulationSummary(out=out, seed=seed, days=days, seconds=time.perf_counter() - began, **counts)

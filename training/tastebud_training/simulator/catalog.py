@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tastebud_training.data import vocabulary as vocab
+from tastebud_training.simulator import lexicon
 
 DAY = 86_400
 RESTAURANT, GROCERY = 0, 1
@@ -24,10 +24,10 @@ _ANIMAL_WORDS = re.compile(
     r"cream|cheese|cheddar|parmesan|ricotta|mozzarella|butter|egg|béchamel|yoghurt|mayo|tzatziki|feta|milk|"
     r"gruyère|garlic sauce|raita|ghee"
 )
-SLOTS = (*vocab.RESTAURANT_CATEGORIES, *vocab.GROCERY_CATEGORIES)
-SLOT_DOMAIN = np.array([RESTAURANT] * len(vocab.RESTAURANT_CATEGORIES) + [GROCERY] * len(vocab.GROCERY_CATEGORIES))
-_SLOT_INDEX = {(RESTAURANT, name): i for i, name in enumerate(vocab.RESTAURANT_CATEGORIES)} | {
-    (GROCERY, name): len(vocab.RESTAURANT_CATEGORIES) + i for i, name in enumerate(vocab.GROCERY_CATEGORIES)
+SLOTS = (*lexicon.RESTAURANT_CATEGORIES, *lexicon.GROCERY_CATEGORIES)
+SLOT_DOMAIN = np.array([RESTAURANT] * len(lexicon.RESTAURANT_CATEGORIES) + [GROCERY] * len(lexicon.GROCERY_CATEGORIES))
+_SLOT_INDEX = {(RESTAURANT, name): i for i, name in enumerate(lexicon.RESTAURANT_CATEGORIES)} | {
+    (GROCERY, name): len(lexicon.RESTAURANT_CATEGORIES) + i for i, name in enumerate(lexicon.GROCERY_CATEGORIES)
 }
 
 
@@ -84,12 +84,12 @@ def _round_price(price: np.ndarray, domain: int) -> np.ndarray:
     return np.round(np.round(price * 10) / 10 - 0.01, 2)  # shelves say 2.49, 3.99
 
 
-def _menu(cuisine: vocab.Cuisine, n: int, rng: np.random.Generator, halal: bool) -> list[dict]:
+def _menu(cuisine: lexicon.Cuisine, n: int, rng: np.random.Generator, halal: bool) -> list[dict]:
     """``n`` distinct dishes of a restaurant: title, category, description, flags and base price."""
-    options: list[tuple[vocab.Dish, vocab.Protein | None]] = []
+    options: list[tuple[lexicon.Dish, lexicon.Protein | None]] = []
     for dish in cuisine.dishes:
         if dish.diet == "protein":
-            options += [(dish, vocab.PROTEINS[p]) for p in cuisine.proteins if p.lower() not in dish.base.lower()]
+            options += [(dish, lexicon.PROTEINS[p]) for p in cuisine.proteins if p.lower() not in dish.base.lower()]
         else:
             options.append((dish, None))
     rows: list[dict] = []
@@ -109,7 +109,7 @@ def _menu(cuisine: vocab.Cuisine, n: int, rng: np.random.Generator, halal: bool)
                 spice += 1
                 words.insert(0, "Spicy")
             else:
-                words.insert(0, vocab.DISH_MODIFIERS[rng.integers(len(vocab.DISH_MODIFIERS))])
+                words.insert(0, lexicon.DISH_MODIFIERS[rng.integers(len(lexicon.DISH_MODIFIERS))])
         title = " ".join(words)
         if title in titles and attempt < 50 * n:
             continue  # past that, a long menu may repeat a title
@@ -128,7 +128,7 @@ def _menu(cuisine: vocab.Cuisine, n: int, rng: np.random.Generator, halal: bool)
         if tags:
             description += " " + ", ".join(tags).capitalize() + "."
         if course not in ("dessert", "drinks"):
-            description += f" Spice: {vocab.SPICE_WORDS[spice]}."
+            description += f" Spice: {lexicon.SPICE_WORDS[spice]}."
         price = dish.price + (protein.price_delta if protein else 0.0)
         rows.append(
             {
@@ -143,7 +143,7 @@ def _menu(cuisine: vocab.Cuisine, n: int, rng: np.random.Generator, halal: bool)
     return rows
 
 
-def _shelf(store: vocab.StoreType, n: int, rng: np.random.Generator) -> list[dict]:
+def _shelf(store: lexicon.StoreType, n: int, rng: np.random.Generator) -> list[dict]:
     """``n`` distinct products of a grocery store."""
     categories = list(store.mix)
     weights = np.array([store.mix[c] for c in categories])
@@ -154,7 +154,7 @@ def _shelf(store: vocab.StoreType, n: int, rng: np.random.Generator) -> list[dic
     while len(rows) < n:
         attempt += 1
         category = categories[rng.choice(len(categories), p=weights)]
-        products = vocab.PRODUCTS[category]
+        products = lexicon.PRODUCTS[category]
         product = products[rng.integers(len(products))]
         size, multiplier = product.sizes[rng.integers(len(product.sizes))]
         words = [product.name, size]
@@ -164,7 +164,7 @@ def _shelf(store: vocab.StoreType, n: int, rng: np.random.Generator) -> list[dic
         if organic:
             words.insert(0, "Organic")
         if rng.random() < 0.3:
-            words.insert(0, vocab.BRANDS[rng.integers(len(vocab.BRANDS))])
+            words.insert(0, lexicon.BRANDS[rng.integers(len(lexicon.BRANDS))])
         title = " ".join(words)
         if title in titles and attempt < 50 * n:
             continue  # past that, a big shelf may repeat a title: real catalogs do too
@@ -208,9 +208,9 @@ def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Gen
     domain = domain[rng.permutation(n_merchants)]
 
     # Where: clustered around neighbourhood centres, a little under a kilometre of spread each.
-    hood_weights = np.linspace(1.6, 0.6, len(vocab.NEIGHBOURHOODS))
-    hood = rng.choice(len(vocab.NEIGHBOURHOODS), n_merchants, p=hood_weights / hood_weights.sum())
-    centres = np.array([(lat, lon) for _, lat, lon in vocab.NEIGHBOURHOODS])
+    hood_weights = np.linspace(1.6, 0.6, len(lexicon.NEIGHBOURHOODS))
+    hood = rng.choice(len(lexicon.NEIGHBOURHOODS), n_merchants, p=hood_weights / hood_weights.sum())
+    centres = np.array([(lat, lon) for _, lat, lon in lexicon.NEIGHBOURHOODS])
     lat = np.round(centres[hood, 0] + rng.normal(0, 0.008, n_merchants), 6)
     lon = np.round(centres[hood, 1] + rng.normal(0, 0.013, n_merchants), 6)
 
@@ -219,12 +219,12 @@ def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Gen
     is_new[rng.choice(n_merchants, n_new, replace=False)] = True
     merchant_created = _opening_times(n_merchants, is_new, window_start, days, rng, max_age_days=5 * 365)
 
-    cuisine_p = np.array([c.weight for c in vocab.CUISINES])
-    store_p = np.array([s.weight for s in vocab.STORE_TYPES])
+    cuisine_p = np.array([c.weight for c in lexicon.CUISINES])
+    store_p = np.array([s.weight for s in lexicon.STORE_TYPES])
     kind = np.where(
         domain == RESTAURANT,
-        rng.choice(len(vocab.CUISINES), n_merchants, p=cuisine_p / cuisine_p.sum()),
-        rng.choice(len(vocab.STORE_TYPES), n_merchants, p=store_p / store_p.sum()),
+        rng.choice(len(lexicon.CUISINES), n_merchants, p=cuisine_p / cuisine_p.sum()),
+        rng.choice(len(lexicon.STORE_TYPES), n_merchants, p=store_p / store_p.sum()),
     )
     size_weight = np.array([MEAN_ITEMS[d] for d in domain]) * rng.lognormal(0, 0.35, n_merchants)
     counts = _allocate(n_items, size_weight, minimum=3)
@@ -234,13 +234,13 @@ def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Gen
     taken: set[str] = set()
     merchant_rows, item_rows = [], []
     for m in range(n_merchants):
-        hood_name = vocab.NEIGHBOURHOODS[hood[m]][0]
+        hood_name = lexicon.NEIGHBOURHOODS[hood[m]][0]
         if domain[m] == RESTAURANT:
-            cuisine = vocab.CUISINES[kind[m]]
+            cuisine = lexicon.CUISINES[kind[m]]
             heads, tails, category = cuisine.name_heads, cuisine.name_tails, cuisine.name
             rows = _menu(cuisine, int(counts[m]), rng, halal=rng.random() < cuisine.halal_share)
         else:
-            store = vocab.STORE_TYPES[kind[m]]
+            store = lexicon.STORE_TYPES[kind[m]]
             heads, tails, category = store.name_heads, store.name_tails, store.name
             rows = _shelf(store, int(counts[m]), rng)
             for row in rows:
@@ -296,7 +296,7 @@ def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Gen
             "category": [r["category"] for r in item_rows],
             "description": [r["description"] for r in item_rows],
             "price": price,
-            "image_uri": [""] * n,  # filled by the simulator when it writes photos (sim_images)
+            "image_uri": [""] * n,  # filled by the simulator when it writes photos (simulator.photos)
             "created_at": item_created,
         }
     )

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tastebud_training.data import vocabulary as vocab
-from tastebud_training.data.sim_catalog import DAY, N_FACTORS, RESTAURANT, SLOT_DOMAIN, SLOTS
+from tastebud_training.simulator import lexicon
+from tastebud_training.simulator.catalog import DAY, N_FACTORS, RESTAURANT, SLOT_DOMAIN, SLOTS
 
 NEW_USER_SHARE = 0.10
 STATED_SHARE = 0.60
@@ -89,12 +89,12 @@ def _stated(taste: np.ndarray, diet: np.ndarray, rng: np.random.Generator) -> tu
 
 def build_population(n_users: int, window_start: int, days: int, rng: np.random.Generator) -> Population:
     """``n_users`` users with homes near the city's neighbourhoods; ~10% sign up during the window."""
-    age = rng.choice(len(vocab.AGE_BANDS), n_users, p=vocab.AGE_BAND_WEIGHTS)
-    gender = rng.choice(len(vocab.GENDERS), n_users, p=vocab.GENDER_WEIGHTS)
+    age = rng.choice(len(lexicon.AGE_BANDS), n_users, p=lexicon.AGE_BAND_WEIGHTS)
+    gender = rng.choice(len(lexicon.GENDERS), n_users, p=lexicon.GENDER_WEIGHTS)
     diet = rng.choice(len(DIETS), n_users, p=DIET_WEIGHTS)
-    hood_weights = np.linspace(1.3, 0.8, len(vocab.NEIGHBOURHOODS))
-    hood = rng.choice(len(vocab.NEIGHBOURHOODS), n_users, p=hood_weights / hood_weights.sum())
-    centres = np.array([(lat, lon) for _, lat, lon in vocab.NEIGHBOURHOODS])
+    hood_weights = np.linspace(1.3, 0.8, len(lexicon.NEIGHBOURHOODS))
+    hood = rng.choice(len(lexicon.NEIGHBOURHOODS), n_users, p=hood_weights / hood_weights.sum())
+    centres = np.array([(lat, lon) for _, lat, lon in lexicon.NEIGHBOURHOODS])
     home_lat = np.round(centres[hood, 0] + rng.normal(0, 0.011, n_users), 5)
     home_lon = np.round(centres[hood, 1] + rng.normal(0, 0.018, n_users), 5)
 
@@ -118,8 +118,8 @@ def build_population(n_users: int, window_start: int, days: int, rng: np.random.
         {
             "user_id": [f"u{u:05d}" for u in range(n_users)],
             "created_at": created,
-            "age_band": np.array(vocab.AGE_BANDS)[age],
-            "gender": np.array(vocab.GENDERS)[gender],
+            "age_band": np.array(lexicon.AGE_BANDS)[age],
+            "gender": np.array(lexicon.GENDERS)[gender],
             "home_lat": home_lat,
             "home_lon": home_lon,
             "preferences": preferences,

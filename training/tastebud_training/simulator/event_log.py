@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tastebud_training.data.sim_catalog import DAY, GROCERY, RESTAURANT, SLOT_DOMAIN, Catalog
-from tastebud_training.data.sim_users import Population
+from tastebud_training.simulator.catalog import DAY, GROCERY, RESTAURANT, SLOT_DOMAIN, Catalog
+from tastebud_training.simulator.population import Population
 
 IMPRESSION, VIEW, CLICK, ADD_TO_CART, PURCHASE = range(5)  # codes into schema.EVENT_TYPES
 

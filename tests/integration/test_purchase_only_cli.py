@@ -1,0 +1,35 @@
+"""The purchase-only simulator variant through the CLI: generate, train, evaluate with a report (tiny data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tastebud_training.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def test_single_store_purchase_log_trains_evaluates_and_reports(tmp_path: Path) -> None:
+    data, artifacts, report = tmp_path / "store", tmp_path / "artifacts", tmp_path / "report"
+    generated = runner.invoke(app, ["data", "generate", "--out", str(data), "--users", "300", "--items", "800",
+                                    "--seed", "3", "--purchase-only", "--single-merchant"])
+    assert generated.exit_code == 0, generated.stderr
+    assert json.loads(generated.stdout)["event_counts"]["impression"] == 0
+
+    trained = runner.invoke(app, ["train", "--data", str(data), "--out", str(artifacts), "--epochs", "2", "--quiet"])
+    assert trained.exit_code == 0, trained.stderr
+
+    evaluated = runner.invoke(app, ["evaluate", "--data", str(data), "--artifacts", str(artifacts), "--epochs", "2",
+                                    "--max-users", "200", "--json", "--report", str(report), "--label", "store"])
+    assert evaluated.exit_code == 0, evaluated.stderr
+    models = json.loads(evaluated.stdout)["models"]
+    assert {"tastebud", "popularity", "personal_history", "ials", "ease"} <= set(models)
+    assert 0.0 <= models["ease"]["recall@100"] <= 1.0
+    assert (report / "results" / "store.json").is_file()
+    assert "![recall@100](recall_at_100.png)" in (report / "README.md").read_text()
+    assert (report / "recall_at_100.png").stat().st_size > 1000

@@ -1,0 +1,84 @@
+"""`tastebud evaluate --report DIR`: charts and one markdown page from several evaluated data sets (fake results)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+from typer.testing import CliRunner
+
+from tastebud_training.cli import app
+from tastebud_training.evaluation_report import (
+    EvaluatedDataSet,
+    chart_file,
+    load_results,
+    metric_names,
+    save_results,
+    write_report,
+)
+from tastebud_training.metrics import KS
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_report(scale: float, models: tuple[str, ...], *, cold: bool = False) -> dict:
+    def scores(i: int) -> dict[str, float]:
+        out = {f"{m}@{k}": round(scale * (i + 1) * k / 400, 4) for k in KS for m in ("recall", "ndcg")}
+        if cold:
+            out.update({f"cold_recall@{k}": 0.01 * (i + 1) for k in (50, 100, 200)})
+        return out
+
+    return {"split": {"kind": "global-temporal", "cutoff_quantile": 0.9, "cutoff": "2025-10-25T00:00:00+00:00",
+                      "test_users": 12, "test_positives": 30, "cold_items": 2, "users_with_cold_test_items": 1,
+                      "exclude_seen": False, "train_model_version": "twotower-xgb-abc", "retrieval": "two_tower"},
+            "models": {name: scores(i) for i, name in enumerate(models)}}
+
+
+def test_report_has_one_valid_png_per_metric_referenced_by_the_markdown(tmp_path: Path) -> None:
+    runs = [EvaluatedDataSet("marketplace", "tastebud evaluate --data data/demo --artifacts a",
+                             fake_report(1.0, ("tastebud", "popularity", "ease"), cold=True)),
+            EvaluatedDataSet("grocery", "", fake_report(0.5, ("tastebud", "popularity", "ease", "ials")))]
+    for run in runs:
+        save_results(tmp_path, run)
+    loaded = load_results(tmp_path)
+    assert [run.label for run in loaded] == ["grocery", "marketplace"]
+
+    page = write_report(tmp_path, loaded)
+
+    markdown = page.read_text()
+    metrics = metric_names(loaded)
+    assert metrics[:2] == ["recall@10", "recall@20"] and "cold_recall@100" in metrics
+    for metric in metrics:
+        png = tmp_path / chart_file(metric)
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
+        height, width, _ = matplotlib.image.imread(png).shape  # decodes the whole image
+        assert width > height > 100
+        assert f"]({chart_file(metric)})" in markdown
+    assert "| ials | 0.0500 | – |" in markdown  # recall@10 of ials on grocery; never evaluated on marketplace
+    assert "### marketplace" in markdown and "`tastebud evaluate --data data/demo --artifacts a`" in markdown
+
+
+def test_no_results_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tastebud evaluate"):
+        write_report(tmp_path, load_results(tmp_path))
+
+
+def test_cli_redraws_a_report_from_saved_json_outputs(tmp_path: Path) -> None:
+    # `tastebud evaluate --json > FILE` outputs, added to a report without evaluating anything again.
+    first, second = tmp_path / "ml100k.json", tmp_path / "demo.json"
+    first.write_text(json.dumps(fake_report(0.7, ("tastebud", "ease"))))
+    second.write_text(json.dumps(fake_report(0.9, ("tastebud", "ease"))))
+    report = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", "--report", str(report), "--add-results", str(first),
+                                      "--add-results", str(second)])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (report / "results").iterdir()) == ["demo.json", "ml100k.json"]
+    assert "![recall@100](recall_at_100.png)" in (report / "README.md").read_text()
+    assert (report / "ndcg_at_10.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_cli_needs_data_and_artifacts_together(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path)])
+    assert result.exit_code == 2 and "--artifacts" in result.stderr

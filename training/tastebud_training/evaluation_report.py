@@ -1,0 +1,197 @@
+"""How `tastebud evaluate` results are shown: the markdown tables of one run (``--markdown``) and, with
+``--report DIR``, one page of bar charts for several evaluated data sets, to look at.
+
+Every `tastebud evaluate ... --report DIR` run saves its results as ``DIR/results/<label>.json`` (label: the
+data directory's name, ``--label`` to choose) and then re-draws the whole report from every results file in
+``DIR/results``: runs on different data sets (or with different options, under different labels) accumulate
+in one report. ``tastebud evaluate --report DIR`` without --data only re-draws it; ``--add-results FILE``
+copies in a `tastebud evaluate --json` output saved earlier.
+
+The report is ``DIR/README.md`` and one PNG per metric (``recall_at_10.png``, ``ndcg_at_10.png``,
+``cold_recall_at_100.png``, ...): data sets side by side along the x axis, one bar per model in each, the same
+colour for a model everywhere. The tables of `evaluate --markdown` follow the charts, per data set.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tastebud_training.metrics import KS
+
+RESULTS_DIR = "results"
+REPORT_FILE = "README.md"
+COLD_KS = (50, 100, 200)
+_LABEL = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class EvaluatedDataSet:
+    """One `tastebud evaluate` run: its label, the command that produced it and its report
+    (``{"split": {...}, "models": {name: {metric: value}}, ...}``)."""
+
+    label: str
+    command: str
+    report: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "command": self.command, "saved_at": time.time(), "report": self.report}
+
+
+def safe_label(label: str) -> str:
+    """A label usable as a file name (runs are stored as ``results/<label>.json``)."""
+    cleaned = _LABEL.sub("-", label.strip()).strip("-.")
+    if not cleaned:
+        raise ValueError(f"label {label!r} has no usable characters (letters, digits, '.', '_', '-')")
+    return cleaned
+
+
+def save_results(report_dir: Path, run: EvaluatedDataSet) -> Path:
+    """Store one run under ``report_dir/results`` (a run with the same label is replaced)."""
+    results = report_dir / RESULTS_DIR
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{safe_label(run.label)}.json"
+    path.write_text(json.dumps(run.as_dict(), indent=2, default=str) + "\n")
+    return path
+
+
+def read_results_file(path: Path) -> EvaluatedDataSet:
+    """A stored run, or a bare `tastebud evaluate --json` output (labelled by its file name)."""
+    try:
+        payload = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from exc
+    if isinstance(payload, dict) and isinstance(payload.get("report"), dict):
+        return EvaluatedDataSet(str(payload.get("label") or path.stem), str(payload.get("command", "")),
+                                payload["report"])
+    if isinstance(payload, dict) and isinstance(payload.get("models"), dict) and "split" in payload:
+        return EvaluatedDataSet(path.stem, "", payload)
+    raise ValueError(f"{path}: neither a stored evaluation nor `tastebud evaluate --json` output")
+
+
+def load_results(report_dir: Path) -> list[EvaluatedDataSet]:
+    """Every run stored under ``report_dir/results``, in label order."""
+    files = sorted((report_dir / RESULTS_DIR).glob("*.json"))
+    return sorted((read_results_file(f) for f in files), key=lambda run: run.label)
+
+
+def metric_names(runs: list[EvaluatedDataSet]) -> list[str]:
+    """The metrics any run reports, in reading order: recall@K, NDCG@K, then cold-item recall@K."""
+    wanted = ([f"recall@{k}" for k in KS] + [f"ndcg@{k}" for k in KS] + [f"cold_recall@{k}" for k in COLD_KS])
+    present = {metric for run in runs for scores in run.report["models"].values() for metric in scores}
+    return [metric for metric in wanted if metric in present]
+
+
+def model_names(runs: list[EvaluatedDataSet]) -> list[str]:
+    """Models in first-seen order over the runs (so colours and bar order are stable)."""
+    names: list[str] = []
+    for run in runs:
+        names += [name for name in run.report["models"] if name not in names]
+    return names
+
+
+def render_markdown(report: dict[str, Any], command: str) -> str:
+    """A page for docs/: the split, then one row per model (recall and NDCG at every K, cold-item recall)."""
+    split = report["split"]
+    ks = (10, 20, 50, 100, 200)
+    header = ["model", *[f"R@{k}" for k in ks], *[f"N@{k}" for k in ks], "cold R@100"]
+    lines = [f"`{command}`", "",
+             f"Split: {split['kind']} at the {split['cutoff_quantile']:.0%} quantile ({split['cutoff']}), "
+             f"{split['test_users']} test users, {split['test_positives']} test positives, exclude_seen="
+             f"{split['exclude_seen']}, {split.get('cold_items', 0)} cold items "
+             f"({split.get('users_with_cold_test_items', 0)} users with one in their test set).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, scores in report["models"].items():
+        cells = [f"{scores[f'recall@{k}']:.4f}" for k in ks] + [f"{scores[f'ndcg@{k}']:.4f}" for k in ks]
+        cells.append(f"{scores['cold_recall@100']:.4f}" if "cold_recall@100" in scores else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    study = report.get("cold_start")
+    if study:
+        lines += ["", f"Cold-start study (leave-items-out): {study['held_out_items']} items lose all interactions "
+                  f"before the cutoff; two-tower retrieval alone, exact search, {study['test_users']} test users.", "",
+                  "| model | cold R@50 | cold R@100 | cold R@200 | warm R@50 | warm R@100 | warm R@200 | users |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name in ("with_feature_dropout", "without_feature_dropout"):
+            row = study[name]
+            cells = [f"{row[f'{kind}_recall@{k}']:.4f}" for kind in ("cold", "warm") for k in (50, 100, 200)]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['users_with_cold_items']} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart_file(metric: str) -> str:
+    return metric.replace("@", "_at_") + ".png"
+
+
+def _title(metric: str) -> str:
+    kind, k = metric.split("@")
+    return {"recall": "Recall", "ndcg": "NDCG", "cold_recall": "Cold-item recall"}[kind] + f"@{k}"
+
+
+def _draw_chart(path: Path, metric: str, runs: list[EvaluatedDataSet], models: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    # Distinct hues for up to 10 models (the usual table); tab20's paired shades beyond that.
+    colours = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 + 0.28 * len(models) * len(runs)), 4.2))
+    for m, model in enumerate(models):
+        values = [run.report["models"].get(model, {}).get(metric) for run in runs]
+        # A model a data set was not evaluated with gets no bar (a gap), never a zero that reads as a result.
+        positions = [d + (m - (len(models) - 1) / 2) * width for d, v in enumerate(values) if v is not None]
+        heights = [float(v) for v in values if v is not None]
+        if heights:
+            ax.bar(positions, heights, width=width * 0.95, color=colours(m % 20), label=model)
+    ax.set_xticks(np.arange(len(runs)), [run.label for run in runs])
+    ax.set_ylabel(metric)
+    ax.set_title(f"{_title(metric)} by data set")
+    ax.set_ylim(bottom=0)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _split_line(run: EvaluatedDataSet) -> str:
+    split = run.report.get("split", {})
+    return (f"* **{run.label}** — {split.get('test_users', '?')} test users, {split.get('test_positives', '?')} test "
+            f"positives, cutoff {split.get('cutoff', '?')}, exclude_seen={split.get('exclude_seen', '?')}, "
+            f"training model {split.get('train_model_version', '?')}"
+            + (f"; `{run.command}`" if run.command else ""))
+
+
+def write_report(report_dir: Path, runs: list[EvaluatedDataSet]) -> Path:
+    """Draw one chart per metric and write ``README.md`` referencing them; returns the markdown file."""
+    if not runs:
+        raise ValueError(f"no evaluation results in {report_dir / RESULTS_DIR}: run `tastebud evaluate --data DIR "
+                         f"--artifacts DIR --report {report_dir}` first")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    models = model_names(runs)
+    metrics = metric_names(runs)
+    lines = ["# Offline evaluation", "",
+             "Global temporal split (DESIGN.md §3; docs/QUALITY.md explains the models). One chart per metric: "
+             "data sets side by side, one bar per model (a missing bar: that model was not evaluated there).", "",
+             "Data sets:", "", *[_split_line(run) for run in runs], ""]
+    for metric in metrics:
+        _draw_chart(report_dir / chart_file(metric), metric, runs, models)
+        lines += [f"## {_title(metric)}", "", f"![{metric}]({chart_file(metric)})", ""]
+        lines += ["| model | " + " | ".join(run.label for run in runs) + " |", "|---" * (len(runs) + 1) + "|"]
+        for model in models:
+            cells = [run.report["models"].get(model, {}).get(metric) for run in runs]
+            lines.append(f"| {model} | " + " | ".join("–" if c is None else f"{float(c):.4f}" for c in cells) + " |")
+        lines.append("")
+    lines += ["## All numbers per data set", ""]
+    for run in runs:
+        command = run.command or f"tastebud evaluate ({run.label})"
+        lines += [f"### {run.label}", "", render_markdown(run.report, command)]
+    path = report_dir / REPORT_FILE
+    path.write_text("\n".join(lines))
+    return path
