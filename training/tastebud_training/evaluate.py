@@ -96,7 +96,7 @@ def _code_digest() -> str:
 
     digest = hashlib.sha256()
     for package in (tastebud, tastebud_training):
-        root = Path(package.__file__).parent
+        root = Path(str(package.__file__)).parent
         for source in sorted(root.rglob("*.py")):
             digest.update(source.relative_to(root).as_posix().encode())
             digest.update(source.read_bytes())
