@@ -119,11 +119,16 @@ def test_evaluate_reports_every_model_on_one_split(tiny_dataset, tiny_artifacts:
 
     report = evaluate(tiny_dataset, tiny_artifacts, config=tiny_config(max_ranker_groups=800))
     assert report["split"]["test_users"] > 0 and report["split"]["cutoff_quantile"] == 0.9
-    assert set(report["models"]) == {"tastebud", "tastebud_no_fairness", "content_retrieval", "two_tower_retrieval",
-                                     "popularity", "personal_history", "ials", "ease"}
+    assert set(report["models"]) == {"tastebud", "tastebud_no_fairness", "tastebud_exposure_floor",
+                                     "content_retrieval", "two_tower_retrieval", "popularity", "personal_history",
+                                     "ials", "ease"}
     for scores in report["models"].values():
-        assert set(scores) == {f"{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20, 50, 100, 200)}
+        assert set(scores) - {"cold_recall@50", "cold_recall@100", "cold_recall@200"} == {
+            f"{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20, 50, 100, 200)} | {"exposure@20"}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
+    audit = report["fairness"]  # the default audit floor, enforced in its own run of the pipeline
+    assert audit["floor"] == 0.2 and audit["enforced_by"] == "tastebud_exposure_floor"
+    assert audit["shares"]["tastebud_exposure_floor"] >= audit["shares"]["tastebud_no_fairness"]
     # Evaluation models never see the test period: trained with interactions strictly before the cutoff.
     evaluation_dirs = list((tiny_artifacts / "evaluation").iterdir())
     manifest = Manifest.read(LocalArtifactStore(evaluation_dirs[0]).current_dir())

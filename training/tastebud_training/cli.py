@@ -168,6 +168,12 @@ def evaluate(
     = None,
     add_results: Annotated[list[Path] | None, typer.Option(
         "--add-results", help="--report: also store this saved `evaluate --json` output (repeatable)")] = None,
+    exposure_floor: Annotated[float | None, typer.Option(
+        "--exposure-floor", min=0.0, max=1.0, help="Fairness audit: share of the top 20 owed to emerging merchants "
+        "(default: the serving floor, else 0.2); also evaluates the pipeline with it enforced")] = None,
+    cross_domain: Annotated[bool, typer.Option(
+        "--cross-domain", help="Also train on each domain alone and compare with training on both, on each "
+        "domain's test users")] = False,
 ) -> None:
     """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split; --report draws charts."""
     from tastebud_training import evaluation_report
@@ -185,7 +191,8 @@ def evaluate(
     if data is not None and artifacts is not None:
         result = _run_evaluation(data, artifacts, exclude_seen=exclude_seen, progress=not as_json,
                                  max_users=max_users, seed=seed, retrieval=retrieval, epochs=epochs,
-                                 ablations=ablations, cold_start=cold_start, ease_l2=ease_l2)
+                                 ablations=ablations, cold_start=cold_start, ease_l2=ease_l2,
+                                 exposure_floor=exposure_floor, cross_domain=cross_domain)
         if markdown is not None:
             markdown.write_text(evaluation_report.render_markdown(result, command))
     if report is not None:
@@ -217,7 +224,7 @@ def evaluate(
 
 def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress: bool, max_users: int, seed: int,
                     retrieval: str, epochs: int, ablations: bool, cold_start: bool,
-                    ease_l2: float | None) -> dict[str, Any]:
+                    ease_l2: float | None, exposure_floor: float | None, cross_domain: bool) -> dict[str, Any]:
     from dataclasses import replace
 
     from tastebud_training.baselines import EASE_DEFAULT_L2
@@ -229,9 +236,14 @@ def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress
         base = TrainConfig(seed=seed, progress=progress, retrieval=retrieval)
         config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed))
         names = ("no_logq", "no_hard_negatives", "no_feature_dropout") if ablations else ()
-        return run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users, config=config,
-                            ablations=names, cold_start=cold_start,
-                            ease_l2=EASE_DEFAULT_L2 if ease_l2 is None else ease_l2)
+        result = run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users, config=config,
+                              ablations=names, cold_start=cold_start,
+                              ease_l2=EASE_DEFAULT_L2 if ease_l2 is None else ease_l2, exposure_floor=exposure_floor)
+        if cross_domain:
+            from tastebud_training.cross_domain import cross_domain_study
+
+            result["cross_domain"] = cross_domain_study(dataset, artifacts, config, max_users=max_users)
+        return result
     except ValueError as exc:
         fail(str(exc))
 

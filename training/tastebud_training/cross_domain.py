@@ -76,12 +76,3 @@ def cross_domain_study(dataset: Dataset, artifacts: Path, config: TrainConfig, *
         report["domains"][domain] = {"test_users": len(users), "test_positives": int(sum(len(t) for t in truth)),
                                      "models": scores}
     return report
-
-
-def render_cross_domain(report: dict[str, Any]) -> str:
-    lines = ["| evaluated on | trained on | test users | N@10 | R@20 | R@100 |", "|---|---|---|---|---|---|"]
-    for domain, result in report["domains"].items():
-        for name, scores in result["models"].items():
-            lines.append(f"| {domain} | {name.replace('_', ' ')} | {result['test_users']} | "
-                         f"{scores['ndcg@10']:.4f} | {scores['recall@20']:.4f} | {scores['recall@100']:.4f} |")
-    return "\n".join(lines) + "\n"

@@ -27,6 +27,7 @@ from tastebud.features import FEATURE_VERSION
 from tastebud.ports import UserEncoder
 from tastebud.service import rank_candidates
 from tastebud.settings import ServingKnobs
+from tastebud.stages.fairness import FairnessDiversity
 from tastebud.stages.retrieve import Retriever
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION
 from tastebud_training.baselines import (
@@ -38,11 +39,14 @@ from tastebud_training.baselines import (
     Recommender,
 )
 from tastebud_training.data import POSITIVE_EVENTS, Dataset
+from tastebud_training.exposure import EXPOSURE_K, exposure_share
 from tastebud_training.metrics import KS, summarise
 from tastebud_training.progress import track
 from tastebud_training.train import TrainConfig, data_fingerprint, train
 
 CUTOFF_QUANTILE = 0.9
+# The exposure floor the fairness audit checks when serving sets none: a fifth of the top 20 for emerging merchants.
+AUDIT_EXPOSURE_FLOOR = 0.2
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,22 @@ def _ablation_retrievers(dataset: Dataset, stages: RankingStages, config: TrainC
     return out
 
 
+def fairness_audit(models: dict[str, dict[str, float]], floor: float, knobs: ServingKnobs) -> dict[str, Any]:
+    """Exposure of emerging merchants in the top 20 against the floor, and the NDCG@10 each fairness step costs."""
+    share = f"exposure@{EXPOSURE_K}"
+    plain = models["tastebud_no_fairness"]["ndcg@10"]
+
+    def cost(name: str) -> float:
+        return (plain - models[name]["ndcg@10"]) / plain if plain > 0 else 0.0
+
+    enforced = "tastebud_exposure_floor" if "tastebud_exposure_floor" in models else "tastebud"
+    return {"floor": floor, "k": EXPOSURE_K, "new_merchant_days": knobs.new_merchant_days,
+            "emerging_popularity_pct": knobs.emerging_popularity_pct,
+            "shares": {name: scores[share] for name, scores in models.items()},
+            "enforced_by": enforced, "floor_met": models[enforced][share] >= floor - 1e-9,
+            "ndcg@10_cost_of_fairness_stage": cost("tastebud"), "ndcg@10_cost_with_floor": cost(enforced)}
+
+
 def cold_items(dataset: Dataset, catalog_ids: np.ndarray, cutoff: float) -> set[int]:
     """Rows of items whose first interaction of any kind is after the cutoff (no id signal before it)."""
     first_seen = dataset.interactions.groupby("item_id")["ts"].min()
@@ -152,10 +172,14 @@ def cold_items(dataset: Dataset, catalog_ids: np.ndarray, cutoff: float) -> set[
 
 def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, max_users: int | None = 3000,
              config: TrainConfig | None = None, ablations: Sequence[str] = (),
-             cold_start: bool = False, ease_l2: float = EASE_DEFAULT_L2) -> dict[str, Any]:
-    """Return ``{"split": {...}, "models": {name: {"recall@K": ..., "ndcg@K": ..., "cold_recall@K": ...}}}``.
+             cold_start: bool = False, ease_l2: float = EASE_DEFAULT_L2,
+             exposure_floor: float | None = None) -> dict[str, Any]:
+    """Return ``{"split": {...}, "models": {name: {"recall@K": ..., "ndcg@K": ..., "cold_recall@K": ...,
+    "exposure@20": ...}}, "fairness": {...}}``.
 
-    ``ease_l2`` is EASE's λ (baselines.EASEBaseline).
+    ``ease_l2`` is EASE's λ (baselines.EASEBaseline). ``exposure_floor``: the share of the top 20 the fairness
+    audit holds emerging merchants to (default: the serving knobs' floor, else ``AUDIT_EXPOSURE_FLOOR``); when it
+    differs from the knobs' floor, the pipeline is also evaluated with it enforced (``tastebud_exposure_floor``).
     """
     config = config or TrainConfig()
     probe = dataset.items["item_id"].to_numpy(dtype=str)
@@ -184,7 +208,11 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         "ials": IALSBaseline(stages.users, stages.catalog, seed=config.seed),
         "ease": EASEBaseline(stages.users, stages.catalog, l2=ease_l2),
     }
-    names = ["tastebud", "tastebud_no_fairness", *retrievers, *baselines]
+    floor = exposure_floor if exposure_floor is not None else (knobs.exposure_floor or AUDIT_EXPOSURE_FLOOR)
+    floored = (FairnessDiversity(stages.catalog, replace(knobs, exposure_floor=floor))
+               if floor != knobs.exposure_floor else None)
+    names = ["tastebud", "tastebud_no_fairness", *(["tastebud_exposure_floor"] if floored else []), *retrievers,
+             *baselines]
     lists: dict[str, list[np.ndarray]] = {name: [] for name in names}
     deep = replace(knobs, retrieve_k=depth)  # retrieval-only lists need all 200 neighbours
     retrievers = {name: retriever.with_knobs(deep) for name, retriever in retrievers.items()}
@@ -197,6 +225,9 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         lists["tastebud"].append(ranked.rows)
         plain, _ = rank_candidates(stages.retriever, stages.reranker, None, user, context, depth, [])
         lists["tastebud_no_fairness"].append(plain.rows)
+        if floored is not None:
+            fair, _ = rank_candidates(stages.retriever, stages.reranker, floored, user, context, depth, [])
+            lists["tastebud_exposure_floor"].append(fair.rows)
         for name, retriever in retrievers.items():
             lists[name].append(_ann_order(retriever.run(user, context, [])))
         user_index = stages.users.index_of(user_id)
@@ -206,6 +237,8 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
             for name in names:
                 lists[name][-1] = lists[name][-1][~np.isin(lists[name][-1], drop)]
     models = summarise(lists, test.truth)
+    for name in names:
+        models[name][f"exposure@{EXPOSURE_K}"] = exposure_share(lists[name], test.request_ts, stages.catalog, knobs)
     cold = cold_items(dataset, probe, test.cutoff)
     cold_truth = [t & cold for t in test.truth]
     with_cold = [i for i, t in enumerate(cold_truth) if t]
@@ -215,7 +248,7 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         for name in names:
             models[name].update({f"cold_{metric}": v for metric, v in cold_scores[name].items()
                                  if metric.startswith("recall")})
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"fairness": fairness_audit(models, floor, knobs)}
     if cold_start:
         from tastebud_training.cold_start import cold_start_study
 

@@ -98,7 +98,7 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
     """A page for docs/: the split, then one row per model (recall and NDCG at every K, cold-item recall)."""
     split = report["split"]
     ks = (10, 20, 50, 100, 200)
-    header = ["model", *[f"R@{k}" for k in ks], *[f"N@{k}" for k in ks], "cold R@100"]
+    header = ["model", *[f"R@{k}" for k in ks], *[f"N@{k}" for k in ks], "cold R@100", "exposure@20"]
     lines = [f"`{command}`", "",
              f"Split: {split['kind']} at the {split['cutoff_quantile']:.0%} quantile ({split['cutoff']}), "
              f"{split['test_users']} test users, {split['test_positives']} test positives, exclude_seen="
@@ -108,7 +108,21 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
     for name, scores in report["models"].items():
         cells = [f"{scores[f'recall@{k}']:.4f}" for k in ks] + [f"{scores[f'ndcg@{k}']:.4f}" for k in ks]
         cells.append(f"{scores['cold_recall@100']:.4f}" if "cold_recall@100" in scores else "–")
+        cells.append(f"{scores['exposure@20']:.3f}" if "exposure@20" in scores else "–")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    audit = report.get("fairness")
+    if audit:
+        lines += ["", f"Fairness audit: emerging merchants (new within {audit['new_merchant_days']:g} days, or below "
+                  f"the {audit['emerging_popularity_pct']:.0%} merchant-popularity percentile) hold "
+                  f"{audit['shares'][audit['enforced_by']]:.1%} of the top {audit['k']} with `{audit['enforced_by']}` "
+                  f"against a floor of {audit['floor']:.0%} ({'met' if audit['floor_met'] else 'NOT met'}); "
+                  f"{audit['shares']['tastebud_no_fairness']:.1%} without the fairness stage. NDCG@10 cost: "
+                  f"{audit['ndcg@10_cost_of_fairness_stage']:+.1%} for the fairness stage, "
+                  f"{audit['ndcg@10_cost_with_floor']:+.1%} with the floor enforced."]
+    cross = report.get("cross_domain")
+    if cross:
+        lines += ["", "Cross-domain: the pipeline trained on both domains vs on one, on each domain's test users "
+                  "(their positives in that domain; pages asked for that domain).", "", render_cross_domain(cross)]
     study = report.get("cold_start")
     if study:
         lines += ["", f"Cold-start study (leave-items-out): {study['held_out_items']} items lose all interactions "
@@ -119,6 +133,15 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
             row = study[name]
             cells = [f"{row[f'{kind}_recall@{k}']:.4f}" for kind in ("cold", "warm") for k in (50, 100, 200)]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['users_with_cold_items']} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_cross_domain(report: dict[str, Any]) -> str:
+    lines = ["| evaluated on | trained on | test users | N@10 | R@20 | R@100 |", "|---|---|---|---|---|---|"]
+    for domain, result in report["domains"].items():
+        for name, scores in result["models"].items():
+            lines.append(f"| {domain} | {name.replace('_', ' ')} | {result['test_users']} | "
+                         f"{scores['ndcg@10']:.4f} | {scores['recall@20']:.4f} | {scores['recall@100']:.4f} |")
     return "\n".join(lines) + "\n"
 
 

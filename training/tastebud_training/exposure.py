@@ -17,8 +17,8 @@ from tastebud.stages.fairness import emerging_merchants
 EXPOSURE_K = 20
 
 
-def exposure_share(lists: Sequence[np.ndarray], request_ts: Sequence[float], catalog: Catalog, knobs: ServingKnobs,
-                   k: int = EXPOSURE_K) -> float:
+def exposure_share(lists: Sequence[np.ndarray], request_ts: Sequence[float] | np.ndarray, catalog: Catalog,
+                   knobs: ServingKnobs, k: int = EXPOSURE_K) -> float:
     """Mean share of the top-``k`` slots that show an emerging merchant's item (empty lists count as 0)."""
     shares = []
     for ranked, now in zip(lists, request_ts, strict=True):
