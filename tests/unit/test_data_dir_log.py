@@ -42,7 +42,7 @@ def test_merchant_state_columns_default_to_open_and_the_contract_radius(data: Pa
 
     catalog = build_catalog(load_dataset(data), 1_800_000_000)
     assert catalog.merchant_open.tolist() == [True, False]
-    assert catalog.merchant_radius_km.tolist() == [8.0, 3.5]
+    assert catalog.merchant_radius_km.tolist() == [float("inf"), 3.5]  # missing: no known zone, not filtered
 
 
 def test_a_bad_row_in_a_part_names_the_part_file(data: Path) -> None:

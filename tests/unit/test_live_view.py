@@ -56,10 +56,12 @@ def test_catalogs_saved_before_merchant_state_load_with_defaults(tmp_path) -> No
     catalog = make_catalog(4)
     path = tmp_path / "catalog.npz"
     arrays = {k: v for k, v in np.load(_saved(catalog, path)).items()
-              if k not in ("item_enabled", "merchant_open", "merchant_radius_km")}
+              if k not in ("item_enabled", "merchant_open", "merchant_radius_km", "item_repeat_rate",
+                           "item_reorder_days", "related_offsets", "related_rows", "related_scores")}
     np.savez(path, **arrays)
     loaded = Catalog.load(path)
-    assert loaded.item_enabled.all() and loaded.merchant_open.all() and (loaded.merchant_radius_km == 8.0).all()
+    assert loaded.item_enabled.all() and loaded.merchant_open.all() and np.isinf(loaded.merchant_radius_km).all()
+    assert np.isnan(loaded.item_repeat_rate).all() and loaded.related_offsets.tolist() == [0] * 5
 
 
 def _saved(catalog: Catalog, path):  # type: ignore[no-untyped-def]

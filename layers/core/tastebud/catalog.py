@@ -14,8 +14,9 @@ import numpy as np
 
 DOMAINS = ("restaurant", "grocery")
 DOMAIN_CODE = {name: code for code, name in enumerate(DOMAINS)}
-# A merchant without a delivery radius delivers this far (typical for city food delivery; the data contract's default).
-DEFAULT_DELIVERY_RADIUS_KM = 8.0
+# A merchant whose delivery radius is unknown is not filtered by distance: an invented zone would hide what the log
+# shows users ordering (the simulator's users order from up to ~10 km), and a real zone comes with the data.
+DEFAULT_DELIVERY_RADIUS_KM = float("inf")
 # Arrays that may be absent from catalogs saved before they existed; __post_init__ fills their defaults.
 _OPTIONAL = ("item_enabled", "merchant_open", "merchant_radius_km", "item_repeat_rate", "item_reorder_days",
              "related_offsets", "related_rows", "related_scores")
@@ -40,7 +41,7 @@ class Catalog:
         categories: category names.
         item_enabled: False for items deleted or disabled (never served); default all True.
         merchant_open: False for closed merchants (never served); default all True.
-        merchant_radius_km: delivery radius per merchant; default DEFAULT_DELIVERY_RADIUS_KM.
+        merchant_radius_km: delivery radius per merchant; default DEFAULT_DELIVERY_RADIUS_KM (inf: no known zone).
         item_repeat_rate: share of the item's buyers who bought it again (shrunk to the catalog's rate); NaN unknown.
         item_reorder_days: median days between a user's purchases of the item, over users who re-bought it; NaN.
         related_offsets, related_rows, related_scores: items bought together (same basket), as CSR: row i's

@@ -366,7 +366,8 @@ class ServingRuntime:
         if row is None:
             raise NotFoundError(f"unknown merchant_id {merchant_id!r}", field="merchant_id")
         radius = float(catalog.merchant_radius_km[row]) if delivery_radius_km is None else delivery_radius_km
-        state = {"merchant_id": merchant_id, "open": is_open, "delivery_radius_km": radius,
+        state = {"merchant_id": merchant_id, "open": is_open,
+                 "delivery_radius_km": radius if np.isfinite(radius) else None,  # None: no known zone
                  "received_at": self._clock()}
         self._sync(self._live.put_merchant(state))
         return state

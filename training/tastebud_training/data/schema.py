@@ -91,7 +91,7 @@ MERCHANTS = Table(
         _lat("lat"),
         _lon("lon"),
         Column("created_at", Kind.TIMESTAMP),
-        # Missing = DEFAULT_DELIVERY_RADIUS_KM; missing is_open = open.
+        # Missing = DEFAULT_DELIVERY_RADIUS_KM (no known zone: not filtered by distance); missing is_open = open.
         Column("delivery_radius_km", Kind.FLOAT, min_value=0.0),
         Column("is_open", Kind.BOOL),
     ),

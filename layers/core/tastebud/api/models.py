@@ -291,7 +291,7 @@ class MerchantUpdate(BaseModel):
 class MerchantResponse(BaseModel):
     merchant_id: str
     open: bool
-    delivery_radius_km: float
+    delivery_radius_km: float | None = Field(description="null: no delivery zone known, not filtered by distance")
 
 
 class ReloadRequest(BaseModel):
