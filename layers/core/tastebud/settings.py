@@ -19,7 +19,7 @@ class ServingKnobs:
     """Tunable behaviour of the four stages (not resource names, so defaults are safe)."""
 
     retrieve_k: int = 200
-    history_candidates: int = 50
+    history_candidates: int = 100
     related_candidates: int = 20
     fresh_candidates: int = 20  # items added since the version, searched apart (see stages/retrieve.py)
     popular_candidates: int = 20
