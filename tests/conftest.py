@@ -14,6 +14,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
 TINY = {"users": 120, "items": 600, "seed": 3}
 
 
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A moto DynamoDB (eu-west-1) with the stack's feature tables: profiles and history."""
+    import boto3
+    from aws_doubles import create_feature_tables
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_feature_tables(client)
+        yield client
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tastebud_training.simulator import generate

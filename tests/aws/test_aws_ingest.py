@@ -3,14 +3,10 @@ records are skipped (never retried forever), and a DynamoDB failure is reported 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from aws_doubles import create_feature_tables
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from tastebud.adapters.aws.dynamodb_features import HistoryWriter
 from tastebud.adapters.aws.ingest import create_ingest_handler
@@ -18,15 +14,6 @@ from tastebud.local_server import LocalLambdaContext
 from tastebud.settings import IngestSettings, SettingsError
 
 from helpers import load_event
-
-
-@pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_feature_tables(client)
-        yield client
 
 
 def run(client: Any, event_name: str) -> dict[str, Any]:

@@ -3,15 +3,10 @@ writes the profiles table from a data directory (moto DynamoDB, the tables as te
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
-import pytest
-from aws_doubles import create_feature_tables
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
@@ -20,15 +15,6 @@ from tastebud.domain import RequestContext
 from tastebud.two_tower_features import profile_inputs
 
 REGION = "eu-west-1"
-
-
-@pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        create_feature_tables(client)
-        yield client
 
 
 def test_seeded_profiles_give_serving_the_user_features_training_used(dynamodb: Any, tiny_data: Path,

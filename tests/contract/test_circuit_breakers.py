@@ -5,10 +5,8 @@ network call; after T seconds one probe goes through and a success closes the ci
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import numpy as np
 import pybreaker
 import pytest
@@ -21,7 +19,6 @@ from aws_doubles import (
     sagemaker_reply,
     sagemaker_runtime_client,
 )
-from moto import mock_aws
 from urllib3.exceptions import ReadTimeoutError
 
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
@@ -177,15 +174,6 @@ def test_stock_updates_share_the_domain_circuit_and_only_outages_count(domain: F
 
 
 # --- DynamoDB feature store (moto) ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_feature_tables(client)
-        yield client
 
 
 def test_dynamodb_circuit_opens_skips_and_recovers(dynamodb: Any) -> None:

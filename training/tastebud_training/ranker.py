@@ -21,7 +21,7 @@ import xgboost as xgb
 
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
-from tastebud.domain import Candidates, RequestContext
+from tastebud.domain import Candidates, RequestContext, UserProfile
 from tastebud.features import FEATURE_NAMES, ranker_features
 from tastebud.history import with_events
 from tastebud.stages.retrieve import Retriever
@@ -62,6 +62,15 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
     qids: list[np.ndarray] = []
     counts = {"retrieval": 0, "impressions": 0}
 
+    def add_group(user: UserProfile, candidates: Candidates, context: RequestContext, y: np.ndarray) -> bool:
+        """One request's candidates as a group, with the features serving computes; False when none is relevant."""
+        if y.max() <= 0:
+            return False
+        feats.append(ranker_features(catalog, user, candidates, context))
+        labels.append(y)
+        qids.append(np.full(y.size, len(qids), dtype=np.int64))
+        return True
+
     # Retrieval groups: per user active in the window, one request at each of their first ANCHORS_PER_USER
     # sessions there, with the history as it was then (the snapshot + the window's earlier positives, folded by
     # tastebud.history as serving folds live events), labelled by the user's positives from then on.
@@ -82,12 +91,8 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
             context = RequestContext(now=float(anchor))
             candidates = retriever.run(user, context, [])
             y = grade.reindex(candidates.rows).fillna(0).to_numpy(dtype=np.float32)
-            if y.max() <= 0:
-                continue
-            feats.append(ranker_features(catalog, user, candidates, context))
-            labels.append(y)
-            qids.append(np.full(y.size, len(qids), dtype=np.int64))
-            counts["retrieval"] += 1
+            if add_group(user, candidates, context, y):
+                counts["retrieval"] += 1
 
     if has_impressions:
         shown = window[(window["event_type"] == "impression") & (window["request_id"] != "")]
@@ -106,13 +111,8 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
             rows = group["row"].drop_duplicates().to_numpy(dtype=np.int64)
             candidates = _as_candidates(rows, retriever.run(user, context, []))
             y = grade_by_request.reindex(pd.MultiIndex.from_arrays([[request_id] * rows.size, rows])).fillna(0)
-            y = y.to_numpy(dtype=np.float32)
-            if y.max() <= 0:
-                continue
-            feats.append(ranker_features(catalog, user, candidates, context))
-            labels.append(y)
-            qids.append(np.full(y.size, len(qids), dtype=np.int64))
-            counts["impressions"] += 1
+            if add_group(user, candidates, context, y.to_numpy(dtype=np.float32)):
+                counts["impressions"] += 1
 
     if not feats:
         empty = np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
