@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -147,3 +149,17 @@ def tiny_config(**changes: object):  # type: ignore[no-untyped-def]
 
     base = TrainConfig(progress=False, max_ranker_groups=1500)
     return replace(base, two_tower=replace(base.two_tower, epochs=4), **changes)
+
+
+def version_dir(root: Path, version: str, *, n: int = 30, dim: int = 8, seed: int = 1,
+                vector_dim: int | None = None) -> Path:
+    """A published version as the AWS lifecycle tasks read it: catalog, index vectors and manifest. The manifest
+    says ``dim``; ``vector_dim`` != ``dim`` writes vectors that do not match it (a broken training)."""
+    out = root / version
+    out.mkdir(parents=True)
+    make_catalog(n, n_merchants=5).save(out / "catalog.npz")
+    np.save(out / "index_vectors.npy", unit_vectors(n, vector_dim or dim, seed=seed))
+    (out / "manifest.json").write_text(json.dumps({
+        "version": version, "model_version": f"m-{version}", "index_version": f"i-{version}",
+        "retrieval": {"kind": "two_tower", "dimension": dim, "items": n}}))
+    return out

@@ -27,23 +27,12 @@ from tastebud.lifecycle import control_tasks, index_tasks
 from tastebud.lifecycle.control_tasks import ControlDeps
 from tastebud.lifecycle.index_tasks import IndexDeps
 
-from factories import make_catalog, unit_vectors
+from factories import version_dir
 
 BUCKET, PREFIX, ALIAS, REGION = "tastebud-artifacts", "tastebud", "items", "eu-west-1"
 N, DIM = 30, 8
 ROLE = "arn:aws:iam::123456789012:role/tastebud-user-tower"
 IMAGE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.19-cpu"
-
-
-def version_dir(root: Path, version: str, *, seed: int = 1) -> Path:
-    out = root / version
-    out.mkdir(parents=True)
-    make_catalog(N, n_merchants=5).save(out / "catalog.npz")
-    np.save(out / "index_vectors.npy", unit_vectors(N, DIM, seed=seed))
-    (out / "manifest.json").write_text(json.dumps({
-        "version": version, "model_version": f"m-{version}", "index_version": f"i-{version}",
-        "retrieval": {"kind": "two_tower", "dimension": DIM, "items": N}}))
-    return out
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import numpy as np
 import pytest
 from aws_doubles import FakeOpenSearchDomain, opensearch_client
 from moto import mock_aws
@@ -29,7 +28,7 @@ from tastebud.lifecycle import control_tasks, index_tasks
 from tastebud.lifecycle.control_tasks import ControlDeps
 from tastebud.lifecycle.index_tasks import IndexDeps
 
-from factories import make_catalog, unit_vectors
+from factories import version_dir
 
 BUCKET, PREFIX, ALIAS, REGION = "tastebud-artifacts", "tastebud", "items", "eu-west-1"
 N, DIM = 30, 8
@@ -39,17 +38,6 @@ FAST_HOT_SWAP = {"poll_seconds": 0, "drain_seconds": 0}
 # version's evaluation.json has no such metric, so the real gate passes ("live version has no ...").
 TRAINING_INPUT = {"poll_seconds": 0, "hot_swap_poll_seconds": 1, "hot_swap_max_polls": 60,
                   "metric": "train:progress", "hot_swap_overrides": FAST_HOT_SWAP}
-
-
-def version_dir(root: Path, version: str, *, seed: int, vector_dim: int = DIM) -> Path:
-    out = root / version
-    out.mkdir(parents=True)
-    make_catalog(N, n_merchants=5).save(out / "catalog.npz")
-    np.save(out / "index_vectors.npy", unit_vectors(N, vector_dim, seed=seed))
-    (out / "manifest.json").write_text(json.dumps({
-        "version": version, "model_version": f"m-{version}", "index_version": f"i-{version}",
-        "retrieval": {"kind": "two_tower", "dimension": DIM, "items": N}}))
-    return out
 
 
 def model_tar(source: Path) -> bytes:

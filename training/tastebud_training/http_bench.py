@@ -114,6 +114,13 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def core_shares(busy_s: float, server_s: float, redis_s: float, generator_s: float, elapsed_s: float) -> dict:
+    """Where the cores went during a run: the server, Redis, the load generator and everything else."""
+    return {"cores_busy": round(busy_s / elapsed_s, 2), "cores_server": round(server_s / elapsed_s, 2),
+            "cores_redis": round(redis_s / elapsed_s, 2), "cores_load_generator": round(generator_s / elapsed_s, 2),
+            "cores_other_processes": round((busy_s - server_s - redis_s - generator_s) / elapsed_s, 2)}
+
+
 def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, summed over cores (Linux /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -323,12 +330,8 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
                                "handler_share_of_server_cpu": round(local["cpu_ms_per_call"] / server_cpu_ms, 3),
                                # where the cores went during the run: the server's processes, and everything
                                # else (the load generator, the Redis server, other processes on the machine)
-                               "cores_busy": round((busy_after - busy_before) / elapsed_s, 2),
-                               "cores_server": round(server_cpu_s / elapsed_s, 2),
-                               "cores_redis": round(redis_cpu_s / elapsed_s, 2),
-                               "cores_load_generator": round(generator_cpu_s / elapsed_s, 2),
-                               "cores_other_processes": round((busy_after - busy_before - server_cpu_s - redis_cpu_s
-                                                               - generator_cpu_s) / elapsed_s, 2)})
+                               **core_shares(busy_after - busy_before, server_cpu_s, redis_cpu_s, generator_cpu_s,
+                                             elapsed_s)})
         capacity = max(row["requests_per_s"] for row in throughput)
         open_loop = []
         bodies = recommendation_bodies(sample, k)
@@ -350,12 +353,8 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
                      f"{run.achieved_rate} req/s, {run.errors} errors")
             row = {key: value for key, value in asdict(run).items() if key != "latencies_ms"}
             open_loop.append({"fraction_of_capacity": fraction, "capacity_requests_per_s": capacity, **row,
-                              "cores_busy": round((busy_after - busy_before) / elapsed_s, 2),
-                              "cores_server": round(server_cpu_s / elapsed_s, 2),
-                              "cores_redis": round(redis_cpu_s / elapsed_s, 2),
-                              "cores_load_generator": round(generator_cpu_s / elapsed_s, 2),
-                              "cores_other_processes": round((busy_after - busy_before - server_cpu_s - redis_cpu_s
-                                                              - generator_cpu_s) / elapsed_s, 2)})
+                              **core_shares(busy_after - busy_before, server_cpu_s, redis_cpu_s, generator_cpu_s,
+                                            elapsed_s)})
 
     added_ms = round(keep_alive.p50_ms - local["p50_ms"], 3)
     best = max(throughput, key=lambda row: row["requests_per_s"])
