@@ -131,6 +131,18 @@ def test_exposure_floor_gives_emerging_merchants_their_share_of_the_page() -> No
     assert unset.rows[:4].tolist() == [0, 1, 2, 4]
 
 
+def test_exposure_floor_holds_in_every_screenful_of_a_long_page() -> None:
+    catalog = make_catalog(80, n_merchants=4, new_merchants=(3,)).with_changes(
+        merchant_popularity_pct=np.asarray([1.0, 0.9, 0.8, 0.7]))
+    knobs = ServingKnobs(new_merchant_boost=0.0, low_popularity_boost=0.0, category_penalty=0.0, max_per_merchant=99,
+                         exposure_floor=0.25, new_item_boost=0.0)
+    others = [r for r in range(80) if r % 4 != 3]
+    rows = others + [r for r in range(80) if r % 4 == 3]  # merchant 3's 20 items score lowest
+    out = FairnessDiversity(catalog, knobs).run(context(), scored(rows, list(range(80, 0, -1))), slots=40)
+    merchants = catalog.item_merchant[out.rows]
+    assert (merchants[:20] == 3).sum() == 5 and (merchants[20:40] == 3).sum() == 5
+
+
 def test_category_penalty_spreads_categories() -> None:
     catalog = make_catalog(12, n_merchants=12)  # category = row % 3
     knobs = ServingKnobs(category_penalty=3.0, low_popularity_boost=0.0, new_merchant_boost=0.0)

@@ -7,9 +7,9 @@ every item of its category already chosen, and items of a merchant that reached 
 page is full. Penalties only grow, so a max-heap with re-checked stale entries gives the exact greedy
 order in O(n log n) instead of O(slots x n). Flags record what changed an item's place (see ``reasons``).
 
-Exposure floor: when ``exposure_floor`` is set, at least that share of the page goes to emerging merchants
-(new ones, or the less popular part of the catalog's merchants). When the greedy page has fewer, the best
-emerging items below the page replace the page's lowest-placed other items, which are pushed just below it.
+Exposure floor: when ``exposure_floor`` is set, at least that share of every ``EXPOSURE_WINDOW`` consecutive places
+of the page goes to emerging merchants (new ones, or the less popular part of the catalog's merchants). When a
+window has fewer, the best emerging items below it replace its lowest-placed other items, pushed just below it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ FLAG_NEW_MERCHANT = 1
 FLAG_MERCHANT_CAP = 2
 FLAG_MOVED_UP = 4
 FLAG_EXPOSURE_FLOOR = 8
+EXPOSURE_WINDOW = 20  # the floor holds in every 20 consecutive places (a screenful; the audit's top 20)
 
 
 def emerging_merchants(catalog: Catalog, knobs: ServingKnobs, merchants: np.ndarray, now: float) -> np.ndarray:
@@ -73,8 +74,11 @@ class FairnessDiversity:
         flags[order[moved_up & ~is_new[order]]] |= FLAG_MOVED_UP
 
         if knobs.exposure_floor > 0:
-            order = _with_floor(order, emerging_merchants(catalog, knobs, merchants, context.now), min(slots, n),
-                                knobs.exposure_floor, flags)
+            # Per screenful: every consecutive EXPOSURE_WINDOW places of the page hold the floor, not just the page.
+            emerging = emerging_merchants(catalog, knobs, merchants, context.now)
+            for start in range(0, min(slots, n), EXPOSURE_WINDOW):
+                order = np.concatenate([order[:start], _with_floor(
+                    order[start:], emerging, min(EXPOSURE_WINDOW, slots - start), knobs.exposure_floor, flags)])
         out = candidates.take(order)
         out.scores = boosted[order].astype(np.float32)
         out.flags = flags[order]
