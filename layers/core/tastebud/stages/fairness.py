@@ -153,4 +153,6 @@ def _greedy_window(values: list[float], merchants: list[int], categories: list[i
         chosen.append(i)
         per_merchant[merchants[i]] = per_merchant.get(merchants[i], 0) + 1
         per_category[categories[i]] = per_category.get(categories[i], 0) + 1
-    return chosen, deferred
+    # Too few merchants to fill the screen under the cap: the capped items fill it, best first.
+    fill = slots - len(chosen)
+    return chosen + deferred[:fill], deferred[fill:] if fill > 0 else deferred
