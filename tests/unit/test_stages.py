@@ -106,6 +106,16 @@ def test_merchant_cap_limits_items_per_merchant_on_the_page() -> None:
     assert all(f & FLAG_MERCHANT_CAP for f in out.flags[4:])  # type: ignore[index]
 
 
+def test_merchant_cap_holds_per_screenful_of_a_long_page() -> None:
+    catalog = make_catalog(160, n_merchants=8)  # merchant = row % 8
+    knobs = ServingKnobs(max_per_merchant=3, category_penalty=0.0, low_popularity_boost=0.0, new_merchant_boost=0.0,
+                         new_item_boost=0.0)
+    rows = [r for r in range(160) if r % 8 == 0] + [r for r in range(160) if r % 8 != 0]  # merchant 0 scores highest
+    out = FairnessDiversity(catalog, knobs).run(context(), scored(rows, list(range(160, 0, -1))), slots=40)
+    merchants = catalog.item_merchant[out.rows]
+    assert (merchants[:20] == 0).sum() == 3 and (merchants[20:40] == 0).sum() == 3  # 3 per screen, not per page
+
+
 def test_new_merchants_are_boosted_and_flagged() -> None:
     catalog = make_catalog(8, n_merchants=4, new_merchants=(3,))
     knobs = ServingKnobs(new_merchant_boost=3.0, low_popularity_boost=0.0, category_penalty=0.0)

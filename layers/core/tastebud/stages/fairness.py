@@ -2,10 +2,11 @@
 
 Boosts (new merchants, less popular merchants, new items) are in units of the candidates' score spread, so they
 mean the same whatever the ranker's scale.
-Selection is a lazy greedy pass (MMR-like): an item's value is its boosted score minus a penalty for
-every item of its category already chosen, and items of a merchant that reached the cap wait until the
-page is full. Penalties only grow, so a max-heap with re-checked stale entries gives the exact greedy
-order in O(n log n) instead of O(slots x n). Flags record what changed an item's place (see ``reasons``).
+Selection is a lazy greedy pass (MMR-like), one screenful (``EXPOSURE_WINDOW`` places) at a time: an item's value
+is its boosted score minus a penalty for every item of its category already on that screen, and items of a
+merchant that reached the cap on that screen wait for the next one. Penalties only grow within a screen, so a
+max-heap with re-checked stale entries gives the exact greedy order in O(n log n) per screen. Flags record what
+changed an item's place (see ``reasons``).
 
 Exposure floor: when ``exposure_floor`` is set, at least that share of every ``EXPOSURE_WINDOW`` consecutive places
 of the page goes to emerging merchants (new ones, or the less popular part of the catalog's merchants). When a
@@ -102,13 +103,32 @@ def _with_floor(order: np.ndarray, emerging: np.ndarray, slots: int, floor: floa
 
 def _greedy(values: list[float], merchants: list[int], categories: list[int], slots: int, penalty: float,
             cap: int) -> tuple[np.ndarray, list[int]]:
-    """Greedy order under category penalties and a per-merchant cap; returns (order, capped candidates).
+    """Greedy order under category penalties and a per-merchant cap, screenful by screenful; returns (order, capped).
+
+    The cap and the category counts hold within each ``EXPOSURE_WINDOW`` consecutive places (what one screen
+    shows), so a 200-item page is 10 diverse screens rather than one screen's rules stretched over 200 places.
+    """
+    remaining = sorted(range(len(values)), key=values.__getitem__, reverse=True)
+    chosen: list[int] = []
+    capped: list[int] = []
+    while len(chosen) < slots and remaining:
+        picked, deferred = _greedy_window(values, merchants, categories, remaining,
+                                          min(EXPOSURE_WINDOW, slots - len(chosen)), penalty, cap)
+        chosen += picked
+        capped += deferred
+        taken = set(picked)
+        remaining = [i for i in remaining if i not in taken]  # still by boosted score
+    return np.asarray(chosen + remaining, dtype=np.int64), capped
+
+
+def _greedy_window(values: list[float], merchants: list[int], categories: list[int], order: list[int], slots: int,
+                   penalty: float, cap: int) -> tuple[list[int], list[int]]:
+    """One screenful chosen greedily from ``order`` (descending boosted score); returns (chosen, capped).
 
     Lazy evaluation: candidates are visited in descending boosted score; one whose value dropped since (its
     category filled up) waits in a small heap with its current value. The best of the next unvisited item
     and the heap top is always the true best, because penalties only ever lower a value.
     """
-    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
     heap: list[tuple[float, int]] = []
     per_category: dict[int, int] = {}
     per_merchant: dict[int, int] = {}
@@ -133,6 +153,6 @@ def _greedy(values: list[float], merchants: list[int], categories: list[int], sl
         chosen.append(i)
         per_merchant[merchants[i]] = per_merchant.get(merchants[i], 0) + 1
         per_category[categories[i]] = per_category.get(categories[i], 0) + 1
-    taken = set(chosen)
-    rest = [i for i in order if i not in taken]  # by boosted score, as ``order`` is
-    return np.asarray(chosen + rest, dtype=np.int64), deferred
+    # Too few merchants to fill the screen under the cap: the capped items fill it, best first.
+    fill = slots - len(chosen)
+    return chosen + deferred[:fill], deferred[fill:] if fill > 0 else deferred
