@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -163,3 +165,12 @@ def version_dir(root: Path, version: str, *, n: int = 30, dim: int = 8, seed: in
         "version": version, "model_version": f"m-{version}", "index_version": f"i-{version}",
         "retrieval": {"kind": "two_tower", "dimension": dim, "items": n}}))
     return out
+
+
+def model_tar(source: Path) -> bytes:
+    """``source`` as a gzipped tar, as a SageMaker training job uploads its model.tar.gz."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(source.rglob("*")):
+            tar.add(path, arcname=path.relative_to(source).as_posix())
+    return buffer.getvalue()

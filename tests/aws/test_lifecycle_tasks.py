@@ -7,9 +7,7 @@ behaviour is checked: what it sends to OpenSearch / SageMaker / S3, and that re-
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from tastebud.lifecycle import control_tasks, index_tasks
 from tastebud.lifecycle.control_tasks import ControlDeps
 from tastebud.lifecycle.index_tasks import IndexDeps
 
-from factories import version_dir
+from factories import model_tar, version_dir
 
 BUCKET, PREFIX, ALIAS, REGION = "tastebud-artifacts", "tastebud", "items", "eu-west-1"
 N, DIM = 30, 8
@@ -235,14 +233,6 @@ def test_the_gate_compares_the_candidate_with_the_live_version(world: dict[str, 
     assert control_tasks.gate({"final_metrics": final, "margin": 0.01}, deps)["pass"] is True
     rejected = control_tasks.gate({"final_metrics": final, "margin": 0.001}, deps)
     assert rejected["pass"] is False and rejected["reason"] == "recall@20 0.2950 < live 0.3000 - 0.001"
-
-
-def model_tar(source: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(source.rglob("*")):
-            tar.add(path, arcname=path.relative_to(source).as_posix())
-    return buffer.getvalue()
 
 
 def test_publish_unpacks_the_training_output_and_writes_current_last(world: dict[str, Any]) -> None:

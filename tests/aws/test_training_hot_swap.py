@@ -10,9 +10,7 @@ times) until the nested execution has ended; only the number of polls depends on
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from tastebud.lifecycle import control_tasks, index_tasks
 from tastebud.lifecycle.control_tasks import ControlDeps
 from tastebud.lifecycle.index_tasks import IndexDeps
 
-from factories import version_dir
+from factories import model_tar, version_dir
 
 BUCKET, PREFIX, ALIAS, REGION = "tastebud-artifacts", "tastebud", "items", "eu-west-1"
 N, DIM = 30, 8
@@ -38,14 +36,6 @@ FAST_HOT_SWAP = {"poll_seconds": 0, "drain_seconds": 0}
 # version's evaluation.json has no such metric, so the real gate passes ("live version has no ...").
 TRAINING_INPUT = {"poll_seconds": 0, "hot_swap_poll_seconds": 1, "hot_swap_max_polls": 60,
                   "metric": "train:progress", "hot_swap_overrides": FAST_HOT_SWAP}
-
-
-def model_tar(source: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(source.rglob("*")):
-            tar.add(path, arcname=path.relative_to(source).as_posix())
-    return buffer.getvalue()
 
 
 def job_requests() -> dict[str, Any]:
