@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tastebud.adapters.deferred_stock import DeferredStock
 from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
@@ -123,6 +124,9 @@ class MemoryStock:
         if self.fail:
             raise DependencyError("stock", "redis timeout")
         return np.asarray([i in self.out for i in item_ids], dtype=bool)
+
+    def begin_out_of_stock(self, item_ids: Sequence[str]) -> DeferredStock:
+        return DeferredStock(lambda: self.out_of_stock(item_ids))
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None = None) -> None:
         (self.out.discard if in_stock else self.out.add)(item_id)

@@ -102,3 +102,67 @@ def test_redis_errors_become_dependency_errors() -> None:
 def test_ids_the_joined_form_cannot_carry_still_work(store: StockStore) -> None:
     store.set_stock("multi\nline", False)
     assert store.out_of_stock(["multi\nline", "a", ""]).tolist() == [True, False, False]
+
+
+def test_a_started_lookup_answers_like_a_direct_one(store: StockStore) -> None:
+    ids = [f"i{n}" for n in range(300)]
+    for i in ids[::9]:
+        store.set_stock(i, False)
+    pending = store.begin_out_of_stock(ids)
+    try:
+        assert pending.result().tolist() == store.out_of_stock(ids).tolist()
+    finally:
+        pending.close()
+    empty = store.begin_out_of_stock([])
+    assert empty.result().size == 0
+
+
+def test_an_abandoned_lookup_leaves_no_reply_for_the_next_command(store: StockStore) -> None:
+    store.set_stock("a", False)
+    for _ in range(3):  # more lookups than idle connections: each must give its connection back clean
+        store.begin_out_of_stock(["a", "b"]).close()
+    assert store.out_of_stock(["b", "a", "c"]).tolist() == [False, True, False]
+    assert isinstance(store, RedisStockStore)
+    assert store.load_snapshot("v1", [], {}) is True  # a plain command after them reads its own reply
+
+
+def test_a_started_lookup_survives_a_server_that_lost_the_script(store: StockStore) -> None:
+    assert isinstance(store, RedisStockStore)
+    store.set_stock("a", False)
+    store.out_of_stock(["a"])  # the script is loaded now...
+    store._client.script_flush()  # ...and gone again, as after a restart or a failover
+    pending = store.begin_out_of_stock(["a", "b"])
+    assert pending.result().tolist() == [True, False]
+    pending.close()
+
+
+def test_a_started_lookup_reports_failures_when_collected() -> None:
+    dead = redis.Redis(port=_free_port(), socket_connect_timeout=0.05)
+    pending = RedisStockStore(dead).begin_out_of_stock(["a"])  # the connection error is kept, not raised here
+    with pytest.raises(DependencyError, match="stock"):
+        pending.result()
+    pending.close()
+
+
+def test_a_server_that_never_answers_opens_the_circuit() -> None:
+    """Requests are accepted (the kernel buffers them) but never answered: each lookup costs one socket
+    timeout until the breaker opens; then a lookup fails at once without touching the network."""
+    import pybreaker
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        client = redis.Redis(port=listener.getsockname()[1], socket_timeout=0.05, socket_connect_timeout=0.05)
+        breaker = pybreaker.CircuitBreaker(fail_max=2, reset_timeout=60)
+        store = RedisStockStore(client, breaker)
+        for attempt in range(2):  # the failure that trips the breaker already reports the open circuit
+            pending = store.begin_out_of_stock(["a"])
+            with pytest.raises(DependencyError, match="Timeout" if attempt == 0 else "circuit open"):
+                pending.result()
+            pending.close()
+        assert breaker.current_state == "open"
+        started = time.perf_counter()
+        pending = store.begin_out_of_stock(["a"])
+        with pytest.raises(DependencyError, match="circuit open"):
+            pending.result()
+        assert time.perf_counter() - started < 0.05  # no socket timeout paid: nothing was sent

@@ -52,11 +52,31 @@ class Ranker(Protocol):
 
 
 @runtime_checkable
+class PendingStock(Protocol):
+    """A stock lookup under way: the answer is collected when the stock stage needs it."""
+
+    def result(self) -> np.ndarray:
+        """The bool array of ``out_of_stock``; raises DependencyError as it would. Call at most once."""
+        ...
+
+    def close(self) -> None:
+        """Give back what the lookup holds (a connection) whether or not ``result`` was called."""
+        ...
+
+
+@runtime_checkable
 class StockStore(Protocol):
     """Real-time stock: which items cannot be sold right now."""
 
     def out_of_stock(self, item_ids: Sequence[str]) -> np.ndarray:
         """Return a bool array, True where the item is out of stock."""
+        ...
+
+    def begin_out_of_stock(self, item_ids: Sequence[str]) -> PendingStock:
+        """Start ``out_of_stock`` now and collect it later, so a remote round trip overlaps the ranking work.
+
+        A store with nothing to overlap returns a lookup that runs ``out_of_stock`` when its result is asked for.
+        """
         ...
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None = None) -> None: ...

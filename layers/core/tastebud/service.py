@@ -21,7 +21,7 @@ from tastebud.settings import ServingKnobs
 from tastebud.stages.fairness import FairnessDiversity
 from tastebud.stages.rerank import Reranker
 from tastebud.stages.retrieve import Retriever
-from tastebud.stages.stock_filter import StockFilter
+from tastebud.stages.stock_filter import StockFilter, StockPrefetch
 
 
 @dataclass(frozen=True)
@@ -138,12 +138,18 @@ class RecommendationService:
                 # Feature store down (DynamoDB throttled/unreachable): serve the user as cold, never a 5xx.
                 degraded.append("features")
                 user = UserProfile.cold(user_id)
-        ranked, stage_ms = self.rank(user, context, k, degraded, started=started, trace=trace, errors=errors)
-        t = time.perf_counter()
-        final = self.stock_filter.run(ranked, k, degraded)
+        stock = _StockPrefetcher(self.stock_filter)
+        try:
+            ranked, stage_ms = rank_candidates(self.retriever, self.reranker, self.fairness, user, context, k,
+                                               degraded, started=started, trace=trace, errors=errors,
+                                               on_retrieved=stock.start)
+            t = time.perf_counter()
+            final = self.stock_filter.run(ranked, k, degraded, stock.prefetched)
+        finally:
+            stock.close()
         if trace is not None:
             trace.user, trace.context, trace.k, trace.final = user, context, k, final
-        stage_ms["stock"] = (time.perf_counter() - t) * 1000
+        stage_ms["stock"] = (time.perf_counter() - t) * 1000 + stock.start_ms
         stage_ms["total"] = (time.perf_counter() - started) * 1000
         return Recommendation(
             user_id=user_id,
@@ -187,15 +193,21 @@ class RecommendationService:
 def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: FairnessDiversity | None, user: UserProfile,
                     context: RequestContext, k: int, degraded: list[str],
                     *, started: float | None = None, trace: StageTrace | None = None,
-                    errors: list[str] | None = None) -> tuple[Candidates, dict[str, float]]:
+                    errors: list[str] | None = None,
+                    on_retrieved: Callable[[Candidates], None] | None = None) -> tuple[Candidates, dict[str, float]]:
     """Retrieve, re-rank, then fairness/diversity (skipped when ``fairness`` is None); returns per-stage ms.
 
     The one implementation of stages 1–3, used by the service and by offline evaluation. ``errors`` receives the
-    stages that failed with a bug (see ``tastebud.stages.failures``).
+    stages that failed with a bug (see ``tastebud.stages.failures``). ``on_retrieved`` sees stage 1's candidates
+    before ranking starts (the service starts the stock lookup there); its time is not counted in any stage here.
     """
     t0 = started if started is not None else time.perf_counter()
     candidates = retriever.run(user, context, degraded, None if trace is None else trace.timings, errors)
     t1 = time.perf_counter()
+    retrieve_ms = (t1 - t0) * 1000
+    if on_retrieved is not None:
+        on_retrieved(candidates)
+        t1 = time.perf_counter()
     if trace is not None:  # the re-ranker sets ``scores`` on its input: keep stage 1's view apart
         trace.retrieved = Candidates(candidates.rows, candidates.retrieval_scores, candidates.sources)
     candidates = reranker.run(user, context, candidates, degraded, errors)
@@ -210,4 +222,22 @@ def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: Fairness
     t3 = time.perf_counter()
     if trace is not None:
         trace.ranked = candidates
-    return candidates, {"retrieve": (t1 - t0) * 1000, "rerank": (t2 - t1) * 1000, "fairness": (t3 - t2) * 1000}
+    return candidates, {"retrieve": retrieve_ms, "rerank": (t2 - t1) * 1000, "fairness": (t3 - t2) * 1000}
+
+
+class _StockPrefetcher:
+    """Starts the stock lookup of stage 1's candidates (``start``) and remembers it for stage 4."""
+
+    def __init__(self, stock_filter: StockFilter) -> None:
+        self._stock_filter = stock_filter
+        self.prefetched: StockPrefetch | None = None
+        self.start_ms = 0.0
+
+    def start(self, candidates: Candidates) -> None:
+        started = time.perf_counter()
+        self.prefetched = self._stock_filter.prefetch(candidates)
+        self.start_ms = (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        if self.prefetched is not None:
+            self.prefetched.close()

@@ -14,9 +14,12 @@ import numpy as np
 import pybreaker
 import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
+from tastebud.adapters.deferred_stock import DeferredStock
 from tastebud.adapters.guarded_redis import guarded
 from tastebud.errors import DependencyError
+from tastebud.ports import PendingStock
 
 OUT_OF_STOCK_KEY = "tastebud:stock:out"
 # KEYS[1] = the out-of-stock set, ARGV[1] = newline-joined ids -> a string with one '0'/'1' per id.
@@ -47,16 +50,28 @@ class RedisStockStore:
         """
         if not item_ids:
             return np.zeros(0, dtype=bool)
-        if any(not i or "\n" in i for i in item_ids):  # ids the joined form cannot carry: plain SMISMEMBER
+        if not _joinable(item_ids):  # ids the joined form cannot carry: plain SMISMEMBER
             members = guarded(self._breaker, "stock", "stock lookup", self._client.smismember, OUT_OF_STOCK_KEY,
                               list(item_ids))
             return np.asarray(members, dtype=bool)
         flags = guarded(self._breaker, "stock", "stock lookup", self._membership, keys=[OUT_OF_STOCK_KEY],
                         args=["\n".join(item_ids)])
-        answer = np.frombuffer(flags if isinstance(flags, bytes) else str(flags).encode(), dtype=np.uint8)
-        if answer.size != len(item_ids):
-            raise DependencyError("stock", f"redis answered {answer.size} flags for {len(item_ids)} items")
-        return answer == ord("1")
+        return _parse_flags(flags, len(item_ids))
+
+    def begin_out_of_stock(self, item_ids: Sequence[str]) -> PendingStock:
+        """Send the membership script now and read its answer in ``result``: the Redis server works (and on
+        ElastiCache, the network carries the request) while the caller ranks. One breaker call per lookup, made
+        when the answer is read, so a server that accepts the request but never answers still opens the circuit.
+        """
+        ids = list(item_ids)
+        if not ids or not _joinable(ids) or (self._breaker is not None and self._breaker.current_state != "closed"):
+            # Nothing to send, ids the joined form cannot carry, or a circuit that decides first: no overlap.
+            return DeferredStock(lambda: self.out_of_stock(ids))
+        return _SentLookup(self, ids)
+
+    def _finish_lookup(self, lookup: _SentLookup) -> np.ndarray:
+        flags = guarded(self._breaker, "stock", "stock lookup", lookup.read)
+        return _parse_flags(flags, len(lookup.ids))
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None = None) -> None:
         pipe = self._client.pipeline(transaction=True)
@@ -97,6 +112,69 @@ class RedisStockStore:
             return bool(self._client.ping())
         except (redis.RedisError, OSError):
             return False
+
+
+def _joinable(item_ids: Sequence[str]) -> bool:
+    return all(i and "\n" not in i for i in item_ids)
+
+
+def _parse_flags(flags: Any, n: int) -> np.ndarray:
+    answer = np.frombuffer(flags if isinstance(flags, bytes) else str(flags).encode(), dtype=np.uint8)
+    if answer.size != n:
+        raise DependencyError("stock", f"redis answered {answer.size} flags for {n} items")
+    return answer == ord("1")
+
+
+class _SentLookup:
+    """The membership script written to one pooled connection; its reply is read (once) by ``result``.
+
+    The connection goes back to the pool only with nothing left to read on it: ``close`` before ``result``
+    disconnects it, so no later command can receive this lookup's reply.
+    """
+
+    def __init__(self, store: RedisStockStore, ids: list[str]) -> None:
+        self.ids = ids
+        self._store = store
+        self._joined = "\n".join(ids)
+        self._pool = store._client.connection_pool
+        self._connection: Any = None
+        self._send_error: Exception | None = None
+        try:
+            self._connection = self._pool.get_connection()
+            self._connection.send_command("EVALSHA", store._membership.sha, 1, OUT_OF_STOCK_KEY, self._joined)
+        except (redis.RedisError, OSError) as exc:  # reported by ``result``, through the circuit breaker
+            self._send_error = exc
+            self.close()
+
+    def read(self) -> Any:
+        """The script's reply (inside the breaker call): a send failure or a read failure raises here."""
+        if self._send_error is not None:
+            raise self._send_error
+        if self._connection is None:
+            raise redis.ConnectionError("stock lookup already collected")
+        try:
+            reply = self._connection.read_response()
+        except NoScriptError:  # a restarted server has lost the script: load it and ask again, synchronously
+            self._release()
+            return self._store._membership(keys=[OUT_OF_STOCK_KEY], args=[self._joined])
+        except BaseException:
+            self.close()  # redis-py already disconnected on a socket error; a bug must not leak a busy connection
+            raise
+        self._release()
+        return reply
+
+    def result(self) -> np.ndarray:
+        return self._store._finish_lookup(self)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.disconnect()
+            self._release()
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._pool.release(connection)
 
 
 # Acknowledged writes survive a crash: append-only file, fsync before the reply (a batch of events is one write).

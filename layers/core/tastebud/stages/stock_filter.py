@@ -1,4 +1,9 @@
-"""Stage 4 — drop out-of-stock items, checking only as many as needed to fill the page."""
+"""Stage 4 — drop out-of-stock items, checking only as many as needed to fill the page.
+
+The service starts the lookup for every retrieved candidate as soon as stage 1 is done (``prefetch``) and
+collects it here, so the Redis round trip runs while stages 2 and 3 rank; without a prefetch the stage asks
+for the first 2k+10 ranked items and then for the rest if needed.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,32 @@ import numpy as np
 from tastebud.catalog import Catalog
 from tastebud.domain import Candidates
 from tastebud.errors import DependencyError
-from tastebud.ports import StockStore
+from tastebud.ports import PendingStock, StockStore
+
+
+class StockPrefetch:
+    """The stock lookup of a request's retrieved candidates, started before ranking and read once."""
+
+    def __init__(self, rows: np.ndarray, pending: PendingStock) -> None:
+        order = np.argsort(rows, kind="stable")
+        self._sorted_rows = rows[order]
+        self._order = order
+        self._pending = pending
+        self._flags: np.ndarray | None = None
+
+    def out_of_stock(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(out-of-stock flags, known mask) for ``rows``; raises DependencyError as the store would."""
+        if self._flags is None:
+            try:
+                self._flags = self._pending.result()
+            finally:
+                self._pending.close()
+        pos = np.minimum(np.searchsorted(self._sorted_rows, rows), max(self._sorted_rows.size - 1, 0))
+        known = self._sorted_rows[pos] == rows if self._sorted_rows.size else np.zeros(rows.size, dtype=bool)
+        return np.where(known, self._flags[self._order[pos]] if self._sorted_rows.size else False, False), known
+
+    def close(self) -> None:
+        self._pending.close()
 
 
 class StockFilter:
@@ -20,8 +50,16 @@ class StockFilter:
         self._serve_without_filter = serve_without_filter
         self._fallback = fallback_out_of_stock
 
-    def run(self, candidates: Candidates, k: int, degraded: list[str]) -> Candidates:
+    def prefetch(self, candidates: Candidates) -> StockPrefetch:
+        """Start the lookup of every candidate now; ``run`` collects it."""
+        rows = candidates.rows
+        return StockPrefetch(rows, self._store.begin_out_of_stock(self._catalog.item_ids[rows].tolist()))
+
+    def run(self, candidates: Candidates, k: int, degraded: list[str],
+            prefetched: StockPrefetch | None = None) -> Candidates:
         """Return the first k in-stock candidates. Checks 2k+10 first (one Redis call), more only if needed."""
+        if prefetched is not None:
+            return self._run_prefetched(candidates, k, degraded, prefetched)
         kept: list[np.ndarray] = []
         found = 0
         start = 0
@@ -39,13 +77,29 @@ class StockFilter:
         selected = np.concatenate(kept)[:k] if kept else np.zeros(0, dtype=np.int64)
         return candidates.take(selected)
 
+    def _run_prefetched(self, candidates: Candidates, k: int, degraded: list[str],
+                        prefetched: StockPrefetch) -> Candidates:
+        try:
+            out, known = prefetched.out_of_stock(candidates.rows)
+        except DependencyError:
+            ids = self._catalog.item_ids[candidates.rows].tolist()
+            out, known = self._unavailable(ids, degraded), np.ones(len(candidates), dtype=bool)
+        if not known.all():  # rows the prefetch did not cover (none today: ranking only reorders)
+            missing = np.flatnonzero(~known)
+            out[missing] = self._out_of_stock(self._catalog.item_ids[candidates.rows[missing]].tolist(), degraded)
+        return candidates.take(np.flatnonzero(~out)[:k])
+
     def _out_of_stock(self, ids: list[str], degraded: list[str]) -> np.ndarray:
         try:
             return self._store.out_of_stock(ids)
         except DependencyError:
-            if "stock" not in degraded:
-                degraded.append("stock")
-            if self._serve_without_filter:
-                return np.zeros(len(ids), dtype=bool)
-            # Default: the stock snapshot shipped with the artifacts is better than nothing.
-            return np.fromiter((i in self._fallback for i in ids), dtype=bool, count=len(ids))
+            return self._unavailable(ids, degraded)
+
+    def _unavailable(self, ids: list[str], degraded: list[str]) -> np.ndarray:
+        """The stock store is down: degrade, and filter with the shipped snapshot unless told to serve unfiltered."""
+        if "stock" not in degraded:
+            degraded.append("stock")
+        if self._serve_without_filter:
+            return np.zeros(len(ids), dtype=bool)
+        # Default: the stock snapshot shipped with the artifacts is better than nothing.
+        return np.fromiter((i in self._fallback for i in ids), dtype=bool, count=len(ids))

@@ -15,7 +15,7 @@ import numpy as np
 
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
 from tastebud.errors import DependencyError
-from tastebud.ports import StockStore
+from tastebud.ports import PendingStock, StockStore
 from tastebud.settings import SettingsError
 
 
@@ -62,6 +62,9 @@ class IndexSyncedStockStore:
 
     def out_of_stock(self, item_ids: Sequence[str]) -> np.ndarray:
         return self._store.out_of_stock(item_ids)
+
+    def begin_out_of_stock(self, item_ids: Sequence[str]) -> PendingStock:
+        return self._store.begin_out_of_stock(item_ids)
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None = None) -> None:
         self._store.set_stock(item_id, in_stock, quantity)
