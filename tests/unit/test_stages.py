@@ -190,6 +190,42 @@ def test_service_returns_k_unique_items_with_stage_timings() -> None:
     assert result.degraded == []
 
 
+def test_prefetched_stock_gives_the_same_page_in_one_lookup() -> None:
+    catalog = make_catalog(40)
+    out_ids = [f"i{r}" for r in range(0, 30, 2)]
+    retrieved = scored(list(range(40)), list(np.linspace(1, 0, 40)))
+    ranked = retrieved.take(np.asarray([35, 3, 1, 0, 2, 30, 31, 7, 4, 6, 5, 9]))  # ranking reorders and cuts
+    direct = StockFilter(catalog, MemoryStock(out=out_ids), serve_without_filter=False).run(ranked, k=5, degraded=[])
+    stock = MemoryStock(out=out_ids)
+    filt = StockFilter(catalog, stock, serve_without_filter=False)
+    prefetch = filt.prefetch(retrieved)
+    out = filt.run(ranked, k=5, degraded=[], prefetched=prefetch)
+    assert out.rows.tolist() == direct.rows.tolist() == [35, 3, 1, 30, 31]
+    assert stock.calls == 1  # every retrieved candidate in the one lookup started before ranking
+
+
+def test_prefetched_stock_outage_falls_back_to_the_snapshot() -> None:
+    catalog = make_catalog(10)
+    degraded: list[str] = []
+    filt = StockFilter(catalog, MemoryStock(fail=True), serve_without_filter=False,
+                       fallback_out_of_stock=frozenset({"i0"}))
+    candidates = scored(list(range(10)), list(np.linspace(1, 0, 10)))
+    out = filt.run(candidates, k=3, degraded=degraded, prefetched=filt.prefetch(candidates))
+    assert out.rows.tolist() == [1, 2, 3] and degraded == ["stock"]
+
+
+def test_response_document_is_the_result_without_internal_fields() -> None:
+    from dataclasses import asdict
+
+    result = make_service(ranker=PopularityRanker()).recommend("u1", k=5)
+    expected = asdict(result)
+    del expected["stage_errors"]
+    document = result.document()
+    assert document == expected
+    document["items"][0]["title"] = "added by explain"  # the caller may extend it: the result stays as it was
+    assert not hasattr(result.items[0], "title") and "title" not in vars(result.items[0])
+
+
 def naive_greedy(values: list[float], merchants: list[int], categories: list[int], slots: int, penalty: float,
                  cap: int) -> list[int]:
     chosen: list[int] = []

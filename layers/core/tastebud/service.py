@@ -46,6 +46,14 @@ class Recommendation:
     # Stages that failed with a BUG (not an outage): also in ``degraded``; counted by tastebud_stage_errors_total.
     stage_errors: list[str] = field(default_factory=list)
 
+    def document(self) -> dict[str, Any]:
+        """The API's response body: every field but the internal ``stage_errors``, as new dicts the caller may
+        extend (``explain``). Built field by field: ``dataclasses.asdict`` deep-copies recursively and cost
+        ~0.25 ms per page of 20, a tenth of a request."""
+        return {"user_id": self.user_id, "request_id": self.request_id,
+                "items": [dict(vars(item)) for item in self.items], "model_version": self.model_version,
+                "index_version": self.index_version, "stage_ms": dict(self.stage_ms), "degraded": list(self.degraded)}
+
 
 @dataclass
 class StageTrace:

@@ -167,8 +167,7 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         telemetry.record(observed)
         if metrics is not None:
             emit_powertools(metrics, observed)
-        response = asdict(result)
-        del response["stage_errors"]  # internal (metrics and logs): the contract lists degraded stages only
+        response = result.document()  # without stage_errors (internal): the contract lists degraded stages only
         if request.explain:
             from tastebud.explain import explain_request
 
