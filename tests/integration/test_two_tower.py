@@ -63,3 +63,27 @@ def test_item_tower_onnx_parity_for_known_and_cold_items(trained, tiny_two_tower
     export_item_tower(towers.item_tower, path, text_dim=16, image_dim=32)
     assert tower_parity(towers.item_tower, path, inputs) <= 1e-5
     assert tower_parity(towers.item_tower, path, {**inputs, "item_idx": np.zeros_like(inputs["item_idx"])}) <= 1e-5
+
+
+def test_scaled_item_id_embedding_enters_the_tower_scaled_and_exports(tiny_two_tower_snapshot,  # type: ignore[no-untyped-def]
+                                                                       tmp_path: Path) -> None:
+    """``item_id_scale`` multiplies the item-id embedding before the MLP; the ONNX item tower matches Keras."""
+    import keras
+
+    from tastebud_training.two_tower.model import build_item_tower
+
+    _, catalog, _, vocab, _ = tiny_two_tower_snapshot
+    towers = TowerConfig(hidden=(32, 16), output_dim=8, image_dim=32, image_projection=8, item_id_scale=0.5)
+    tower = build_item_tower(vocab.sizes, towers)
+    rows = np.arange(0, catalog.size, 7)
+    images = np.random.default_rng(3).normal(size=(catalog.size, 32)).astype(np.float32)
+    inputs = item_inputs(vocab, catalog, rows, images, np.arange(catalog.size) % 2 == 0)
+    probe = keras.Model(tower.input, [tower.get_layer("item_id_embedding").output,
+                                       tower.get_layer("item_id_scale").output])
+    raw, scaled = (t.numpy() if hasattr(t, "numpy") else np.asarray(t) for t in probe(inputs))
+    assert np.abs(raw).max() > 0 and np.allclose(scaled, 0.5 * raw)
+    assert "item_id_scale" not in [layer.name for layer in build_item_tower(vocab.sizes, TowerConfig(
+        hidden=(32, 16), output_dim=8, image_dim=32, image_projection=8)).layers]  # 1.0: the graph of today
+    path = tmp_path / "item_tower.onnx"
+    export_item_tower(tower, path, text_dim=16, image_dim=32)
+    assert tower_parity(tower, path, inputs) <= 1e-5

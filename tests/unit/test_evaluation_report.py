@@ -15,6 +15,7 @@ from tastebud_training.evaluation_report import (
     chart_file,
     load_results,
     metric_names,
+    render_cold_start,
     save_results,
     write_report,
 )
@@ -82,3 +83,22 @@ def test_cli_redraws_a_report_from_saved_json_outputs(tmp_path: Path) -> None:
 def test_cli_needs_data_and_artifacts_together(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path)])
     assert result.exit_code == 2 and "--artifacts" in result.stderr
+
+
+def test_cold_start_table_has_a_row_per_variant_list_and_knob_set_and_reads_old_results() -> None:
+    scores = {f"{kind}_recall@{k}": value for kind, value in (("cold", 0.2), ("warm", 0.4)) for k in (50, 100, 200)}
+    study = {"held_out_items": 3, "test_users": 9, "knobs": {"fresh_candidates": 20},
+             "variants": {"default": {"pipeline": scores, "candidates": {**scores, "cold_in_candidates": 0.5,
+                                                                          "warm_in_candidates": 0.75},
+                                      "whole_catalog": scores, "users_with_cold_items": 4,
+                                      "knob_sets": {"fresh_candidates=40": {"pipeline": scores}}}},
+             "fresh_chance": {"variant": "default", "pipeline": scores, "users_with_cold_items": 4}}
+    page = render_cold_start(study)
+    assert "quota 20); 9 test users" in page
+    assert "| default | pipeline (ranked) | 0.2000 | 0.2000 | 0.2000 | 0.4000 | 0.4000 | 0.4000 | 50% | – | 4 |" in page
+    assert "| default | candidates |" in page and "0.5000 / 0.7500" in page
+    assert "| default | whole catalog, exact |" in page
+    assert "| default, fresh_candidates=40 | pipeline (ranked) |" in page
+    assert "| default, random fresh vectors | pipeline (ranked) |" in page
+    legacy = {"held_out_items": 3, "test_users": 9, "with_feature_dropout": {**scores, "users_with_cold_items": 4}}
+    assert "| with_feature_dropout | whole catalog, exact | 0.2000" in render_cold_start(legacy)

@@ -18,7 +18,7 @@ from tastebud.two_tower_features import (
 )
 from tastebud_training.snapshot import item_rows, positives
 from tastebud_training.two_tower.examples import point_in_time_histories
-from tastebud_training.two_tower.trainer import apply_feature_dropout
+from tastebud_training.two_tower.trainer import TwoTowerConfig, apply_feature_dropout
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,39 @@ def test_feature_dropout_replaces_ids_with_unknown_at_the_given_rate() -> None:
     assert np.array_equal(dropped, item["merchant_idx"] == 0)  # id and merchant drop together
     assert 0.28 < (user["user_idx"] == 0).mean() < 0.32
     assert user["hist_idx"].all()  # history untouched at history_rate 0
+
+
+def test_item_id_dropout_replaces_item_ids_at_its_own_higher_rate() -> None:
+    """A new dish at a known merchant: the id alone drops at item_id_rate, id and merchant together at rate."""
+    user, item = _batch(20_000)
+    apply_feature_dropout(user, item, 0.2, 0.0, np.random.default_rng(0), item_id_rate=0.6)
+    id_dropped, merchant_dropped = item["item_idx"] == 0, item["merchant_idx"] == 0
+    assert 0.58 < id_dropped.mean() < 0.62
+    assert 0.18 < merchant_dropped.mean() < 0.22
+    assert not (merchant_dropped & ~id_dropped).any()  # a dropped merchant always comes with a dropped id
+    assert 0.18 < (user["user_idx"] == 0).mean() < 0.22  # the user id keeps the feature-dropout rate
+
+
+def test_item_id_dropout_equal_to_the_feature_rate_is_todays_dropout() -> None:
+    """``item_id_dropout`` None (the default) or equal to the feature rate draws exactly as before."""
+    first, second = _batch(500), _batch(500)
+    apply_feature_dropout(*first, 0.3, 0.1, np.random.default_rng(5))
+    apply_feature_dropout(*second, 0.3, 0.1, np.random.default_rng(5), item_id_rate=0.3)
+    for a, b in ((first[0], second[0]), (first[1], second[1])):
+        assert all(np.array_equal(a[key], b[key]) for key in a)
+
+
+def test_two_tower_config_item_id_options_and_their_ablation_names() -> None:
+    base = TwoTowerConfig()
+    assert base.item_id_dropout is None and base.id_dropout == base.feature_dropout
+    assert base.towers.item_id_scale == 1.0
+    assert base.ablation("item_id_dropout_50").id_dropout == 0.5
+    both = base.ablation("item_id_dropout_50_scale_half")
+    assert both.id_dropout == 0.5 and both.towers.item_id_scale == 0.5
+    assert base.ablation("item_id_scale_half").towers.item_id_scale == 0.5
+    assert base.towers.item_id_scale == 1.0  # ablation returns a copy
+    with pytest.raises(ValueError, match="item_id_dropout"):
+        TwoTowerConfig(feature_dropout=0.3, item_id_dropout=0.2)
 
 
 def test_history_dropout_empties_whole_histories_and_zero_rate_changes_nothing() -> None:

@@ -156,8 +156,9 @@ def evaluate(
                                             "without hard negatives and without feature dropout")] = False,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as markdown here")]
     = None,
-    cold_start: Annotated[bool, typer.Option("--cold-start", help="Also run the leave-items-out cold-start study "
-                                             "(two-tower with and without feature dropout)")] = False,
+    cold_start: Annotated[bool, typer.Option("--cold-start", help="Also run the leave-items-out cold-start study: "
+                                             "held-out items added as new items through the fresh-items path; "
+                                             "today's two-tower and the item-id dropout/scale variants")] = False,
     ease_l2: Annotated[float | None, typer.Option(
         "--ease-l2", min=1e-6, help="EASE baseline's L2 regularisation λ (default 500: baselines.EASE_DEFAULT_L2)")]
     = None,
@@ -220,6 +221,8 @@ def evaluate(
     for name, scores in result["models"].items():
         table.add_row(name, *(f"{scores[m]:.4f}" if m in scores else "-" for m in metrics))
     out.print(table)
+    if result.get("cold_start"):
+        out.print(evaluation_report.render_cold_start(result["cold_start"]), markup=False, highlight=False)
 
 
 def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress: bool, max_users: int, seed: int,

@@ -253,7 +253,7 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         from tastebud_training.cold_start import cold_start_study
 
         extra["cold_start"] = cold_start_study(dataset, stages.directory.parent.parent / "cold_start", test.cutoff,
-                                               config, max_users=max_users or 3000)
+                                               config, max_users=max_users or 3000, cache_dir=artifacts / "cache")
     return {
         **extra,
         "split": {

@@ -125,14 +125,51 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
                   "(their positives in that domain; pages asked for that domain).", "", render_cross_domain(cross)]
     study = report.get("cold_start")
     if study:
-        lines += ["", f"Cold-start study (leave-items-out): {study['held_out_items']} items lose all interactions "
-                  f"before the cutoff; two-tower retrieval alone, exact search, {study['test_users']} test users.", "",
-                  "| model | cold R@50 | cold R@100 | cold R@200 | warm R@50 | warm R@100 | warm R@200 | users |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for name in ("with_feature_dropout", "without_feature_dropout"):
-            row = study[name]
-            cells = [f"{row[f'{kind}_recall@{k}']:.4f}" for kind in ("cold", "warm") for k in (50, 100, 200)]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['users_with_cold_items']} |")
+        lines += ["", render_cold_start(study)]
+    return "\n".join(lines) + "\n"
+
+
+COLD_LISTS = {"pipeline": "pipeline (ranked)", "candidates": "candidates", "whole_catalog": "whole catalog, exact"}
+
+
+def render_cold_start(study: dict[str, Any]) -> str:
+    """The leave-items-out study (tastebud_training.cold_start): cold and warm recall per variant and list."""
+    if "variants" not in study:  # results saved before the fresh-path protocol: two models, whole catalog only
+        legacy = {name: {"whole_catalog": row} for name, row in study.items() if isinstance(row, dict)}
+        study = {**study, "variants": legacy}
+    knobs = study.get("knobs", {})
+    lines = [f"Cold-start study (leave-items-out): {study['held_out_items']} items lose all interactions before the "
+             f"cutoff and come back at it as items added through the API (fresh-items index, quota "
+             f"{knobs.get('fresh_candidates', '?')}); {study['test_users']} test users. Lists: the pipeline's ranked "
+             "list, stage 1's candidates in retrieval order, and two-tower retrieval alone by exact search over the "
+             "whole catalog (no fresh quota).", "",
+             "| variant | list | cold R@50 | cold R@100 | cold R@200 | warm R@50 | warm R@100 | warm R@200 | "
+             "cold/warm R@100 | cold / warm in candidates | users (cold) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for name, row in study["variants"].items():
+        rows.append((name, row))
+        rows += [(f"{name}, {set_name}", {**knobbed, "users_with_cold_items": row.get("users_with_cold_items")})
+                 for set_name, knobbed in row.get("knob_sets", {}).items()]
+    chance = study.get("fresh_chance")
+    if chance:
+        rows.append((f"{chance['variant']}, random fresh vectors", chance))
+        rows += [(f"{chance['variant']}, {set_name}, random fresh vectors",
+                  {**knobbed, "users_with_cold_items": chance.get("users_with_cold_items")})
+                 for set_name, knobbed in chance.get("knob_sets", {}).items()]
+    for name, row in rows:
+        for key, label in COLD_LISTS.items():
+            scores = row.get(key)
+            if not scores:
+                continue
+            cells = [f"{scores[f'{kind}_recall@{k}']:.4f}" if f"{kind}_recall@{k}" in scores else "–"
+                     for kind in ("cold", "warm") for k in COLD_KS]
+            cold, warm = scores.get("cold_recall@100"), scores.get("warm_recall@100")
+            cells.append(f"{cold / warm:.0%}" if cold is not None and warm else "–")
+            cells.append(f"{scores['cold_in_candidates']:.4f} / {scores['warm_in_candidates']:.4f}"
+                         if "cold_in_candidates" in scores else "–")
+            cells.append(str(row.get("users_with_cold_items", "–")))
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

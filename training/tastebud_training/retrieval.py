@@ -94,6 +94,7 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
         "valid_recall@100": max(trained.history["valid_recall@100"]),
         "config": {"epochs": config.epochs, "batch_size": config.batch_size, "use_logq": config.use_logq,
                    "hard_negatives": config.hard_negatives, "feature_dropout": config.feature_dropout,
+                   "item_id_dropout": config.id_dropout, "item_id_scale": config.towers.item_id_scale,
                    "history_dropout": config.history_dropout, "learning_rate": config.learning_rate},
         "images": int(has_image.sum()),
     }

@@ -25,6 +25,9 @@ class TowerConfig:
     id_dim: int = 64
     image_dim: int = 1280
     image_projection: int = 64
+    # Multiplies the item-id embedding before the item tower's MLP (1.0: unscaled, the layer is left out). Below 1 the
+    # id carries less of a known item's vector, so a new item (unknown id) lands nearer its known content twins.
+    item_id_scale: float = 1.0
 
 
 @keras.saving.register_keras_serializable(package="tastebud")
@@ -110,8 +113,11 @@ def build_item_tower(sizes: dict[str, int], config: TowerConfig) -> keras.Model:
         "has_image": keras.Input(shape=(1,), dtype="float32", name="has_image"),
     }
     image = layers.Dense(config.image_projection, activation="relu", name="image_projection")(inputs["image"])
+    item_id = layers.Embedding(sizes["items"], config.id_dim, name="item_id_embedding")(inputs["item_idx"])
+    if config.item_id_scale != 1.0:
+        item_id = layers.Rescaling(config.item_id_scale, name="item_id_scale")(item_id)
     parts = [
-        layers.Embedding(sizes["items"], config.id_dim, name="item_id_embedding")(inputs["item_idx"]),
+        item_id,
         layers.Embedding(sizes["merchants"], 32, name="merchant_embedding")(inputs["merchant_idx"]),
         layers.Embedding(sizes["categories"], 16, name="category_embedding")(inputs["category_idx"]),
         layers.Embedding(3, 4, name="item_domain_embedding")(inputs["item_domain"]),

@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import keras
 import numpy as np
@@ -22,7 +23,14 @@ from tastebud_training.two_tower.model import TowerConfig, build_item_tower, bui
 
 @dataclass(frozen=True)
 class TwoTowerConfig:
-    """Hyper-parameters; the ablation switches are the issue's (no logQ, no hard negatives, no dropout)."""
+    """Hyper-parameters; the ablation switches are the issue's (no logQ, no hard negatives, no dropout) and the
+    cold-start options (a higher item-id dropout, a scaled-down item-id embedding: ``ABLATIONS``).
+
+    ``item_id_dropout``: the rate at which the item id alone is replaced by the unknown index, on top of
+    ``feature_dropout`` (which drops the item id and its merchant together); None = ``feature_dropout``. A new
+    dish at a known merchant has a merchant but no id: a higher rate teaches the tower to place that case from
+    content. ``towers.item_id_scale`` multiplies the item-id embedding before the tower's MLP.
+    """
 
     epochs: int = 8
     batch_size: int = 1024
@@ -32,16 +40,40 @@ class TwoTowerConfig:
     use_logq: bool = True
     hard_negatives: int = 3
     feature_dropout: float = 0.25
+    item_id_dropout: float | None = None
     history_dropout: float = 0.15
     seed: int = 7
     towers: TowerConfig = field(default_factory=TowerConfig)
 
+    def __post_init__(self) -> None:
+        if self.item_id_dropout is not None and not self.feature_dropout <= self.item_id_dropout <= 1.0:
+            raise ValueError(f"item_id_dropout ({self.item_id_dropout}) must be between feature_dropout "
+                             f"({self.feature_dropout}) and 1")
+
+    @property
+    def id_dropout(self) -> float:
+        """The rate at which the item id is replaced by the unknown index."""
+        return self.feature_dropout if self.item_id_dropout is None else self.item_id_dropout
+
     def ablation(self, name: str) -> TwoTowerConfig:
+        """This config with the named change (``ABLATIONS``); raises KeyError for an unknown name."""
         from dataclasses import replace
 
-        changes = {"no_logq": {"use_logq": False}, "no_hard_negatives": {"hard_negatives": 0},
-                   "no_feature_dropout": {"feature_dropout": 0.0, "history_dropout": 0.0}}
-        return replace(self, **changes[name])  # type: ignore[arg-type]
+        changes = dict(ABLATIONS[name])
+        towers = cast(dict[str, Any], changes.pop("towers", {}))
+        changed = replace(self, **changes)  # type: ignore[arg-type]
+        return replace(changed, towers=replace(self.towers, **towers)) if towers else changed
+
+
+# Named variants of a config (evaluate --ablations, the cold-start study). "towers" changes the TowerConfig.
+ABLATIONS: dict[str, dict[str, object]] = {
+    "no_logq": {"use_logq": False},
+    "no_hard_negatives": {"hard_negatives": 0},
+    "no_feature_dropout": {"feature_dropout": 0.0, "history_dropout": 0.0},
+    "item_id_dropout_50": {"item_id_dropout": 0.5},
+    "item_id_scale_half": {"towers": {"item_id_scale": 0.5}},
+    "item_id_dropout_50_scale_half": {"item_id_dropout": 0.5, "towers": {"item_id_scale": 0.5}},
+}
 
 
 @dataclass
@@ -58,17 +90,21 @@ ItemInputs = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 def apply_feature_dropout(user: dict[str, np.ndarray], item: dict[str, np.ndarray], rate: float, history_rate: float,
-                          rng: np.random.Generator) -> None:
+                          rng: np.random.Generator, *, item_id_rate: float | None = None) -> None:
     """Replace id features by the unknown index (0) at random, in place, so content alone must place them.
 
-    Item id and merchant drop together (a new merchant's new dish has neither); the user id drops alone;
-    the whole history drops at ``history_rate`` (a user with no past orders).
+    Item id and merchant drop together at ``rate`` (a new merchant's new dish has neither); the item id alone
+    drops at ``item_id_rate`` >= ``rate`` when given (a new dish at a known merchant: the examples whose merchant
+    drops are a subset of those whose id drops); the user id drops alone at ``rate``; the whole history drops at
+    ``history_rate`` (a user with no past orders).
     """
     n = int(user["user_idx"].shape[0])
+    id_rate = rate if item_id_rate is None else max(rate, item_id_rate)
+    if rate > 0 or id_rate > 0:
+        draw = rng.random(n)  # one draw for both, so that the default (id_rate == rate) keeps its random stream
+        item["item_idx"] = np.where(draw < id_rate, 0, item["item_idx"])
+        item["merchant_idx"] = np.where(draw < rate, 0, item["merchant_idx"])
     if rate > 0:
-        drop_item = rng.random(n) < rate
-        item["item_idx"] = np.where(drop_item, 0, item["item_idx"])
-        item["merchant_idx"] = np.where(drop_item, 0, item["merchant_idx"])
         user["user_idx"] = np.where(rng.random(n) < rate, 0, user["user_idx"])
     if history_rate > 0:
         drop_history = rng.random(n) < history_rate
@@ -123,7 +159,8 @@ def train_towers(examples: Examples, item_inputs: ItemInputs, n_catalog: int, si
             batch = examples.take(shuffled[start:start + batch_size])
             user = {k: v.copy() for k, v in batch.user.items()}
             item = item_inputs(batch.item_rows)
-            apply_feature_dropout(user, item, config.feature_dropout, config.history_dropout, rng)
+            apply_feature_dropout(user, item, config.feature_dropout, config.history_dropout, rng,
+                                  item_id_rate=config.item_id_dropout)
             hard = hard_mask = None
             if n_hard:
                 hard_rows = batch.hard_rows[:, :n_hard]
