@@ -56,12 +56,12 @@ def test_cold_start_study_serves_held_out_items_through_the_fresh_index(tiny_dat
         assert all(0.0 <= row[name][f"{kind}_recall@{k}"] <= 1.0 for kind in ("cold", "warm") for k in KS), name
     assert 0.0 <= row["candidates"]["cold_in_candidates"] <= 1.0
     assert study["fresh_chance"]["variant"] == VARIANT and "whole_catalog" not in study["fresh_chance"]
-    knobbed = row["knob_sets"]["fresh_candidates=40"]
-    assert knobbed["knobs"] == {"fresh_candidates": 40} and 0.0 <= knobbed["pipeline"]["cold_recall@100"] <= 1.0
-    assert knobbed["candidates"]["cold_in_candidates"] >= row["candidates"]["cold_in_candidates"]  # a larger quota
+    knobbed = row["knob_sets"]["fresh_candidates=20"]
+    assert knobbed["knobs"] == {"fresh_candidates": 20} and 0.0 <= knobbed["pipeline"]["cold_recall@100"] <= 1.0
+    assert knobbed["candidates"]["cold_in_candidates"] <= row["candidates"]["cold_in_candidates"]  # a smaller quota
 
     report = {"split": {"kind": "global-temporal", "cutoff_quantile": 0.9, "cutoff": "c", "test_users": 1,
                         "test_positives": 1, "exclude_seen": False}, "models": {}, "cold_start": study}
     page = render_markdown(report, "tastebud evaluate --cold-start")
     assert f"| {VARIANT} | pipeline (ranked) |" in page and "random fresh vectors" in page
-    assert f"| {VARIANT}, fresh_candidates=40 | candidates |" in page
+    assert f"| {VARIANT}, fresh_candidates=20 | candidates |" in page

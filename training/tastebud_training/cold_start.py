@@ -20,7 +20,7 @@ items, warm recall@K over the others, on three lists:
 * ``whole_catalog``: the earlier protocol, two-tower retrieval alone with exact search over all items (held-out
   items embedded the same way), no fresh quota.
 
-``knob_sets`` (default ``KNOB_SETS``: a fresh quota of 40) re-measures the pipeline and its candidates of each
+``knob_sets`` (default ``KNOB_SETS``: the old fresh quota of 20) re-measures the pipeline and its candidates of each
 variant with other serving knobs, on the same trained version.
 
 ``fresh_chance`` is a control for the first variant: the same pipeline with random vectors in the fresh index. The
@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from tastebud.adapters.deferred_stock import DeferredStock
 from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.artifacts import CURRENT, LocalArtifactStore
 from tastebud.domain import SOURCE_ANN, Candidates, ItemDraft, RequestContext
@@ -58,7 +59,7 @@ KS = (50, 100, 200)
 # "default" is the config as given; the others are TwoTowerConfig.ablation names.
 VARIANTS = ("default", "item_id_scale_half", "item_id_dropout_50")
 # Serving-knob alternatives measured on each variant's trained version (they act at serving only: no retraining).
-KNOB_SETS: dict[str, dict[str, Any]] = {"fresh_candidates=40": {"fresh_candidates": 40}}
+KNOB_SETS: dict[str, dict[str, Any]] = {"fresh_candidates=20": {"fresh_candidates": 20}}  # the old default
 LISTS = ("pipeline", "candidates", "whole_catalog")
 
 
@@ -119,6 +120,9 @@ class _AllInStock:
 
     def out_of_stock(self, item_ids: Sequence[str]) -> np.ndarray:
         return np.zeros(len(item_ids), dtype=bool)
+
+    def begin_out_of_stock(self, item_ids: Sequence[str]) -> DeferredStock:
+        return DeferredStock(lambda: self.out_of_stock(item_ids))
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None = None) -> None:
         return None
