@@ -391,3 +391,22 @@ def test_two_workers_see_each_others_changes_on_their_next_call(artifacts: Path,
     finally:
         second.close()
         first.close()
+
+
+def test_a_swap_lets_the_old_version_go_in_a_worker_that_froze_its_heap(runtime: ServingRuntime,
+                                                                         artifacts: Path) -> None:
+    import gc
+    import weakref
+
+    from tastebud import heap
+
+    old = weakref.ref(runtime.view.version)
+    heap.freeze_startup_heap()  # as each HTTP worker does after start-up
+    try:
+        publish_copy(artifacts, name="v-release", model_version="model-release")
+        assert runtime.reload().swapped
+        assert old() is None  # released by the swap's refreeze, not kept forever in the frozen generation
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        heap._frozen = False

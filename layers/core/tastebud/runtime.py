@@ -37,6 +37,7 @@ from tastebud.catalog import DOMAINS
 from tastebud.domain import InteractionEvent, ItemDraft, RequestContext
 from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
 from tastebud.event_codec import parse_event
+from tastebud.heap import refreeze
 from tastebud.live_view import LiveView, build_view
 from tastebud.service import Recommendation, StageTrace, Versions
 from tastebud.serving_version import ServingVersion, load_version
@@ -408,25 +409,29 @@ class ServingRuntime:
         """Load ``version`` (default: what CURRENT names), warm and smoke-test it, then swap atomically."""
         with self._reload_lock:
             target = version or self._store.current_version()
-            previous = self._view.version
-            if target == previous.name:
-                return SwapResult(target, previous.name, False, previous.manifest.model_version,
-                                  previous.manifest.index_version, 0.0)
+            live = self._view.version
+            previous = live.name
+            if target == previous:
+                return SwapResult(target, previous, False, live.manifest.model_version, live.manifest.index_version,
+                                  0.0)
+            del live  # nothing here may keep the old version alive past the swap (see refreeze below)
             started = time.perf_counter()
             try:
                 view = self._build(self._load(target))
                 smoke_test(view)
             except (TastebudError, OSError, ValueError, RuntimeError) as exc:
                 self._refused[target] = str(exc)
-                logger.error("refusing artifact version %s (%s); still serving %s", target, exc, previous.name)
+                logger.error("refusing artifact version %s (%s); still serving %s", target, exc, previous)
                 raise VersionRefusedError(target, str(exc)) from exc
+            manifest = view.version.manifest
             with self._lock:
                 self._view = view
-            # Changes that arrived while the new version loaded are applied by the next request (seq moved).
+            del view
             load_ms = (time.perf_counter() - started) * 1000
-            logger.info("swapped artifact version %s -> %s in %.0f ms", previous.name, target, load_ms)
-            manifest = view.version.manifest
-            return SwapResult(target, previous.name, True, manifest.model_version, manifest.index_version, load_ms)
+            refreeze()  # a worker froze its start-up heap (tastebud.heap): let the old version go, freeze the new one
+            # Changes that arrived while the new version loaded are applied by the next request (seq moved).
+            logger.info("swapped artifact version %s -> %s in %.0f ms", previous, target, load_ms)
+            return SwapResult(target, previous, True, manifest.model_version, manifest.index_version, load_ms)
 
     def check_current(self) -> SwapResult | None:
         """One watcher tick: swap when CURRENT names a version that is neither live nor already refused."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from tastebud.api.http import LambdaHandler
 from tastebud.api.request_guard import MAX_BODY_BYTES
+from tastebud.heap import freeze_startup_heap
 from tastebud.http_server.balance import ConnectionBalance
 from tastebud.local_server import LocalLambdaContext, http_api_event
 
@@ -87,6 +88,7 @@ class LambdaAsgiApp:
                     error_logger.exception("worker start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                     return
+                freeze_startup_heap()  # before the first request: no full collection walks the start-up heap
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
