@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from tastebud.api.http import LambdaHandler, create_handler
+from tastebud.heap import freeze_startup_heap
 from tastebud.local_server import LocalLambdaContext, http_api_event
 from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService
@@ -301,7 +302,9 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
     sample = [str(u) for u in rng.choice(np.asarray(users, dtype=object), min(2000, len(users)), replace=False)]
 
     progress(f"in process: {requests} handler calls")
-    local = in_process(create_handler(lambda: service), sample, requests=requests, k=k)
+    handler = create_handler(lambda: service)
+    freeze_startup_heap()  # as each server worker does after start-up (tastebud.heap): the same GC conditions
+    local = in_process(handler, sample, requests=requests, k=k)
     cpu_bound = cores / (local["cpu_ms_per_call"] / 1e3)
 
     load = wrk_load if shutil.which("wrk") else python_load
