@@ -182,3 +182,25 @@ def test_ranker_requests_are_anchored_at_each_session_start() -> None:
     assert _anchors(events).tolist() == [100.0, 5000.0, 90000.0]  # the session-less purchase: its day
     no_sessions = pd.DataFrame({"ts": [10.0, 20.0, 86400.0 + 5]})
     assert _anchors(no_sessions).tolist() == [10.0, 86405.0]
+
+
+def test_ranker_learns_from_logged_pages_only_when_asked(tiny_dataset) -> None:
+    """Impression groups (a logged page, labelled by what was engaged with) are opt-in: by default every group is a
+    retrieval group, the candidate set the ranker orders when serving."""
+    from tastebud_training.ranker import build_examples
+    from tastebud_training.snapshot import build_catalog, build_user_table
+
+    interactions = tiny_dataset.interactions
+    assert (interactions["event_type"] == "impression").any()  # the tiny simulated log has pages to learn from
+    start = float(interactions["ts"].quantile(0.8))
+    end = float(interactions["ts"].max()) + 1
+    catalog = build_catalog(tiny_dataset, start)
+    users = build_user_table(tiny_dataset, catalog, start, [])
+    retriever = Retriever(catalog, NoQueryEncoder(), None, ServingKnobs())  # type: ignore[arg-type]
+    kwargs = dict(catalog=catalog, users=users, retriever=retriever, interactions=interactions, label_start=start,
+                  label_end=end, progress=False)
+    default = build_examples(**kwargs)
+    assert default.groups_by_source["impressions"] == 0 and default.groups_by_source["retrieval"] > 0
+    with_pages = build_examples(**kwargs, impression_groups=True)
+    assert with_pages.groups_by_source["impressions"] > 0
+    assert with_pages.n_groups == sum(with_pages.groups_by_source.values())
