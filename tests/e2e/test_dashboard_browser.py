@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tastebud.adapters.deferred_stock import DeferredStock
 from tastebud.api.http import create_handler
 from tastebud.errors import DependencyError
 
@@ -142,6 +143,7 @@ def test_dashboard_in_chromium(browser: Any, base_url: str, service, active_user
         raise DependencyError("stock", "redis timeout")
 
     service.stock.out_of_stock = broken
+    service.stock.begin_out_of_stock = lambda item_ids: DeferredStock(lambda: broken(item_ids))  # the request path
     page.fill("#trace-user", active_user)
     page.click("#trace-go")
     page.wait_for_selector("#trace .tag.degraded", timeout=10_000)
@@ -156,6 +158,7 @@ def test_dashboard_in_chromium(browser: Any, base_url: str, service, active_user
         page.mouse.move(0, 0)
         page.fill("#trace-user", active_user)
         del service.stock.out_of_stock
+        del service.stock.begin_out_of_stock
         page.click("#trace-go")
         page.wait_for_function("!document.querySelector('#trace .tag.degraded')", timeout=10_000)
         hover_node(page, "rerank")
