@@ -34,9 +34,11 @@ class StockPrefetch:
                 self._flags = self._pending.result()
             finally:
                 self._pending.close()
-        pos = np.minimum(np.searchsorted(self._sorted_rows, rows), max(self._sorted_rows.size - 1, 0))
-        known = self._sorted_rows[pos] == rows if self._sorted_rows.size else np.zeros(rows.size, dtype=bool)
-        return np.where(known, self._flags[self._order[pos]] if self._sorted_rows.size else False, False), known
+        if not self._sorted_rows.size:
+            return np.zeros(rows.size, dtype=bool), np.zeros(rows.size, dtype=bool)
+        pos = np.minimum(np.searchsorted(self._sorted_rows, rows), self._sorted_rows.size - 1)
+        known = self._sorted_rows[pos] == rows
+        return known & self._flags[self._order[pos]], known
 
     def close(self) -> None:
         self._pending.close()
