@@ -148,9 +148,8 @@ class RecommendationService:
                 user = UserProfile.cold(user_id)
         stock = _StockPrefetcher(self.stock_filter)
         try:
-            ranked, stage_ms = rank_candidates(self.retriever, self.reranker, self.fairness, user, context, k,
-                                               degraded, started=started, trace=trace, errors=errors,
-                                               on_retrieved=stock.start)
+            ranked, stage_ms = self.rank(user, context, k, degraded, started=started, trace=trace, errors=errors,
+                                         on_retrieved=stock.start)
             t = time.perf_counter()
             final = self.stock_filter.run(ranked, k, degraded, stock.prefetched)
         finally:
@@ -172,10 +171,11 @@ class RecommendationService:
 
     def rank(self, user: UserProfile, context: RequestContext, k: int, degraded: list[str],
              *, started: float | None = None, trace: StageTrace | None = None,
-             errors: list[str] | None = None) -> tuple[Candidates, dict[str, float]]:
+             errors: list[str] | None = None,
+             on_retrieved: Callable[[Candidates], None] | None = None) -> tuple[Candidates, dict[str, float]]:
         """Stages 1–3 (everything but the real-time stock check)."""
         return rank_candidates(self.retriever, self.reranker, self.fairness, user, context, k, degraded,
-                               started=started, trace=trace, errors=errors)
+                               started=started, trace=trace, errors=errors, on_retrieved=on_retrieved)
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:
         if self.catalog.row_of(item_id) is None:
