@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tastebud.api.http import create_handler
+from tastebud.api.models import RecommendationResponse
 from tastebud.errors import DependencyError
 
 from factories import MemoryStock, make_service
@@ -23,6 +24,16 @@ def test_recommend_event_returns_the_contract(handler: Any) -> None:
     assert {"item_id", "merchant_id", "domain", "score", "rank", "reasons"} <= set(body["items"][0])
     assert body["model_version"] == "m-test" and body["index_version"] == "i-test" and body["degraded"] == []
     assert body["request_id"] == "Kq2ZbjXeDoEEJ1A="  # API Gateway's request id is propagated
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_recommend_body_is_exactly_the_documented_model(handler: Any, explain: bool) -> None:
+    """The route answers pre-serialised JSON (no response validation at run time): it must still be the declared
+    model, field for field, with no extra or missing keys, with and without ``explain``."""
+    body = response_json(invoke(handler, load_event("recommend", explain=explain)))
+    model = RecommendationResponse.model_validate(body)
+    assert json.loads(model.model_dump_json()) == body
+    assert ("explain" in body) is explain and ("stage_scores" in body["items"][0]) is explain
 
 
 def test_unknown_user_is_a_cold_start_not_a_404(handler: Any) -> None:

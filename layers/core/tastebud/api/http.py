@@ -145,9 +145,13 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
     telemetry.set_state(lambda: service_state(provide_service()))
     app.telemetry = telemetry  # type: ignore[attr-defined]  # create_handler counts each response here
 
+    # The 200 model is declared in ``responses``, not by a return annotation: the route answers pre-serialised JSON.
+    # Re-validating and re-serialising our own document through pydantic and Powertools was a measurable share of
+    # every request (docs/BENCHMARKS.md, session 4); conformance to RecommendationResponse is tested instead.
     @app.post("/v1/recommendations", summary="Recommend items for a user", tags=["recommendations"],
-              responses=_errors(400, 503))
-    def recommend(request: RecommendationRequest) -> RecommendationResponse:
+              responses={**_errors(400, 503), 200: {"description": "Success", "content": {
+                  content_types.APPLICATION_JSON: {"model": RecommendationResponse}}}})
+    def recommend(request: RecommendationRequest):  # no return annotation: Powertools would re-validate the body
         location = request.location
         serving = provide_service()
         trace = StageTrace()
@@ -168,13 +172,16 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         if metrics is not None:
             emit_powertools(metrics, observed)
         response = result.document()  # without stage_errors (internal): the contract lists degraded stages only
-        if request.explain:
-            from tastebud.explain import explain_request
+        if not request.explain:  # plain str/int/float/list values: json.dumps is the whole serialisation
+            return Response(status_code=HTTPStatus.OK, content_type=content_types.APPLICATION_JSON,
+                            body=json.dumps(response))
+        from tastebud.explain import explain_request
 
-            extras, response["explain"] = explain_request(serving, result, trace)
-            for item, extra in zip(response["items"], extras, strict=True):
-                item.update(extra)
-        return RecommendationResponse.model_validate(response)
+        extras, response["explain"] = explain_request(serving, result, trace)
+        for item, extra in zip(response["items"], extras, strict=True):
+            item.update(extra)
+        return Response(status_code=HTTPStatus.OK, content_type=content_types.APPLICATION_JSON,
+                        body=RecommendationResponse.model_validate(response).model_dump_json())
 
     @app.put("/v1/stock/<item_id>", summary="Set an item's stock", tags=["stock"], responses=_errors(400, 404, 503))
     def put_stock(item_id: Annotated[str, PathParam(min_length=1, max_length=128)],
