@@ -87,28 +87,13 @@ def haversine_km(lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: np.nd
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def _share(keys: np.ndarray, weights: np.ndarray, lookup: np.ndarray) -> np.ndarray:
-    """Share of the user's positive weight that falls on each candidate's key (category, merchant, domain).
-
-    Summed over the keys the history holds, not over every key of the catalog: at 1M items a dense count per
-    merchant (40k) zeroed and wrote 320 KB per request. The sums are the same additions in the same order."""
+def _share(keys: np.ndarray, weights: np.ndarray, size: int, lookup: np.ndarray) -> np.ndarray:
+    """Share of the user's positive weight that falls on each candidate's key (category, merchant, domain)."""
     total = float(weights.sum())
     if total <= 0:
         return np.zeros(lookup.size, dtype=np.float32)
-    present, inverse = np.unique(keys, return_inverse=True)
-    sums = np.bincount(inverse, weights=weights)
-    pos = np.minimum(np.searchsorted(present, lookup), present.size - 1)
-    return np.where(present[pos] == lookup, sums[pos] / total, 0.0).astype(np.float32)
-
-
-def history_entries(history_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Each of ``rows``' index in the user's history (history rows are unique; 0 = most recent), -1 where absent."""
-    if not history_rows.size:
-        return np.full(rows.size, -1, dtype=np.int64)
-    order = np.argsort(history_rows)
-    sorted_rows = history_rows[order]
-    pos = np.minimum(np.searchsorted(sorted_rows, rows), sorted_rows.size - 1)
-    return np.where(sorted_rows[pos] == rows, order[pos], -1)
+    counts = np.bincount(keys, weights=weights, minlength=size)
+    return (counts[lookup] / total).astype(np.float32)
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -136,20 +121,22 @@ def ranker_features(catalog: Catalog, user: UserProfile, candidates: Candidates,
     out[:, 4] = np.log1p(catalog.item_recent_popularity[rows])
     out[:, 5] = catalog.item_ctr[rows]
 
-    # Repeat signals: each candidate's entry in the user's history.
-    entry = history_entries(hist_rows, rows)
-    hit = entry >= 0
+    # Repeat signals: history rows are unique, so a sorted copy + searchsorted finds each candidate.
     if hist_rows.size:
-        out[:, 6] = np.where(hit, np.log1p(hist_w[np.maximum(entry, 0)]), 0.0)
-        out[:, 7] = np.where(hit, entry, np.nan)  # 0 = the user's most recent item
+        order = np.argsort(hist_rows)
+        sorted_rows = hist_rows[order]
+        pos = np.minimum(np.searchsorted(sorted_rows, rows), sorted_rows.size - 1)
+        hit = sorted_rows[pos] == rows
+        out[:, 6] = np.where(hit, np.log1p(hist_w[order][pos]), 0.0)
+        out[:, 7] = np.where(hit, order[pos], np.nan)  # 0 = the user's most recent item
     else:
         out[:, 6] = 0.0
         out[:, 7] = np.nan
 
     cand_merchant = catalog.item_merchant[rows]
-    out[:, 8] = _share(catalog.item_category[hist_rows], hist_w, catalog.item_category[rows])
-    out[:, 9] = _share(catalog.item_merchant[hist_rows], hist_w, cand_merchant)
-    out[:, 10] = _share(catalog.item_domain[hist_rows], hist_w, catalog.item_domain[rows])
+    out[:, 8] = _share(catalog.item_category[hist_rows], hist_w, catalog.categories.size, catalog.item_category[rows])
+    out[:, 9] = _share(catalog.item_merchant[hist_rows], hist_w, catalog.merchant_ids.size, cand_merchant)
+    out[:, 10] = _share(catalog.item_domain[hist_rows].astype(np.int64), hist_w, 2, catalog.item_domain[rows])
 
     price = catalog.item_price[rows]
     usual = _weighted_median(catalog.item_price[hist_rows], hist_w) if hist_rows.size else float("nan")
@@ -169,7 +156,7 @@ def ranker_features(catalog: Catalog, user: UserProfile, candidates: Candidates,
     out[:, 18] = catalog.item_domain[rows]
     out[:, 19] = np.log1p(float(hist_w.sum()))
     out[:, 20] = hist_rows.size
-    _repeat_features(out, catalog, user, candidates, context, entry)
+    _repeat_features(out, catalog, user, candidates, context)
     return out
 
 
@@ -194,8 +181,7 @@ def _circular_affinity(sin_sum: np.ndarray, cos_sum: np.ndarray, count: np.ndarr
 
 
 def _repeat_features(out: np.ndarray, catalog: Catalog, user: UserProfile, candidates: Candidates,
-                     context: RequestContext, entry: np.ndarray) -> None:
-    """``entry``: each candidate's index in the user's history, -1 where absent (``history_entries``)."""
+                     context: RequestContext) -> None:
     rows = candidates.rows
     out[:, COLUMN["item_repeat_rate"]] = catalog.item_repeat_rate[rows]
     out[:, COLUMN["item_reorder_days"]] = catalog.item_reorder_days[rows]
@@ -216,8 +202,11 @@ def _repeat_features(out: np.ndarray, catalog: Catalog, user: UserProfile, candi
     hour = 2 * np.pi * context.hour_of_day / 24.0
     weekday = 2 * np.pi * context.day_of_week / 7.0
 
-    # Per candidate: its own entry in the history.
-    hit = entry >= 0
+    # Per candidate: its own entry in the history (history rows are unique).
+    order = np.argsort(hist_rows)
+    pos = np.minimum(np.searchsorted(hist_rows[order], rows), hist_rows.size - 1)
+    hit = hist_rows[order][pos] == rows
+    entry = np.where(hit, order[pos], -1)
     mine = repeat[np.maximum(entry, 0)]
     count = np.where(hit, mine[:, PURCHASES], 0.0)
     has = count > 0
