@@ -76,8 +76,32 @@ def _request_body(user_id: str, k: int) -> bytes:
     return json.dumps({"user_id": user_id, "k": k}).encode()
 
 
-def in_process(handler: LambdaHandler, users: Sequence[str], *, requests: int, k: int = K) -> dict[str, float]:
-    """The handler called with API Gateway events: wall-clock percentiles and CPU time per call."""
+def fixed_rate_queue(service_ms: np.ndarray, *, rate: float, workers: int, requests: int = 20_000,
+                     seed: int = 0) -> dict[str, float]:
+    """Latency percentiles of an idealised server at a fixed request rate, from service times measured in process.
+
+    ``workers`` workers, each serving one request at a time in arrival order; request n goes to worker
+    n % workers (keep-alive connections spread evenly, requests sent round the connections, as the open loop
+    does); each service time is drawn from ``service_ms``. Nothing else runs: no HTTP, no load generator, no other
+    process. What the work itself and the waits behind the request ahead cost at that rate; the measured open-loop
+    percentiles minus these are what serving and sharing the machine add.
+    """
+    service = np.random.default_rng(seed).choice(np.asarray(service_ms, dtype=np.float64), requests)
+    arrival = np.arange(requests) / rate * 1e3
+    free_at = [0.0] * workers
+    latency = np.empty(requests)
+    for n in range(requests):
+        worker = n % workers
+        done = max(arrival[n], free_at[worker]) + service[n]
+        free_at[worker] = done
+        latency[n] = done - arrival[n]
+    p50, p99, p999 = np.percentile(latency, [50, 99, 99.9])
+    return {"p50_ms": round(float(p50), 3), "p99_ms": round(float(p99), 3), "p999_ms": round(float(p999), 3)}
+
+
+def in_process(handler: LambdaHandler, users: Sequence[str], *, requests: int, k: int = K) -> dict[str, Any]:
+    """The handler called with API Gateway events: wall-clock percentiles and CPU time per call (``wall_ms``: every
+    call's time, for :func:`fixed_rate_queue`; not part of the report)."""
     headers = {"content-type": "application/json", "host": "localhost"}
     events = [http_api_event("POST", "/v1/recommendations", headers, _request_body(users[i % len(users)], k),
                              str(uuid.uuid4())) for i in range(requests)]
@@ -94,7 +118,8 @@ def in_process(handler: LambdaHandler, users: Sequence[str], *, requests: int, k
             raise RuntimeError(f"in-process call answered {result['statusCode']}: {result.get('body')}")
     cpu_per_call = (time.process_time() - cpu_started) / requests
     return {"requests": requests, "p50_ms": round(float(np.percentile(wall, 50)) * 1e3, 3),
-            "p99_ms": round(float(np.percentile(wall, 99)) * 1e3, 3), "cpu_ms_per_call": round(cpu_per_call * 1e3, 3)}
+            "p99_ms": round(float(np.percentile(wall, 99)) * 1e3, 3), "cpu_ms_per_call": round(cpu_per_call * 1e3, 3),
+            "wall_ms": wall * 1e3}
 
 
 def process_cpu_seconds(pids: Sequence[int]) -> float:
@@ -305,6 +330,7 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
     handler = create_handler(lambda: service)
     freeze_startup_heap()  # as each server worker does after start-up (tastebud.heap): the same GC conditions
     local = in_process(handler, sample, requests=requests, k=k)
+    handler_ms = local.pop("wall_ms")
     cpu_bound = cores / (local["cpu_ms_per_call"] / 1e3)
 
     load = wrk_load if shutil.which("wrk") else python_load
@@ -355,6 +381,8 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             progress(f"open loop {fraction:.0%}: p50 {run.p50_ms} p99 {run.p99_ms} p99.9 {run.p999_ms} ms, "
                      f"{run.achieved_rate} req/s, {run.errors} errors")
             row = {key: value for key, value in asdict(run).items() if key != "latencies_ms"}
+            # The same rate on an idealised server running the in-process handler times (see fixed_rate_queue).
+            row["queue_model"] = fixed_rate_queue(handler_ms, rate=rate, workers=workers)
             open_loop.append({"fraction_of_capacity": fraction, "capacity_requests_per_s": capacity, **row,
                               **core_shares(busy_after - busy_before, server_cpu_s, redis_cpu_s, generator_cpu_s,
                                             elapsed_s)})

@@ -1,0 +1,33 @@
+"""The idealised fixed-rate server of `tastebud bench --http` (``fixed_rate_queue``): waits behind the request ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tastebud_training.http_bench import fixed_rate_queue
+
+
+def test_service_shorter_than_the_gap_never_waits() -> None:
+    model = fixed_rate_queue(np.asarray([5.0]), rate=100.0, workers=1, requests=1000)  # one request every 10 ms
+    assert model == {"p50_ms": 5.0, "p99_ms": 5.0, "p999_ms": 5.0}
+
+
+def test_service_longer_than_the_gap_queues_without_bound() -> None:
+    model = fixed_rate_queue(np.asarray([15.0]), rate=100.0, workers=1, requests=1000)
+    # request n waits 5 ms more than request n-1: latency 15 + 5 n
+    assert model["p50_ms"] == pytest.approx(15 + 5 * np.percentile(np.arange(1000), 50))
+    assert model["p99_ms"] > 4000
+
+
+def test_workers_take_turns() -> None:
+    # Two workers: each sees a request every 20 ms, so 15 ms of work never waits.
+    assert fixed_rate_queue(np.asarray([15.0]), rate=100.0, workers=2, requests=1000)["p99_ms"] == 15.0
+
+
+def test_a_slow_request_delays_the_next_one_on_its_worker() -> None:
+    # 10% of requests take 25 ms (gap 10 ms, one worker): the one after a slow request waits up to 15 ms.
+    service = np.asarray([2.0] * 9 + [25.0])
+    model = fixed_rate_queue(service, rate=100.0, workers=1, requests=20_000, seed=1)
+    assert model["p50_ms"] == 2.0
+    assert 25.0 <= model["p99_ms"] <= 25.0 + 15.0 + 5.0
