@@ -10,14 +10,14 @@ from tastebud_training.http_bench import fixed_rate_queue
 
 def test_service_shorter_than_the_gap_never_waits() -> None:
     model = fixed_rate_queue(np.asarray([5.0]), rate=100.0, workers=1, requests=1000)  # one request every 10 ms
-    assert model == {"p50_ms": 5.0, "p99_ms": 5.0, "p999_ms": 5.0}
+    assert model == {"p50_ms": 5.0, "p99_ms": 5.0, "p999_ms": 5.0, "utilisation": 0.5}
 
 
 def test_service_longer_than_the_gap_queues_without_bound() -> None:
     model = fixed_rate_queue(np.asarray([15.0]), rate=100.0, workers=1, requests=1000)
     # request n waits 5 ms more than request n-1: latency 15 + 5 n
     assert model["p50_ms"] == pytest.approx(15 + 5 * np.percentile(np.arange(1000), 50))
-    assert model["p99_ms"] > 4000
+    assert model["p99_ms"] > 4000 and model["utilisation"] == 1.5
 
 
 def test_workers_take_turns() -> None:
