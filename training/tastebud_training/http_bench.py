@@ -143,20 +143,26 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def core_shares(busy_s: float, server_s: float, redis_s: float, generator_s: float, elapsed_s: float) -> dict:
-    """Where the cores went during a run: the server, Redis, the load generator and everything else."""
+def core_shares(busy_s: float, server_s: float, redis_s: float, generator_s: float, elapsed_s: float,
+                stolen_s: float = 0.0) -> dict:
+    """Where the cores went during a run: the server, Redis, the load generator, everything else, and the time the
+    hypervisor ran other guests instead of this machine (``stolen``: on a shared VM, a pause of every process)."""
     return {"cores_busy": round(busy_s / elapsed_s, 2), "cores_server": round(server_s / elapsed_s, 2),
             "cores_redis": round(redis_s / elapsed_s, 2), "cores_load_generator": round(generator_s / elapsed_s, 2),
-            "cores_other_processes": round((busy_s - server_s - redis_s - generator_s) / elapsed_s, 2)}
+            "cores_other_processes": round((busy_s - server_s - redis_s - generator_s) / elapsed_s, 2),
+            "cores_stolen": round(stolen_s / elapsed_s, 3)}
 
 
-def machine_cpu_seconds() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, summed over cores (Linux /proc/stat)."""
+def machine_cpu_seconds() -> tuple[float, float, float]:
+    """(busy, total, stolen) CPU seconds of the whole machine since boot, summed over cores (Linux /proc/stat).
+
+    busy = user + nice + system + irq + softirq; stolen = steal (a virtual machine's cores given to other guests)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
+    stolen = fields[7]
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
     ticks = os.sysconf("SC_CLK_TCK")
-    return (total - idle) / ticks, total / ticks
+    return (total - idle - stolen) / ticks, total / ticks, stolen / ticks
 
 
 def _serve_forked(service: RecommendationService | ServingRuntime, workers: int, url_pipe: Any,
@@ -332,7 +338,10 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
     progress(f"in process: {requests} handler calls")
     handler = create_handler(lambda: service)
     freeze_startup_heap()  # as each server worker does after start-up (tastebud.heap): the same GC conditions
+    _, total_before, stolen_before = machine_cpu_seconds()
     local = in_process(handler, sample, requests=requests, k=k)
+    _, total_after, stolen_after = machine_cpu_seconds()
+    local["cores_stolen"] = round((stolen_after - stolen_before) / max((total_after - total_before) / cores, 1e-9), 3)
     handler_ms = local.pop("wall_ms")
     cpu_bound = cores / (local["cpu_ms_per_call"] / 1e3)
 
@@ -346,11 +355,11 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
         throughput = []
         for count in connections:
             redis_pids = [redis_pid] if redis_pid else []
-            cpu_before, (busy_before, total_before) = server.cpu_seconds(), machine_cpu_seconds()
+            cpu_before, (busy_before, total_before, stolen_before) = server.cpu_seconds(), machine_cpu_seconds()
             redis_before, children_before = process_cpu_seconds(redis_pids), children_cpu_seconds()
             result = load(server.url, sample, connections=count, duration_s=duration_s, k=k)
             server_cpu_s = server.cpu_seconds() - cpu_before
-            busy_after, total_after = machine_cpu_seconds()
+            busy_after, total_after, stolen_after = machine_cpu_seconds()
             redis_cpu_s = process_cpu_seconds(redis_pids) - redis_before
             generator_cpu_s = children_cpu_seconds() - children_before  # wrk (0 for the Python client: threads)
             elapsed_s = (total_after - total_before) / cores
@@ -363,7 +372,7 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
                                # where the cores went during the run: the server's processes, and everything
                                # else (the load generator, the Redis server, other processes on the machine)
                                **core_shares(busy_after - busy_before, server_cpu_s, redis_cpu_s, generator_cpu_s,
-                                             elapsed_s)})
+                                             elapsed_s, stolen_after - stolen_before)})
         capacity = max(row["requests_per_s"] for row in throughput)
         open_loop = []
         bodies = recommendation_bodies(sample, k)
@@ -372,12 +381,12 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             progress(f"open loop: {rate:.0f} req/s ({fraction:.0%} of {capacity:.0f}) for {rate_duration_s:.0f} s, "
                      f"{rate_connections} connections")
             redis_pids = [redis_pid] if redis_pid else []
-            cpu_before, (busy_before, total_before) = server.cpu_seconds(), machine_cpu_seconds()
+            cpu_before, (busy_before, total_before, stolen_before) = server.cpu_seconds(), machine_cpu_seconds()
             redis_before, generator_before = process_cpu_seconds(redis_pids), time.process_time()
             run = open_loop_load(server.url, bodies, rate=rate, duration_s=rate_duration_s,
                                  connections=rate_connections)
             server_cpu_s = server.cpu_seconds() - cpu_before
-            busy_after, total_after = machine_cpu_seconds()
+            busy_after, total_after, stolen_after = machine_cpu_seconds()
             redis_cpu_s = process_cpu_seconds(redis_pids) - redis_before
             generator_cpu_s = time.process_time() - generator_before  # the open-loop client runs in this process
             elapsed_s = (total_after - total_before) / cores
@@ -388,7 +397,7 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             row["queue_model"] = fixed_rate_queue(handler_ms, rate=rate, workers=workers)
             open_loop.append({"fraction_of_capacity": fraction, "capacity_requests_per_s": capacity, **row,
                               **core_shares(busy_after - busy_before, server_cpu_s, redis_cpu_s, generator_cpu_s,
-                                            elapsed_s)})
+                                            elapsed_s, stolen_after - stolen_before)})
 
     added_ms = round(keep_alive.p50_ms - local["p50_ms"], 3)
     best = max(throughput, key=lambda row: row["requests_per_s"])

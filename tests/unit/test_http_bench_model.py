@@ -1,11 +1,11 @@
-"""The idealised fixed-rate server of `tastebud bench --http` (``fixed_rate_queue``): waits behind the request ahead."""
+"""Pieces of `tastebud bench --http`: the idealised fixed-rate server and where the cores went."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tastebud_training.http_bench import fixed_rate_queue
+from tastebud_training.http_bench import core_shares, fixed_rate_queue, machine_cpu_seconds
 
 
 def test_service_shorter_than_the_gap_never_waits() -> None:
@@ -31,3 +31,10 @@ def test_a_slow_request_delays_the_next_one_on_its_worker() -> None:
     model = fixed_rate_queue(service, rate=100.0, workers=1, requests=20_000, seed=1)
     assert model["p50_ms"] == 2.0
     assert 25.0 <= model["p99_ms"] <= 25.0 + 15.0 + 5.0
+
+
+def test_stolen_time_is_its_own_share_not_other_processes() -> None:
+    shares = core_shares(10.0, 6.0, 1.0, 1.0, 10.0, stolen_s=2.0)
+    assert shares["cores_other_processes"] == 0.2 and shares["cores_stolen"] == 0.2
+    busy, total, stolen = machine_cpu_seconds()
+    assert stolen >= 0 and 0 < busy < total
