@@ -205,9 +205,11 @@ class ForkedServer:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the master and its workers so far (Linux /proc)."""
+        return process_cpu_seconds([self._process.pid, *self.worker_pids()])
+
+    def worker_pids(self) -> list[int]:
         master = self._process.pid
-        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        return process_cpu_seconds([master, *map(int, workers)])
+        return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
 
     def __exit__(self, *exc: object) -> None:
         os.kill(self._process.pid, signal.SIGTERM)
@@ -383,9 +385,13 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             redis_pids = [redis_pid] if redis_pid else []
             cpu_before, (busy_before, total_before, stolen_before) = server.cpu_seconds(), machine_cpu_seconds()
             redis_before, generator_before = process_cpu_seconds(redis_pids), time.process_time()
+            worker_pids = server.worker_pids()
+            workers_before = [process_cpu_seconds([pid]) for pid in worker_pids]
             run = open_loop_load(server.url, bodies, rate=rate, duration_s=rate_duration_s,
                                  connections=rate_connections)
             server_cpu_s = server.cpu_seconds() - cpu_before
+            worker_cpu_s = [process_cpu_seconds([pid]) - before for pid, before in zip(worker_pids, workers_before,
+                                                                                        strict=True)]
             busy_after, total_after, stolen_after = machine_cpu_seconds()
             redis_cpu_s = process_cpu_seconds(redis_pids) - redis_before
             generator_cpu_s = time.process_time() - generator_before  # the open-loop client runs in this process
@@ -395,6 +401,8 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             row = {key: value for key, value in asdict(run).items() if key != "latencies_ms"}
             # The same rate on an idealised server running the in-process handler times (see fixed_rate_queue).
             row["queue_model"] = fixed_rate_queue(handler_ms, rate=rate, workers=workers)
+            # Each worker's share: keep-alive connections pin requests to workers, so an uneven split queues.
+            row["cores_per_worker"] = [round(seconds / elapsed_s, 2) for seconds in worker_cpu_s]
             open_loop.append({"fraction_of_capacity": fraction, "capacity_requests_per_s": capacity, **row,
                               **core_shares(busy_after - busy_before, server_cpu_s, redis_cpu_s, generator_cpu_s,
                                             elapsed_s, stolen_after - stolen_before)})
