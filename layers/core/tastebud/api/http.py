@@ -172,16 +172,16 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         if metrics is not None:
             emit_powertools(metrics, observed)
         response = result.document()  # without stage_errors (internal): the contract lists degraded stages only
-        if not request.explain:  # plain str/int/float/list values: json.dumps is the whole serialisation
-            return Response(status_code=HTTPStatus.OK, content_type=content_types.APPLICATION_JSON,
-                            body=json.dumps(response))
-        from tastebud.explain import explain_request
+        if request.explain:
+            from tastebud.explain import explain_request
 
-        extras, response["explain"] = explain_request(serving, result, trace)
-        for item, extra in zip(response["items"], extras, strict=True):
-            item.update(extra)
-        return Response(status_code=HTTPStatus.OK, content_type=content_types.APPLICATION_JSON,
-                        body=RecommendationResponse.model_validate(response).model_dump_json())
+            extras, response["explain"] = explain_request(serving, result, trace)
+            for item, extra in zip(response["items"], extras, strict=True):
+                item.update(extra)
+            body = RecommendationResponse.model_validate(response).model_dump_json()  # explain values need the model
+        else:
+            body = json.dumps(response)  # plain str/int/float/list values: json.dumps is the whole serialisation
+        return Response(status_code=HTTPStatus.OK, content_type=content_types.APPLICATION_JSON, body=body)
 
     @app.put("/v1/stock/<item_id>", summary="Set an item's stock", tags=["stock"], responses=_errors(400, 404, 503))
     def put_stock(item_id: Annotated[str, PathParam(min_length=1, max_length=128)],
