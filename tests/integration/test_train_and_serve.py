@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from tastebud.artifacts import LocalArtifactStore, Manifest
+from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8, LocalArtifactStore, Manifest
 from tastebud.composition import build_service, load_stages
 from tastebud.domain import RequestContext
 from tastebud.errors import ArtifactMismatchError
@@ -31,6 +31,18 @@ def test_manifest_describes_the_version(tiny_artifacts: Path) -> None:
     assert skew["requests"] > 0 and skew["rank_abs_change"] <= 1.0
     assert set(manifest.files) >= {"catalog.npz", "users.npz", "ranker.onnx", "index", "index_vectors.npy",
                                    "text_vectors.npy", "user_tower.onnx"}
+
+
+def test_the_int8_user_tower_is_served_when_it_retrieves_what_float32_does(tiny_artifacts: Path) -> None:
+    manifest = Manifest.read(LocalArtifactStore(tiny_artifacts).current_dir())
+    int8 = manifest.retrieval["user_tower_int8"]
+    assert int8["queries"] > 0 and 0.0 <= int8["neighbour_agreement_min"] <= int8["neighbour_agreement_mean"] <= 1.0
+    assert int8["published"] == (int8["neighbour_agreement_mean"] >= int8["threshold"])
+    served = USER_TOWER_INT8 if int8["published"] else USER_TOWER
+    assert manifest.retrieval["user_tower"] == served
+    assert (USER_TOWER_INT8 in manifest.files) == int8["published"]  # a rejected int8 file is not left behind
+    stages = load_stages(tiny_artifacts, ServingKnobs())
+    assert stages.retriever.encoder.model_path.name == served  # type: ignore[attr-defined]
 
 
 def test_onnx_ranker_matches_xgboost_on_real_candidates(tiny_artifacts: Path, active_user: str) -> None:

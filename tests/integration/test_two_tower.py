@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 
 from tastebud.two_tower_features import item_inputs
+from tastebud_training.two_tower import export
 from tastebud_training.two_tower.examples import build_examples
-from tastebud_training.two_tower.export import export_item_tower, export_user_tower, tower_parity, user_tower_parity
+from tastebud_training.two_tower.export import (
+    export_item_tower,
+    export_user_tower,
+    publish_int8_user_tower,
+    quantize_tower,
+    quantized_agreement,
+    tower_parity,
+    user_tower_parity,
+)
 from tastebud_training.two_tower.model import TowerConfig
 from tastebud_training.two_tower.trainer import TwoTowerConfig, train_towers
 
@@ -49,6 +58,51 @@ def test_user_tower_onnx_parity(trained, tmp_path: Path) -> None:  # type: ignor
     export_user_tower(towers.user_tower, path, text_dim=16)
     sample = examples.take(np.arange(min(200, len(examples))))
     assert user_tower_parity(towers.user_tower, path, sample.user) <= 1e-5
+
+
+def test_int8_user_tower_quantizes_the_dense_layers_and_follows_float32(trained, tiny_two_tower_snapshot,  # type: ignore[no-untyped-def]
+                                                                       tmp_path: Path) -> None:
+    import onnx
+
+    towers, examples = trained
+    vectors = _item_vectors(towers, tiny_two_tower_snapshot)
+    fp32, int8 = tmp_path / "user_tower.onnx", tmp_path / "user_tower.int8.onnx"
+    export_user_tower(towers.user_tower, fp32, text_dim=16)
+    quantize_tower(fp32, int8)
+    graph = onnx.load(str(int8)).graph
+    weights = {i.name for i in graph.initializer}
+    float_dense = [n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & weights]
+    assert float_dense == []  # every MatMul with a weight matrix runs in int8
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node)
+    assert any(i.data_type == onnx.TensorProto.INT8 for i in graph.initializer)
+    # The embedding tables stay float32: only dense weights are quantized.
+    embedding_tables = [i for i in graph.initializer if "embedding" in i.name.lower() and len(i.dims) == 2]
+    assert embedding_tables and all(i.data_type == onnx.TensorProto.FLOAT for i in embedding_tables)
+    sample = examples.take(np.arange(min(200, len(examples))))
+    agreement = quantized_agreement(fp32, int8, sample.user, vectors, k=10)
+    assert agreement["queries"] == min(200, len(examples)) and agreement["k"] == 10
+    assert agreement["cosine_median"] > 0.99 and agreement["neighbour_agreement_mean"] > 0.8
+
+
+def test_int8_user_tower_is_not_published_below_the_agreement_threshold(trained, tiny_two_tower_snapshot,  # type: ignore[no-untyped-def]
+                                                                        tmp_path: Path, monkeypatch) -> None:
+    towers, examples = trained
+    vectors = _item_vectors(towers, tiny_two_tower_snapshot)
+    fp32, int8 = tmp_path / "user_tower.onnx", tmp_path / "user_tower.int8.onnx"
+    export_user_tower(towers.user_tower, fp32, text_dim=16)
+    sample = examples.take(np.arange(min(100, len(examples)))).user
+    assert publish_int8_user_tower(fp32, int8, sample, vectors)["published"] is True and int8.is_file()
+    monkeypatch.setattr(export, "INT8_MIN_NEIGHBOUR_AGREEMENT", 1.01)  # nothing can reach it
+    result = publish_int8_user_tower(fp32, int8, sample, vectors)
+    assert result["published"] is False and result["threshold"] == 1.01
+    assert not int8.exists()  # nothing half-published next to the float32 tower
+
+
+def _item_vectors(towers, snapshot) -> np.ndarray:  # type: ignore[no-untyped-def]
+    _, catalog, _, vocab, _ = snapshot
+    images, has_image = np.zeros((catalog.size, 32), np.float32), np.zeros(catalog.size, bool)
+    inputs = item_inputs(vocab, catalog, np.arange(catalog.size), images, has_image)
+    return np.asarray(towers.item_tower(inputs, training=False), dtype=np.float32)
 
 
 def test_item_tower_onnx_parity_for_known_and_cold_items(trained, tiny_two_tower_snapshot,  # type: ignore[no-untyped-def]

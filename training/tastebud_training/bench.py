@@ -21,6 +21,7 @@ from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.adapters.embedded.scann_index import BruteForceIndex, ScannIndex
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis
+from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8
 from tastebud.catalog import Catalog
 from tastebud.composition import build_runtime
 from tastebud.features import FEATURE_NAMES
@@ -206,7 +207,8 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
                                          versions=Versions("bench", "bench", "bench"))
     return BenchSystem(service, users, recall_encoder, index, BruteForceIndex(vectors), users.user_ids.tolist(),
                        {"mode": "synthetic", "items": n_items, "users": n_users, "dimension": dim,
-                        "user_encoder": "two-tower ONNX (1024-512-128)" if two_tower else "history mean",
+                        "user_encoder": "two-tower ONNX (1024-512-128, int8 MatMul weights)" if two_tower
+                        else "history mean",
                         "index_build_s": round(build_s, 1), "cold_user_share": float(np.mean(lengths == 0))})
 
 
@@ -226,7 +228,7 @@ def _synthetic_ranker(workdir: Path, seed: int) -> Path:
 
 def _two_tower_encoder(catalog: Catalog, users: UserTable, workdir: Path, seed: int) -> OnnxUserEncoder:
     """The production user tower (architecture and input features) with random weights, exported to ONNX."""
-    from tastebud_training.two_tower.export import export_user_tower
+    from tastebud_training.two_tower.export import export_user_tower, quantize_tower
     from tastebud_training.two_tower.model import TowerConfig, build_user_tower
 
     rng = np.random.default_rng(seed)
@@ -237,9 +239,10 @@ def _two_tower_encoder(catalog: Catalog, users: UserTable, workdir: Path, seed: 
         n_merchants=n_merchants, n_categories=int(catalog.categories.size), n_preferences=0,
         price_edges=np.linspace(2, 20, 9), text_vectors=rng.normal(size=(n_items, 384)).astype(np.float32),
     )
-    path = workdir / "user_tower.onnx"
+    path = workdir / USER_TOWER
     export_user_tower(build_user_tower(vocab.sizes, TowerConfig()), path, text_dim=384)
-    return OnnxUserEncoder(path, vocab)
+    quantize_tower(path, workdir / USER_TOWER_INT8)  # what training serves when int8 retrieves what float32 does
+    return OnnxUserEncoder(workdir / USER_TOWER_INT8, vocab)
 
 
 def _synthetic_repeat(rng: np.random.Generator, last_ts: np.ndarray) -> np.ndarray:

@@ -34,6 +34,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _user_tower_int8(precision: str) -> bool:
+    """``--user-tower``: int8 or fp32."""
+    if precision not in ("int8", "fp32"):
+        fail(f"--user-tower must be int8 or fp32, not {precision!r}")
+    return precision == "int8"
+
+
 def load_data(path: Path) -> Any:
     from tastebud_training.data import DataValidationError, load_dataset
 
@@ -116,6 +123,9 @@ def train(
     retrieval: Annotated[str, typer.Option(help="two_tower (default) or content (the MiniLM baseline)")]
     = "two_tower",
     epochs: Annotated[int, typer.Option(min=1, help="Two-tower training epochs")] = 8,
+    user_tower: Annotated[str, typer.Option(
+        help="Two-tower user tower precision: int8 (default; served when it finds >= 95% of float32's top-100 "
+        "neighbours, else float32) or fp32")] = "int8",
     image_weights: Annotated[str | None, typer.Option(
         help="EfficientNetB0 weights file (or 'imagenet' where reachable); default: random init")] = None,
     no_images: Annotated[bool, typer.Option("--no-images", help="Ignore item images")] = False,
@@ -131,7 +141,8 @@ def train(
     try:
         base = TrainConfig(seed=seed, progress=not quiet, retrieval=retrieval, images=not no_images,
                            image_weights=image_weights)
-        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed))
+        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed,
+                                                 user_tower_int8=_user_tower_int8(user_tower)))
         manifest = run_train(dataset, out_dir, config)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -152,6 +163,9 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
     retrieval: Annotated[str, typer.Option(help="two_tower (default) or content")] = "two_tower",
     epochs: Annotated[int, typer.Option(min=1, help="Two-tower training epochs")] = 8,
+    user_tower: Annotated[str, typer.Option(
+        help="Two-tower user tower precision: int8 (default; served when it finds >= 95% of float32's top-100 "
+        "neighbours, else float32) or fp32")] = "int8",
     ablations: Annotated[bool, typer.Option("--ablations", help="Also train two-tower variants without logQ, "
                                             "without hard negatives and without feature dropout")] = False,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as markdown here")]
@@ -192,8 +206,9 @@ def evaluate(
     if data is not None and artifacts is not None:
         result = _run_evaluation(data, artifacts, exclude_seen=exclude_seen, progress=not as_json,
                                  max_users=max_users, seed=seed, retrieval=retrieval, epochs=epochs,
-                                 ablations=ablations, cold_start=cold_start, ease_l2=ease_l2,
-                                 exposure_floor=exposure_floor, cross_domain=cross_domain)
+                                 user_tower_int8=_user_tower_int8(user_tower), ablations=ablations,
+                                 cold_start=cold_start, ease_l2=ease_l2, exposure_floor=exposure_floor,
+                                 cross_domain=cross_domain)
         if markdown is not None:
             markdown.write_text(evaluation_report.render_markdown(result, command))
     if report is not None:
@@ -226,7 +241,7 @@ def evaluate(
 
 
 def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress: bool, max_users: int, seed: int,
-                    retrieval: str, epochs: int, ablations: bool, cold_start: bool,
+                    retrieval: str, epochs: int, user_tower_int8: bool, ablations: bool, cold_start: bool,
                     ease_l2: float | None, exposure_floor: float | None, cross_domain: bool) -> dict[str, Any]:
     from dataclasses import replace
 
@@ -237,7 +252,8 @@ def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress
     dataset = load_data(data)
     try:
         base = TrainConfig(seed=seed, progress=progress, retrieval=retrieval)
-        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed))
+        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed,
+                                                 user_tower_int8=user_tower_int8))
         names = ("no_logq", "no_hard_negatives", "no_feature_dropout") if ablations else ()
         result = run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users, config=config,
                               ablations=names, cold_start=cold_start,

@@ -18,6 +18,7 @@ import numpy as np
 
 from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
 from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
+from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8
 from tastebud.catalog import Catalog
 from tastebud.ports import UserEncoder
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, item_inputs
@@ -53,7 +54,7 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
                   log: Callable[[str], None]) -> FittedRetrieval:
     """Train the towers on positives before ``as_of``; export the user tower and embed the whole catalog."""
     from tastebud_training.two_tower.examples import build_examples, build_vocab
-    from tastebud_training.two_tower.export import export_user_tower, user_tower_parity
+    from tastebud_training.two_tower.export import export_user_tower, publish_int8_user_tower, user_tower_parity
     from tastebud_training.two_tower.trainer import embed_items, train_towers
 
     window = cut_at(dataset, as_of)
@@ -72,11 +73,20 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
 
     trained = train_towers(examples, inputs_for, catalog.size, vocab.sizes, config, progress=log)
     index_vectors = embed_items(trained.item_tower, inputs_for, catalog.size)
-    export_user_tower(trained.user_tower, out / "user_tower.onnx", int(text_vectors.shape[1]))
+    export_user_tower(trained.user_tower, out / USER_TOWER, int(text_vectors.shape[1]))
     sample = examples.take(np.arange(min(len(examples), 512)))
-    parity = user_tower_parity(trained.user_tower, out / "user_tower.onnx", sample.user)
+    parity = user_tower_parity(trained.user_tower, out / USER_TOWER, sample.user)
     if parity > ONNX_PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX user tower differs from Keras by {parity:.2e}; not publishing")
+    served_tower, int8 = USER_TOWER, None
+    if config.user_tower_int8:
+        spread = examples.take(np.linspace(0, len(examples) - 1, min(len(examples), 512)).astype(np.int64))
+        int8 = publish_int8_user_tower(out / USER_TOWER, out / USER_TOWER_INT8, spread.user, index_vectors)
+        log(f"two-tower: int8 user tower agrees on {int8['neighbour_agreement_mean']:.1%} of the top-{int8['k']} "
+            f"neighbours (min {int8['neighbour_agreement_min']:.0%}, cosine min {int8['cosine_min']:.4f}): "
+            + ("served" if int8["published"] else "NOT served, float32 kept"))
+        if int8["published"]:
+            served_tower = USER_TOWER_INT8
     vocab.save(out)
     trained.item_tower.save(out / "item_tower.keras")
     trained.user_tower.save(out / "user_tower.keras")
@@ -89,7 +99,8 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
         "kind": "two_tower", "feature_version": TWO_TOWER_FEATURE_VERSION,
         "dimension": int(index_vectors.shape[1]), "trained_before": as_of, "examples": len(examples),
         "examples_with_hard_negatives": with_hard, "temperature": trained.temperature,
-        "onnx_parity_max_abs": parity, "seconds": round(trained.seconds, 1),
+        "onnx_parity_max_abs": parity, "user_tower": served_tower, "user_tower_int8": int8,
+        "seconds": round(trained.seconds, 1),
         "best_epoch": trained.history["best_epoch"][0],
         "valid_recall@100": max(trained.history["valid_recall@100"]),
         "config": {"epochs": config.epochs, "batch_size": config.batch_size, "use_logq": config.use_logq,
@@ -98,6 +109,6 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
                    "history_dropout": config.history_dropout, "learning_rate": config.learning_rate},
         "images": int(has_image.sum()),
     }
-    encoder = OnnxUserEncoder(out / "user_tower.onnx", vocab)
+    encoder = OnnxUserEncoder(out / served_tower, vocab)  # evaluation measures the tower that is served
     return FittedRetrieval("two_tower", encoder, index_vectors, manifest, trained.history,
                            item_tower=trained.item_tower, item_inputs=inputs_for)

@@ -4,7 +4,7 @@ Layout (the embedded ArtifactStore; the S3 adapter mirrors it under a prefix):
     ARTIFACTS/CURRENT                      name of the live version
     ARTIFACTS/versions/<version>/manifest.json
     ARTIFACTS/versions/<version>/{manifest.json, catalog.npz, users.npz, text_vectors.npy, index_vectors.npy,
-                                  index/, user_tower.onnx, ranker.onnx, ...}
+                                  index/, user_tower.onnx, user_tower.int8.onnx, ranker.onnx, ...}
 Training writes a staging directory and publishes it with a rename, so readers never see half a version.
 """
 
@@ -22,6 +22,9 @@ from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError
 
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
+# The user tower: float32 as exported, and its int8 twin; the manifest's ``retrieval.user_tower`` names the served one.
+USER_TOWER = "user_tower.onnx"
+USER_TOWER_INT8 = "user_tower.int8.onnx"
 BUILD_HINT = "build them with `tastebud train --data DIR --out ARTIFACTS` (or `make demo`)"
 
 

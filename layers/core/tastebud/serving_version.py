@@ -16,7 +16,7 @@ from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.adapters.embedded.scann_index import BruteForceIndex, ScannIndex
 from tastebud.adapters.embedded.user_table import UserTable
-from tastebud.artifacts import Manifest
+from tastebud.artifacts import USER_TOWER, Manifest
 from tastebud.catalog import Catalog
 from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
@@ -56,10 +56,12 @@ def load_index(manifest: Manifest, directory: Path) -> CandidateIndex:
 
 
 def load_encoder(manifest: Manifest, directory: Path) -> UserEncoder:
-    """The user encoder the manifest names: the two-tower user tower (ONNX) or the content baseline."""
+    """The user encoder the manifest names: the two-tower user tower (ONNX; int8 when training found it retrieves
+    what float32 does, ``retrieval.user_tower``; versions from before that serve float32) or the content baseline."""
     text_vectors = np.load(directory / "text_vectors.npy")
     if manifest.retrieval.get("kind") == "two_tower":
-        return OnnxUserEncoder(directory / "user_tower.onnx", TwoTowerVocab.load(directory, text_vectors))
+        tower = manifest.retrieval.get("user_tower") or USER_TOWER
+        return OnnxUserEncoder(directory / tower, TwoTowerVocab.load(directory, text_vectors))
     return ContentUserEncoder(text_vectors, np.load(directory / "preference_vectors.npy"))
 
 

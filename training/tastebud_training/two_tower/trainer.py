@@ -43,6 +43,9 @@ class TwoTowerConfig:
     item_id_dropout: float | None = None
     history_dropout: float = 0.15
     seed: int = 7
+    # Also export the user tower with int8 MatMul weights and serve it when it retrieves what float32 retrieves
+    # (two_tower/export.py: INT8_MIN_NEIGHBOUR_AGREEMENT); False serves float32.
+    user_tower_int8: bool = True
     towers: TowerConfig = field(default_factory=TowerConfig)
 
     def __post_init__(self) -> None:

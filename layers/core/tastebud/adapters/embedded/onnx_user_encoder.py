@@ -11,25 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
+from tastebud.adapters.embedded.onnx_session import single_thread_session
 from tastebud.domain import RequestContext, UserProfile
 from tastebud.two_tower_features import TwoTowerVocab, profile_inputs
 
 
 class OnnxUserEncoder:
     def __init__(self, model_path: Path, vocab: TwoTowerVocab) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.model_path = model_path  # which tower file is served (float32 or its int8 twin)
+        self._session = single_thread_session(model_path)
         self._names = [i.name for i in self._session.get_inputs()]
         self._vocab = vocab
 
     def with_fresh_items(self, text_vectors: np.ndarray) -> OnnxUserEncoder:
         """The same session, with a vocabulary that knows the fresh items appended to the catalog."""
         encoder = OnnxUserEncoder.__new__(OnnxUserEncoder)
-        encoder._session, encoder._names = self._session, self._names
+        encoder.model_path, encoder._session, encoder._names = self.model_path, self._session, self._names
         encoder._vocab = self._vocab.with_fresh_rows(text_vectors)
         return encoder
 
