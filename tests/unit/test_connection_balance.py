@@ -36,3 +36,40 @@ def test_gone_workers_do_not_count_and_their_slot_is_reused() -> None:
     assert not balance.over_fair_share(3)
     balance.leave()
     assert balance._pids[0] == 0  # type: ignore[attr-defined]
+
+
+def test_a_stale_count_of_an_idle_worker_is_replaced_by_what_it_publishes() -> None:
+    """The idle worker's last busy count made 16/16 look even while it held nothing: it publishes 0 on its tick."""
+    balance = ConnectionBalance(slots=4)
+    balance.join()
+    other_worker(balance, 16)  # what the other worker held when it last answered
+    assert not balance.over_fair_share(16)
+    balance._counts[1] = 0  # type: ignore[attr-defined]  # its publish(0) on the next tick
+    assert balance.over_fair_share(16)
+
+
+def test_publish_records_this_workers_count_only_after_join() -> None:
+    balance = ConnectionBalance(slots=2)
+    balance.publish(5)  # not joined: nothing to record
+    assert list(balance._counts) == [0, 0]  # type: ignore[attr-defined]
+    balance.join()
+    balance.publish(5)
+    assert balance._counts[balance._slot] == 5  # type: ignore[attr-defined]
+
+
+def test_the_worker_server_publishes_its_open_connections_on_every_tick() -> None:
+    import asyncio
+
+    import uvicorn
+
+    from tastebud.http_server.asgi import LambdaAsgiApp
+    from tastebud.http_server.prefork import BalancedDrainingServer
+
+    balance = ConnectionBalance(slots=2)
+    balance.join()
+    app = LambdaAsgiApp(lambda: None, balance=balance)  # type: ignore[arg-type,return-value]
+    server = BalancedDrainingServer(config=uvicorn.Config(app, lifespan="off"))
+    app.count_connections_with(lambda: 3)
+    balance.publish(16)  # a stale count from a busy moment
+    assert asyncio.run(server.on_tick(1)) is False  # still serving
+    assert balance._counts[balance._slot] == 3  # type: ignore[attr-defined]

@@ -66,6 +66,11 @@ class LambdaAsgiApp:
         """The server tells how many connections this worker has open (for :class:`ConnectionBalance`)."""
         self._open_connections = open_connections
 
+    def publish_connections(self) -> None:
+        """Tell the other workers how many connections this one holds (the server calls this on every tick)."""
+        if self._balance is not None and self._open_connections is not None:
+            self._balance.publish(self._open_connections())
+
     def begin_draining(self) -> None:
         """The worker is stopping: from now on every response closes its connection (see draining.py)."""
         self._draining = True

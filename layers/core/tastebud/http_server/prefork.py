@@ -33,6 +33,16 @@ from tastebud.http_server.balance import ConnectionBalance
 from tastebud.http_server.draining import DrainingServer
 
 
+class BalancedDrainingServer(DrainingServer):
+    """The draining server that also publishes its open connections on every tick (0.1 s; see balance.py)."""
+
+    async def on_tick(self, counter: int) -> bool:
+        publish = getattr(self.config.app, "publish_connections", None)
+        if publish is not None:
+            publish()
+        return await super().on_tick(counter)
+
+
 class TastebudWorker(UvicornWorker):
     """uvicorn's gunicorn worker with uvloop + httptools, lifespan on (the factory runs there), no websockets and
     no uvicorn access log (LambdaAsgiApp writes JSON access lines with the request id)."""
@@ -43,7 +53,7 @@ class TastebudWorker(UvicornWorker):
     async def _serve(self) -> None:
         """uvicorn_worker's own ``_serve`` with a :class:`DrainingServer` (no request lost when a worker stops)."""
         self.config.app = self.wsgi
-        server = DrainingServer(config=self.config)
+        server = BalancedDrainingServer(config=self.config)
         if isinstance(self.wsgi, LambdaAsgiApp):
             self.wsgi.count_connections_with(lambda: len(server.server_state.connections))
         self._install_sigquit_handler()
