@@ -41,6 +41,13 @@ def test_missing_data_directory_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "tastebud data generate" in result.stderr
 
 
+def test_an_unknown_user_tower_precision_fails_before_reading_the_data(tmp_path: Path) -> None:
+    for command in (["train", "--out", str(tmp_path / "a")], ["evaluate", "--artifacts", str(tmp_path / "a")]):
+        result = runner.invoke(app, [*command, "--data", str(tmp_path / "nope"), "--user-tower", "fp16"])
+        assert result.exit_code == 2 and "--user-tower must be int8 or fp32, not 'fp16'" in result.stderr, command
+    assert not (tmp_path / "a").exists()
+
+
 def test_bench_needs_exactly_one_source() -> None:
     result = runner.invoke(app, ["bench"])
     assert result.exit_code == 2 and "--artifacts" in result.stderr

@@ -34,6 +34,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+# train and evaluate: which user tower to serve (and to evaluate).
+UserTowerOption = Annotated[str, typer.Option(
+    help="Two-tower user tower precision: int8 (default; served when it finds >= 95% of float32's top-100 "
+    "neighbours, else float32) or fp32")]
+
+
 def _user_tower_int8(precision: str) -> bool:
     """``--user-tower``: int8 or fp32."""
     if precision not in ("int8", "fp32"):
@@ -123,9 +129,7 @@ def train(
     retrieval: Annotated[str, typer.Option(help="two_tower (default) or content (the MiniLM baseline)")]
     = "two_tower",
     epochs: Annotated[int, typer.Option(min=1, help="Two-tower training epochs")] = 8,
-    user_tower: Annotated[str, typer.Option(
-        help="Two-tower user tower precision: int8 (default; served when it finds >= 95% of float32's top-100 "
-        "neighbours, else float32) or fp32")] = "int8",
+    user_tower: UserTowerOption = "int8",
     image_weights: Annotated[str | None, typer.Option(
         help="EfficientNetB0 weights file (or 'imagenet' where reachable); default: random init")] = None,
     no_images: Annotated[bool, typer.Option("--no-images", help="Ignore item images")] = False,
@@ -137,12 +141,12 @@ def train(
     from tastebud_training.train import TrainConfig
     from tastebud_training.train import train as run_train
 
+    int8 = _user_tower_int8(user_tower)  # before the data is read: a typo fails at once
     dataset = load_data(data)
     try:
         base = TrainConfig(seed=seed, progress=not quiet, retrieval=retrieval, images=not no_images,
                            image_weights=image_weights)
-        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed,
-                                                 user_tower_int8=_user_tower_int8(user_tower)))
+        config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed, user_tower_int8=int8))
         manifest = run_train(dataset, out_dir, config)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -163,9 +167,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
     retrieval: Annotated[str, typer.Option(help="two_tower (default) or content")] = "two_tower",
     epochs: Annotated[int, typer.Option(min=1, help="Two-tower training epochs")] = 8,
-    user_tower: Annotated[str, typer.Option(
-        help="Two-tower user tower precision: int8 (default; served when it finds >= 95% of float32's top-100 "
-        "neighbours, else float32) or fp32")] = "int8",
+    user_tower: UserTowerOption = "int8",
     ablations: Annotated[bool, typer.Option("--ablations", help="Also train two-tower variants without logQ, "
                                             "without hard negatives and without feature dropout")] = False,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as markdown here")]
