@@ -9,6 +9,10 @@ import numpy as np
 
 # Below this many items a partitioned tree has too few points per leaf; brute force is exact and fast.
 SCANN_MIN_ITEMS_FOR_TREE = 20_000
+# Leaves searched per query, whatever the catalog size. 5% of the leaves (until session 6) searched too few at
+# 20k-100k and more than needed at 1M. Recall@200 for user-tower queries, 5% -> 60 leaves: 0.79 -> 0.90 at 20k,
+# 0.96 -> 0.99 at 100k, 0.99 -> 0.98 at 1M (search 0.41 -> 0.27 ms); docs/BENCHMARKS.md, session 6.
+LEAVES_TO_SEARCH = 60
 _ASSETS = "scann_assets.pbtxt"
 _ASSET_PATH = re.compile(r'asset_path: "([^"]*)"')
 
@@ -52,9 +56,9 @@ class ScannIndex:
         n = vectors.shape[0]
         builder = scann.scann_ops_pybind.builder(vectors, min(max_k, n), "dot_product")
         if n >= SCANN_MIN_ITEMS_FOR_TREE:
-            # ~sqrt(n) leaves, search 5% of them; AH with re-ordering of 1000 gives recall@200 >= 0.97 (see bench).
+            # ~2 sqrt(n) leaves, LEAVES_TO_SEARCH searched; AH + re-ordering of 1000: recall@200 >= 0.97 (bench).
             leaves = int(np.sqrt(n) * 2)
-            builder = builder.tree(num_leaves=leaves, num_leaves_to_search=max(20, leaves // 20),
+            builder = builder.tree(num_leaves=leaves, num_leaves_to_search=min(leaves, LEAVES_TO_SEARCH),
                                    training_sample_size=min(n, 250_000))
             builder = builder.score_ah(2, anisotropic_quantization_threshold=0.2).reorder(1000)
         else:
