@@ -2,8 +2,9 @@
 
 Out-of-stock items live in one SET so that a request's candidates are checked with ONE ``SMISMEMBER``; quantities
 live in a HASH for the API and operators. redis-py packs the command and parses the reply in C (hiredis, a serving
-dependency): ~300 ids cost the server 0.08 ms, against 0.29 ms for the Lua loop of SISMEMBER calls used until
-session 6, which kept the client from packing and parsing ~300 values in Python (docs/BENCHMARKS.md, session 6).
+dependency). 290 ids among 1M items cost the server 0.04 ms, against 0.21 ms for the Lua loop of SISMEMBER calls used
+until session 6, and the client ~0.1 ms more (scripts/stock_lookup_cost.py): the shard, shared by every Lambda
+instance, is what saturates first (docs/BENCHMARKS.md, session 6).
 """
 
 from __future__ import annotations
