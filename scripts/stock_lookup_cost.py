@@ -39,16 +39,13 @@ def main(n_items: int, per_request: int, calls: int = 2000) -> None:
     batches = [[ids[j] for j in rng.choice(n_items, per_request, replace=False)] for _ in range(calls)]
     lua = client.register_script(LUA_LOOKUP)
 
-    def smismember(batch: list[str]) -> np.ndarray:
-        return store.out_of_stock(batch)
-
     def lua_loop(batch: list[str]) -> np.ndarray:
         answer = lua(keys=[OUT_OF_STOCK_KEY], args=["\n".join(batch)])
         return np.frombuffer(answer, dtype=np.uint8) == ord("1")
 
-    assert all((smismember(b) == lua_loop(b)).all() for b in batches[:20])
+    assert all((store.out_of_stock(b) == lua_loop(b)).all() for b in batches[:20])
     print(f"{n_items} items, {per_request} ids per lookup, {calls} lookups; hiredis: {redis.utils.HIREDIS_AVAILABLE}")
-    for name, lookup, command in (("SMISMEMBER", smismember, "cmdstat_smismember"),
+    for name, lookup, command in (("SMISMEMBER", store.out_of_stock, "cmdstat_smismember"),
                                   ("Lua SISMEMBER loop", lua_loop, "cmdstat_evalsha")):
         client.config_resetstat()
         started = time.thread_time()
