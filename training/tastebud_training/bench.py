@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ class BenchSystem:
     exact: BruteForceIndex
     user_ids: list[str]
     description: dict[str, Any]
+    # The synthetic system's adapters wired again with other serving knobs (None for --artifacts): one build
+    # measured with several request shapes (scripts/latency_floor.py).
+    rewire: Callable[[ServingKnobs], RecommendationService] | None = None
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -201,15 +205,19 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
     # production user tower: the real two-tower architecture exported to ONNX (random weights: latency only).
     recall_encoder = ContentUserEncoder(vectors, np.zeros((0, dim), np.float32))
     serving_encoder = _two_tower_encoder(catalog, users, workdir, seed) if two_tower else recall_encoder
-    knobs = ServingKnobs()
-    service = RecommendationService.wire(catalog=catalog, features=users, encoder=serving_encoder, index=index,
-                                         ranker=ranker, stock=stock, knobs=knobs,
-                                         versions=Versions("bench", "bench", "bench"))
+
+    def wire(knobs: ServingKnobs) -> RecommendationService:
+        return RecommendationService.wire(catalog=catalog, features=users, encoder=serving_encoder, index=index,
+                                          ranker=ranker, stock=stock, knobs=knobs,
+                                          versions=Versions("bench", "bench", "bench"))
+
+    service = wire(ServingKnobs())
     return BenchSystem(service, users, recall_encoder, index, BruteForceIndex(vectors), users.user_ids.tolist(),
                        {"mode": "synthetic", "items": n_items, "users": n_users, "dimension": dim,
                         "user_encoder": "two-tower ONNX (1024-512-128, int8 MatMul weights)" if two_tower
                         else "history mean",
-                        "index_build_s": round(build_s, 1), "cold_user_share": float(np.mean(lengths == 0))})
+                        "index_build_s": round(build_s, 1), "cold_user_share": float(np.mean(lengths == 0))},
+                       rewire=wire)
 
 
 def _synthetic_ranker(workdir: Path, seed: int) -> Path:

@@ -56,7 +56,10 @@ class OpenLoopResult:
     latencies_ms: list[float] = field(default_factory=list, repr=False, compare=False)
 
 
-def request_bytes(host: str, path: str, body: bytes) -> bytes:
+def request_bytes(host: str, path: str, body: bytes | None) -> bytes:
+    """A POST of the JSON ``body``, or a GET when ``body`` is None."""
+    if body is None:
+        return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     return head.encode() + body
@@ -84,6 +87,13 @@ class _Connection(asyncio.Protocol):
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(self._parser.get_status_code())
+        if not self._parser.should_keep_alive():
+            # ``Connection: close`` (the server sheds the connection, see tastebud.http_server.balance): send
+            # nothing more on it (RFC 9112 §9.6). Writing the next request before the server's FIN arrives
+            # would be answered by a reset and counted as the server's error.
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -199,9 +209,10 @@ def _ms(values: np.ndarray, q: float) -> float:
     return round(float(np.percentile(values, q)) * 1e3, 3) if values.size else float("nan")
 
 
-def open_loop_load(url: str, bodies: Sequence[bytes], *, rate: float, duration_s: float,
+def open_loop_load(url: str, bodies: Sequence[bytes | None], *, rate: float, duration_s: float,
                    connections: int = DEFAULT_CONNECTIONS, path: str = "/v1/recommendations") -> OpenLoopResult:
-    """POST ``bodies`` round-robin at ``rate`` requests/s for ``duration_s`` over keep-alive connections."""
+    """POST ``bodies`` (GET for None) round-robin at ``rate`` requests/s for ``duration_s`` over keep-alive
+    connections."""
     if rate <= 0 or duration_s <= 0 or connections < 1:
         raise ValueError("rate and duration_s must be > 0, connections >= 1")
     parts = urlsplit(url)

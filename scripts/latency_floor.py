@@ -1,0 +1,113 @@
+"""How low the open-loop p99 of `tastebud bench --http` can go here: the request's work against its fixed cost.
+
+One synthetic build of N items (as `tastebud bench --items N`), then:
+
+1. **Fewer candidates.** The service is wired with the design's candidate counts (ServingKnobs) and with 1/2, 1/4 and
+   1/10 of them, and each is measured the `tastebud bench --http` way (handler in process; wrk closed loop at 8 and
+   32 connections = capacity; open loop at half of it), with shorter runs: 1,000 in-process calls, 6 s closed loops,
+   20 s open loop.
+2. **No work.** The same server answering ``GET /health/live`` (no dependency is called): its capacity by wrk, then
+   the open loop at each recommendation setting's half-capacity rate and at 25% and 50% of its own capacity. This
+   is what HTTP, the load generator and the machine cost at those rates whatever the request does.
+
+    PYTHONPATH=layers/core:training .venv/bin/python scripts/latency_floor.py 1000000 [--json FILE]
+
+Needs wrk (`make wrk`). Takes ~12 min at 1M items; run it alone on the machine (`flock /work/cpu.lock ...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+from dataclasses import asdict, replace
+from typing import Any
+
+from tastebud.service import StageTrace
+from tastebud.settings import ServingKnobs
+from tastebud_training import bench
+from tastebud_training.http_bench import ForkedServer, run_http_bench
+from tastebud_training.open_loop import open_loop_load
+
+NO_WORK_PATH = "/health/live"
+OPEN_LOOP_S = 20.0
+
+
+def candidate_settings() -> dict[str, ServingKnobs]:
+    design = ServingKnobs()
+
+    def scaled(divisor: int) -> ServingKnobs:
+        return replace(design, retrieve_k=design.retrieve_k // divisor,
+                       history_candidates=design.history_candidates // divisor,
+                       related_candidates=design.related_candidates // divisor,
+                       popular_candidates=design.popular_candidates // divisor)
+
+    return {"design": design, "1/2": scaled(2), "1/4": scaled(4), "1/10": scaled(10)}
+
+
+def wrk_capacity(url: str) -> float:
+    """The best of wrk's req/s at 8 and 32 keep-alive connections (10 s each) on ``GET url``."""
+    best = 0.0
+    for connections in (8, 32):
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", "-d10s", url], capture_output=True, text=True,
+                             check=True).stdout
+        if "Non-2xx" in out or "Socket errors" in out:
+            raise RuntimeError(f"wrk saw errors on {url}:\n{out}")
+        match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        if match is None:
+            raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
+        best = max(best, float(match.group(1)))
+    return best
+
+
+def main(n_items: int, json_path: str | None) -> None:
+    system = bench.synthetic(n_items, progress=False)
+    assert system.rewire is not None
+    report: dict[str, Any] = {"items": n_items, "requests": {}, "no_work": {}}
+    for name, knobs in candidate_settings().items():
+        service = system.rewire(knobs)
+        rows = []
+        for user in system.user_ids[:300]:
+            trace = StageTrace()
+            service.recommend(user, k=20, trace=trace)
+            assert trace.retrieved is not None
+            rows.append(trace.retrieved.rows.size)
+        result = run_http_bench(service, system.user_ids, {"candidates": name}, workers=2, requests=1000,
+                                duration_s=6.0, rate_fractions=(0.5,), rate_duration_s=OPEN_LOOP_S)
+        local, loop = result["in_process"], result["open_loop"][0]
+        report["requests"][name] = {"rows_ranked_mean": round(sum(rows) / len(rows), 1), "in_process": local,
+                                    "capacity_requests_per_s": result["capacity_requests_per_s"],
+                                    "open_loop": {k: v for k, v in loop.items() if k != "queue_model"}}
+        print(f"{name:>6}: {sum(rows) / len(rows):5.0f} rows ranked | in process p50 {local['p50_ms']} p99 "
+              f"{local['p99_ms']} ms, CPU {local['cpu_ms_per_call']} ms | capacity "
+              f"{result['capacity_requests_per_s']} req/s | open loop at {loop['target_rate']} req/s: p50 "
+              f"{loop['p50_ms']} p90 {loop['p90_ms']} p99 {loop['p99_ms']} p99.9 {loop['p999_ms']} ms, "
+              f"{loop['errors']} errors, cores per worker {loop['cores_per_worker']}", flush=True)
+
+    with ForkedServer(system.service, 2) as server:
+        url = server.url + NO_WORK_PATH
+        capacity = wrk_capacity(url)
+        report["no_work"]["capacity_requests_per_s"] = capacity
+        print(f"GET {NO_WORK_PATH}: capacity {capacity:.0f} req/s (wrk)", flush=True)
+        rates = {f"half capacity of {name}": row["open_loop"]["target_rate"]
+                 for name, row in report["requests"].items()}
+        rates |= {"25% of its own capacity": 0.25 * capacity, "50% of its own capacity": 0.5 * capacity}
+        for label, rate in rates.items():
+            run = open_loop_load(server.url, [None], rate=rate, duration_s=OPEN_LOOP_S, path=NO_WORK_PATH)
+            row = {key: value for key, value in asdict(run).items() if key != "latencies_ms"}
+            report["no_work"][label] = row
+            print(f"GET {NO_WORK_PATH} at {rate:.0f} req/s ({label}): p50 {run.p50_ms} p90 {run.p90_ms} p99 "
+                  f"{run.p99_ms} p99.9 {run.p999_ms} ms, send lag p99 {run.send_lag_p99_ms} ms, {run.errors} "
+                  f"errors {run.error_detail or ''}", flush=True)
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump(report, out, indent=1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("items", type=int)
+    parser.add_argument("--json", dest="json_path", help="also write the whole report to this file")
+    args = parser.parse_args()
+    main(args.items, args.json_path)
