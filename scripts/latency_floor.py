@@ -6,13 +6,14 @@ One synthetic build of N items (as `tastebud bench --items N`), then:
    1/10 of them, and each is measured the `tastebud bench --http` way (handler in process; wrk closed loop at 8 and
    32 connections = capacity; open loop at half of it), with shorter runs: 1,000 in-process calls, 6 s closed loops,
    20 s open loop.
-2. **No work.** The same server answering ``GET /health/live`` (no dependency is called): its capacity by wrk, then
-   the open loop at each recommendation setting's half-capacity rate and at 25% and 50% of its own capacity. This
-   is what HTTP, the load generator and the machine cost at those rates whatever the request does.
+2. **No work.** Each open loop above is followed, as in every `tastebud bench --http` run, by the same schedule on
+   ``GET /health/live`` (no service, no dependency: ``no_work_floor``). Here that route's own capacity is also
+   measured (wrk), with open loops at 25% and 50% of it: what HTTP, the load generator and the machine cost at the
+   rates a much faster service would be measured at.
 
     PYTHONPATH=layers/core:training .venv/bin/python scripts/latency_floor.py 1000000 [--json FILE]
 
-Needs wrk (`make wrk`). Takes ~12 min at 1M items; run it alone on the machine (`flock /work/cpu.lock ...`).
+Needs wrk (`make wrk`). Takes ~14 min at 1M items; run it alone on the machine (`flock /work/cpu.lock ...`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from typing import Any
 from tastebud.service import StageTrace
 from tastebud.settings import ServingKnobs
 from tastebud_training import bench
-from tastebud_training.http_bench import ForkedServer, run_http_bench
+from tastebud_training.http_bench import NO_WORK_PATH, ForkedServer, run_http_bench
 from tastebud_training.open_loop import open_loop_load
 
-NO_WORK_PATH = "/health/live"
 OPEN_LOOP_S = 20.0
 
 
@@ -79,20 +79,20 @@ def main(n_items: int, json_path: str | None) -> None:
         report["requests"][name] = {"rows_ranked_mean": round(sum(rows) / len(rows), 1), "in_process": local,
                                     "capacity_requests_per_s": result["capacity_requests_per_s"],
                                     "open_loop": {k: v for k, v in loop.items() if k != "queue_model"}}
+        floor = loop["no_work_floor"]
         print(f"{name:>6}: {sum(rows) / len(rows):5.0f} rows ranked | in process p50 {local['p50_ms']} p99 "
               f"{local['p99_ms']} ms, CPU {local['cpu_ms_per_call']} ms | capacity "
               f"{result['capacity_requests_per_s']} req/s | open loop at {loop['target_rate']} req/s: p50 "
               f"{loop['p50_ms']} p90 {loop['p90_ms']} p99 {loop['p99_ms']} p99.9 {loop['p999_ms']} ms, "
-              f"{loop['errors']} errors, cores per worker {loop['cores_per_worker']}", flush=True)
+              f"{loop['errors']} errors, cores per worker {loop['cores_per_worker']}, stolen {loop['cores_stolen']} "
+              f"| GET {NO_WORK_PATH} at that rate: p50 {floor['p50_ms']} p99 {floor['p99_ms']} ms", flush=True)
 
     with ForkedServer(system.service, 2) as server:
         url = server.url + NO_WORK_PATH
         capacity = wrk_capacity(url)
         report["no_work"]["capacity_requests_per_s"] = capacity
         print(f"GET {NO_WORK_PATH}: capacity {capacity:.0f} req/s (wrk)", flush=True)
-        rates = {f"half capacity of {name}": row["open_loop"]["target_rate"]
-                 for name, row in report["requests"].items()}
-        rates |= {"25% of its own capacity": 0.25 * capacity, "50% of its own capacity": 0.5 * capacity}
+        rates = {"25% of its own capacity": 0.25 * capacity, "50% of its own capacity": 0.5 * capacity}
         for label, rate in rates.items():
             run = open_loop_load(server.url, [None], rate=rate, duration_s=OPEN_LOOP_S, path=NO_WORK_PATH)
             row = {key: value for key, value in asdict(run).items() if key != "latencies_ms"}

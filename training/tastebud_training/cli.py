@@ -483,7 +483,7 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
         table = Table(title=f"open loop (fixed rate, latency from the scheduled send time), capacity "
                             f"{report['capacity_requests_per_s']:.0f} req/s")
         for column in ("share", "target req/s", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-                       "errors", "send lag p99 ms", "cores srv/redis/gen/other"):
+                       "errors", "send lag p99 ms", "no-work p99 ms", "cores srv/redis/gen/other"):
             table.add_column(column, justify="right")
         for row in report["open_loop"]:
             cores = "/".join(f"{row[name]:.2f}" for name in ("cores_server", "cores_redis", "cores_load_generator",
@@ -491,7 +491,8 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
             table.add_row(f"{row['fraction_of_capacity']:.0%}", f"{row['target_rate']:.0f}",
                           f"{row['achieved_rate']:.0f}", *(f"{row[name]:.2f}" for name in (
                               "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")),
-                          str(row["errors"]), f"{row['send_lag_p99_ms']:.2f}", cores)
+                          str(row["errors"]), f"{row['send_lag_p99_ms']:.2f}",
+                          f"{row['no_work_floor']['p99_ms']:.2f}", cores)
         out.print(table)
     out.print(f"goals: {report['goals']}")
 

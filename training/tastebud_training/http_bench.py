@@ -54,6 +54,9 @@ SERVER_START_TIMEOUT_S = 120.0
 KEEP_ALIVE_GOAL_MS = 1.0
 THROUGHPUT_GOAL = 0.70
 OPEN_LOOP_P99_GOAL_MS = 5.0  # DESIGN §5: at 1M items, HTTP p99 <= 5 ms at half of the measured capacity
+# A route that calls nothing (no service, no dependency): its open-loop latency at a rate is what HTTP, the load
+# generator and the machine cost at that rate, whatever the request does (scripts/latency_floor.py).
+NO_WORK_PATH = "/health/live"
 
 
 @dataclass(frozen=True)
@@ -399,6 +402,13 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             progress(f"open loop {fraction:.0%}: p50 {run.p50_ms} p99 {run.p99_ms} p99.9 {run.p999_ms} ms, "
                      f"{run.achieved_rate} req/s, {run.errors} errors")
             row = {key: value for key, value in asdict(run).items() if key != "latencies_ms"}
+            floor = open_loop_load(server.url, [None], rate=rate, duration_s=rate_duration_s,
+                                   connections=rate_connections, path=NO_WORK_PATH)
+            progress(f"open loop {fraction:.0%}, GET {NO_WORK_PATH} at the same rate: p50 {floor.p50_ms} p99 "
+                     f"{floor.p99_ms} ms, {floor.errors} errors")
+            # The floor under the p99 above: the same schedule on a route that does no work.
+            row["no_work_floor"] = {"path": NO_WORK_PATH, **{key: getattr(floor, key) for key in (
+                "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "errors", "send_lag_p99_ms")}}
             # The same rate on an idealised server running the in-process handler times (see fixed_rate_queue).
             row["queue_model"] = fixed_rate_queue(handler_ms, rate=rate, workers=workers)
             # Each worker's share: keep-alive connections pin requests to workers, so an uneven split queues.
