@@ -11,7 +11,8 @@ One synthetic build of N items (as `tastebud bench --items N`), then:
    measured (wrk), with open loops at 25% and 50% of it: what HTTP, the load generator and the machine cost at the
    rates a much faster service would be measured at.
 
-    PYTHONPATH=layers/core:training .venv/bin/python scripts/latency_floor.py 1000000 [--json FILE]
+    PYTHONPATH=layers/core:training .venv/bin/python scripts/latency_floor.py 1000000 [--json FILE] [--plot PNG]
+    PYTHONPATH=layers/core:training .venv/bin/python scripts/latency_floor.py --from-json FILE --plot PNG
 
 Needs wrk (`make wrk`). Takes ~14 min at 1M items; run it alone on the machine (`flock /work/cpu.lock ...`).
 """
@@ -28,7 +29,7 @@ from typing import Any
 from tastebud.service import StageTrace
 from tastebud.settings import ServingKnobs
 from tastebud_training import bench
-from tastebud_training.http_bench import NO_WORK_PATH, ForkedServer, run_http_bench
+from tastebud_training.http_bench import NO_WORK_PATH, OPEN_LOOP_P99_GOAL_MS, ForkedServer, run_http_bench
 from tastebud_training.open_loop import open_loop_load
 
 OPEN_LOOP_S = 20.0
@@ -61,7 +62,7 @@ def wrk_capacity(url: str) -> float:
     return best
 
 
-def main(n_items: int, json_path: str | None) -> None:
+def main(n_items: int, json_path: str | None) -> dict[str, Any]:
     system = bench.synthetic(n_items, progress=False)
     assert system.rewire is not None
     report: dict[str, Any] = {"items": n_items, "requests": {}, "no_work": {}}
@@ -103,11 +104,52 @@ def main(n_items: int, json_path: str | None) -> None:
     if json_path:
         with open(json_path, "w") as out:
             json.dump(report, out, indent=1)
+    return report
+
+
+def plot(report: dict[str, Any], path: str) -> None:
+    """Open-loop p99 and p50 per candidate setting, the no-work route's p99 at the same rates, and the goal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(report["requests"].values())
+    rows = [row["rows_ranked_mean"] for row in settings]
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    axis.plot(rows, [row["open_loop"]["p99_ms"] for row in settings], "o-", label="recommendation p99 (open loop)")
+    axis.plot(rows, [row["open_loop"]["p50_ms"] for row in settings], "o--", label="recommendation p50")
+    axis.plot(rows, [row["in_process"]["p50_ms"] for row in settings], "s:", label="in process p50 (handler)")
+    axis.plot(rows, [row["open_loop"]["no_work_floor"]["p99_ms"] for row in settings], "^-",
+              color="tab:purple", label=f"GET {NO_WORK_PATH} p99 at the same rate (no work)")
+    axis.axhline(OPEN_LOOP_P99_GOAL_MS, color="red", linewidth=1, label="goal: p99 5 ms")
+    for name, x, row in zip(report["requests"], rows, settings, strict=True):
+        axis.annotate(f"{name}\n{row['open_loop']['target_rate']:.0f} req/s", (x, row["open_loop"]["p99_ms"]),
+                      textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    axis.set_yscale("log")
+    axis.set_ylim(top=3 * max(row["open_loop"]["p99_ms"] for row in settings))
+    axis.set_xlabel("candidates ranked per request (mean)")
+    axis.set_ylabel("ms (log scale)")
+    axis.set_title(f"HTTP at half capacity, {report['items']:,} items, 2 workers on 2 vCPUs")
+    axis.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("items", type=int)
+    parser.add_argument("items", type=int, nargs="?", help="catalog size of the synthetic build")
     parser.add_argument("--json", dest="json_path", help="also write the whole report to this file")
+    parser.add_argument("--plot", help="draw the report to this PNG")
+    parser.add_argument("--from-json", help="draw a report written earlier by --json (measures nothing)")
     args = parser.parse_args()
-    main(args.items, args.json_path)
+    if args.from_json:
+        with open(args.from_json) as saved:
+            measured = json.load(saved)
+    elif args.items:
+        measured = main(args.items, args.json_path)
+    else:
+        parser.error("give a catalog size, or --from-json FILE")
+    if args.plot:
+        plot(measured, args.plot)
