@@ -8,7 +8,8 @@ send times are fixed in advance, request ``n`` at ``start + n / rate``, whatever
 * a ticker thread sleeps until each scheduled time (``time.sleep``: clock_nanosleep, tens of microseconds late, where
   an asyncio timer is up to 1 ms late) and hands request ``n`` to the event loop (``call_soon_threadsafe``);
 * request ``n`` goes on keep-alive connection ``n % connections`` (HTTP/1.1, no pipelining); if that connection is
-  still waiting for an earlier answer, the request waits its turn, and the wait counts;
+  still waiting for an earlier answer, the request waits its turn, and the wait counts; a connection answered
+  with ``Connection: close`` (the server rebalancing its workers) is reopened for the next request;
 * latency = time the whole answer was read − SCHEDULED send time. ``send_lag`` (actual write − scheduled) is also
   reported: it is the generator's own share (plus any wait for a busy connection) and should stay well under 1 ms.
 
