@@ -77,11 +77,12 @@ def main(n_items: int, json_path: str | None) -> dict[str, Any]:
         result = run_http_bench(service, system.user_ids, {"candidates": name}, workers=2, requests=1000,
                                 duration_s=6.0, rate_fractions=(0.5,), rate_duration_s=OPEN_LOOP_S)
         local, loop = result["in_process"], result["open_loop"][0]
-        report["requests"][name] = {"rows_ranked_mean": round(sum(rows) / len(rows), 1), "in_process": local,
+        rows_mean = sum(rows) / len(rows)
+        report["requests"][name] = {"rows_ranked_mean": round(rows_mean, 1), "in_process": local,
                                     "capacity_requests_per_s": result["capacity_requests_per_s"],
                                     "open_loop": {k: v for k, v in loop.items() if k != "queue_model"}}
         floor = loop["no_work_floor"]
-        print(f"{name:>6}: {sum(rows) / len(rows):5.0f} rows ranked | in process p50 {local['p50_ms']} p99 "
+        print(f"{name:>6}: {rows_mean:5.0f} rows ranked | in process p50 {local['p50_ms']} p99 "
               f"{local['p99_ms']} ms, CPU {local['cpu_ms_per_call']} ms | capacity "
               f"{result['capacity_requests_per_s']} req/s | open loop at {loop['target_rate']} req/s: p50 "
               f"{loop['p50_ms']} p90 {loop['p90_ms']} p99 {loop['p99_ms']} p99.9 {loop['p999_ms']} ms, "
