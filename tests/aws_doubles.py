@@ -6,7 +6,9 @@ transport (with SigV4 signing) and botocore's serializer/parser (rest-json proto
     records every request and answers with the documented bodies of the OpenSearch REST API (create
     index, HEAD/GET/DELETE index (GET with wildcards), _settings, _bulk, _refresh, _forcemerge, _count,
     _alias/_aliases, _update (with ``require_alias``), _update_by_query (term query + painless assignment),
-    k-NN _search with efficient filters, ``_plugins/_knn/warmup``; error bodies
+    k-NN _search with efficient filters, ``_plugins/_knn/warmup``, ``_forcemerge?wait_for_completion=false``
+    (``{"task": "<node>:<n>"}``) with ``GET _tasks`` / ``GET _tasks/<id>`` (running for ``merge_polls`` reads,
+    then ``completed`` with the merge's response, as a stored task result); error bodies
     ``{"error": {"root_cause": [...], "type", "reason"}, "status"}``). Its k-NN is exact (brute force)
     and its scores follow the k-NN "spaces" table for ``innerproduct``. Like OpenSearch, ``_update`` on a
     missing target without ``require_alias`` auto-creates a plain index of that name.
@@ -63,6 +65,8 @@ class FakeOpenSearchDomain:
         self.aliases: dict[str, set[str]] = {}
         self.failures: list[Reply | Exception] = []  # served (FIFO) before normal routing
         self.clock_ms = 1_760_000_000_000  # creation_date of the next index (ms), strictly increasing
+        self.tasks: dict[str, dict[str, Any]] = {}  # background tasks (force merges) by "<node>:<number>"
+        self.merge_polls = 1  # GET _tasks/<id> answers completed=false this many times, then true
 
     # --- urllib3 pool interface used by Urllib3HttpConnection.perform_request
     def urlopen(self, method: str, url: str, body: bytes | None = None, retries: Any = None,
@@ -97,7 +101,13 @@ class FakeOpenSearchDomain:
         if method == "PUT" and len(segments) == 2 and segments[1] == "_settings":
             return self._put_settings(segments[0], json.loads(body))
         if method == "POST" and len(segments) == 2 and segments[1] == "_forcemerge":
+            if query.get("wait_for_completion") == ["false"]:
+                return self._start_task(segments[0], query)
             return self._shards_reply(segments[0], query)
+        if method == "GET" and segments == ["_tasks"]:
+            return self._list_tasks(query)
+        if method == "GET" and len(segments) == 2 and segments[0] == "_tasks":
+            return self._get_task(segments[1])
         if method == "GET" and segments[:3] == ["_plugins", "_knn", "warmup"] and len(segments) == 4:
             return self._shards_reply(segments[3], query)
         if method in ("GET", "POST") and len(segments) == 2 and segments[1] == "_count":
@@ -169,6 +179,40 @@ class FakeOpenSearchDomain:
         settings = self.indices[name]["settings"]
         total = int(settings.get("number_of_shards", 1)) * (1 + int(settings.get("number_of_replicas", 1)))
         return _json(200, {"_shards": {"total": total, "successful": total, "failed": 0}})
+
+    def _start_task(self, name: str, query: dict[str, list[str]]) -> Reply:
+        if name not in self.indices:
+            return self._missing(name)
+        task_id = f"oTUltX4IQMOUUVeiohTt8A:{1000 + len(self.tasks)}"
+        segments = query.get("max_num_segments", ["-1"])[0]
+        self.tasks[task_id] = {"index": name, "reads": 0, "description": (
+            f"Force-merge indices [{name}], maxSegments[{segments}], onlyExpungeDeletes[false], flush[true], "
+            "primaryOnly[false]")}
+        return _json(200, {"task": task_id})
+
+    def _task_info(self, task_id: str, task: dict[str, Any]) -> dict[str, Any]:
+        node, number = task_id.split(":")
+        return {"node": node, "id": int(number), "type": "transport", "action": "indices:admin/forcemerge",
+                "description": task["description"], "start_time_in_millis": self.clock_ms,
+                "running_time_in_nanos": 1_000_000, "cancellable": False, "cancelled": False, "headers": {}}
+
+    def _list_tasks(self, query: dict[str, list[str]]) -> Reply:
+        pattern = query.get("actions", ["*"])[0]
+        running = {task_id: self._task_info(task_id, task) for task_id, task in self.tasks.items()
+                   if task["reads"] < self.merge_polls and fnmatch.fnmatchcase("indices:admin/forcemerge", pattern)}
+        nodes = {"oTUltX4IQMOUUVeiohTt8A": {"name": "data-node-1", "roles": ["data", "ingest"], "tasks": running}}
+        return _json(200, {"nodes": nodes if running else {}})
+
+    def _get_task(self, task_id: str) -> Reply:
+        task = self.tasks.get(task_id)
+        if task is None:
+            return opensearch_error(404, "resource_not_found_exception",
+                                    f"task [{task_id}] isn't running and hasn't stored its results")
+        task["reads"] += 1
+        if task["reads"] <= self.merge_polls:
+            return _json(200, {"completed": False, "task": self._task_info(task_id, task)})
+        _, _, merged = self._shards_reply(task["index"], {})
+        return _json(200, {"completed": True, "task": self._task_info(task_id, task), "response": json.loads(merged)})
 
     def _count(self, target: str) -> Reply:
         indices = self._resolve(target)

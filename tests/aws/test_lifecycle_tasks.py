@@ -11,12 +11,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import numpy as np
 import pytest
-from aws_doubles import FakeOpenSearchDomain, opensearch_client
+from aws_doubles import FakeOpenSearchDomain, _json, opensearch_client
 from moto import mock_aws
+from urllib3.exceptions import ReadTimeoutError
 
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live, write_live
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
@@ -61,7 +63,12 @@ def hot_swap(world: dict[str, Any], version: str) -> dict[str, Any]:
     for chunk in prep["chunks"]:
         loaded = index_tasks.handle({"action": "bulk_load", **common, **chunk}, world["index"])
         assert loaded["failed"] == 0, loaded
-    index_tasks.handle({"action": "finalize", **common}, world["index"])
+    started = index_tasks.handle({"action": "start_merge", **common}, world["index"])
+    while not (merge := index_tasks.handle({"action": "merge_status", **common, "task": started["task"]},
+                                           world["index"]))["done"]:
+        started = merge  # the state machine's Wait -> merge_status -> Choice loop
+    index_tasks.handle({"action": "settle", **common}, world["index"])
+    assert index_tasks.handle({"action": "warm_up", **common}, world["index"])["warm"] is True
     verified = index_tasks.handle({"action": "verify", **common, "k": 10, "samples": 5}, world["index"])
     assert verified["ok"], verified
     index_tasks.handle({"action": "flip", **common}, world["index"])
@@ -79,17 +86,71 @@ def test_a_hot_swap_builds_warms_verifies_and_flips_one_pointer(world: dict[str,
     created = json.loads(next(r["body"] for r in domain.requests if r["method"] == "PUT" and r["path"] == f"/{index}"))
     assert created["settings"]["index"]["number_of_replicas"] == 0  # relaxed during the load
     assert created["settings"]["index"]["refresh_interval"] == "-1"
-    assert domain.indices[index]["settings"]["number_of_replicas"] == 1  # restored by finalize
+    assert domain.indices[index]["settings"]["number_of_replicas"] == 1  # restored by settle
     assert domain.indices[index]["settings"]["refresh_interval"] == "30s"
     calls = [(r["method"], r["path"]) for r in domain.requests]
-    assert calls.index(("POST", f"/{index}/_forcemerge")) < calls.index(("GET", f"/_plugins/_knn/warmup/{index}"))
+    assert calls.index(("POST", f"/{index}/_refresh")) < calls.index(("POST", f"/{index}/_forcemerge")) < calls.index(
+        ("GET", f"/_plugins/_knn/warmup/{index}"))
     merge = next(r for r in domain.requests if r["path"] == f"/{index}/_forcemerge")
-    assert merge["query"] == {"max_num_segments": ["1"]}
+    # In the background: a blocking force merge of 100k-1M vectors outlives every client timeout (issue 20 #10).
+    assert merge["query"] == {"max_num_segments": ["1"], "wait_for_completion": ["false"]}
+    assert ("GET", "/_tasks/oTUltX4IQMOUUVeiohTt8A:1000") in [(m, unquote(path)) for m, path in calls]
     live = read_live(world["s3"], BUCKET, PREFIX)
     assert live == LivePointer(version="v1", model_version="m-v1", index_version="i-v1", index=index,
                                endpoint="tb-user-tower-v1", previous=None)
     again = control_tasks.handle({"action": "prepare", "version": "v1"}, world["control"])
     assert again["already_live"] is True  # a re-run of the same version is a no-op in the ASL
+
+
+def loaded_index(world: dict[str, Any], version: str = "v1") -> dict[str, Any]:
+    publish(world, version)
+    prep = control_tasks.handle({"action": "prepare", "version": version}, world["control"])
+    common = {k: prep[k] for k in ("version", "model_version", "index_version", "index", "endpoint", "live")}
+    index_tasks.handle({"action": "create_index", **common, "dimension": prep["dimension"]}, world["index"])
+    return common
+
+
+def test_the_force_merge_runs_in_the_background_and_is_polled_to_completion(world: dict[str, Any]) -> None:
+    common = loaded_index(world)
+    domain: FakeOpenSearchDomain = world["domain"]
+    domain.merge_polls = 3
+    started = index_tasks.handle({"action": "start_merge", **common}, world["index"])
+    polls = [index_tasks.handle({"action": "merge_status", **common, "task": started["task"]}, world["index"])
+             for _ in range(4)]
+    assert [p["done"] for p in polls] == [False, False, False, True]
+    assert {p["task"] for p in polls} == {started["task"]}
+
+
+def test_a_retried_start_merge_finds_the_running_merge_instead_of_queueing_another(world: dict[str, Any]) -> None:
+    common = loaded_index(world)
+    domain: FakeOpenSearchDomain = world["domain"]
+    domain.merge_polls = 5
+    first = index_tasks.handle({"action": "start_merge", **common}, world["index"])
+    again = index_tasks.handle({"action": "start_merge", **common}, world["index"])  # after a lost answer
+    assert again["task"] == first["task"] and len(domain.tasks) == 1
+
+
+def test_a_merge_task_lost_with_its_node_is_started_again_and_a_failed_merge_raises(world: dict[str, Any]) -> None:
+    common = loaded_index(world)
+    status = index_tasks.handle({"action": "merge_status", **common, "task": "gone:1"}, world["index"])
+    assert status["done"] is False and status["restarted"] is True and status["task"] in world["domain"].tasks
+    world["domain"].failures.append(_json(200, {"completed": True, "task": {}, "error": {
+        "type": "illegal_state_exception", "reason": "merge failed"}}))
+    with pytest.raises(DependencyError, match="illegal_state_exception"):
+        index_tasks.handle({"action": "merge_status", **common, "task": status["task"]}, world["index"])
+
+
+def test_a_warm_up_that_outlasts_its_request_timeout_is_asked_again_later(world: dict[str, Any]) -> None:
+    common = loaded_index(world)
+    domain: FakeOpenSearchDomain = world["domain"]
+    domain.failures.append(ReadTimeoutError(None, "/_plugins/_knn/warmup", "Read timed out. (read timeout=45)"))
+    assert index_tasks.handle({"action": "warm_up", **common}, world["index"])["warm"] is False
+    warmup = next(r for r in domain.requests if r["path"].startswith("/_plugins/_knn/warmup/"))
+    assert warmup["timeout"] == 45.0  # bounded below the client's 60 s and the Lambda's 900 s
+    assert index_tasks.handle({"action": "warm_up", **common}, world["index"])["warm"] is True
+    domain.failures.append(_json(200, {"_shards": {"total": 2, "successful": 1, "failed": 1}}))
+    with pytest.raises(DependencyError, match="warm-up"):
+        index_tasks.handle({"action": "warm_up", **common}, world["index"])
 
 
 def test_create_index_replaces_a_half_built_index_and_refuses_the_live_one(world: dict[str, Any]) -> None:

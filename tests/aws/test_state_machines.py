@@ -18,7 +18,7 @@ PREP_V2 = {"version": "v2", "model_version": "m2", "index_version": "i2", "dimen
            "index": "items-i2", "endpoint": "tb-user-tower-v2", "chunks": [{"start": 0, "end": 20},
                                                                          {"start": 20, "end": 30}],
            "live": LIVE_V1, "already_live": False}
-FAST = {"version": "v2", "poll_seconds": 0, "drain_seconds": 0}
+FAST = {"version": "v2", "poll_seconds": 0, "drain_seconds": 0, "index_poll_seconds": 0}
 
 
 @pytest.fixture
@@ -39,19 +39,27 @@ def chunk(start: int, end: int, failed: int = 0) -> dict[str, Any]:
     return {"start": start, "end": end, "loaded": end - start - failed, "failed": failed}
 
 
+MERGE_TASK = "oTUltX4IQMOUUVeiohTt8A:1000"
+# start_merge -> merge_status (running, then done) -> settle -> warm_up (still loading, then warm)
+MERGED_AND_WARM = ({"index": "items-i2", "task": MERGE_TASK},
+                   {"index": "items-i2", "task": MERGE_TASK, "done": False, "restarted": False},
+                   {"index": "items-i2", "task": MERGE_TASK, "done": True, "restarted": False},
+                   {"index": "items-i2"}, {"index": "items-i2", "warm": False, "warmed_shards": 0},
+                   {"index": "items-i2", "warm": True, "warmed_shards": 2})
 VERIFIED = {"ok": True, "count": 30, "expected": 30, "recall": 1.0, "k": 30, "reason": ""}
 ROLLBACK = {"rolled_back": True, "actions": ["deleted items-i2"]}
 
 
 def test_hot_swap_success_path(aws: dict[str, Any]) -> None:
     queue(PREP_V2, {"index": "items-i2", "created": True}, chunk(0, 20), chunk(20, 30),
-          {"index": "items-i2", "warmed_shards": 2}, VERIFIED, {"endpoint": "tb-user-tower-v2"},
+          *MERGED_AND_WARM, VERIFIED, {"endpoint": "tb-user-tower-v2"},
           {"status": "Creating", "failure_reason": ""}, {"status": "InService", "failure_reason": ""},
           {**LIVE_V1, "version": "v2"}, {"deleted": ["tb-user-tower-v1"]}, {"deleted": []})
     run = hot_swap(aws, "success")
     assert run["status"] == "SUCCEEDED", run
     states = run["states"]
     assert states.count("DescribeEndpoint") == 2 and states.count("LoadChunk") == 2  # the Wait loop ran twice
+    assert states.count("DescribeMerge") == 2 and states.count("WarmUp") == 2  # merge and warm-up polled
     assert states.index("Verify") < states.index("DeployEndpoint") < states.index("Flip") < states.index(
         "CleanupIndices")
     assert "Rollback" not in states
@@ -74,7 +82,7 @@ def test_a_failing_bulk_load_rolls_back_before_any_flip(aws: dict[str, Any]) -> 
 
 def test_a_failing_endpoint_rolls_back(aws: dict[str, Any]) -> None:
     queue(PREP_V2, {"index": "items-i2", "created": True}, chunk(0, 20), chunk(20, 30),
-          {"index": "items-i2", "warmed_shards": 2}, VERIFIED, {"endpoint": "tb-user-tower-v2"},
+          *MERGED_AND_WARM, VERIFIED, {"endpoint": "tb-user-tower-v2"},
           {"status": "Creating", "failure_reason": ""},
           {"status": "Failed", "failure_reason": "The primary container for production variant AllTraffic did not "
                                                  "pass the ping health check."},
@@ -86,7 +94,7 @@ def test_a_failing_endpoint_rolls_back(aws: dict[str, Any]) -> None:
 
 def test_a_verification_rejection_rolls_back(aws: dict[str, Any]) -> None:
     queue(PREP_V2, {"index": "items-i2", "created": True}, chunk(0, 20), chunk(20, 30),
-          {"index": "items-i2", "warmed_shards": 2},
+          *MERGED_AND_WARM,
           {**VERIFIED, "ok": False, "recall": 0.41, "reason": "recall@30 0.410 < 0.9"}, ROLLBACK,
           {"deleted": "tb-user-tower-v2"})
     run = hot_swap(aws, "verify-rejects")

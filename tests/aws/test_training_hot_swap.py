@@ -31,7 +31,7 @@ from factories import model_tar, version_dir
 BUCKET, PREFIX, ALIAS, REGION = "tastebud-artifacts", "tastebud", "items", "eu-west-1"
 N, DIM = 30, 8
 ROLE = "arn:aws:iam::123456789012:role/tastebud-training"
-FAST_HOT_SWAP = {"poll_seconds": 0, "drain_seconds": 0}
+FAST_HOT_SWAP = {"poll_seconds": 0, "drain_seconds": 0, "index_poll_seconds": 0}
 # moto's training job reports one canned metric (train:progress = 100) and Completed at once; the live
 # version's evaluation.json has no such metric, so the real gate passes ("live version has no ...").
 TRAINING_INPUT = {"poll_seconds": 0, "hot_swap_poll_seconds": 1, "hot_swap_max_polls": 60,

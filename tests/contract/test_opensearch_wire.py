@@ -138,17 +138,43 @@ def test_a_transient_failure_then_success_is_served(index: OpenSearchIndex, doma
     assert rows.tolist()[0] == 0 and len(domain.requests) == 2
 
 
+# The k-NN plugin's documented method parameters per engine for HNSW ("Methods and engines"): faiss reads ef_search
+# from here (not updatable); nmslib reads the INDEX setting knn.algo_param.ef_search; lucene ignores both (ef = k).
+HNSW_PARAMETERS = {"faiss": {"ef_search", "ef_construction", "m", "encoder"},
+                   "lucene": {"ef_construction", "m"}}
+
+
 def test_mapping_is_knn_faiss_hnsw_innerproduct_with_filter_fields() -> None:
     body = index_body(128)
     assert body["settings"]["index"]["knn"] is True
-    assert body["settings"]["index"]["knn.algo_param.ef_search"] >= 200  # ef must exceed k (~200 neighbours)
     vector = body["mappings"]["properties"]["embedding"]
     assert vector == {"type": "knn_vector", "dimension": 128, "method": {
         "name": "hnsw", "engine": "faiss", "space_type": "innerproduct",
-        "parameters": {"m": 32, "ef_construction": 256}}}
+        "parameters": {"m": 32, "ef_construction": 256, "ef_search": 512}}}
     assert {name: spec["type"] for name, spec in body["mappings"]["properties"].items() if name != "embedding"} == {
         "domain": "keyword", "merchant_id": "keyword", "category": "keyword", "in_stock": "boolean",
         "merchant_open": "boolean"}
+
+
+def test_the_designed_ef_search_is_where_faiss_reads_it() -> None:
+    """Issue 20 #11: ``knn.algo_param.ef_search`` is an nmslib setting; a faiss index searched with faiss's default
+    (100 < k = 200) and the designed recall was never configured."""
+    body = index_body(128, ef_search=640)
+    method = body["mappings"]["properties"]["embedding"]["method"]
+    assert set(method["parameters"]) <= HNSW_PARAMETERS[method["engine"]]
+    assert method["parameters"]["ef_search"] == 640 >= 200  # ef must exceed k (~200 neighbours)
+    if method["engine"] != "nmslib":
+        assert not any(key.startswith("knn.algo_param") for key in body["settings"]["index"]), body["settings"]
+
+
+def test_a_per_query_ef_search_goes_in_method_parameters_and_never_below_k(domain: FakeOpenSearchDomain) -> None:
+    index = OpenSearchIndex(opensearch_client(domain), "items", make_catalog(N), "v1", ef_search=64)
+    knn = index.query(VECTORS[0], 100)["query"]["knn"]["embedding"]
+    assert knn["method_parameters"] == {"ef_search": 100}  # k-NN >= 2.16 query format; ef >= k
+    assert OpenSearchIndex(opensearch_client(domain), "items", make_catalog(N), "v1", ef_search=512).query(
+        VECTORS[0], 10)["query"]["knn"]["embedding"]["method_parameters"] == {"ef_search": 512}
+    assert "method_parameters" not in OpenSearchIndex(opensearch_client(domain), "items", make_catalog(N),
+                                                      "v1").query(VECTORS[0], 10)["query"]["knn"]["embedding"]
 
 
 def test_alias_swap_is_one_atomic_call_and_serving_follows_it(domain: FakeOpenSearchDomain,

@@ -6,8 +6,14 @@ One Lambda, dispatched on ``event["action"]`` (statemachines/index_hot_swap.asl.
                  a half-built index of an earlier failed run is deleted first (re-runs are harmless)
   bulk_load      one chunk ``[start, end)`` of catalog rows (a Map iteration); per-document failures are
                  RETURNED (``failed``) so the state machine's Choice fails the Map and rolls back
-  finalize       replicas + refresh back on, refresh, force-merge to one segment, k-NN warm-up (loads the
-                 HNSW graphs into memory: the first queries on a cold graph take seconds)
+  start_merge    refresh, then ``_forcemerge`` to one segment in the BACKGROUND (``wait_for_completion=false``);
+                 returns the task id. At 100k-1M vectors the merge (which rebuilds the faiss graphs) takes far
+                 longer than a client timeout, so the state machine polls it (Wait -> merge_status -> Choice)
+  merge_status   ``GET _tasks/<id>``: done or not; a failed merge raises; a task OpenSearch no longer knows
+                 (its node restarted) is started again (a merge of merged segments is quick)
+  settle         replicas + refresh interval back to serving values (quick settings calls)
+  warm_up        k-NN warm-up (loads the HNSW graphs into memory: the first queries on a cold graph take
+                 seconds) under a bounded request timeout; ``warm: false`` = still loading, ask again
   verify         document count == catalog size, and recall@k of a deterministic sample of item vectors
                  against exact inner-product search over the version's index_vectors.npy
   flip           ONE atomic ``_aliases`` call, then ONE S3 PUT of LIVE.json (index + endpoint + artifacts)
@@ -91,17 +97,38 @@ def bulk_load(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
     return {"start": start, "end": end, "loaded": loaded, "failed": 0}
 
 
-def finalize(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
-    index, client = event["index"], deps.opensearch
-    client.indices.put_settings(index=index, body={"index": {"number_of_replicas": int(event.get("replicas", 1)),
-                                                             "refresh_interval": "30s"}})
-    client.indices.refresh(index=index)
-    client.indices.forcemerge(index=index, params={"max_num_segments": 1})
-    warm = client.transport.perform_request("GET", f"/_plugins/_knn/warmup/{index}")
-    shards = warm.get("_shards", {})
-    if shards.get("failed"):
-        raise DependencyError("index", f"k-NN warm-up of {index}: {shards}")
-    return {"index": index, "warmed_shards": shards.get("successful", 0)}
+def start_merge(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    index = event["index"]
+    try:
+        deps.opensearch.indices.refresh(index=index)  # refresh is off during the load; quick (one buffer)
+    except Exception as exc:
+        raise DependencyError("index", f"refreshing {index}: {exc}") from exc
+    return {"index": index, "task": deps.admin.start_force_merge(index)}
+
+
+def merge_status(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    index, task = event["index"], str(event["task"])
+    status = deps.admin.task_status(task)
+    if not status["found"]:  # its node restarted, and the result with it: merge again (idempotent)
+        return {"index": index, "task": deps.admin.start_force_merge(index), "done": False, "restarted": True}
+    if status["error"]:
+        raise DependencyError("index", f"force merge of {index} (task {task}) failed: {status['error']}")
+    return {"index": index, "task": task, "done": status["completed"], "restarted": False}
+
+
+def settle(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    index = event["index"]
+    serving = {"number_of_replicas": int(event.get("replicas", 1)), "refresh_interval": "30s"}
+    deps.opensearch.indices.put_settings(index=index, body={"index": serving})
+    return {"index": index}
+
+
+def warm_up(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
+    index = event["index"]
+    # Below the client's own timeout (60 s) and far below the Lambda's (900 s): a timeout is an answer here.
+    warmed = deps.admin.warm_up(index, timeout=float(event.get("timeout", 45.0)))
+    shards = warmed["shards"] or {}
+    return {"index": index, "warm": warmed["warm"], "warmed_shards": shards.get("successful", 0)}
 
 
 def verify(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
@@ -111,8 +138,9 @@ def verify(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
     k = min(int(event.get("k", 200)), catalog.size)
     rng = np.random.default_rng(int(event.get("seed", 7)))
     sample = rng.choice(catalog.size, size=min(int(event.get("samples", 50)), catalog.size), replace=False)
+    ef_search = event.get("ef_search")
     ann = OpenSearchIndex(deps.opensearch, index, catalog, event["index_version"], require_in_stock=False,
-                          require_open=False, timeout=10.0)
+                          require_open=False, timeout=10.0, ef_search=int(ef_search) if ef_search else None)
     matrix = np.asarray(vectors, dtype=np.float32)
     hits = 0
     for row in sample.tolist():
@@ -180,8 +208,9 @@ def cleanup(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
     return {"deleted": deleted, "kept": sorted(kept)}
 
 
-ACTIONS = {"create_index": create_index, "bulk_load": bulk_load, "finalize": finalize, "verify": verify,
-           "flip": flip, "rollback": rollback, "cleanup": cleanup}
+ACTIONS = {"create_index": create_index, "bulk_load": bulk_load, "start_merge": start_merge,
+           "merge_status": merge_status, "settle": settle, "warm_up": warm_up, "verify": verify, "flip": flip,
+           "rollback": rollback, "cleanup": cleanup}
 
 
 def handle(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:

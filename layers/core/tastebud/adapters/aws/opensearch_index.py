@@ -4,9 +4,12 @@ Index design (one document per item, ``_id`` = item id):
   - ``embedding``: ``knn_vector`` of the two-tower dimension (128), engine **faiss**, method **HNSW**,
     space **innerproduct** (the towers' outputs are L2-normalised, so inner product = cosine, and it is
     what the model was trained to rank by). faiss rather than lucene: faiss HNSW supports efficient
-    filtering (k-NN plugin >= 2.9) AND an index-level ``ef_search``, which we need at ~200 neighbours
+    filtering (k-NN plugin >= 2.9) AND a configurable ``ef_search``, which we need at ~200 neighbours
     (DESIGN §6: HNSW needs ef ~ 1024 for recall 0.96-0.98 at k=200 on hard data; learned embeddings are
     clustered and easier, so 512 is the default, raise it if `tastebud bench` recall drops).
+    faiss reads ``ef_search`` from the METHOD's ``parameters`` (set at index creation, not updatable) or
+    per query (``method_parameters``, k-NN >= 2.16); the index setting ``knn.algo_param.ef_search`` is
+    read by nmslib only, so it is not set here (the faiss default, 100, is below k).
     ``m`` = 32 links per node (memory ~ 1.1 * (4*128 + 8*32) B per vector = ~0.85 GB per 1M items),
     ``ef_construction`` = 256.
   - ``domain`` (keyword), ``merchant_id`` (keyword), ``in_stock`` and ``merchant_open`` (boolean): filter
@@ -44,7 +47,6 @@ def index_body(dimension: int, *, m: int = 32, ef_construction: int = 256, ef_se
         "settings": {
             "index": {
                 "knn": True,
-                "knn.algo_param.ef_search": ef_search,
                 "number_of_shards": shards,
                 "number_of_replicas": replicas,
                 "refresh_interval": refresh_interval,
@@ -57,7 +59,8 @@ def index_body(dimension: int, *, m: int = 32, ef_construction: int = 256, ef_se
                     "type": "knn_vector",
                     "dimension": dimension,
                     "method": {"name": "hnsw", "engine": "faiss", "space_type": "innerproduct",
-                               "parameters": {"m": m, "ef_construction": ef_construction}},
+                               "parameters": {"m": m, "ef_construction": ef_construction,
+                                              "ef_search": ef_search}},
                 },
                 "domain": {"type": "keyword"},
                 "merchant_id": {"type": "keyword"},
@@ -114,13 +117,15 @@ class OpenSearchIndex:
         require_in_stock / require_open: also filter on the documents' ``in_stock`` / ``merchant_open``
             flags inside the k-NN query. Documents without the field pass (``must_not: false``).
         timeout: per-request budget in seconds (sent to OpenSearch AND used as the socket timeout).
+        ef_search: faiss HNSW's search list size for THIS query (``method_parameters``; at least k); None uses
+            the one the index was created with (``index_body``).
         breaker: circuit breaker of the domain (``tastebud.adapters.circuit``), shared with the admin's stock
             updates: one search (retry included) counts once; while it is open ``search`` fails at once.
     """
 
     def __init__(self, client: Any, alias: str, catalog: Catalog, version: str, *, require_in_stock: bool = True,
                  require_open: bool = True, timeout: float = 0.1, retry: RetryPolicy = NO_RETRY,
-                 breaker: Any = None) -> None:
+                 breaker: Any = None, ef_search: int | None = None) -> None:
         self._client = client
         self._alias = alias
         self._catalog = catalog
@@ -130,6 +135,7 @@ class OpenSearchIndex:
         self._timeout = timeout
         self._retry = retry
         self._breaker = breaker
+        self._ef_search = ef_search
 
     @property
     def version(self) -> str:
@@ -151,6 +157,8 @@ class OpenSearchIndex:
         if must or must_not:
             knn["filter"] = {"bool": {key: value for key, value in (("filter", must), ("must_not", must_not))
                                       if value}}
+        if self._ef_search is not None:
+            knn["method_parameters"] = {"ef_search": max(int(self._ef_search), k)}
         return {"size": k, "_source": False, "query": {"knn": {VECTOR_FIELD: knn}}}
 
     def search(self, query: np.ndarray, k: int, *, domain: str = "all") -> tuple[np.ndarray, np.ndarray]:
@@ -207,6 +215,75 @@ class OpenSearchIndexAdmin:
         except Exception as exc:
             raise DependencyError("index", f"creating {name}: {_describe(exc)}") from exc
         return name
+
+    def start_force_merge(self, index: str, *, max_num_segments: int = 1) -> str:
+        """Start ``_forcemerge`` in the background and return its task id (``node:number``).
+
+        ``wait_for_completion=false`` (OpenSearch >= 2.7): a blocking force merge of 100k-1M HNSW vectors outlasts
+        any client timeout (the merge rebuilds the faiss graphs). Idempotent: a force merge of ``index`` that is
+        still running (this call retried after a lost answer) is returned instead of queueing a second one.
+        """
+        running = self.running_force_merge(index)
+        if running:
+            return running
+        try:
+            started = self._client.indices.forcemerge(index=index, params={"max_num_segments": max_num_segments,
+                                                                          "wait_for_completion": "false"})
+        except Exception as exc:
+            raise DependencyError("index", f"force merge of {index}: {_describe(exc)}") from exc
+        task = started.get("task") if isinstance(started, dict) else None
+        if not task:
+            raise DependencyError("index", f"force merge of {index}: no task id in {started!r} (OpenSearch < 2.7?)")
+        return str(task)
+
+    def running_force_merge(self, index: str) -> str | None:
+        """The id of a running force-merge task on ``index`` (tasks list API, detailed descriptions), if any."""
+        try:
+            listed = self._client.tasks.list(params={"actions": "indices:admin/forcemerge*", "detailed": "true"})
+        except Exception as exc:
+            raise DependencyError("index", f"listing force-merge tasks: {_describe(exc)}") from exc
+        for node in (listed.get("nodes") or {}).values():
+            for task_id, task in (node.get("tasks") or {}).items():
+                # descriptions read "Force-merge indices [<index>], maxSegments[1], ..."
+                if f"[{index}]" in str(task.get("description", "")) and not task.get("parent_task_id"):
+                    return str(task_id)
+        return None
+
+    def task_status(self, task_id: str) -> dict[str, Any]:
+        """``GET _tasks/<id>``: ``{"found", "completed", "error"}``. A finished background task's result is kept in
+        the ``.tasks`` index; ``found`` is False when the task is unknown (e.g. its node restarted)."""
+        from opensearchpy.exceptions import NotFoundError
+
+        try:
+            described = self._client.tasks.get(task_id=task_id)
+        except NotFoundError:
+            return {"found": False, "completed": False, "error": None}
+        except Exception as exc:
+            raise DependencyError("index", f"task {task_id}: {_describe(exc)}") from exc
+        error = described.get("error")
+        failures = ((described.get("response") or {}).get("_shards") or {}).get("failed", 0)
+        if not error and failures:
+            error = {"type": "shard_failures", "reason": f"{failures} shard(s) failed",
+                     "details": described["response"]["_shards"].get("failures")}
+        return {"found": True, "completed": bool(described.get("completed")), "error": error}
+
+    def warm_up(self, index: str, *, timeout: float) -> dict[str, Any]:
+        """k-NN warm-up (loads the native graphs of every shard into memory). The call returns when all shards are
+        warm or times out; on a timeout the warm-up goes on in the cluster, so ``{"warm": False}`` means "ask again
+        later" (a repeat over graphs already loaded returns at once). Shard failures raise."""
+        from opensearchpy.exceptions import ConnectionTimeout
+
+        try:
+            answer = self._client.transport.perform_request("GET", f"/_plugins/_knn/warmup/{index}",
+                                                            params={"request_timeout": timeout})
+        except ConnectionTimeout:
+            return {"warm": False, "shards": None}
+        except Exception as exc:
+            raise DependencyError("index", f"k-NN warm-up of {index}: {_describe(exc)}") from exc
+        shards = answer.get("_shards") or {}
+        if shards.get("failed"):
+            raise DependencyError("index", f"k-NN warm-up of {index}: {shards}")
+        return {"warm": True, "shards": shards}
 
     def set_merchant_open(self, merchant_id: str, is_open: bool) -> int:
         """Flip ``merchant_open`` on every document of a merchant (``_update_by_query`` through the alias)."""
