@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -17,6 +19,7 @@ import boto3
 import numpy as np
 import pytest
 from aws_doubles import FakeOpenSearchDomain, _json, opensearch_client
+from botocore.stub import Stubber
 from moto import mock_aws
 from urllib3.exceptions import ReadTimeoutError
 
@@ -283,17 +286,56 @@ def test_the_user_tower_endpoint_is_deployed_idempotently_and_only_stale_ones_ar
         sagemaker.describe_model(ModelName="tb-user-tower-v1")
 
 
+JOB = "tastebud-training-run1"
+
+
+def described_job(status: str = "Completed", metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A DescribeTrainingJob answer with the model's REQUIRED members; FinalMetricDataList only when given (the API
+    omits it while the job runs, and on a Completed job whose metric regexes matched nothing)."""
+    now = datetime(2026, 12, 6, 17, 0, tzinfo=UTC)
+    described: dict[str, Any] = {
+        "TrainingJobName": JOB, "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{JOB}",
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/training/out/{JOB}/output/model.tar.gz"},
+        "TrainingJobStatus": status, "SecondaryStatus": "Completed" if status == "Completed" else "Training",
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": IMAGE},
+        "ResourceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 14400}, "CreationTime": now}
+    if metrics is not None:
+        described["FinalMetricDataList"] = [{**m, "Timestamp": now} for m in metrics]
+    return described
+
+
+def gate_with(world: dict[str, Any], answer: dict[str, Any], **event: Any) -> dict[str, Any]:
+    """The gate against a SageMaker client whose answer botocore's Stubber checks against the service model."""
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    with Stubber(sagemaker) as stub:
+        stub.add_response("describe_training_job", answer, {"TrainingJobName": JOB})
+        return control_tasks.gate({"training_job_name": JOB, **event}, replace(world["control"], sagemaker=sagemaker))
+
+
 def test_the_gate_compares_the_candidate_with_the_live_version(world: dict[str, Any]) -> None:
-    deps = world["control"]
     final = [{"MetricName": "recall@20", "Value": 0.295}]
-    assert control_tasks.gate({"final_metrics": final}, deps)["reason"] == "nothing live yet"
-    assert control_tasks.gate({"final_metrics": []}, deps)["pass"] is False  # the job reported no metric
+    first = gate_with(world, described_job(metrics=final))
+    assert first["pass"] is True and first["reason"] == "nothing live yet"
+    assert first["model_artifacts"] == f"s3://{BUCKET}/training/out/{JOB}/output/model.tar.gz"
     write_live(world["s3"], BUCKET, PREFIX, LivePointer("v1", "m", "i", "items-i", "e"))
     world["s3"].put_object(Bucket=BUCKET, Key=f"{PREFIX}/versions/v1/evaluation.json",
                            Body=json.dumps({"models": {"tastebud": {"recall@20": 0.30}}}).encode())
-    assert control_tasks.gate({"final_metrics": final, "margin": 0.01}, deps)["pass"] is True
-    rejected = control_tasks.gate({"final_metrics": final, "margin": 0.001}, deps)
+    assert gate_with(world, described_job(metrics=final), margin=0.01)["pass"] is True
+    rejected = gate_with(world, described_job(metrics=final), margin=0.001)
     assert rejected["pass"] is False and rejected["reason"] == "recall@20 0.2950 < live 0.3000 - 0.001"
+    assert rejected["error"] == "GateRejected"
+
+
+def test_a_job_that_reported_no_metric_fails_the_gate_clearly(world: dict[str, Any]) -> None:
+    """Issue 20 #4: FinalMetricDataList is optional; a Completed job without it must not pass (nor crash)."""
+    absent = gate_with(world, described_job(metrics=None))
+    assert absent["pass"] is False and absent["error"] == "MetricMissing"
+    assert "reported no recall@20" in absent["reason"] and "FinalMetricDataList absent" in absent["reason"]
+    other = gate_with(world, described_job(metrics=[{"MetricName": "loss", "Value": 0.1}]))
+    assert other["pass"] is False and other["error"] == "MetricMissing" and "(loss)" in other["reason"]
+    with pytest.raises(ArtifactMismatchError, match="InProgress"):
+        gate_with(world, described_job(status="InProgress"))
 
 
 def test_publish_unpacks_the_training_output_and_writes_current_last(world: dict[str, Any]) -> None:

@@ -124,7 +124,9 @@ SPECS["embeddings"] = {**SPECS["etl"], "ProcessingJobName": "tastebud-embeddings
 
 HOT_SWAP = "arn:aws:states:eu-west-1:123456789012:stateMachine:tastebud-index-hot-swap"
 FAST_TRAINING = {"poll_seconds": 0, "hot_swap_poll_seconds": 0}
-GATE_PASSES = {"pass": True, "reason": "", "metric": "recall@20", "candidate": 0.31, "live": 0.30}
+ARTIFACTS = "s3://b/training/out/tastebud-training-run1/output/model.tar.gz"
+GATE_PASSES = {"pass": True, "error": "", "reason": "", "metric": "recall@20", "candidate": 0.31, "live": 0.30,
+               "model_artifacts": ARTIFACTS, "training_job_name": "tastebud-training-run1"}
 PUBLISHED_V2 = {"version": "v2", "model_version": "m2", "index_version": "i2"}
 STARTED = {"execution_arn": HOT_SWAP.replace(":stateMachine:", ":execution:") + ":train-v2", "name": "train-v2",
            "started": True}
@@ -157,7 +159,8 @@ def test_training_success_path_publishes_and_polls_the_hot_swap(aws: dict[str, A
     assert states.count("DescribeTraining") == 1  # moto's SageMaker backend reports Completed at once
     assert states.count("DescribeHotSwap") == 3 and states.count("CountHotSwapPoll") == 2
     assert states[-2:] == ["Summary", "Done"]
-    assert run["output"] == {**PUBLISHED_V2, "gate": {"pass": True, "reason": ""},
+    assert run["output"] == {**PUBLISHED_V2, "gate": {"pass": True, "error": "", "reason": "",
+                                                      "model_artifacts": ARTIFACTS},
                              "hot_swap_execution_arn": STARTED["execution_arn"]}
     sent = start_payload(run)
     assert sent["state_machine_arn"] == HOT_SWAP and sent["version"] == "v2" and sent["run"] == "train-ok"
@@ -187,7 +190,8 @@ def test_polling_the_hot_swap_is_bounded(aws: dict[str, Any]) -> None:
 
 
 def test_training_gate_rejection_publishes_nothing(aws: dict[str, Any]) -> None:
-    queue(SPECS, {"pass": False, "reason": "recall@20 0.2100 < live 0.3000 - 0.01"})
+    reason = "recall@20 0.2100 < live 0.3000 - 0.01"
+    queue(SPECS, {**GATE_PASSES, "pass": False, "error": "GateRejected", "reason": reason})
     run = training(aws, "train-gate")
-    assert run["status"] == "FAILED" and run["error"] == "GateRejected", run
+    assert run["status"] == "FAILED" and run["error"] == "GateRejected" and run["cause"] == reason, run
     assert "Publish" not in run["states"] and "StartHotSwap" not in run["states"]

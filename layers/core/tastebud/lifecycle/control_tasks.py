@@ -8,8 +8,11 @@ and the evaluation gate. Dispatched on ``event["action"]`` like ``index_tasks``:
   describe_endpoint  EndpointStatus (the ASL loops create -> Wait -> Describe -> Choice until InService)
   delete_endpoint    rollback of a new endpoint that never went live (never the live one)
   cleanup_endpoints  endpoints of this stack's prefix other than the live one (after the drain wait)
-  gate               candidate metric (the training job's FinalMetricDataList) vs the live version's
-                     evaluation.json; passes when candidate >= live - margin (or nothing is live yet)
+  gate               describes the COMPLETED training job itself (DescribeTrainingJob): its metric from
+                     FinalMetricDataList vs the live version's evaluation.json; passes when candidate >= live -
+                     margin (or nothing is live yet). FinalMetricDataList is optional in the API (absent when the
+                     job's metric regexes matched nothing): no metric fails the gate (error MetricMissing),
+                     never passes it. Returns the job's model artifacts for publish.
   publish            unpack the training job's model.tar.gz and publish it as versions/<v>/ (manifest, then
                      CURRENT, written last); publishing never changes traffic (only LIVE.json does)
   start_hot_swap     StartExecution of the index hot-swap machine for a published version (input: the
@@ -165,23 +168,41 @@ def cleanup_endpoints(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any
     return {"deleted": deleted}
 
 
-def gate(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
-    metric, margin = event.get("metric", "recall@20"), float(event.get("margin", 0.01))
-    final = {m["MetricName"]: float(m["Value"]) for m in event.get("final_metrics", [])}
+def _gate_verdict(metric: str, margin: float, final: dict[str, float], job: str,
+                 deps: ControlDeps) -> dict[str, Any]:
     if metric not in final:
-        return {"pass": False, "metric": metric, "reason": f"training job reported no {metric}"}
+        reported = ", ".join(sorted(final)) or "no metric at all (FinalMetricDataList absent)"
+        return {"pass": False, "error": "MetricMissing", "metric": metric, "candidate": None, "live": None,
+                "reason": f"training job {job} reported no {metric} ({reported}): check the metric definitions"}
     candidate = final[metric]
     live = read_live(deps.s3, deps.bucket, deps.prefix)
     if live is None:
-        return {"pass": True, "metric": metric, "candidate": candidate, "live": None, "reason": "nothing live yet"}
+        return {"pass": True, "error": "", "metric": metric, "candidate": candidate, "live": None,
+                "reason": "nothing live yet"}
     evaluation = _json_object(deps, f"{deps.prefix}/versions/{live.version}/evaluation.json") or {}
     live_value = ((evaluation.get("models") or {}).get("tastebud") or {}).get(metric)
     if live_value is None:
-        return {"pass": True, "metric": metric, "candidate": candidate, "live": None,
+        return {"pass": True, "error": "", "metric": metric, "candidate": candidate, "live": None,
                 "reason": f"live version {live.version} has no {metric} in evaluation.json"}
     passed = candidate >= float(live_value) - margin
-    return {"pass": passed, "metric": metric, "candidate": candidate, "live": float(live_value),
+    return {"pass": passed, "error": "" if passed else "GateRejected", "metric": metric, "candidate": candidate,
+            "live": float(live_value),
             "reason": "" if passed else f"{metric} {candidate:.4f} < live {float(live_value):.4f} - {margin}"}
+
+
+def gate(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
+    """Every key is always present (the ASL's ResultSelector selects them all)."""
+    metric, margin = str(event.get("metric", "recall@20")), float(event.get("margin", 0.01))
+    job = str(event["training_job_name"])
+    described = deps.sagemaker.describe_training_job(TrainingJobName=job)
+    if described["TrainingJobStatus"] != "Completed":
+        raise ArtifactMismatchError(f"training job {job} is {described['TrainingJobStatus']}, not Completed")
+    artifacts = (described.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if not artifacts:
+        raise ArtifactMismatchError(f"training job {job} is Completed but names no ModelArtifacts.S3ModelArtifacts")
+    final = {m["MetricName"]: float(m["Value"]) for m in described.get("FinalMetricDataList") or []}
+    return {**_gate_verdict(metric, margin, final, job, deps), "model_artifacts": str(artifacts),
+            "training_job_name": job}
 
 
 def publish(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
