@@ -139,12 +139,13 @@ def test_template_functions_and_layer_are_laid_out_for_sam_build() -> None:
     runtime = template["Globals"]["Function"]["Runtime"]
     layer = resources["CoreLayer"]
     assert runtime == "python3.12"
-    assert layer["Metadata"]["BuildMethod"] == runtime
+    # Built from its lock by layers/core/Makefile (build-CoreLayer puts the wheels and the package under python/).
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
     content = ROOT / layer["Properties"]["ContentUri"]
-    # sam build puts ContentUri into python/: the package sits at the root, never in a python/ of its own.
+    assert "build-CoreLayer:" in (content / "Makefile").read_text()
     assert (content / "tastebud" / "__init__.py").is_file()
-    assert (content / "requirements.txt").is_file()
+    assert (content / "requirements-lambda.lock").is_file()
     assert not (content / "python").exists()
     for resource in resources.values():
         if resource["Type"] == "AWS::Serverless::Function":
