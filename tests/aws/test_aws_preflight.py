@@ -18,7 +18,6 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from helpers import load_template
 from tastebud.lifecycle.control_tasks import endpoint_name
 from tastebud_training import aws_preflight
 from tastebud_training.aws_preflight import (
@@ -32,6 +31,8 @@ from tastebud_training.aws_preflight import (
     check_stack_name,
 )
 from tastebud_training.dlc_registries import DLC_REGISTRIES
+
+from helpers import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -161,9 +162,9 @@ def test_an_instance_type_the_region_does_not_list_fails() -> None:
 
 def test_the_quota_needs_are_the_templates_and_the_jobs_instance_types() -> None:
     parameters = load_template(ROOT / "template.yaml")["Parameters"]
-    assert aws_preflight.USER_TOWER_INSTANCE_TYPE == parameters["UserTowerInstanceType"]["Default"]
-    assert aws_preflight.USER_TOWER_INSTANCE_COUNT == parameters["UserTowerInstanceCount"]["Default"]
-    assert aws_preflight.RESERVED_CONCURRENCY == parameters["ReservedConcurrency"]["Default"]
+    assert parameters["UserTowerInstanceType"]["Default"] == aws_preflight.USER_TOWER_INSTANCE_TYPE
+    assert parameters["UserTowerInstanceCount"]["Default"] == aws_preflight.USER_TOWER_INSTANCE_COUNT
+    assert parameters["ReservedConcurrency"]["Default"] == aws_preflight.RESERVED_CONCURRENCY
     names = {need.quota_name: need.count for need in aws_preflight.sagemaker_quota_needs()}
     assert names["ml.c7i.large for endpoint usage"] == 2  # old + new endpoint during the hot swap's drain
 
