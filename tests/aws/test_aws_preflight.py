@@ -248,6 +248,15 @@ def test_every_samconfig_stack_name_passes() -> None:
     assert names and all(check_stack_name(name).status == "ok" for name in names)
 
 
+def test_the_deploy_command_keeps_the_profiles_overrides_which_the_command_line_replaces() -> None:
+    samconfig = (ROOT / "samconfig.toml").read_text()
+    command = aws_preflight.deploy_command({"CreateOpenSearchServiceLinkedRole": "false"}, config_env="prod",
+                                           samconfig=samconfig)
+    profile = tomllib.loads(samconfig)["prod"]["deploy"]["parameters"]["parameter_overrides"]
+    assert command.startswith("sam deploy --config-env prod --parameter-overrides '")
+    assert f"{profile} CreateOpenSearchServiceLinkedRole=false'" in command
+
+
 # ---------------------------------------------------------------- the command
 def stubbed_clients(monkeypatch: pytest.MonkeyPatch, *, role_exists: bool, endpoint_quota: float) -> None:
     """moto for IAM and ECR; Stubbers for the two APIs moto does not model. Replaces the session's clients."""
@@ -280,6 +289,7 @@ def test_the_command_prints_json_with_the_parameter_to_pass(aws: None, monkeypat
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["ok"] is True and report["parameter_overrides"] == {"CreateOpenSearchServiceLinkedRole": "true"}
+    assert report["deploy"].endswith("CreateOpenSearchServiceLinkedRole=true'")
     assert {c["status"] for c in report["checks"]} == {"ok"}
 
 

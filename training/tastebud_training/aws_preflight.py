@@ -280,3 +280,17 @@ def parameter_overrides(results: list[CheckResult]) -> dict[str, str]:
 
 def failed(results: list[CheckResult]) -> bool:
     return any(result.status == "fail" for result in results)
+
+
+def deploy_command(overrides: dict[str, str], *, config_env: str = "default", samconfig: str = "") -> str:
+    """The `sam deploy` to run: SAM CLI REPLACES the config file's parameter_overrides with the command line's,
+    so the profile's own overrides (samconfig.toml) are repeated before the preflight's."""
+    import shlex
+    import tomllib
+
+    profile = tomllib.loads(samconfig).get(config_env, {}) if samconfig else {}
+    configured = profile.get("deploy", {}).get("parameters", {}).get("parameter_overrides", "")
+    merged = dict(token.split("=", 1) for token in shlex.split(configured))
+    merged.update(overrides)
+    values = " ".join(f"{key}={value}" for key, value in merged.items())
+    return f"sam deploy --config-env {config_env} --parameter-overrides {shlex.quote(values)}"

@@ -43,6 +43,9 @@ def preflight(
         "--user-tower-instance-type", help="The UserTowerInstanceType parameter (default: the template's)")] = None,
     user_tower_instance_count: Annotated[int | None, typer.Option(
         "--user-tower-instance-count", help="The UserTowerInstanceCount parameter (default: the template's)")] = None,
+    config_env: Annotated[str, typer.Option(
+        "--config-env", help="samconfig.toml profile the deploy command printed at the end uses")] = "default",
+    samconfig: Annotated[Path, typer.Option("--samconfig", help="SAM CLI config file")] = Path("samconfig.toml"),
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of the table")] = False,
 ) -> None:
     """Check an account before the first deploy (docs/DEPLOY.md §2); exit 1 when a check fails."""
@@ -67,9 +70,12 @@ def preflight(
         typer.echo(f"preflight: {error}", err=True)
         raise typer.Exit(2) from error
     overrides = aws_preflight.parameter_overrides(results)
+    deploy = aws_preflight.deploy_command(overrides, config_env=config_env,
+                                          samconfig=samconfig.read_text() if samconfig.is_file() else "")
     if as_json:
         typer.echo(json.dumps({"region": region, "stack_name": stack_name, "ok": not aws_preflight.failed(results),
-                               "parameter_overrides": overrides, "checks": [r.as_dict() for r in results]}, indent=1))
+                               "parameter_overrides": overrides, "deploy": deploy,
+                               "checks": [r.as_dict() for r in results]}, indent=1))
     else:
         table = Table("check", "status", "found", "fix", title=f"preflight {stack_name} in {region}")
         colours = {"ok": "green", "warn": "yellow", "fail": "bold red"}
@@ -77,8 +83,6 @@ def preflight(
             table.add_row(result.name, f"[{colours[result.status]}]{result.status}[/]", result.detail, result.fix)
         console = Console()
         console.print(table)
-        if overrides:
-            values = " ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
-            console.print(f"sam deploy --parameter-overrides {values}", highlight=False, soft_wrap=True)
+        console.print(deploy, highlight=False, soft_wrap=True, markup=False)
     if aws_preflight.failed(results):
         raise typer.Exit(1)
