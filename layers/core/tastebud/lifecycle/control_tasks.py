@@ -13,8 +13,9 @@ and the evaluation gate. Dispatched on ``event["action"]`` like ``index_tasks``:
                      margin (or nothing is live yet). FinalMetricDataList is optional in the API (absent when the
                      job's metric regexes matched nothing): no metric fails the gate (error MetricMissing),
                      never passes it. Returns the job's model artifacts for publish.
-  publish            unpack the training job's model.tar.gz and publish it as versions/<v>/ (manifest, then
-                     CURRENT, written last); publishing never changes traffic (only LIVE.json does)
+  publish            stream the training job's model.tar.gz from S3 into versions/<v>/ (manifest, then
+                     CURRENT, written last; nothing on the Lambda's disk); publishing never changes traffic
+                     (only LIVE.json does)
   start_hot_swap     StartExecution of the index hot-swap machine for a published version (input: the
                      run's ``hot_swap_overrides``, e.g. ``min_recall``, plus the version), named after the
                      training run and the version (a retried task gets the execution it already started)
@@ -30,16 +31,18 @@ task is something the interpreter runs, so the whole training path is executed i
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import tarfile
-import tempfile
+from collections.abc import Generator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import PurePosixPath
+from typing import IO, Any
 
 from tastebud.adapters.aws.live_pointer import read_live
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
+from tastebud.artifacts import MANIFEST
 from tastebud.errors import ArtifactMismatchError
 
 
@@ -205,29 +208,70 @@ def gate(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
             "training_job_name": job}
 
 
+class _ForwardOnly(io.RawIOBase):
+    """A tar member read from the archive's stream, offered as non-seekable: s3transfer then uploads it in
+    parts as it reads (a seekable file would be sized by seeking, which a tar stream cannot undo)."""
+
+    def __init__(self, member: IO[bytes]) -> None:
+        self._member = member
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._member.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _archive_members(deps: ControlDeps, bucket: str, key: str) -> Generator[tuple[str, IO[bytes]], None, None]:
+    """The regular files of a gzipped tar on S3, read as one forward stream (nothing on disk)."""
+    body = deps.s3.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        with tarfile.open(fileobj=body, mode="r|gz") as tar:
+            for member in tar:
+                if member.isfile():
+                    name = member.name.removeprefix("./")
+                    if name.startswith("/") or ".." in PurePosixPath(name).parts:
+                        raise ArtifactMismatchError(f"s3://{bucket}/{key}: member {member.name!r} leaves the version")
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        yield name, extracted
+    finally:
+        body.close()
+
+
 def publish(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
-    """Training output (model.tar.gz holding one artifacts version) -> versions/<v>/ + CURRENT (last)."""
+    """Training output (model.tar.gz holding one artifacts version) -> versions/<v>/ + CURRENT (last).
+
+    Streamed from S3 to S3, member by member: a version at 1M items is several GB, more than a Lambda's /tmp
+    can be asked to hold twice (archive + extracted). The first pass reads up to manifest.json (the version's
+    name; SageMaker's tar order is not ours to choose), the second uploads every other member as it is read
+    and the manifest last. A re-run after a complete publish only re-writes CURRENT; after a partial one (no
+    manifest yet) it uploads again, overwriting."""
     source = str(event["model_artifacts"])
     bucket, _, key = source.removeprefix("s3://").partition("/")
-    with tempfile.TemporaryDirectory(dir=event.get("tmp")) as tmp:
-        archive = Path(tmp) / "model.tar.gz"
-        deps.s3.download_file(bucket, key, str(archive))
-        out = Path(tmp) / "out"
-        with tarfile.open(archive) as tar:
-            tar.extractall(out, filter="data")
-        manifest = json.loads((out / "manifest.json").read_text())
-        version = manifest["version"]
-        store, listed = deps.store, deps.store._list(version)
-        if "manifest.json" in listed:  # re-run of the same execution: already published
-            store.make_current(version)
-        elif listed:  # a run that died mid-upload (the manifest goes last): upload again, overwriting
-            files = sorted((p for p in out.rglob("*") if p.is_file()), key=lambda p: p.name == "manifest.json")
-            for path in files:
-                deps.s3.upload_file(str(path), deps.bucket,
-                                    store._key("versions", version, path.relative_to(out).as_posix()))
-            store.make_current(version)
-        else:
-            store.publish(out, version, make_current=True)
+    manifest_bytes = None
+    members = _archive_members(deps, bucket, key)
+    for name, member in members:
+        if name == MANIFEST:
+            manifest_bytes = member.read()
+            members.close()  # the rest of the archive is not needed for the name
+            break
+    if manifest_bytes is None:
+        raise ArtifactMismatchError(f"{source} holds no {MANIFEST}: not an artifacts version")
+    manifest = json.loads(manifest_bytes)
+    version = str(manifest["version"])
+    store = deps.store
+    if MANIFEST not in store._list(version):
+        for name, member in _archive_members(deps, bucket, key):
+            if name != MANIFEST:
+                deps.s3.upload_fileobj(_ForwardOnly(member), deps.bucket, store._key("versions", version, name))
+        deps.s3.put_object(Bucket=deps.bucket, Key=store._key("versions", version, MANIFEST), Body=manifest_bytes)
+    store.make_current(version)
     return {"version": version, "model_version": manifest["model_version"],
             "index_version": manifest["index_version"]}
 
