@@ -121,7 +121,7 @@ def statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
 
 def es_grants(resource: dict[str, Any]) -> list[tuple[str, str]]:
     """(action, resource Sub string) pairs of the es:ESHttp* grants of a function."""
-    grants = []
+    grants: list[tuple[str, str]] = []
     for statement in statements(resource):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
