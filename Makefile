@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The SageMaker SDK's own venv (mk/lint.mk builds it); set here because `test` names it before the include.
 SAGEMAKER_VENV ?= .venv-sagemaker
+# The serving container's TensorFlow (mk/parity.mk builds it); set here because `test` names it before the include.
+TF_SERVING_VENV ?= .venv-tf219
 PORT ?= 3000
 # Worker processes of the local server (one per core; docs/SERVING.md).
 WORKERS ?= 2
@@ -60,7 +62,7 @@ $(CHROMIUM):
 	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq chromium
 
-test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(CHROMIUM)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; chromium: the dashboard)
+test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-tf219: serving parity; chromium: the dashboard)
 	$(BIN)/python -m pytest
 
 test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromium (tests/e2e/test_dashboard_browser.py)
@@ -90,6 +92,7 @@ clean:  ## remove generated data, artifacts and build output (keeps the venvs)
 	rm -rf data/demo artifacts/demo .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
 -include mk/lint.mk
+-include mk/parity.mk
 
 openapi: $(BIN)/.installed  ## regenerate docs/openapi.json from the API routes
 	$(BIN)/python -c "from tastebud.api.http import openapi_spec; print(openapi_spec())" > docs/openapi.json
