@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The SageMaker SDK's own venv (mk/lint.mk builds it); set here because `test` names it before the include.
 SAGEMAKER_VENV ?= .venv-sagemaker
+# SAM CLI + cfn-lint (mk/lint.mk builds it): test_template.py's transform and resource-schema checks need it.
+SAM_VENV ?= .venv-sam
 # The serving container's TensorFlow (mk/parity.mk builds it); set here because `test` names it before the include.
 TF_SERVING_VENV ?= .venv-tf219
 PORT ?= 3000
@@ -62,7 +64,7 @@ $(CHROMIUM):
 	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq chromium
 
-test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-tf219: serving parity; chromium: the dashboard)
+test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(SAM_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-sam: template checks; .venv-tf219: serving parity; chromium: the dashboard)
 	$(BIN)/python -m pytest
 
 test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromium (tests/e2e/test_dashboard_browser.py)
