@@ -591,3 +591,17 @@ def test_the_default_user_tower_image_uses_the_regions_dlc_registry() -> None:
     variables = tpl["Resources"]["ControlTaskFunction"]["Properties"]["Environment"]["Variables"]
     image = variables["TASTEBUD_USER_TOWER_IMAGE"]
     assert "763104351884" not in repr(image) and "DeepLearningContainerRegistry" in repr(image)
+
+
+def test_the_bucket_name_parameter_admits_only_names_s3_and_virtual_hosted_https_accept() -> None:
+    spec = template()["Parameters"]["ArtifactsBucketName"]
+    pattern = re.compile(spec["AllowedPattern"])
+    s3_name = re.compile(cfn_schema("AWS::S3::Bucket")["properties"]["BucketName"]["pattern"])
+    # From S3's bucket naming rules: reserved prefixes/suffixes, IP-like, dots, case, length, edges.
+    rejected = ["ab", "a" * 64, "Tastebud", "-tastebud", "tastebud-", "xn--tastebud", "sthree-tastebud",
+                "tastebud-s3alias", "tastebud--ol-s3", "tastebud--x-s3", "192.168.5.4", "tastebud..x", "tastebud.x",
+                "amzn-s3-demo-tastebud", "tastebud_x"]
+    for name in rejected:
+        assert not pattern.match(name), name
+    for name in ("", "tastebud-artifacts-123456789012", "a" * 63, "abc"):
+        assert pattern.match(name) and len(name) <= spec["MaxLength"] and s3_name.match(name), name
