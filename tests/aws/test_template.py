@@ -605,3 +605,21 @@ def test_the_bucket_name_parameter_admits_only_names_s3_and_virtual_hosted_https
         assert not pattern.match(name), name
     for name in ("", "tastebud-artifacts-123456789012", "a" * 63, "abc"):
         assert pattern.match(name) and len(name) <= spec["MaxLength"] and s3_name.match(name), name
+
+
+def test_every_gateway_endpoint_reaches_only_this_stacks_resources() -> None:
+    resources = template()["Resources"]
+    gateways = {n: r for n, r in resources_of("AWS::EC2::VPCEndpoint").items()
+                if r["Properties"].get("VpcEndpointType") == "Gateway"}
+    assert gateways
+    for name, endpoint in gateways.items():
+        policy = endpoint["Properties"].get("PolicyDocument")
+        assert policy, f"{name}: the default endpoint policy reaches every bucket/table of every account"
+        for statement in policy["Statement"]:
+            if statement["Effect"] != "Allow":
+                continue
+            for target in as_list(statement["Resource"]):
+                named = ref_target(target) or re.match(r"\$\{(\w+)[.]", str(target.get("Fn::Sub", ""))
+                                                       if isinstance(target, dict) else "")
+                logical = named.group(1) if isinstance(named, re.Match) else named
+                assert logical in resources, f"{name}: {target!r} is not a resource of this stack"
