@@ -1,6 +1,8 @@
-"""SageMaker: the entry point runs `tastebud train` + `evaluate` on tiny data in SageMaker's /opt/ml layout
-(embeddings Processing job first, as the state machine does), and the SDK-built job definitions are valid
-requests that the training state machine executes (moto's SageMaker backend + ASL interpreter)."""
+"""SageMaker: the SDK-built job definitions against the containers' contracts (tests/aws/container_contracts.py:
+smspark-submit's parse-join-and-shell, the training toolkit's hyperparameters/env/argv), the embeddings and training
+entry points run on tiny data exactly as their containers start them (the rendered ContainerEntrypoint, the
+toolkit's command line), and the training state machine executing the definitions (moto's SageMaker backend + ASL
+interpreter)."""
 
 from __future__ import annotations
 
@@ -16,11 +18,23 @@ from typing import Any
 
 import numpy as np
 import pytest
+from container_contracts import (
+    PYTHONPATH,
+    app_arguments,
+    dlc_without_scann,
+    python_with_recorded_pip,
+    rendered_jobs,
+    run_in_shell,
+    smspark_submit_command,
+    training_invocation,
+    unpack_sourcedir,
+)
 
-from tastebud_training.sagemaker_jobs import METRICS, ROOT, TF_VERSION
+from tastebud.event_types import EVENT_WEIGHTS
+from tastebud_training.etl import spark_etl
+from tastebud_training.sagemaker_jobs import LAKE_WINDOW_DAYS, METRICS, TF_VERSION
 
-SAGEMAKER_PYTHON = ROOT / ".venv-sagemaker" / "bin" / "python"
-PYTHONPATH = os.pathsep.join(str(ROOT / p) for p in ("layers/core", "training"))
+OPT_ML = "/opt/ml"
 
 
 def run_module(args: list[str], env: dict[str, str],
@@ -29,37 +43,64 @@ def run_module(args: list[str], env: dict[str, str],
                           capture_output=True, text=True, timeout=900, check=False)
 
 
-# What the training DLC is like for ScaNN: `import scann` fails (1.4.2 is built for TF 2.20, the image has 2.19).
-WITHOUT_SCANN = ("import runpy, sys; sys.modules['scann'] = None; "
-                 "runpy.run_module('tastebud_training.sagemaker_entry', run_name='__main__', alter_sys=True)")
+def processing_input(job: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(i["S3Input"] for i in job["ProcessingInputs"] if i["InputName"] == name)
+    return found
 
 
-def run_entry_without_scann(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", WITHOUT_SCANN, *args],
-                          env={**os.environ, "PYTHONPATH": PYTHONPATH, **env},
-                          capture_output=True, text=True, timeout=900, check=False)
+def container_env(root: Path, tools: Path) -> dict[str, str]:
+    """The container's environment, with /opt/ml moved to ``root`` and ``tools`` first on PATH; no PYTHONPATH to
+    the repository: the code must come from sourcedir.tar.gz."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(TASTEBUD_SM_ROOT=str(root), HF_HUB_OFFLINE="1", PATH=f"{tools}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=str(dlc_without_scann(root.parent / "dlc_site")))
+    return env
 
 
 @pytest.mark.slow
-def test_the_entry_point_trains_on_tiny_data_in_the_opt_ml_layout_without_scann(tiny_data: Path,
-                                                                                 tmp_path: Path) -> None:
+def test_the_embeddings_and_training_jobs_run_as_their_containers_start_them(tiny_data: Path,
+                                                                            tmp_path: Path) -> None:
+    jobs, rendered = rendered_jobs()
     root = tmp_path / "opt_ml"
-    shutil.copytree(tiny_data, root / "processing" / "input" / "data")
-    env = {"TASTEBUD_SM_ROOT": str(root), "HF_HUB_OFFLINE": "1"}
-    embedded = run_entry_without_scann(["embed"], env)
+    tools = python_with_recorded_pip(tmp_path / "bin", tmp_path / "pip.log")
+    env = container_env(root, tools)
+
+    # Embeddings (Processing): the inputs where the request puts them, then the request's ContainerEntrypoint.
+    embeddings = jobs["embeddings"]
+    code = Path(processing_input(embeddings, "code")["LocalPath"].replace(OPT_ML, str(root), 1))
+    code.mkdir(parents=True)
+    shutil.copy(rendered / "sourcedir.tar.gz", code / "sourcedir.tar.gz")
+    shutil.copytree(tiny_data, Path(processing_input(embeddings, "tables")["LocalPath"].replace(OPT_ML, str(root), 1)))
+    entrypoint = [part.replace(OPT_ML, str(root)) for part in embeddings["AppSpecification"]["ContainerEntrypoint"]]
+    assert "ContainerArguments" not in embeddings["AppSpecification"]
+    embedded = subprocess.run(entrypoint, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                              check=False)
     assert embedded.returncode == 0, embedded.stderr[-3000:]
-    # The training job's channels: `train` (the ETL's tables) and `cache` (the embeddings job's output).
+    assert (tmp_path / "pip.log").read_text().split() == [str(code), "-m", "pip", "install", "-q", "-r",
+                                                          "requirements.txt"]
+    [output] = embeddings["ProcessingOutputConfig"]["Outputs"]
+    cache = Path(output["S3Output"]["LocalPath"].replace(OPT_ML, str(root), 1))
+    assert any(cache.iterdir()), "the embeddings job wrote nothing to its output"
+
+    # Training: SageMaker downloads each channel to /opt/ml/input/data/<channel>; `cache` is the embeddings output.
+    training = jobs["training"]
+    channels = [c["ChannelName"] for c in training["InputDataConfig"]]
     shutil.copytree(tiny_data, root / "input" / "data" / "train")
-    shutil.copytree(root / "processing" / "output" / "cache", root / "input" / "data" / "cache")
+    shutil.copytree(cache, root / "input" / "data" / "cache")
+    # The rendered hyperparameters (JSON-encoded strings, sagemaker_* included), made small for tiny data.
+    hyperparameters = {**training["HyperParameters"], **{k: json.dumps(v) for k, v in {
+        "epochs": 2, "seed": 3, "images": "false", "max_eval_users": 200, "max_ranker_groups": 1500}.items()}}
     config = root / "input" / "config"
     config.mkdir(parents=True)
-    # As SageMaker writes them for the SDK's estimators: every value JSON-encoded into a string.
-    (config / "hyperparameters.json").write_text(json.dumps({
-        "epochs": "2", "seed": "3", "retrieval": '"two_tower"', "images": '"false"', "evaluate": '"true"',
-        "max_eval_users": "200", "max_ranker_groups": "1500", "sagemaker_program": '"sagemaker_entry.py"'}))
-    trained = run_entry_without_scann([], env)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    argv, toolkit_env, code_dir = training_invocation(hyperparameters, channels, root)
+    unpack_sourcedir(rendered / "sourcedir.tar.gz", code_dir)
+    assert argv[1:3] == ["sagemaker_entry.py", "--epochs"] and "--model_dir" in argv  # as the toolkit passes them
+    trained = subprocess.run(argv, env={**env, **toolkit_env}, cwd=code_dir, capture_output=True, text=True,
+                             timeout=900, check=False)
     assert trained.returncode == 0, trained.stderr[-3000:]  # `import scann` anywhere would have failed the job
     assert not (root / "output" / "failure").exists()
+    assert "tastebud_training/" not in trained.stderr.replace(str(code_dir), "")  # code from the tarball only
 
     model = root / "model"
     manifest = json.loads((model / "manifest.json").read_text())
@@ -87,22 +128,13 @@ def test_a_failing_job_writes_opt_ml_output_failure(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def sdk_jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    if not SAGEMAKER_PYTHON.exists():
-        pytest.skip("the SageMaker SDK lives in .venv-sagemaker (it conflicts with the dev venv's pins): "
-                    "`make .venv-sagemaker/.installed` or `make sagemaker-jobs`")
-    out = tmp_path_factory.mktemp("jobs")
-    result = run_module(["tastebud_training.sagemaker_jobs", "--region", "eu-west-1", "--bucket", "tb-artifacts",
-                         "--role", "arn:aws:iam::123456789012:role/tastebud-training", "--out", str(out / "jobs.json"),
-                         "--source-tar", str(out / "sourcedir.tar.gz")],
-                        {"SAGEMAKER_SUPPRESS_V2_WARNING": "1", "AWS_ACCESS_KEY_ID": "testing",
-                         "AWS_SECRET_ACCESS_KEY": "testing"}, python=SAGEMAKER_PYTHON)
-    assert result.returncode == 0, result.stderr[-3000:]
-    with tarfile.open(out / "sourcedir.tar.gz") as tar:
+def sdk_jobs() -> dict[str, Any]:
+    jobs, rendered = rendered_jobs()
+    with tarfile.open(rendered / "sourcedir.tar.gz") as tar:
         names = set(tar.getnames())
     assert {"sagemaker_entry.py", "requirements.txt", "tastebud_training/sagemaker_entry.py",
             "tastebud/two_tower_features.py"} <= names
-    return dict(json.loads((out / "jobs.json").read_text()))
+    return jobs
 
 
 def test_the_sdk_renders_the_training_job_the_state_machine_runs(sdk_jobs: dict[str, Any]) -> None:
@@ -115,6 +147,48 @@ def test_the_sdk_renders_the_training_job_the_state_machine_runs(sdk_jobs: dict[
     etl = sdk_jobs["etl"]
     assert "sagemaker-spark-processing:3.5" in etl["AppSpecification"]["ImageUri"]
     assert etl["AppSpecification"]["ContainerArguments"][:2] == ["--lake", "s3://tb-artifacts/lake/events/"]
+
+
+def test_each_processing_request_carries_its_container_entrypoint(sdk_jobs: dict[str, Any]) -> None:
+    """processing_config() ignores Processor(entrypoint=...): without ContainerEntrypoint the Spark image runs its
+    ENTRYPOINT smspark-submit with `--lake ...` as the app, the TF image its default shell."""
+    etl = sdk_jobs["etl"]
+    code = processing_input(etl, "code")
+    script = f"{code['LocalPath']}/{code['S3Uri'].rsplit('/', 1)[1]}"  # where the Processing job puts the script
+    assert etl["AppSpecification"]["ContainerEntrypoint"] == ["smspark-submit", script]
+    assert script.endswith("/spark_etl.py")
+    embeddings = sdk_jobs["embeddings"]
+    entrypoint = embeddings["AppSpecification"]["ContainerEntrypoint"]
+    assert entrypoint[:2] == ["bash", "-c"] and len(entrypoint) == 3
+    assert f"cd {processing_input(embeddings, 'code')['LocalPath']} && tar xzf sourcedir.tar.gz" in entrypoint[2]
+    assert entrypoint[2].endswith("python -m tastebud_training.sagemaker_entry embed")
+
+
+def test_the_jobs_hand_each_other_the_same_s3_locations(sdk_jobs: dict[str, Any]) -> None:
+    etl_arguments = sdk_jobs["etl"]["AppSpecification"]["ContainerArguments"]
+    tables = etl_arguments[etl_arguments.index("--out") + 1]
+    embeddings = sdk_jobs["embeddings"]
+    [cache_output] = embeddings["ProcessingOutputConfig"]["Outputs"]
+    assert processing_input(embeddings, "tables")["S3Uri"] == tables
+    assert processing_input(embeddings, "tables")["LocalPath"] == f"{OPT_ML}/processing/input/data"  # embed() reads
+    assert cache_output["S3Output"]["LocalPath"] == f"{OPT_ML}/processing/output/cache"  # embed() writes
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+                for c in sdk_jobs["training"]["InputDataConfig"]}
+    assert channels == {"train": tables, "cache": cache_output["S3Output"]["S3Uri"]}
+
+
+@pytest.mark.parametrize("quote", [False, True], ids=["joined-with-spaces", "shlex-quoted"])
+def test_the_etl_arguments_survive_smspark_submits_shell(sdk_jobs: dict[str, Any], quote: bool,
+                                                         tmp_path: Path) -> None:
+    application = sdk_jobs["etl"]["AppSpecification"]
+    entrypoint, arguments = application["ContainerEntrypoint"], application["ContainerArguments"]
+    assert entrypoint[0] == "smspark-submit"
+    command = smspark_submit_command([*entrypoint[1:], *arguments], quote=quote)
+    received = run_in_shell(command, tmp_path / "bin")  # a real /bin/sh, a real spark-submit argv
+    assert received[:4] == ["--master", "yarn", "--deploy-mode", "client"]
+    assert app_arguments(received, entrypoint[1]) == arguments  # every argument arrives unchanged
+    parsed = spark_etl.parse_arguments(app_arguments(received, entrypoint[1]))
+    assert parsed.event_weights == EVENT_WEIGHTS and parsed.window_days == LAKE_WINDOW_DAYS
 
 
 def test_the_training_state_machine_executes_the_sdk_definition(sdk_jobs: dict[str, Any], tmp_path: Path,

@@ -10,13 +10,22 @@ use). Upload both files to ``s3://B/training/`` (docs/DEPLOY.md); the ``job_spec
 exactly this definition.
 
   etl         PySpark on the SageMaker Spark processing image (3.5): lake + catalog -> data-contract Parquet
-              tables (tastebud_training/etl/spark_etl.py); output s3://B/training/tables/
+              tables (tastebud_training/etl/spark_etl.py); output s3://B/training/tables/. The lake is read for
+              the last ``LAKE_WINDOW_DAYS`` days of ``dt=`` partitions only.
   embeddings  item text (MiniLM) and image (EfficientNetB0) vectors into the training cache, on the TF DLC
   training    the project's `tastebud train` + `tastebud evaluate` (tastebud_training/sagemaker_entry.py) on
               the AWS Deep Learning Container tensorflow-training:<TF>-cpu-py312; channels ``train``
               (tables) and ``cache`` (embeddings); metric regexes feed the evaluation gate
 The TF version (``TF_VERSION``) is the DLC's: the user tower it exports is served by
 ``tensorflow-inference:<TF_VERSION>-cpu`` (template parameter ``UserTowerTfVersion``), so they match.
+
+Containers' contracts the requests must meet (tests/aws/test_job_contracts.py runs them):
+- ``processing_config()`` builds ``AppSpecification`` from ITS ``container_entrypoint`` argument and ignores
+  ``Processor(entrypoint=...)``: each processing job passes its entrypoint explicitly. Without it the Spark
+  image runs its own ENTRYPOINT ``smspark-submit`` with ``--lake ...`` as the app, and the TF image ``bash``.
+- ``smspark-submit`` joins spark-submit's argv into ONE string and runs it with ``shell=True`` (older images
+  join with spaces, newer ones ``shlex.quote`` each part): every ETL argument must be a shell-safe word, so
+  the event weights are ``click=1,add_to_cart=2,...``, never JSON (``build_jobs`` refuses anything else).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shlex
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -37,6 +47,27 @@ SPARK_VERSION = "3.5"
 METRICS = [{"Name": name, "Regex": f"tastebud {name}=([0-9.]+);"} for name in ("recall@20", "ndcg@20", "recall@100")]
 PROCESSING = "/opt/ml/processing"
 SHIM = "from tastebud_training.sagemaker_entry import main\n\nraise SystemExit(main())\n"
+# Nightly cost bound: the ETL reads this many days of `dt=` partitions (plus today), not the whole lake.
+LAKE_WINDOW_DAYS = 180
+ETL_SCRIPT = f"{PROCESSING}/input/code/spark_etl.py"
+ETL_ENTRYPOINT = ["smspark-submit", ETL_SCRIPT]
+EMBEDDINGS_ENTRYPOINT = ["bash", "-c", f"cd {PROCESSING}/input/code && tar xzf sourcedir.tar.gz && "
+                         "python -m pip install -q -r requirements.txt && "
+                         "python -m tastebud_training.sagemaker_entry embed"]
+
+
+def event_weights_argument(weights: dict[str, int]) -> str:
+    """``click=1,add_to_cart=2,purchase=3``: survives smspark-submit's shell unchanged (JSON would not)."""
+    return ",".join(f"{name}={int(weight)}" for name, weight in weights.items())
+
+
+def etl_arguments(*, lake: str, catalog: str, tables: str, window_days: int = LAKE_WINDOW_DAYS) -> list[str]:
+    arguments = ["--lake", lake, "--catalog", catalog, "--out", tables, "--event-types", ",".join(EVENT_TYPES),
+                 "--event-weights", event_weights_argument(EVENT_WEIGHTS), "--window-days", str(window_days)]
+    unsafe = [argument for argument in arguments if shlex.quote(argument) != argument]
+    if unsafe:  # smspark-submit would split or expand them in its shell
+        raise ValueError(f"ETL arguments must be shell-safe words: {unsafe}")
+    return arguments
 
 
 def source_tarball(out: Path) -> Path:
@@ -72,27 +103,25 @@ def build_jobs(*, region: str, bucket: str, role: str, prefix: str = "training",
     spark = Processor(role=role, image_uri=sagemaker.image_uris.retrieve(
         "spark", region, version=SPARK_VERSION, image_scope="processing"), instance_count=etl_instances,
         instance_type=etl_instance, volume_size_in_gb=100, max_runtime_in_seconds=4 * 3600, sagemaker_session=session,
-        entrypoint=["smspark-submit", f"{PROCESSING}/input/code/spark_etl.py"])
+        entrypoint=ETL_ENTRYPOINT)
     # Spark reads the lake and writes the tables on S3 itself (every executor, no copy through one disk).
+    # processing_config() ignores Processor.entrypoint: pass it, or the request has no ContainerEntrypoint.
     etl = processing_config(spark, inputs=[
         ProcessingInput(source=f"{base}/code/spark_etl.py", destination=f"{PROCESSING}/input/code", input_name="code")],
-        outputs=[], job_name="tastebud-etl", container_arguments=[
-            "--lake", f"s3://{bucket}/{lake}/", "--catalog", f"{base}/catalog/", "--out", tables,
-            "--event-types", ",".join(EVENT_TYPES), "--event-weights", json.dumps(EVENT_WEIGHTS)])
+        outputs=[], job_name="tastebud-etl", container_entrypoint=spark.entrypoint,
+        container_arguments=etl_arguments(lake=f"s3://{bucket}/{lake}/", catalog=f"{base}/catalog/", tables=tables))
 
     tf_training = sagemaker.image_uris.retrieve("tensorflow", region, version=TF_VERSION, py_version=PY_VERSION,
                                                 instance_type=training_instance, image_scope="training")
     embedder = Processor(role=role, image_uri=tf_training, instance_count=1, instance_type=training_instance,
                          volume_size_in_gb=50, max_runtime_in_seconds=4 * 3600, sagemaker_session=session,
-                         entrypoint=["bash", "-c", f"cd {PROCESSING}/input/code && tar xzf sourcedir.tar.gz && "
-                                     "pip install -q -r requirements.txt && python -m tastebud_training."
-                                     "sagemaker_entry embed"])
+                         entrypoint=EMBEDDINGS_ENTRYPOINT)
     embeddings = processing_config(embedder, inputs=[
         ProcessingInput(source=f"{base}/code/sourcedir.tar.gz", destination=f"{PROCESSING}/input/code",
                         input_name="code"),
         ProcessingInput(source=tables, destination=f"{PROCESSING}/input/data", input_name="tables")],
         outputs=[ProcessingOutput(source=f"{PROCESSING}/output/cache", destination=cache, output_name="cache")],
-        job_name="tastebud-embeddings")
+        job_name="tastebud-embeddings", container_entrypoint=embedder.entrypoint)
 
     estimator = TensorFlow(
         entry_point="sagemaker_entry.py", source_dir=f"{base}/code/sourcedir.tar.gz", framework_version=TF_VERSION,
