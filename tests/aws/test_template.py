@@ -623,3 +623,13 @@ def test_every_gateway_endpoint_reaches_only_this_stacks_resources() -> None:
                                                        if isinstance(target, dict) else "")
                 logical = named.group(1) if isinstance(named, re.Match) else named
                 assert logical in resources, f"{name}: {target!r} is not a resource of this stack"
+
+
+def test_the_lake_keeps_the_etls_whole_window_in_standard_storage() -> None:
+    from tastebud_training.sagemaker_jobs import LAKE_WINDOW_DAYS
+
+    parameters = template()["Parameters"]
+    assert parameters["LakeRetentionDays"]["MinValue"] >= LAKE_WINDOW_DAYS  # else the ETL silently reads less
+    # Standard-IA bills every GB the nightly ETL reads again: never inside the window.
+    transitions = parameters["LakeInfrequentAccessDays"]["AllowedValues"]
+    assert all(days == 0 or days >= LAKE_WINDOW_DAYS for days in transitions)
