@@ -355,15 +355,58 @@ def test_publish_unpacks_the_training_output_and_writes_current_last(world: dict
     assert read_live(s3, BUCKET, PREFIX) is None  # publishing never changes traffic
 
 
+def asl_request_members() -> dict[str, set[str]]:
+    """The request members statemachines/training.asl.json's create tasks read (``$.specs.<kind>.<member>``)."""
+    states = json.loads((Path(__file__).resolve().parents[2] / "statemachines" / "training.asl.json").read_text())
+    read: dict[str, set[str]] = {}
+    for state in states["States"].values():
+        for path in (state.get("Parameters") or {}).values():
+            if isinstance(path, str) and path.startswith("$.specs."):
+                kind, member = path.removeprefix("$.specs.").split(".")[:2]
+                read.setdefault(kind, set()).add(member)
+    return read
+
+
+def minimal_jobs() -> dict[str, Any]:
+    """Each request with only the members botocore's model REQUIRES (what an SDK rendering may be reduced to)."""
+    processing = {"RoleArn": ROLE, "AppSpecification": {"ImageUri": IMAGE},
+                  "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
+                                                            "VolumeSizeInGB": 30}},
+                  "StoppingCondition": {"MaxRuntimeInSeconds": 7200}}
+    training = {"RoleArn": ROLE, "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+                "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/training/out"},
+                "ResourceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+                "StoppingCondition": {"MaxRuntimeInSeconds": 14400}}
+    return {"etl": processing, "embeddings": dict(processing), "training": training}
+
+
 def test_job_specs_name_each_job_of_a_run(world: dict[str, Any]) -> None:
-    specs = {kind: {"RoleArn": ROLE} for kind in ("etl", "embeddings", "training")}
-    world["s3"].put_object(Bucket=BUCKET, Key="training/jobs.json", Body=json.dumps(specs).encode())
+    world["s3"].put_object(Bucket=BUCKET, Key="training/jobs.json", Body=json.dumps(minimal_jobs()).encode())
     out = control_tasks.handle({"action": "job_specs", "jobs": f"s3://{BUCKET}/training/jobs.json",
                                 "run": "2026-12-01T02:00:00Z"}, world["control"])
     assert out["etl"]["ProcessingJobName"] == "tastebud-etl-2026-12-01t02-00-00z"
     assert out["training"]["TrainingJobName"] == "tastebud-training-2026-12-01t02-00-00z"
     with pytest.raises(ValueError, match="unknown control task action"):
         control_tasks.handle({"action": "nope"}, world["control"])
+
+
+def test_job_specs_carry_every_member_the_state_machine_reads(world: dict[str, Any]) -> None:
+    """An absent ``$.specs.etl.ProcessingInputs`` in a create task's Parameters is States.Runtime on AWS (no Catch):
+    the optional members the SDK omits when empty are filled with their empty value; a missing one that has no
+    neutral value (a processing job's StoppingCondition) fails this Lambda task, which Catch handles."""
+    read = asl_request_members()
+    assert read["etl"] >= {"ProcessingInputs", "StoppingCondition", "Environment"}, read
+    world["s3"].put_object(Bucket=BUCKET, Key="training/jobs.json", Body=json.dumps(minimal_jobs()).encode())
+    out = control_tasks.handle({"action": "job_specs", "jobs": f"s3://{BUCKET}/training/jobs.json", "run": "r"},
+                               world["control"])
+    for kind, members in read.items():
+        assert members <= set(out[kind]), (kind, sorted(members - set(out[kind])))
+    no_limit = minimal_jobs()
+    del no_limit["etl"]["StoppingCondition"]
+    world["s3"].put_object(Bucket=BUCKET, Key="training/jobs.json", Body=json.dumps(no_limit).encode())
+    with pytest.raises(ArtifactMismatchError, match=r"etl request lacks \['StoppingCondition'\]"):
+        control_tasks.handle({"action": "job_specs", "jobs": f"s3://{BUCKET}/training/jobs.json", "run": "r"},
+                             world["control"])
 
 
 def test_the_hot_swap_is_started_once_per_run_and_version_and_described(world: dict[str, Any]) -> None:

@@ -287,11 +287,29 @@ def job_specs(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
                              ("training", "TrainingJobName")):
         request = dict(specs[kind])
         request[name_field] = f"tastebud-{kind}-{run}"[:63].rstrip("-")
-        if name_field == "ProcessingJobName":  # the ASL passes these paths; the SDK omits them when empty
-            request.setdefault("Environment", {})
-            request.setdefault("ProcessingOutputConfig", {"Outputs": []})
+        # The ASL's Parameters read every member below; an absent one would be States.Runtime (uncatchable, on
+        # AWS). The SDK omits empty optional members: an empty value means the same to SageMaker.
+        for member, empty in _EMPTY_WHEN_ABSENT[name_field].items():
+            request.setdefault(member, empty)
+        missing = [m for m in _ASL_MEMBERS[name_field] if m not in request]
+        if missing:
+            raise ArtifactMismatchError(f"{event['jobs']}: the {kind} request lacks {missing}, which the training "
+                                        "state machine passes to SageMaker (re-run `make sagemaker-jobs`)")
         out[kind] = request
     return out
+
+
+# What statemachines/training.asl.json's create tasks read from each request (``$.specs.<kind>.<member>``).
+_ASL_MEMBERS = {
+    "ProcessingJobName": ("ProcessingJobName", "ProcessingResources", "AppSpecification", "ProcessingInputs",
+                          "ProcessingOutputConfig", "StoppingCondition", "Environment"),
+    "TrainingJobName": ("TrainingJobName", "AlgorithmSpecification", "InputDataConfig", "OutputDataConfig",
+                        "ResourceConfig", "StoppingCondition", "HyperParameters"),
+}
+_EMPTY_WHEN_ABSENT: dict[str, dict[str, Any]] = {
+    "ProcessingJobName": {"Environment": {}, "ProcessingOutputConfig": {"Outputs": []}, "ProcessingInputs": []},
+    "TrainingJobName": {"InputDataConfig": [], "HyperParameters": {}},
+}
 
 
 # Step Functions execution names: 1-80 characters, no whitespace, brackets, wildcards or punctuation other
