@@ -92,8 +92,8 @@ def test_a_hot_swap_builds_warms_verifies_and_flips_one_pointer(world: dict[str,
     assert domain.indices[index]["settings"]["number_of_replicas"] == 1  # restored by settle
     assert domain.indices[index]["settings"]["refresh_interval"] == "30s"
     calls = [(r["method"], r["path"]) for r in domain.requests]
-    assert calls.index(("POST", f"/{index}/_refresh")) < calls.index(("POST", f"/{index}/_forcemerge")) < calls.index(
-        ("GET", f"/_plugins/_knn/warmup/{index}"))
+    assert calls.index(("POST", f"/{index}/_forcemerge")) < calls.index(("POST", f"/{index}/_refresh")) < calls.index(
+        ("GET", f"/_plugins/_knn/warmup/{index}"))  # the merge flushes the indexing buffer itself
     merge = next(r for r in domain.requests if r["path"] == f"/{index}/_forcemerge")
     # In the background: a blocking force merge of 100k-1M vectors outlives every client timeout (issue 20 #10).
     assert merge["query"] == {"max_num_segments": ["1"], "wait_for_completion": ["false"]}

@@ -6,12 +6,15 @@ One Lambda, dispatched on ``event["action"]`` (statemachines/index_hot_swap.asl.
                  a half-built index of an earlier failed run is deleted first (re-runs are harmless)
   bulk_load      one chunk ``[start, end)`` of catalog rows (a Map iteration); per-document failures are
                  RETURNED (``failed``) so the state machine's Choice fails the Map and rolls back
-  start_merge    refresh, then ``_forcemerge`` to one segment in the BACKGROUND (``wait_for_completion=false``);
-                 returns the task id. At 100k-1M vectors the merge (which rebuilds the faiss graphs) takes far
-                 longer than a client timeout, so the state machine polls it (Wait -> merge_status -> Choice)
+  start_merge    ``_forcemerge`` to one segment in the BACKGROUND (``wait_for_completion=false``); returns the
+                 task id. At 100k-1M vectors the merge (which rebuilds the faiss graphs) takes far longer than a
+                 client timeout, so the state machine polls it (Wait -> merge_status -> Choice). No refresh
+                 first: Lucene's forceMerge flushes the indexing buffer itself, inside the background task (a
+                 refresh of a full buffer builds its graphs in the request, under the client timeout)
   merge_status   ``GET _tasks/<id>``: done or not; a failed merge raises; a task OpenSearch no longer knows
                  (its node restarted) is started again (a merge of merged segments is quick)
-  settle         replicas + refresh interval back to serving values (quick settings calls)
+  settle         replicas + refresh interval back to serving values, and a refresh (quick once merged: it
+                 opens a reader on the merged segment) so that verify counts every document
   warm_up        k-NN warm-up (loads the HNSW graphs into memory: the first queries on a cold graph take
                  seconds) under a bounded request timeout; ``warm: false`` = still loading, ask again
   verify         document count == catalog size, and recall@k of a deterministic sample of item vectors
@@ -99,10 +102,6 @@ def bulk_load(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
 
 def start_merge(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
     index = event["index"]
-    try:
-        deps.opensearch.indices.refresh(index=index)  # refresh is off during the load; quick (one buffer)
-    except Exception as exc:
-        raise DependencyError("index", f"refreshing {index}: {exc}") from exc
     return {"index": index, "task": deps.admin.start_force_merge(index)}
 
 
@@ -120,6 +119,7 @@ def settle(event: dict[str, Any], deps: IndexDeps) -> dict[str, Any]:
     index = event["index"]
     serving = {"number_of_replicas": int(event.get("replicas", 1)), "refresh_interval": "30s"}
     deps.opensearch.indices.put_settings(index=index, body={"index": serving})
+    deps.opensearch.indices.refresh(index=index)
     return {"index": index}
 
 
