@@ -71,6 +71,40 @@ def test_an_account_with_the_role_is_told_not_to_create_it_again(aws: None) -> N
     assert "CreateOpenSearchServiceLinkedRole=false" in result.fix
 
 
+def cloudformation_stub(answer: str) -> tuple[Any, Stubber]:
+    client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    request = {"StackName": "tastebud-dev", "LogicalResourceId": aws_preflight.SERVICE_LINKED_ROLE_RESOURCE}
+    if answer == "owned":
+        stub.add_response("describe_stack_resource", {"StackResourceDetail": {
+            "StackName": "tastebud-dev", "LogicalResourceId": aws_preflight.SERVICE_LINKED_ROLE_RESOURCE,
+            "PhysicalResourceId": aws_preflight.OPENSEARCH_SERVICE_LINKED_ROLE,
+            "ResourceType": "AWS::IAM::ServiceLinkedRole", "LastUpdatedTimestamp": "2026-12-06T17:00:00Z",
+            "ResourceStatus": "CREATE_COMPLETE"}}, request)
+    else:  # what CloudFormation answers for a missing stack and for a stack without that resource alike
+        stub.add_client_error("describe_stack_resource", "ValidationError", "Stack 'tastebud-dev' does not exist",
+                              http_status_code=400, expected_params=request)
+    return client, stub
+
+
+def test_an_update_of_the_stack_that_created_the_role_keeps_creating_it(aws: None) -> None:
+    iam = boto3.client("iam")
+    create_service_linked_role(iam)
+    cloudformation, stub = cloudformation_stub("owned")
+    with stub:
+        result = check_opensearch_service_linked_role(iam, cloudformation, "tastebud-dev")
+    assert result.status == "ok" and result.parameters == {"CreateOpenSearchServiceLinkedRole": "true"}
+    cloudformation, stub = cloudformation_stub("absent")
+    with stub:
+        result = check_opensearch_service_linked_role(iam, cloudformation, "tastebud-dev")
+    assert result.parameters == {"CreateOpenSearchServiceLinkedRole": "false"}
+
+
+def test_the_resource_the_preflight_looks_for_is_the_templates() -> None:
+    resource = load_template(ROOT / "template.yaml")["Resources"][aws_preflight.SERVICE_LINKED_ROLE_RESOURCE]
+    assert resource["Type"] == "AWS::IAM::ServiceLinkedRole"
+
+
 def test_a_principal_without_iam_get_role_gets_a_warning_not_a_guess() -> None:
     iam = boto3.client("iam", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(iam) as stub:
@@ -273,7 +307,10 @@ def stubbed_clients(monkeypatch: pytest.MonkeyPatch, *, role_exists: bool, endpo
         quota(need.quota_name, next(codes), endpoint_quota if "endpoint" in need.quota_name else 4.0)
         for need in aws_preflight.sagemaker_quota_needs()]}, {"ServiceCode": "sagemaker"})
     quota_stub.activate()
-    clients = PreflightClients(iam=iam, lambda_=lambda_client, service_quotas=quotas, ecr=ecr)
+    cloudformation, cloudformation_stubber = cloudformation_stub("absent")
+    cloudformation_stubber.activate()
+    clients = PreflightClients(iam=iam, lambda_=lambda_client, service_quotas=quotas, ecr=ecr,
+                               cloudformation=cloudformation)
     monkeypatch.setattr(PreflightClients, "from_session", classmethod(lambda cls, session: clients))
 
 

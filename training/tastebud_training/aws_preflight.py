@@ -31,6 +31,7 @@ Status = Literal["ok", "warn", "fail"]
 
 OPENSEARCH_SERVICE_LINKED_ROLE = "AWSServiceRoleForAmazonOpenSearchService"
 SERVICE_LINKED_ROLE_PARAMETER = "CreateOpenSearchServiceLinkedRole"  # template.yaml parameter
+SERVICE_LINKED_ROLE_RESOURCE = "OpenSearchServiceLinkedRole"  # template.yaml logical id (created when "true")
 
 # Lambda refuses a reservation that leaves fewer than 100 unreserved concurrent executions in the account.
 LAMBDA_MIN_UNRESERVED = 100
@@ -95,7 +96,20 @@ def _access_denied(error: ClientError) -> bool:
 
 
 # ---------------------------------------------------------------- IAM: the OpenSearch service-linked role
-def check_opensearch_service_linked_role(iam: Any) -> CheckResult:
+def stack_owns_service_linked_role(cloudformation: Any, stack_name: str) -> bool:
+    """Whether the stack itself created the role (an update then keeps "true")."""
+    try:
+        detail = cloudformation.describe_stack_resource(
+            StackName=stack_name, LogicalResourceId=SERVICE_LINKED_ROLE_RESOURCE)["StackResourceDetail"]
+    except ClientError as error:
+        # CloudFormation answers ValidationError both for a stack that does not exist and a resource it lacks.
+        if _error_code(error) == "ValidationError" or _access_denied(error):
+            return False
+        raise
+    return not str(detail["ResourceStatus"]).startswith("DELETE")
+
+
+def check_opensearch_service_linked_role(iam: Any, cloudformation: Any = None, stack_name: str = "") -> CheckResult:
     name = "opensearch service-linked role"
     try:
         iam.get_role(RoleName=OPENSEARCH_SERVICE_LINKED_ROLE)
@@ -110,6 +124,10 @@ def check_opensearch_service_linked_role(iam: Any) -> CheckResult:
                                f"aws iam get-role --role-name {OPENSEARCH_SERVICE_LINKED_ROLE} as an admin: found -> "
                                f"{SERVICE_LINKED_ROLE_PARAMETER}=false, NoSuchEntity -> true")
         raise
+    if cloudformation is not None and stack_name and stack_owns_service_linked_role(cloudformation, stack_name):
+        return CheckResult(name, "ok", f"{OPENSEARCH_SERVICE_LINKED_ROLE} exists, created by stack {stack_name}",
+                           f"keep {SERVICE_LINKED_ROLE_PARAMETER}=true (false only drops it from the stack)",
+                           {SERVICE_LINKED_ROLE_PARAMETER: "true"})
     return CheckResult(name, "warn", f"{OPENSEARCH_SERVICE_LINKED_ROLE} exists: creating it again would roll the "
                        "deploy back", f"pass {SERVICE_LINKED_ROLE_PARAMETER}=false",
                        {SERVICE_LINKED_ROLE_PARAMETER: "false"})
@@ -253,11 +271,13 @@ class PreflightClients:
     lambda_: Any
     service_quotas: Any
     ecr: Any
+    cloudformation: Any = None
 
     @classmethod
     def from_session(cls, session: Any) -> PreflightClients:
         return cls(iam=session.client("iam"), lambda_=session.client("lambda"),
-                   service_quotas=session.client("service-quotas"), ecr=session.client("ecr"))
+                   service_quotas=session.client("service-quotas"), ecr=session.client("ecr"),
+                   cloudformation=session.client("cloudformation"))
 
 
 def run_preflight(clients: PreflightClients, *, region: str, stack_name: str,
@@ -266,7 +286,7 @@ def run_preflight(clients: PreflightClients, *, region: str, stack_name: str,
                   images: list[DlcImage] | None = None) -> list[CheckResult]:
     return [
         check_stack_name(stack_name),
-        check_opensearch_service_linked_role(clients.iam),
+        check_opensearch_service_linked_role(clients.iam, clients.cloudformation, stack_name),
         check_lambda_concurrency(clients.lambda_, reserved_concurrency, region),
         *check_sagemaker_quotas(clients.service_quotas,
                                 sagemaker_quota_needs() if quota_needs is None else quota_needs, region),
