@@ -440,3 +440,88 @@ def test_hot_swap_execution_names_fit_step_functions_limits() -> None:
     assert len(name) == 80 and name.endswith("-" + "v" * 30)
     assert control_tasks.hot_swap_execution_name("", "V 1") == "v-1"
     assert len(control_tasks.hot_swap_execution_name("run", "x" * 200)) == 80
+
+
+# ---------------------------------------------------------------- the machines' paths vs the handlers' answers
+def selected_payload_members() -> dict[str, set[str]]:
+    """action -> the ``$.Payload.<member>`` paths both machines read from that action's answer (ResultSelector, and
+    the Map's ``OutputPath: $.Payload`` + Choice on ``$.failed``). On AWS an absent one is States.Runtime, which no
+    Catch handles (moto's interpreter instead reports a caught task failure: a spurious rollback)."""
+    root = Path(__file__).resolve().parents[2] / "statemachines"
+    selected: dict[str, set[str]] = {}
+
+    def walk(states: dict[str, Any]) -> None:
+        for state in states.values():
+            if "ItemProcessor" in state:
+                walk(state["ItemProcessor"]["States"])
+            payload = (state.get("Parameters") or {}).get("Payload")
+            if not isinstance(payload, dict) or state.get("Resource") != "arn:aws:states:::lambda:invoke":
+                if state.get("OutputPath") == "$.Payload":  # LoadChunk: payload = the Map item's action
+                    selected.setdefault("bulk_load", set()).add("failed")
+                continue
+            paths = [v for v in (state.get("ResultSelector") or {}).values() if isinstance(v, str)]
+            selected.setdefault(payload["action"], set()).update(
+                p.removeprefix("$.Payload.").split(".")[0] for p in paths if p.startswith("$.Payload."))
+
+    for name in ("index_hot_swap", "training"):
+        walk(json.loads((root / f"{name}.asl.json").read_text())["States"])
+    return selected
+
+
+def test_every_payload_member_the_machines_select_is_in_every_answer_of_the_real_handler(
+        world: dict[str, Any]) -> None:
+    selected = selected_payload_members()
+    answers: dict[str, list[dict[str, Any]]] = {}
+
+    def index_task(event: dict[str, Any]) -> dict[str, Any]:
+        answer = index_tasks.handle(event, world["index"])
+        answers.setdefault(event["action"], []).append(answer)
+        return answer
+
+    def control_task(event: dict[str, Any], deps: ControlDeps | None = None) -> dict[str, Any]:
+        answer = control_tasks.handle(event, deps or world["control"])
+        answers.setdefault(event["action"], []).append(answer)
+        return answer
+
+    publish(world, "v1")
+    prep = control_task({"action": "prepare", "version": "v1"})
+    common = {k: prep[k] for k in ("version", "model_version", "index_version", "index", "endpoint", "live")}
+    index_task({"action": "create_index", **common, "dimension": prep["dimension"]})
+    for chunk in prep["chunks"]:
+        index_task({"action": "bulk_load", **common, **chunk})
+    world["domain"].merge_polls = 1
+    task = index_task({"action": "start_merge", **common})["task"]
+    index_task({"action": "merge_status", **common, "task": task})
+    index_task({"action": "merge_status", **common, "task": task})
+    index_task({"action": "merge_status", **common, "task": "gone:7"})  # restarted
+    index_task({"action": "settle", **common})
+    world["domain"].failures.append(ReadTimeoutError(None, "/_plugins/_knn/warmup", "Read timed out."))
+    index_task({"action": "warm_up", **common})
+    index_task({"action": "warm_up", **common})
+    index_task({"action": "verify", **common, "k": 10, "samples": 5})
+    index_task({"action": "verify", **common, "k": 10, "samples": 5, "min_recall": 1.01})  # rejected
+    control_task({"action": "deploy_endpoint", "endpoint": common["endpoint"], "version": "v1"})
+    control_task({"action": "describe_endpoint", "endpoint": common["endpoint"]})
+    index_task({"action": "flip", **common})
+    index_task({"action": "rollback", "index": "items-i-v9", "live": None})
+    index_task({"action": "cleanup", "keep": 2})
+    control_task({"action": "cleanup_endpoints"})
+    control_task({"action": "delete_endpoint", "endpoint": "tb-user-tower-v0"})
+    world["s3"].put_object(Bucket=BUCKET, Key="training/jobs.json", Body=json.dumps(minimal_jobs()).encode())
+    control_task({"action": "job_specs", "jobs": f"s3://{BUCKET}/training/jobs.json", "run": "r"})
+    for metrics in ([{"MetricName": "recall@20", "Value": 0.3}], None):
+        sagemaker = boto3.client("sagemaker", region_name=REGION)
+        with Stubber(sagemaker) as stub:
+            stub.add_response("describe_training_job", described_job(metrics=metrics), {"TrainingJobName": JOB})
+            control_task({"action": "gate", "training_job_name": JOB},
+                         replace(world["control"], sagemaker=sagemaker))
+    world["s3"].put_object(Bucket=BUCKET, Key="training/out/job/output/model.tar.gz",
+                           Body=model_tar(version_dir(world["tmp"] / "job", "v7")))
+    control_task({"action": "publish", "model_artifacts": f"s3://{BUCKET}/training/out/job/output/model.tar.gz",
+                  "tmp": str(world["tmp"])})
+    # start_hot_swap / describe_execution answer from a real (moto) execution in test_training_hot_swap.
+    for action in set(selected) - {"start_hot_swap", "describe_execution"}:
+        assert action in answers, f"no answer of {action} was checked"
+        for answer in answers[action]:
+            missing = selected[action] - set(answer)
+            assert not missing, f"{action} answered {sorted(answer)} without {sorted(missing)}"
