@@ -386,6 +386,14 @@ def test_a_failing_endpoint_rolls_back() -> None:
                                                             "live": LIVE_V1}
 
 
+def test_an_endpoint_that_never_gets_in_service_is_rolled_back_after_the_bound() -> None:
+    answers = swap_answers(DescribeEndpoint=[endpoint("Creating")] * 3)
+    run = swap(until(answers, "DescribeEndpoint", **ROLLBACK), max_endpoint_polls=2)
+    assert run["status"] == "FAILED" and run["error"] == "RolledBack", run
+    assert run["states"].count("DescribeEndpoint") == 3 and "EndpointTimedOut" in run["states"]
+    assert run["task_inputs"]["Rollback"][0]["Payload"]["index"] == "items-i2"
+
+
 def test_a_failed_verification_rolls_back() -> None:
     rejected = {**VERIFIED, "ok": False, "recall": 0.41, "reason": "recall@200 0.410 < 0.9"}
     run = swap(until(swap_answers(Verify=[lambda_result(rejected)]), "Verify", **ROLLBACK))
