@@ -211,7 +211,8 @@ def test_the_training_state_machine_executes_the_sdk_definition(sdk_jobs: dict[s
         specs = control_tasks.job_specs({"jobs": "s3://tb-artifacts/training/jobs.json", "run": "gate"}, deps)
         role_arn = role()
         aws = {"role": role_arn, "functions": {"ControlTaskFunctionArn": function("control-tasks", role_arn)}}
-        queue(specs, {"pass": False, "reason": "recall@20 0.2100 < live 0.3000 - 0.01"})
+        queue(specs, {"pass": False, "error": "GateRejected", "reason": "recall@20 0.2100 < live 0.3000 - 0.01",
+                      "model_artifacts": "s3://tb-artifacts/training/out/model.tar.gz"})  # the gate's answer
         run = training(aws, "sdk-gate")
         assert run["status"] == "FAILED" and run["error"] == "GateRejected", run
         assert run["states"].index("EtlJob") < run["states"].index("TrainingJob") < run["states"].index("Gate")
