@@ -1,4 +1,4 @@
-"""Index hot-swap tasks inside the VPC (OpenSearch): create, bulk load, finalize, verify, flip, rollback, cleanup."""
+"""Index hot-swap tasks inside the VPC (OpenSearch): create, bulk load, background force merge + warm-up, verify, flip, rollback, cleanup."""
 
 from __future__ import annotations
 
