@@ -1,4 +1,5 @@
-"""Index hot-swap tasks inside the VPC (OpenSearch): create, bulk load, background force merge + warm-up, verify, flip, rollback, cleanup."""
+"""Index hot-swap tasks inside the VPC (OpenSearch): create, bulk load, background force merge, warm-up, verify,
+flip, rollback, cleanup."""
 
 from __future__ import annotations
 
