@@ -25,6 +25,7 @@ from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, two_to
 from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.artifacts import USER_TOWER, LocalArtifactStore, Manifest
+from tastebud.catalog import Catalog
 from tastebud.domain import RequestContext, UserProfile
 from tastebud.two_tower_features import TwoTowerVocab
 
@@ -71,8 +72,7 @@ def lambda_encoder(version: Path, respond: Any) -> SageMakerUserEncoder:
     """The encoder exactly as tastebud.aws_composition builds it (vocabulary WITHOUT the text table), on a real
     botocore sagemaker-runtime client whose HTTP layer is ``respond``."""
     manifest = Manifest.read(version)
-    catalog_size = len(np.load(version / "text_vectors.npy", mmap_mode="r"))
-    no_text = np.zeros((catalog_size, 0), dtype=np.float32)
+    no_text = np.zeros((Catalog.load(version / "catalog.npz").size, 0), dtype=np.float32)
     client, _ = sagemaker_runtime_client(respond)
     return SageMakerUserEncoder("user-tower", two_tower_payload(TwoTowerVocab.load(version, no_text)),
                                 dimension=int(manifest.retrieval["dimension"]), client=client)
@@ -146,10 +146,11 @@ def test_tf_serving_rejects_what_its_rest_parser_rejects(saved_model: Path, tmp_
         assert answer["status"] == 400 and "error" in answer["body"], name
 
 
-def test_the_archive_records_the_serving_versions_that_load_it(saved_model: Path) -> None:
+def test_the_archive_records_the_serving_versions_that_load_it(version: Path, saved_model: Path) -> None:
     from tastebud_training.two_tower.serving import SERVING_MANIFEST, SERVING_TF_VERSION
 
     record = json.loads((saved_model / SERVING_MANIFEST).read_text())
+    assert json.loads((version / "user_tower" / SERVING_MANIFEST).read_text()) == record
     assert SERVING_TF_VERSION in record["servable_by"]
     assert record["exported_by_tensorflow"] == (saved_model / "tensorflow_version").read_text().strip()
 

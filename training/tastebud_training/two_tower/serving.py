@@ -13,7 +13,8 @@ Layout of ``model.tar.gz`` (what the SageMaker TensorFlow Serving container expe
     user_tower/1/variables/variables.{index,data-*}
     user_tower/1/assets/   (empty)
     tensorflow_version      (the TF that exported it; provenance only)
-    tf_serving.json         (``servable_by``: the TF Serving versions whose op registry loads this graph)
+    tf_serving.json         (``servable_by``: the TF Serving versions whose op registry loads this graph;
+                             also written beside model.tar.gz)
 
 TF Serving loads a SavedModel the TF1 way (C++ ``LoadSavedModel``: import the graph, run the saver's restore
 op, then ``Session::Run`` on the signature's tensor names), not through Python's object graph. The export is
@@ -192,4 +193,6 @@ def package_model_tar(user_tower: keras.Model, text_vectors: np.ndarray, archive
             tar.add(root / "tensorflow_version", arcname="tensorflow_version")
             tar.add(root / SERVING_MANIFEST, arcname=SERVING_MANIFEST)
         shutil.move(str(partial), archive)
+        # Also beside the archive: whoever creates the endpoint can check servable_by without unpacking it.
+        shutil.copyfile(root / SERVING_MANIFEST, archive.with_name(SERVING_MANIFEST))
     return archive
