@@ -70,7 +70,13 @@ $(REDIS_SERVER):
 	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq redis-server
 
-test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(SAM_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM) node_modules/.installed $(REDIS_SERVER)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-sam: template checks; .venv-tf219: serving parity; chromium: the dashboard; node_modules: aws-local-stepfunctions runs the state machines)
+# The batch ETL's tests run PySpark in local mode (tests/aws/test_spark_etl.py): a Java 17 runtime, Debian's.
+JAVA ?= /usr/bin/java
+$(JAVA):
+	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq openjdk-17-jre-headless
+
+test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(SAM_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM) node_modules/.installed $(REDIS_SERVER) $(JAVA)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-sam: template checks; .venv-tf219: serving parity; chromium: the dashboard; node_modules: aws-local-stepfunctions runs the state machines; java: the Spark ETL)
 	$(BIN)/python -m pytest
 
 test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromium (tests/e2e/test_dashboard_browser.py)
@@ -79,7 +85,7 @@ test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromi
 screenshot: $(BIN)/.installed $(CHROMIUM)  ## re-take docs/dashboard.png with the browser test
 	TASTEBUD_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py
 
-test-aws: $(BIN)/.installed node_modules/.installed $(REDIS_SERVER)  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)
+test-aws: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed node_modules/.installed $(REDIS_SERVER) $(JAVA)  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)
 	$(BIN)/python -m pytest tests/contract tests/aws
 
 lint: $(BIN)/.installed lint-sam  ## ruff, mypy, import cycles (import-linter), cfn-lint, sam validate
