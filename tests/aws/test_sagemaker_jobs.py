@@ -119,6 +119,21 @@ def test_the_embeddings_and_training_jobs_run_as_their_containers_start_them(tin
         assert found, f"no {metric['Name']} line in the job's output"
         final[metric["Name"]] = float(found[-1])
     assert final["recall@20"] == pytest.approx(evaluation["models"]["tastebud"]["recall@20"], abs=1e-6)
+    assert_the_cache_channel_holds_the_train_channels_text_vectors(root / "input" / "data")
+
+
+def assert_the_cache_channel_holds_the_train_channels_text_vectors(channels: Path) -> None:
+    """What the embeddings job wrote is what training looks up: every item text of the `train` channel is a cache
+    hit in the `cache` channel (the sentence model is never loaded)."""
+    from unittest import mock
+
+    from tastebud_training import text_embedding
+    from tastebud_training.data import load_dataset
+
+    texts = text_embedding.item_texts(load_dataset(channels / "train").items)
+    with mock.patch.object(text_embedding, "_model", side_effect=AssertionError("cache miss: model loaded")):
+        vectors = text_embedding.embed_texts(texts, cache_dir=channels / "cache")
+    assert vectors.shape == (len(texts), text_embedding.DIMENSION)
 
 
 def test_a_failing_job_writes_opt_ml_output_failure(tmp_path: Path) -> None:
@@ -134,6 +149,7 @@ def sdk_jobs() -> dict[str, Any]:
         names = set(tar.getnames())
     assert {"sagemaker_entry.py", "requirements.txt", "tastebud_training/sagemaker_entry.py",
             "tastebud/two_tower_features.py"} <= names
+    assert "setup.py" not in names  # else the toolkit runs `python -m sagemaker_entry` (PYTHON_PACKAGE), not the file
     return jobs
 
 

@@ -189,3 +189,21 @@ def test_the_job_arguments_as_smspark_submits_shell_delivers_them_read_only_the_
     interactions = pd.read_parquet(out / "interactions.parquet")
     in_window = {f"a{age}-{i}" for age, count in ages.items() if age <= LAKE_WINDOW_DAYS for i in range(count)}
     assert set(interactions["event_id"]) == in_window  # older partitions were never read
+
+
+def test_a_lake_with_too_many_unusable_records_fails_the_job_and_keeps_them(spark: Any, tmp_path: Path,
+                                                                            tiny_data: Path) -> None:
+    lake, catalog, out = tmp_path / "lake", tmp_path / "catalog", tmp_path / "tables"
+    catalog.mkdir()
+    for path in tiny_data.iterdir():
+        if path.is_file() and path.stem in spark_etl.CATALOG_TABLES:
+            shutil.copy(path, catalog / path.name)
+    good = [json.dumps({"event_id": f"g{i}", "user_id": "u", "item_id": "i", "event_type": "click", "timestamp": i})
+            for i in range(98)]
+    firehose_objects([*good, MALFORMED, INVALID[0]], lake / "dt=2026-01-02", "EventsToLake-1")
+    with pytest.raises(spark_etl.TooManyRejectedRecords, match="2 of 100 lake records rejected"):
+        spark_etl.run(spark, str(lake), str(catalog), str(out), EVENT_TYPES, EVENT_WEIGHTS)
+    assert len(pd.read_parquet(out / "etl" / "rejects.parquet")) == 2  # kept for whoever looks into it
+    counts = spark_etl.run(spark, str(lake), str(catalog), str(out), EVENT_TYPES, EVENT_WEIGHTS,
+                           max_rejected_fraction=0.05)
+    assert counts["interactions"] == 98
