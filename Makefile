@@ -85,7 +85,7 @@ test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromi
 screenshot: $(BIN)/.installed $(CHROMIUM)  ## re-take docs/dashboard.png with the browser test
 	TASTEBUD_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py
 
-test-aws: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed node_modules/.installed $(REDIS_SERVER) $(JAVA)  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)
+test-aws: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(TF_SERVING_VENV)/.installed node_modules/.installed $(REDIS_SERVER) $(JAVA)  ## AWS adapters offline: contract suites + AWS service/ingest tests (moto, wire doubles)
 	$(BIN)/python -m pytest tests/contract tests/aws
 
 lint: $(BIN)/.installed lint-sam  ## ruff, mypy, import cycles (import-linter), cfn-lint, sam validate
