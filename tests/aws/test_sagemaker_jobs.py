@@ -31,6 +31,7 @@ from container_contracts import (
 )
 
 from tastebud.event_types import EVENT_WEIGHTS
+from tastebud_training import sagemaker_entry
 from tastebud_training.etl import spark_etl
 from tastebud_training.sagemaker_jobs import LAKE_WINDOW_DAYS, METRICS, TF_VERSION
 
@@ -73,20 +74,34 @@ def test_the_embeddings_and_training_jobs_run_as_their_containers_start_them(tin
     shutil.copytree(tiny_data, Path(processing_input(embeddings, "tables")["LocalPath"].replace(OPT_ML, str(root), 1)))
     entrypoint = [part.replace(OPT_ML, str(root)) for part in embeddings["AppSpecification"]["ContainerEntrypoint"]]
     assert "ContainerArguments" not in embeddings["AppSpecification"]
-    embedded = subprocess.run(entrypoint, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
-                              check=False)
+    embedded = subprocess.run(entrypoint, env={**env, **embeddings["Environment"]}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=900, check=False)
     assert embedded.returncode == 0, embedded.stderr[-3000:]
     assert (tmp_path / "pip.log").read_text().split() == [str(code), "-m", "pip", "install", "-q", "-r",
                                                           "requirements.txt"]
     [output] = embeddings["ProcessingOutputConfig"]["Outputs"]
     cache = Path(output["S3Output"]["LocalPath"].replace(OPT_ML, str(root), 1))
     assert any(cache.iterdir()), "the embeddings job wrote nothing to its output"
+    # S3 (a folder per URI here): the output is uploaded under its prefix, where an earlier night's files remain.
+    s3 = tmp_path / "s3"
+    uploaded = s3 / output["S3Output"]["S3Uri"].removeprefix("s3://")
+    shutil.copytree(cache, uploaded)
+    (uploaded / "minilm-from-an-earlier-night.npy").write_bytes(b"stale")
 
-    # Training: SageMaker downloads each channel to /opt/ml/input/data/<channel>; `cache` is the embeddings output.
+    # Training: SageMaker downloads each channel to /opt/ml/input/data/<channel>: `train` its prefix, `cache` what
+    # the embeddings job's manifest lists (S3DataType ManifestFile), each file at its key relative to the prefix.
     training = jobs["training"]
     channels = [c["ChannelName"] for c in training["InputDataConfig"]]
     shutil.copytree(tiny_data, root / "input" / "data" / "train")
-    shutil.copytree(cache, root / "input" / "data" / "cache")
+    [cache_source] = [c["DataSource"]["S3DataSource"] for c in training["InputDataConfig"]
+                      if c["ChannelName"] == "cache"]
+    assert cache_source["S3DataType"] == "ManifestFile"
+    header, *listed = json.loads((s3 / cache_source["S3Uri"].removeprefix("s3://")).read_text())
+    for key in listed:
+        source = s3 / (header["prefix"] + key).removeprefix("s3://")
+        (root / "input" / "data" / "cache" / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / "input" / "data" / "cache" / key)
+    assert "minilm-from-an-earlier-night.npy" not in listed and listed
     # The rendered hyperparameters (JSON-encoded strings, sagemaker_* included), made small for tiny data.
     hyperparameters = {**training["HyperParameters"], **{k: json.dumps(v) for k, v in {
         "epochs": 2, "seed": 3, "images": "false", "max_eval_users": 200, "max_ranker_groups": 1500}.items()}}
@@ -161,7 +176,7 @@ def test_the_sdk_renders_the_training_job_the_state_machine_runs(sdk_jobs: dict[
     assert json.loads(training["HyperParameters"]["sagemaker_program"]) == "sagemaker_entry.py"
     assert [c["ChannelName"] for c in training["InputDataConfig"]] == ["train", "cache"]
     etl = sdk_jobs["etl"]
-    assert "sagemaker-spark-processing:3.5" in etl["AppSpecification"]["ImageUri"]
+    assert etl["AppSpecification"]["ImageUri"].endswith("/sagemaker-spark-processing:3.5-cpu-py312")  # Python 3.12
     assert etl["AppSpecification"]["ContainerArguments"][:2] == ["--lake", "s3://tb-artifacts/lake/events/"]
 
 
@@ -188,9 +203,22 @@ def test_the_jobs_hand_each_other_the_same_s3_locations(sdk_jobs: dict[str, Any]
     assert processing_input(embeddings, "tables")["S3Uri"] == tables
     assert processing_input(embeddings, "tables")["LocalPath"] == f"{OPT_ML}/processing/input/data"  # embed() reads
     assert cache_output["S3Output"]["LocalPath"] == f"{OPT_ML}/processing/output/cache"  # embed() writes
-    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-                for c in sdk_jobs["training"]["InputDataConfig"]}
-    assert channels == {"train": tables, "cache": cache_output["S3Output"]["S3Uri"]}
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in sdk_jobs["training"]["InputDataConfig"]}
+    assert channels["train"]["S3Uri"] == tables and channels["train"]["S3DataType"] == "S3Prefix"
+    # `cache`: only the files the embeddings job lists in its manifest (the prefix keeps every earlier night's).
+    cache_prefix = cache_output["S3Output"]["S3Uri"].rstrip("/") + "/"
+    assert channels["cache"] == {**channels["cache"], "S3DataType": "ManifestFile",
+                                 "S3Uri": f"{cache_prefix}{sagemaker_entry.CACHE_MANIFEST}"}
+    assert embeddings["Environment"]["TASTEBUD_CACHE_S3_URI"].rstrip("/") + "/" == cache_prefix
+
+
+def test_the_embeddings_manifest_lists_this_runs_files_under_the_output_prefix(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    for name in ("minilm-a.npy", "images/efficientnet-b.npy"):
+        (tmp_path / name).write_bytes(b"x")
+    manifest = sagemaker_entry.write_cache_manifest(tmp_path, "s3://tb-artifacts/training/cache")
+    assert json.loads(manifest.read_text()) == [{"prefix": "s3://tb-artifacts/training/cache/"},
+                                                "images/efficientnet-b.npy", "minilm-a.npy"]
 
 
 @pytest.mark.parametrize("quote", [False, True], ids=["joined-with-spaces", "shlex-quoted"])

@@ -9,6 +9,10 @@ the training container, in SageMaker's directory layout (``SM_*`` variables win 
                                                 control task unpacks into versions/<v>/
     /opt/ml/output/failure                      the reason, when the job fails (shown by DescribeTrainingJob)
 
+The embeddings Processing job (``embed``) also writes ``manifest.json`` into its output: a SageMaker manifest
+(``[{"prefix": $TASTEBUD_CACHE_S3_URI}, "<file>", ...]``) of the files it wrote, which the training job's
+``cache`` channel (S3DataType ManifestFile) downloads, and nothing else from the prefix.
+
 Metrics are printed as ``tastebud <metric>=<value>;`` lines, which the job definition's metric regexes
 (``sagemaker_jobs.METRICS``) turn into FinalMetricDataList for the evaluation gate.
 
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 GATE_METRICS = ("recall@20", "ndcg@20", "recall@100")
+CACHE_MANIFEST = "manifest.json"
 
 
 def _paths() -> dict[str, Path]:
@@ -77,6 +82,16 @@ def embed(paths: dict[str, Path]) -> None:
         embed_texts(terms, cache_dir=cache)
     defaults = TrainConfig()
     image_features(dataset, cache, enabled=defaults.images, weights=defaults.image_weights, progress=True, say=print)
+    write_cache_manifest(cache, os.environ["TASTEBUD_CACHE_S3_URI"])
+
+
+def write_cache_manifest(cache: Path, s3_prefix: str) -> Path:
+    """The SageMaker manifest of this run's cache files, relative to the S3 prefix the output is uploaded to."""
+    files = sorted(path.relative_to(cache).as_posix() for path in cache.rglob("*")
+                   if path.is_file() and path.name != CACHE_MANIFEST)
+    manifest = cache / CACHE_MANIFEST
+    manifest.write_text(json.dumps([{"prefix": s3_prefix.rstrip("/") + "/"}, *files]))
+    return manifest
 
 
 def _flag(value: Any) -> bool:

@@ -15,7 +15,9 @@ exactly this definition.
   embeddings  item text (MiniLM) and image (EfficientNetB0) vectors into the training cache, on the TF DLC
   training    the project's `tastebud train` + `tastebud evaluate` (tastebud_training/sagemaker_entry.py) on
               the AWS Deep Learning Container tensorflow-training:<TF>-cpu-py312; channels ``train``
-              (tables) and ``cache`` (embeddings); metric regexes feed the evaluation gate
+              (tables) and ``cache`` (embeddings); metric regexes feed the evaluation gate. ``cache`` is a
+              ManifestFile channel: the embeddings job lists the files it wrote in ``cache/manifest.json``, so
+              the vectors of earlier nights (still under the prefix: S3 outputs only add) are not downloaded.
 The TF version (``TF_VERSION``) is the DLC's: the user tower it exports is served by
 ``tensorflow-inference:<TF_VERSION>-cpu`` (template parameter ``UserTowerTfVersion``), so they match.
 
@@ -49,6 +51,7 @@ PROCESSING = "/opt/ml/processing"
 SHIM = "from tastebud_training.sagemaker_entry import main\n\nraise SystemExit(main())\n"
 # Nightly cost bound: the ETL reads this many days of `dt=` partitions (plus today), not the whole lake.
 LAKE_WINDOW_DAYS = 180
+CACHE_MANIFEST = "manifest.json"  # tastebud_training.sagemaker_entry.CACHE_MANIFEST
 ETL_SCRIPT = f"{PROCESSING}/input/code/spark_etl.py"
 ETL_ENTRYPOINT = ["smspark-submit", ETL_SCRIPT]
 EMBEDDINGS_ENTRYPOINT = ["bash", "-c", f"cd {PROCESSING}/input/code && tar xzf sourcedir.tar.gz && "
@@ -100,8 +103,10 @@ def build_jobs(*, region: str, bucket: str, role: str, prefix: str = "training",
     base = f"s3://{bucket}/{prefix}"
     tables, cache = f"{base}/tables/", f"{base}/cache/"
 
+    # py312 explicitly: the bare `3.5-cpu` tag does not say which Python runs spark_etl.py (3.9 and 3.12 exist).
     spark = Processor(role=role, image_uri=sagemaker.image_uris.retrieve(
-        "spark", region, version=SPARK_VERSION, image_scope="processing"), instance_count=etl_instances,
+        "spark", region, version=SPARK_VERSION, py_version=PY_VERSION, image_scope="processing"),
+        instance_count=etl_instances,
         instance_type=etl_instance, volume_size_in_gb=100, max_runtime_in_seconds=4 * 3600, sagemaker_session=session,
         entrypoint=ETL_ENTRYPOINT)
     # Spark reads the lake and writes the tables on S3 itself (every executor, no copy through one disk).
@@ -115,7 +120,7 @@ def build_jobs(*, region: str, bucket: str, role: str, prefix: str = "training",
                                                 instance_type=training_instance, image_scope="training")
     embedder = Processor(role=role, image_uri=tf_training, instance_count=1, instance_type=training_instance,
                          volume_size_in_gb=50, max_runtime_in_seconds=4 * 3600, sagemaker_session=session,
-                         entrypoint=EMBEDDINGS_ENTRYPOINT)
+                         entrypoint=EMBEDDINGS_ENTRYPOINT, env={"TASTEBUD_CACHE_S3_URI": cache})
     embeddings = processing_config(embedder, inputs=[
         ProcessingInput(source=f"{base}/code/sourcedir.tar.gz", destination=f"{PROCESSING}/input/code",
                         input_name="code"),
@@ -132,7 +137,7 @@ def build_jobs(*, region: str, bucket: str, role: str, prefix: str = "training",
         metric_definitions=METRICS, disable_profiler=True, debugger_hook_config=False)
     training = training_config(estimator, inputs={
         "train": TrainingInput(tables, content_type="application/x-parquet"),
-        "cache": TrainingInput(cache)}, job_name="tastebud-training")
+        "cache": TrainingInput(f"{cache}{CACHE_MANIFEST}", s3_data_type="ManifestFile")}, job_name="tastebud-training")
     training.pop("S3Operations", None)  # the code is uploaded by `make sagemaker-jobs`, not by the SDK
     return {"etl": etl, "embeddings": embeddings, "training": training}
 
