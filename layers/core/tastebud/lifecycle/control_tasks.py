@@ -120,8 +120,28 @@ def _ignore_existing(call: Any, **kwargs: Any) -> None:
             raise
 
 
+# The AWS Deep Learning Container for TF Serving: <registry>/tensorflow-inference:<major.minor>-cpu...
+_TF_SERVING_IMAGE = re.compile(r"/tensorflow-inference:(\d+\.\d+)")
+
+
+def _check_servable(deps: ControlDeps, version: str) -> None:
+    """Refuse a user tower the configured TF Serving image cannot load: the export records the TF Serving versions
+    whose op registry loads its graph (``user_tower/tf_serving.json``, ``servable_by``). Older versions without
+    the record, and images of the operator's own (UserTowerImageUri), are not checked."""
+    image = _TF_SERVING_IMAGE.search(deps.user_tower_image)
+    record = _json_object(deps, f"{deps.prefix}/versions/{version}/user_tower/tf_serving.json")
+    if image is None or record is None:
+        return
+    servable_by = [str(v) for v in record.get("servable_by") or []]
+    if image.group(1) not in servable_by:
+        raise ArtifactMismatchError(
+            f"version {version}: its user tower loads in TF Serving {servable_by or 'no version'}, the endpoint image "
+            f"is {deps.user_tower_image} (TF {image.group(1)}); set UserTowerTfVersion to one of them")
+
+
 def deploy_endpoint(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
     name, version = event["endpoint"], event["version"]
+    _check_servable(deps, version)
     model_data = f"s3://{deps.bucket}/{deps.prefix}/versions/{version}/user_tower/model.tar.gz"
     tags = [{"Key": "app", "Value": "tastebud"}, {"Key": "tastebud:version", "Value": version}]
     _ignore_existing(deps.sagemaker.create_model, ModelName=name, ExecutionRoleArn=deps.user_tower_role_arn,

@@ -1,6 +1,9 @@
-"""Publishing a training job's output streams S3 -> S3 (issue 20 #13): a version at 1M items is several GB, and
-the control task Lambda's /tmp could not hold the archive and its extraction. Here the OS itself enforces it: the
-process may not write any file larger than 1 MB (RLIMIT_FSIZE) while a version with a 9 MB member is published."""
+"""The control task's handling of artifacts: publishing a training job's output streams S3 -> S3 (issue 20 #13),
+and an endpoint is created only with an image that loads the version's user tower (#8).
+
+A version at 1M items is several GB, and the control task Lambda's /tmp could not hold the archive and its
+extraction. Here the OS itself enforces it: the process may not write any file larger than 1 MB (RLIMIT_FSIZE)
+while a version with a 9 MB member is published."""
 
 from __future__ import annotations
 
@@ -102,3 +105,30 @@ def test_an_archive_without_a_manifest_or_with_an_escaping_member_is_refused(
         control_tasks.publish({"model_artifacts": f"s3://{BUCKET}/{SOURCE}"}, deps)
     listed = deps.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/")
     assert "Contents" not in listed  # nothing half-published
+
+
+@pytest.mark.parametrize(("servable_by", "image", "refused"), [
+    (["2.19"], "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.19-cpu", False),
+    (["2.19"], "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.18-cpu", True),
+    ([], "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.19-cpu", True),
+    (None, "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.18-cpu", False),  # older version
+    (["2.19"], "123456789012.dkr.ecr.eu-west-1.amazonaws.com/our-own-tower:7", False),  # the operator's image
+])
+def test_the_endpoint_is_created_only_with_an_image_that_loads_the_user_tower(
+        deps: ControlDeps, servable_by: list[str] | None, image: str, refused: bool) -> None:
+    """Issue 20 #8: the export records the TF Serving versions that load its graph; a hot swap must not create an
+    endpoint whose container cannot serve it (it would fail its health check only after minutes of billing)."""
+    deps.sagemaker = boto3.client("sagemaker", region_name=REGION)
+    deps.user_tower_image, deps.user_tower_role_arn = image, "arn:aws:iam::123456789012:role/tower"
+    deps.instance_type = "ml.c5.large"  # moto 5.2.5's enum predates ml.c7i
+    if servable_by is not None:
+        deps.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/versions/v5/user_tower/tf_serving.json",
+                           Body=json.dumps({"servable_by": servable_by}).encode())
+    event = {"action": "deploy_endpoint", "endpoint": "tb-user-tower-v5", "version": "v5"}
+    if refused:
+        with pytest.raises(ArtifactMismatchError, match="set UserTowerTfVersion"):
+            control_tasks.handle(event, deps)
+        assert deps.sagemaker.list_models()["Models"] == []
+    else:
+        assert control_tasks.handle(event, deps)["endpoint"] == "tb-user-tower-v5"
+        assert deps.sagemaker.describe_model(ModelName="tb-user-tower-v5")["PrimaryContainer"]["Image"] == image
