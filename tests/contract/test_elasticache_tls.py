@@ -19,8 +19,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis_servers import StockCache, composed_redis_client, trust_only
 
-from tastebud.adapters.aws.stock import elasticache_client
-from tastebud.adapters.redis_stock import RedisStockStore
+from tastebud.adapters.aws.stock import elasticache_client, seed_stock_snapshot
+from tastebud.adapters.redis_stock import QUANTITY_KEY, RedisStockStore
 from tastebud.errors import DependencyError
 from tastebud.settings import SettingsError
 
@@ -114,6 +114,18 @@ def test_a_server_that_accepts_but_never_completes_the_handshake_is_bounded(stoc
         finally:
             client.close()
     assert elapsed < 2 * 0.5 + 0.5, f"a handshake that never completes took {elapsed:.2f} s"
+
+
+def test_the_first_start_seeds_a_catalog_scale_snapshot(elasticache_redis: Any) -> None:
+    """1M items, the scale of docs/BENCHMARKS.md: every quantity in one MULTI (~20 MB over TLS). Through the
+    request path's 50 ms deadline the seed timed out (already at 300k here), at every cold start, and the failure
+    was swallowed: the snapshot's sold-out items were served."""
+    ids = [f"i{n}" for n in range(1_000_000)]
+    snapshot = {"out_of_stock": ids[::20], "quantities": dict.fromkeys(ids, 3)}
+    assert seed_stock_snapshot(elasticache_redis, "v1", snapshot) is True
+    assert seed_stock_snapshot(elasticache_redis, "v2", snapshot) is False  # seeded once, never wiped
+    assert RedisStockStore(elasticache_redis).out_of_stock(["i0", "i1", "i20"]).tolist() == [True, False, True]
+    assert elasticache_redis.hlen(QUANTITY_KEY) == len(ids)
 
 
 def test_elasticache_restricted_commands_do_not_exist(elasticache_redis: Any) -> None:

@@ -29,11 +29,16 @@ from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIn
 from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, history_payload, two_tower_payload
-from tastebud.adapters.aws.stock import IndexSyncedStockStore, auth_token_from_secret, elasticache_client
+from tastebud.adapters.aws.stock import (
+    IndexSyncedStockStore,
+    auth_token_from_secret,
+    elasticache_client,
+    seed_stock_snapshot,
+)
 from tastebud.adapters.circuit import circuit_breaker
 from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.guarded_redis import redis_breaker
-from tastebud.adapters.redis_stock import SNAPSHOT_KEY, RedisStockStore
+from tastebud.adapters.redis_stock import RedisStockStore
 from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
 from tastebud.errors import ArtifactMismatchError
@@ -161,12 +166,7 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
 
     redis_store = RedisStockStore(clients.redis, breakers["redis"])
     snapshot = json.loads((directory / "stock_snapshot.json").read_text())
-    # Seed ElastiCache from the snapshot ONCE (an empty cache, e.g. the first deploy): merchants' live stock
-    # updates are newer than any training snapshot, so a new version must never wipe them.
-    with contextlib.suppress(Exception):  # Redis down at start-up: serve; stage 4 degrades per request
-        if not clients.redis.exists(SNAPSHOT_KEY):
-            redis_store.load_snapshot(manifest.data.get("fingerprint", manifest.version), snapshot["out_of_stock"],
-                                      snapshot.get("quantities", {}))
+    seed_stock_snapshot(clients.redis, manifest.data.get("fingerprint", manifest.version), snapshot)
     stock: StockStore = redis_store
     if knobs.index_filter_in_stock:
         stock = IndexSyncedStockStore(redis_store, OpenSearchIndexAdmin(

@@ -8,15 +8,21 @@ replication group through a dynamic reference); the function reads it once per c
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
+from tastebud.adapters.redis_stock import RedisStockStore
 from tastebud.errors import DependencyError
 from tastebud.ports import PendingStock, StockStore
 from tastebud.settings import SettingsError
+
+logger = logging.getLogger(__name__)
+# The stock snapshot seed writes every quantity in one MULTI: ~20 MB and ~1 s of the shard's time at 1M items.
+SEED_TIMEOUT_S = 30.0
 
 
 def auth_token_from_secret(secret_id: str, *, client: Any = None) -> str:
@@ -49,6 +55,33 @@ def elasticache_client(url: str, auth_token: str | None, *, socket_timeout: floa
         raise SettingsError(f"ElastiCache needs TLS: TASTEBUD_REDIS_URL must start with rediss://, got {url!r}")
     return redis.Redis.from_url(url, password=auth_token, ssl_cert_reqs="required", socket_timeout=socket_timeout,
                                 socket_connect_timeout=connect_timeout, health_check_interval=30)
+
+
+def with_socket_timeout(client: Any, socket_timeout: float) -> Any:
+    """A client of the same server with the same TLS and AUTH settings, its own connection and another deadline."""
+    import redis
+
+    pool = client.connection_pool
+    options = {**pool.connection_kwargs, "socket_timeout": socket_timeout}
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **options))
+
+
+def seed_stock_snapshot(client: Any, version: str, snapshot: dict[str, Any]) -> bool:
+    """Seed an empty cache (the first deploy) from the version's stock snapshot; True when this call seeded it.
+
+    Never again once seeded: merchants' live updates are newer than any training snapshot. The seed goes through
+    its own connection with a bulk deadline: the request path's 50 ms cannot carry a catalog's quantities over TLS
+    (at 300k items the MULTI timed out at every cold start and the snapshot's sold-out items were served). A failure
+    is logged and serving goes on: stage 4 degrades per request.
+    """
+    seeder = with_socket_timeout(client, SEED_TIMEOUT_S)
+    try:
+        return RedisStockStore(seeder).load_snapshot(version, snapshot["out_of_stock"], snapshot.get("quantities", {}))
+    except DependencyError:
+        logger.warning("stock snapshot seed failed; serving without it", exc_info=True)
+        return False
+    finally:
+        seeder.close()
 
 
 class IndexSyncedStockStore:
