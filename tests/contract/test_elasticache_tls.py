@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis_servers import StockCache, composed_redis_client, trust_only
 
-from tastebud.adapters.aws.stock import elasticache_client, seed_stock_snapshot
+from tastebud.adapters.aws.stock import auth_token_from_secret, elasticache_client, seed_stock_snapshot
 from tastebud.adapters.redis_stock import QUANTITY_KEY, RedisStockStore
 from tastebud.errors import DependencyError
 from tastebud.settings import SettingsError
@@ -132,6 +132,21 @@ def test_elasticache_restricted_commands_do_not_exist(elasticache_redis: Any) ->
     """Like ElastiCache: nothing on the serving path may rely on CONFIG, SAVE, DEBUG, ..."""
     with pytest.raises(redis.ResponseError, match="unknown command"):
         elasticache_redis.config_get("maxmemory")
+
+
+@pytest.mark.parametrize("stored", ["missing", "binary"])
+def test_an_unreadable_token_secret_is_a_stock_dependency_error(stored: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        secrets = boto3.client("secretsmanager")
+        secret_id = "stock-cache-auth"
+        if stored == "binary":
+            secret_id = secrets.create_secret(Name=secret_id, SecretBinary=b"\x00token")["ARN"]
+        with pytest.raises(DependencyError, match=r"AUTH token secret: (ResourceNotFoundException|KeyError)"):
+            auth_token_from_secret(secret_id, client=secrets)
 
 
 def test_the_client_refuses_a_url_without_tls() -> None:

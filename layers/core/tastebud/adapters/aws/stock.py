@@ -27,13 +27,15 @@ SEED_TIMEOUT_S = 30.0
 
 def auth_token_from_secret(secret_id: str, *, client: Any = None) -> str:
     """The Redis AUTH token stored in Secrets Manager: a plain string, or JSON ``{"token": "..."}``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if client is None:
         import boto3
 
         client = boto3.client("secretsmanager")
     try:
         secret = client.get_secret_value(SecretId=secret_id)["SecretString"]
-    except Exception as exc:
+    except (BotoCoreError, ClientError, KeyError) as exc:  # KeyError: a binary secret has no SecretString
         raise DependencyError("stock", f"reading the redis AUTH token secret: {type(exc).__name__}: {exc}") from exc
     try:
         document = json.loads(secret)
