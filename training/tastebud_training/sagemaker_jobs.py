@@ -21,7 +21,8 @@ exactly this definition.
 The TF version (``TF_VERSION``) is the DLC's: the user tower it exports is served by
 ``tensorflow-inference:<TF_VERSION>-cpu`` (template parameter ``UserTowerTfVersion``), so they match.
 
-Containers' contracts the requests must meet (tests/aws/test_job_contracts.py runs them):
+Containers' contracts the requests must meet (tests/aws/test_sagemaker_jobs.py and test_spark_etl.py run them,
+modelled in tests/aws/container_contracts.py):
 - ``processing_config()`` builds ``AppSpecification`` from ITS ``container_entrypoint`` argument and ignores
   ``Processor(entrypoint=...)``: each processing job passes its entrypoint explicitly. Without it the Spark
   image runs its own ENTRYPOINT ``smspark-submit`` with ``--lake ...`` as the app, and the TF image ``bash``.
