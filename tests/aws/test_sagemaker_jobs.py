@@ -115,7 +115,12 @@ def test_the_embeddings_and_training_jobs_run_as_their_containers_start_them(tin
                              timeout=900, check=False)
     assert trained.returncode == 0, trained.stderr[-3000:]  # `import scann` anywhere would have failed the job
     assert not (root / "output" / "failure").exists()
-    assert "tastebud_training/" not in trained.stderr.replace(str(code_dir), "")  # code from the tarball only
+    # The packages come from the tarball (the script's folder is sys.path[0]), not from the dev venv's editable
+    # install: their submodules are then looked up in the tarball only.
+    origin = subprocess.run([argv[0], "-c", "import tastebud, tastebud_training; print(tastebud.__file__); "
+                             "print(tastebud_training.__file__)"], env={**env, **toolkit_env}, cwd=code_dir,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert all(Path(line).is_relative_to(code_dir) for line in origin.stdout.split()), origin.stdout
 
     model = root / "model"
     manifest = json.loads((model / "manifest.json").read_text())
