@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -126,6 +128,24 @@ def test_the_first_start_seeds_a_catalog_scale_snapshot(elasticache_redis: Any) 
     assert seed_stock_snapshot(elasticache_redis, "v2", snapshot) is False  # seeded once, never wiped
     assert RedisStockStore(elasticache_redis).out_of_stock(["i0", "i1", "i20"]).tolist() == [True, False, True]
     assert elasticache_redis.hlen(QUANTITY_KEY) == len(ids)
+
+
+def test_containers_that_start_together_seed_once(elasticache_redis: Any) -> None:
+    """Once LIVE.json appears, every waiting container builds its service at the same moment and finds the cache
+    empty. One of them seeds; the others neither block the shard with their own copy nor wipe a stock update made
+    between two seeds."""
+    ids = [f"i{n}" for n in range(200_000)]
+    snapshot = {"out_of_stock": ids[::20], "quantities": dict.fromkeys(ids, 3)}
+    start = threading.Barrier(4)
+
+    def cold_start() -> bool:
+        start.wait()
+        return seed_stock_snapshot(elasticache_redis, "v1", snapshot)
+
+    with ThreadPoolExecutor(4) as pool:
+        seeded = list(pool.map(lambda _: cold_start(), range(4)))
+    assert sorted(seeded) == [False, False, False, True]
+    assert RedisStockStore(elasticache_redis).out_of_stock(["i0", "i1"]).tolist() == [True, False]
 
 
 def test_elasticache_restricted_commands_do_not_exist(elasticache_redis: Any) -> None:

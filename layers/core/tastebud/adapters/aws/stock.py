@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
-from tastebud.adapters.redis_stock import RedisStockStore
+from tastebud.adapters.guarded_redis import guarded
+from tastebud.adapters.redis_stock import SNAPSHOT_KEY, RedisStockStore
 from tastebud.errors import DependencyError
 from tastebud.ports import PendingStock, StockStore
 from tastebud.settings import SettingsError
@@ -23,6 +24,8 @@ from tastebud.settings import SettingsError
 logger = logging.getLogger(__name__)
 # The stock snapshot seed writes every quantity in one MULTI: ~20 MB and ~1 s of the shard's time at 1M items.
 SEED_TIMEOUT_S = 30.0
+SEED_LOCK_KEY = "tastebud:stock:seeding"
+SEED_LOCK_S = int(2 * SEED_TIMEOUT_S)  # outlives the seed's deadline: a second seeder never overlaps the first
 
 
 def auth_token_from_secret(secret_id: str, *, client: Any = None) -> str:
@@ -73,11 +76,17 @@ def seed_stock_snapshot(client: Any, version: str, snapshot: dict[str, Any]) -> 
 
     Never again once seeded: merchants' live updates are newer than any training snapshot. The seed goes through
     its own connection with a bulk deadline: the request path's 50 ms cannot carry a catalog's quantities over TLS
-    (at 300k items the MULTI timed out at every cold start and the snapshot's sold-out items were served). A failure
-    is logged and serving goes on: stage 4 degrades per request.
+    (at 300k items the MULTI timed out at every cold start and the snapshot's sold-out items were served). One
+    container seeds (a lock): the containers that start together once LIVE.json appears would otherwise each send
+    the whole snapshot, block the shard for a second each, and wipe stock updates made between two seeds. A
+    failure is logged and serving goes on: stage 4 degrades per request.
     """
     seeder = with_socket_timeout(client, SEED_TIMEOUT_S)
     try:
+        if guarded(None, "stock", "snapshot check", seeder.exists, SNAPSHOT_KEY):
+            return False
+        if not guarded(None, "stock", "seed lock", seeder.set, SEED_LOCK_KEY, version, nx=True, ex=SEED_LOCK_S):
+            return False  # another container is seeding (or failed to, less than SEED_LOCK_S ago)
         return RedisStockStore(seeder).load_snapshot(version, snapshot["out_of_stock"], snapshot.get("quantities", {}))
     except DependencyError:
         logger.warning("stock snapshot seed failed; serving without it", exc_info=True)
