@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
+import aws_calls
 import pytest
 
 from factories import tiny_config
@@ -12,6 +16,21 @@ from factories import tiny_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
 
 TINY = {"users": 120, "items": 600, "seed": 3}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    aws_calls.install()  # before any S3 client class exists (boto3 injects the transfer methods at creation)
+    config.addinivalue_line("markers", "after_the_aws_suites: reads the AWS calls the AWS suites recorded (runs last)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("after_the_aws_suites") is not None)  # stable: order kept
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    out = os.environ.get("TASTEBUD_AWS_CALLS_OUT")  # test_iam_against_code's run of the AWS suites
+    if out:
+        Path(out).write_text(json.dumps(sorted((asdict(c) for c in aws_calls.CALLS), key=json.dumps)))
 
 
 @pytest.fixture
