@@ -84,7 +84,7 @@ GRANTS: dict[str, dict[str, list[str]]] = {
     },
     "TrainingJobRole": {
         "s3:GetObject": ["${ArtifactsBucket.Arn}/lake/*", "${ArtifactsBucket.Arn}/training/*"],
-        "s3:PutObject": ["${ArtifactsBucket.Arn}/training/*"],
+        "s3:PutObject": [f"${{ArtifactsBucket.Arn}}/training/{output}/*" for output in ("tables", "cache", "output")],
         "s3:DeleteObject": ["${ArtifactsBucket.Arn}/training/tables/*"],
         "s3:ListBucket": [BUCKET],
         **SAGEMAKER_CONTAINER,

@@ -37,6 +37,7 @@ SOURCE_TESTS = ("tests/aws/test_aws_service.py", "tests/aws/test_aws_ingest.py",
 FUNCTIONS = ("RecommendFunction", "StockFunction", "IngestFunction", "IndexTaskFunction", "ControlTaskFunction")
 # Step Functions' optimized SageMaker integrations: the IAM policies AWS documents for request-response tasks.
 SAGEMAKER_TASK_EXTRA = ("sagemaker:AddTags",)
+JOBS_BUCKET = "tb-artifacts"  # test_template.rendered_jobs renders the jobs for this bucket
 
 Grants = dict[str, dict[str, set[str]]]
 
@@ -207,3 +208,36 @@ def test_each_state_machine_may_do_exactly_what_its_tasks_do(name: str) -> None:
                                                   sorted(set(needs) - set(granted)))
     for action in ("lambda:InvokeFunction", "iam:PassRole"):
         assert granted.get(action, set()) == needs.get(action, set()), action
+
+
+def _s3_prefix(uri: str) -> str:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    assert bucket == JOBS_BUCKET, uri
+    return "${ArtifactsBucket.Arn}/" + key.rsplit("/", 1)[0].rstrip("/") + "/" if key.endswith(".json") else \
+        "${ArtifactsBucket.Arn}/" + key.rstrip("/") + "/"
+
+
+def _covered(prefix: str, patterns: list[str]) -> bool:
+    return any(fnmatchcase(prefix + "part-0000.parquet", pattern) for pattern in patterns)
+
+
+def test_the_job_role_writes_exactly_where_the_rendered_jobs_write_and_reads_what_they_read() -> None:
+    """The SageMaker jobs as the SDK renders them (jobs.json): the role the state machine hands them may put
+    (and, for the ETL's overwrite, delete) under each job's outputs and nowhere else, and may read every input."""
+    from test_template import etl_output_prefix, rendered_jobs
+
+    jobs = rendered_jobs()
+    etl_arguments = [str(a) for a in jobs["etl"]["AppSpecification"]["ContainerArguments"]]
+    etl_inputs = [etl_arguments[i + 1] for i, a in enumerate(etl_arguments) if a in ("--lake", "--catalog")]
+    outputs = {_s3_prefix(etl_output_prefix(jobs)),
+               *(_s3_prefix(o["S3Output"]["S3Uri"]) for o in jobs["embeddings"]["ProcessingOutputConfig"]["Outputs"]),
+               _s3_prefix(jobs["training"]["OutputDataConfig"]["S3OutputPath"])}
+    inputs = {*(_s3_prefix(u) for u in etl_inputs),
+              *(_s3_prefix(i["S3Input"]["S3Uri"]) for kind in ("etl", "embeddings")
+                for i in jobs[kind].get("ProcessingInputs", [])),
+              *(_s3_prefix(c["DataSource"]["S3DataSource"]["S3Uri"]) for c in jobs["training"]["InputDataConfig"])}
+    role = GRANTS["TrainingJobRole"]
+    assert {f"{prefix}*" for prefix in outputs} == set(role["s3:PutObject"]), (sorted(outputs), role["s3:PutObject"])
+    assert set(role["s3:DeleteObject"]) == {f"{_s3_prefix(etl_output_prefix(jobs))}*"}
+    unreadable = sorted(prefix for prefix in inputs if not _covered(prefix, role["s3:GetObject"]))
+    assert not unreadable, f"inputs the job role may not read: {unreadable}"
