@@ -22,6 +22,7 @@ from tastebud.api.http import create_handler
 from tastebud.composition import build_runtime
 from tastebud.errors import DependencyError
 from tastebud.local_server import LocalLambdaContext
+from tastebud.processes import process_alive
 from tastebud.runtime import ServingRuntime
 from tastebud.settings import Settings
 
@@ -44,11 +45,7 @@ def runtime(tiny_artifacts: Path, tmp_path: Path):  # type: ignore[no-untyped-de
 
 
 def server_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return process_alive(pid)  # a killed server that init has not reaped yet (a zombie) is not alive
 
 
 def test_redis_killed_and_restarted_under_8_clients(runtime: ServingRuntime, active_user: str) -> None:
@@ -136,3 +133,27 @@ def test_closing_the_runtime_stops_its_embedded_redis(tiny_artifacts: Path, tmp_
     while server_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not server_alive(pid)
+
+
+@pytest.mark.parametrize("fault", ["paused", "killed"])
+def test_the_first_requests_after_a_redis_fault_wait_at_most_the_redis_budget(runtime: ServingRuntime,
+                                                                              active_user: str, fault: str) -> None:
+    """Issue 21: a Redis that is dead or hung (SIGSTOP: alive, never answering) added seconds to the first requests
+    (redis-py's own retries with back-off, 3.4 s for one 10 ms read). A fault transition is judged by its slowest
+    request: each of the first 10 may add at most the Redis calls' deadlines (generously bounded here: 1 s)."""
+    assert runtime._supervisor is not None
+    runtime.recommend(active_user, k=10)  # warm: connections open
+    pid = runtime._supervisor.server_pid() or 0
+    os.kill(pid, signal.SIGSTOP if fault == "paused" else signal.SIGKILL)
+    try:
+        slowest = 0.0
+        for _ in range(10):
+            started = time.perf_counter()
+            result = runtime.recommend(active_user, k=10)
+            slowest = max(slowest, time.perf_counter() - started)
+            assert len(result.items) == 10
+    finally:
+        if fault == "paused":
+            os.kill(pid, signal.SIGCONT)
+    print(f"redis {fault}: the slowest of the first 10 requests took {slowest * 1000:.1f} ms")  # -s shows it
+    assert slowest < 1.0, f"the slowest of the first 10 requests after Redis was {fault} took {slowest * 1000:.0f} ms"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def process_alive(pid: int | None) -> bool:
@@ -15,4 +16,14 @@ def process_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process whose parent has not reaped it yet (a daemonised redis-server's parent is init, which may
+    take its time) still answers kill(pid, 0), but it runs nothing: it is dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone meanwhile, or no /proc (not Linux): kill(pid, 0) has answered
+        return False
+    return stat[stat.rindex(")") + 2:].startswith("Z")

