@@ -38,8 +38,11 @@ def test_purchases_only_data_trains_and_serves(tiny_data: Path, tmp_path: Path) 
     config = tiny_config(max_ranker_groups=600)
     train(dataset, artifacts, config)
     service = build_service(Settings(artifacts=artifacts, redis_db_path=tmp_path / "s.rdb"))
-    user = str(purchases["user_id"].value_counts().index[0])
-    assert len(service.recommend(user, k=10).items) == 10
-    assert len(service.recommend("unknown", k=10).items) == 10
+    try:
+        user = str(purchases["user_id"].value_counts().index[0])
+        assert len(service.recommend(user, k=10).items) == 10
+        assert len(service.recommend("unknown", k=10).items) == 10
+    finally:
+        service.close()  # stops its embedded Redis: left running, it outlived the test session
     report = evaluate(dataset, artifacts, config=config)
     assert report["split"]["test_users"] > 0
