@@ -9,6 +9,7 @@ was acknowledged before the crash (stock, events) is there again.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -157,3 +158,56 @@ def test_the_first_requests_after_a_redis_fault_wait_at_most_the_redis_budget(ru
             os.kill(pid, signal.SIGCONT)
     print(f"redis {fault}: the slowest of the first 10 requests took {slowest * 1000:.1f} ms")  # -s shows it
     assert slowest < 1.0, f"the slowest of the first 10 requests after Redis was {fault} took {slowest * 1000:.0f} ms"
+
+
+WRITES = ("events_post", "stock_update", "item_upsert", "merchant_close")
+
+
+def _restart_killed_redis(runtime: ServingRuntime) -> None:
+    assert runtime._supervisor is not None and runtime._breaker is not None
+    os.kill(runtime._supervisor.server_pid() or 0, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while not runtime._supervisor.check():  # what the watcher thread does every 0.5 s
+        assert time.monotonic() < deadline, "the supervisor did not restart the killed server"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("fault", ["paused", "killed"])
+def test_writes_during_a_redis_fault_answer_a_fast_503_with_retry_after_and_none_is_lost(
+        runtime: ServingRuntime, active_user: str, fault: str) -> None:
+    """Issue 21: every write route answers a JSON 503 with Retry-After at once when the state store cannot
+    acknowledge, and a write is reported done only when Redis made it durable: each write retried after the
+    fault is there after a later crash and restart (append-only file, fsync per write)."""
+    assert runtime._supervisor is not None
+    handler = create_handler(lambda: runtime)
+    runtime.recommend(active_user, k=10)  # warm: connections open
+    pid = runtime._supervisor.server_pid() or 0
+    os.kill(pid, signal.SIGSTOP if fault == "paused" else signal.SIGKILL)
+    waits = {}
+    try:
+        for name in WRITES:
+            started = time.perf_counter()
+            response = handler(load_event(name), CONTEXT)
+            waits[name] = time.perf_counter() - started
+            assert response["statusCode"] == 503, (name, response["body"])
+            assert response_json(response)["error"]["code"] == "unavailable"
+            assert int(response["headers"]["Retry-After"]) >= 1
+    finally:
+        if fault == "paused":
+            os.kill(pid, signal.SIGCONT)
+    print(f"redis {fault}: writes answered 503 in " + ", ".join(f"{n} {w * 1000:.1f} ms" for n, w in waits.items()))
+    budget_s = runtime.settings.knobs.redis_write_timeout_ms / 1000 + runtime.settings.knobs.redis_timeout_ms / 1000
+    assert max(waits.values()) < budget_s + 0.5, waits  # at most the deadlines of one read and one write
+
+    if fault == "killed":
+        assert runtime._supervisor.check() is True
+    time.sleep(runtime.settings.knobs.redis_breaker_reset_s + 0.05)  # the circuit lets its probe through
+    for name in WRITES:
+        response = handler(load_event(name), CONTEXT)
+        assert response["statusCode"] == 200, (name, response["body"])
+    _restart_killed_redis(runtime)  # acknowledged = durable: all of it is read back from the append-only file
+    time.sleep(0.05)
+    assert runtime.stock.out_of_stock(["i000001"]).tolist() == [True]
+    assert runtime.ingest_events(json.loads(load_event("events_post")["body"])["events"]).duplicates >= 1
+    assert runtime.view.catalog.row_of("i900001") is not None
+    assert runtime._live.catalog_state()[2]["m00001"]["open"] is False

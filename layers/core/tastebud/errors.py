@@ -37,6 +37,7 @@ class ArtifactMismatchError(TastebudError):
 class DependencyError(TastebudError):
     """A backing service (encoder, index, ranker, stock store) failed or timed out; the stage degrades."""
 
-    def __init__(self, stage: str, message: str) -> None:
+    def __init__(self, stage: str, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(f"{stage}: {message}")
         self.stage = stage
+        self.retry_after_s = retry_after_s  # when a retry may succeed (an open circuit's next probe), if known

@@ -46,7 +46,6 @@ from tastebud.settings import Settings
 logger = logging.getLogger(__name__)
 
 SMOKE_USERS = 3
-WRITE_TIMEOUT_S = 2.0  # events and catalog writes wait for the append-only file's fsync
 SUPERVISE_INTERVAL_S = 0.5  # known users asked for a page before a version may serve (plus one cold user)
 
 
@@ -102,7 +101,7 @@ class ServingRuntime:
         self._store = LocalArtifactStore(settings.artifacts)
         self._breaker = breaker
         self._supervisor = supervisor
-        self._stock = RedisStockStore(request_client, breaker)
+        self._stock = RedisStockStore(request_client, breaker, write_client=write_client)
         self._live_reads = RedisLiveState(request_client, breaker)
         self._live = RedisLiveState(write_client, breaker)
         self._lock = threading.Lock()  # guards view rebuilds (one at a time; readers never wait)
@@ -129,6 +128,7 @@ class ServingRuntime:
         """Build the clients the settings name, load the current version, and (optionally) follow CURRENT."""
         knobs = settings.knobs
         deadline_s = knobs.redis_timeout_ms / 1000
+        write_deadline_s = knobs.redis_write_timeout_ms / 1000
         breaker = redis_breaker("redis", fail_max=knobs.redis_breaker_fail_max,
                                 reset_timeout_s=knobs.redis_breaker_reset_s)
         supervisor = None
@@ -138,13 +138,13 @@ class ServingRuntime:
             # The request path's deadline is the stock stage's budget; writes (events, catalog) may wait for fsync.
             request_client = redis.Redis.from_url(settings.redis_url, socket_timeout=deadline_s,
                                                   socket_connect_timeout=deadline_s, retry=no_retries())
-            write_client = redis.Redis.from_url(settings.redis_url, socket_timeout=WRITE_TIMEOUT_S,
-                                                socket_connect_timeout=WRITE_TIMEOUT_S, retry=no_retries())
+            write_client = redis.Redis.from_url(settings.redis_url, socket_timeout=write_deadline_s,
+                                                socket_connect_timeout=write_deadline_s, retry=no_retries())
         else:
             db_path = settings.stock_db_path
 
             def start_server() -> Any:
-                return embedded_redis(db_path, socket_timeout=WRITE_TIMEOUT_S)
+                return embedded_redis(db_path, socket_timeout=write_deadline_s)
 
             def request_client_for(server: Any) -> Any:
                 return redis.Redis(unix_socket_path=server.socket_file, socket_timeout=deadline_s,

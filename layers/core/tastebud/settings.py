@@ -51,6 +51,9 @@ class ServingKnobs:
     # Redis (stock + live state): a deadline per call = the stock stage's budget; the circuit opens after
     # redis_breaker_fail_max consecutive failures and lets one probe through after redis_breaker_reset_s.
     redis_timeout_ms: int = 10
+    # Writes (events, stock, catalog) are acknowledged after the append-only file's fsync; this deadline bounds a
+    # write (and a view rebuild's catalog read) on a slow or hung server: the route answers 503 + Retry-After.
+    redis_write_timeout_ms: int = 250
     redis_breaker_fail_max: int = 3
     redis_breaker_reset_s: float = 2.0
     # AWS backend: a circuit breaker per remote dependency (SageMaker endpoint, OpenSearch domain, DynamoDB) opens
@@ -65,8 +68,10 @@ class ServingKnobs:
             raise SettingsError("retrieve_k and max_per_merchant must be >= 1")
         if self.ann_overfetch < 1:
             raise SettingsError("ann_overfetch must be >= 1")
-        if self.redis_timeout_ms < 1 or self.redis_breaker_fail_max < 1 or self.redis_breaker_reset_s <= 0:
-            raise SettingsError("redis_timeout_ms and redis_breaker_fail_max must be >= 1, redis_breaker_reset_s > 0")
+        if (self.redis_timeout_ms < 1 or self.redis_write_timeout_ms < 1 or self.redis_breaker_fail_max < 1
+                or self.redis_breaker_reset_s <= 0):
+            raise SettingsError("redis_timeout_ms, redis_write_timeout_ms and redis_breaker_fail_max must be >= 1, "
+                                "redis_breaker_reset_s > 0")
         if self.aws_breaker_fail_max < 1 or self.aws_breaker_reset_s <= 0:
             raise SettingsError("aws_breaker_fail_max must be >= 1 and aws_breaker_reset_s > 0")
         if self.encoder_timeout_ms < 1 or self.index_timeout_ms < 1 or self.dependency_retries < 0:

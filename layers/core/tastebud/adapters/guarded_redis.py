@@ -44,7 +44,9 @@ def guarded(breaker: pybreaker.CircuitBreaker | None, stage: str, what: str, cal
             return call(*args, **kwargs)
         return breaker.call(call, *args, **kwargs)
     except pybreaker.CircuitBreakerError as exc:
-        raise DependencyError(stage, f"redis {what} skipped: circuit open after repeated failures") from exc
+        assert breaker is not None
+        raise DependencyError(stage, f"redis {what} skipped: circuit open after repeated failures",
+                              retry_after_s=float(breaker.reset_timeout)) from exc
     except (redis.RedisError, OSError) as exc:
         raise DependencyError(stage, f"redis {what} failed: {exc}") from exc
 

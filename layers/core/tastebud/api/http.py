@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -334,8 +335,12 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
 
     @app.exception_handler(DependencyError)
     def on_dependency_error(exc: DependencyError) -> Response:
-        logger.exception("backing service failed")
-        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", f"{exc.stage} is unavailable; retry")
+        # An outage, not a bug: one line without a stack. Nothing was applied (a write is acknowledged only once
+        # durable), so the client retries after Retry-After: an open circuit's next probe, else a second.
+        logger.warning("backing service unavailable: %s", exc)
+        retry_after = max(1, math.ceil(exc.retry_after_s or 1))
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", f"{exc.stage} is unavailable; retry",
+                              headers={"Retry-After": str(retry_after)})
 
     @app.exception_handler(TastebudError)
     def on_not_ready(exc: TastebudError) -> Response:
