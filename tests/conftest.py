@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import aws_calls
+import orphans
 import pytest
 
 from factories import tiny_config
@@ -16,6 +17,7 @@ from factories import tiny_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py
 
 TINY = {"users": 120, "items": 600, "seed": 3}
+REDIS_BEFORE = pytest.StashKey[set[int]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,10 +29,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("after_the_aws_suites") is not None)  # stable: order kept
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[REDIS_BEFORE] = set(orphans.redis_servers())
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = os.environ.get("TASTEBUD_AWS_CALLS_OUT")  # test_iam_against_code's run of the AWS suites
     if out:
         Path(out).write_text(json.dumps(sorted((asdict(c) for c in aws_calls.CALLS), key=json.dumps)))
+    # Issue 21: whatever a test starts, it stops. A Redis server left running fails the run (the keepers would stop
+    # them when pytest exits, which hides the leak: it is checked here, before that).
+    left = orphans.left_running(session.config.stash[REDIS_BEFORE], session.config._tmp_path_factory.getbasetemp())
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = [f"ORPHAN CHECK: {len(left)} redis-server process(es) this session started are still running:",
+                 *(f"  {server}" for server in left)]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
@@ -84,6 +100,22 @@ def service(tiny_artifacts: Path, tmp_path: Path):  # type: ignore[no-untyped-de
                                      data_dir=tmp_path / "data"), watch=False)
     yield runtime
     runtime.close()  # its embedded Redis server stops with it
+
+
+@pytest.fixture
+def embedded_redis_at():  # type: ignore[no-untyped-def]
+    """``embedded_redis_at(path)``: an embedded Redis server for this test, stopped when the test ends."""
+    from tastebud.adapters.redis_stock import embedded_redis, stop_embedded_redis
+
+    started = []
+
+    def start(db_path: Path):  # type: ignore[no-untyped-def]
+        started.append(embedded_redis(db_path))
+        return started[-1]
+
+    yield start
+    for client in reversed(started):
+        stop_embedded_redis(client)
 
 
 @pytest.fixture

@@ -85,9 +85,10 @@ class ServerProcess:
 
 def _is_worker(pid: int) -> bool:
     try:
-        return "redis-server" not in Path(f"/proc/{pid}/cmdline").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_text()
     except OSError:
         return False
+    return "redis-server" not in command and "redis_keeper" not in command  # the master's other children
 
 
 def _booted(log: list[str], pid: int) -> bool:
@@ -128,5 +129,9 @@ def start_tastebud_serve(artifacts: Path, *, workers: int, extra: tuple[str, ...
     server = start_server_process(["tastebud_training.cli", "serve", "--artifacts", str(artifacts), "--port", "0",
                                    "--workers", str(workers), "--no-access-log", "--data",
                                    str(artifacts.parent / "data"), *extra])
-    server.wait_for_workers(workers)
+    try:
+        server.wait_for_workers(workers)
+    except TimeoutError:
+        server.stop(signal.SIGKILL)  # never leave a half-started server (and its Redis) behind
+        raise
     return server

