@@ -35,7 +35,7 @@ from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.aws.stock import auth_token_from_secret, elasticache_client
 from tastebud.adapters.redis_stock import OUT_OF_STOCK_KEY, embedded_redis
 from tastebud.api.http import create_handler
-from tastebud.aws_composition import AwsClients, build_aws_service
+from tastebud.aws_composition import AwsClients, build_aws_service, build_clients
 from tastebud.domain import InteractionEvent
 from tastebud.errors import ArtifactsMissingError
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
@@ -226,13 +226,17 @@ def test_missing_current_pointer_says_how_to_upload(world: dict[str, Any]) -> No
 def test_the_auth_token_comes_from_secrets_manager_and_the_client_uses_tls(world: dict[str, Any]) -> None:
     token = auth_token_from_secret(world["secret"], client=world["secrets"])
     assert token == "s3cr3t"
-    client = elasticache_client("rediss://stock.cache.amazonaws.com:6379/0", token)
+    unused = object()
+    composed = settings(world, redis_timeout_ms=7)
+    client = build_clients(composed, AwsClients(s3=unused, dynamodb=unused, sagemaker_runtime=unused,
+                                                secretsmanager=world["secrets"], opensearch=unused)).redis
     kwargs = client.connection_pool.connection_kwargs
     assert client.connection_pool.connection_class is redis.SSLConnection
     assert kwargs["password"] == "s3cr3t" and kwargs["ssl_cert_reqs"] == "required"
-    assert kwargs["socket_timeout"] == 0.05
+    # The stock stage's budget bounds a read AND a connect (TLS handshake): not fixed 50 / 500 ms.
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 0.007
     with pytest.raises(SettingsError, match="rediss://"):
-        elasticache_client("redis://stock.cache.amazonaws.com:6379", token)
+        elasticache_client("redis://stock.cache.amazonaws.com:6379", token, socket_timeout=0.01, connect_timeout=0.01)
 
 
 def test_aws_settings_never_default_resource_names() -> None:

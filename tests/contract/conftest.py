@@ -66,5 +66,5 @@ def elasticache_redis(stock_cache: StockCache, elasticache_client: Any, monkeypa
     """The AWS composition's client on the stock cache, trusting its CA, emptied first (FLUSHDB is allowed on
     ElastiCache). A test that drops connections makes new ones, each with a full TLS handshake and AUTH."""
     trust_only(monkeypatch, stock_cache.trusted_ca)
-    elasticache_client.flushdb(asynchronous=True)  # freeing a large seed must not outlast the 50 ms deadline
+    elasticache_client.flushdb(asynchronous=True)  # freeing a large seed must not outlast the request deadline
     return elasticache_client

@@ -46,7 +46,7 @@ from tastebud.features import FEATURE_NAMES
 from tastebud.ports import StockStore
 from tastebud.service import RecommendationService, Versions
 from tastebud.serving_version import check_manifest
-from tastebud.settings import Settings
+from tastebud.settings import Settings, SettingsError
 from tastebud.two_tower_features import TwoTowerVocab
 
 # What serving reads from a version (the rest — ScaNN index, item vectors, users.npz — is for the embedded
@@ -68,6 +68,20 @@ class AwsClients:
     redis: Any = None
 
 
+# DynamoDB's per-call deadline on the request path (GetItem, then Query): no knob sets it; the features stage serves
+# the user as cold when a read fails.
+FEATURES_TIMEOUT_S = 0.2
+# Back-off between the request path's attempts (``dependency_retries``): full jitter, at most this long.
+REQUEST_RETRY_BASE_S = 0.005
+REQUEST_RETRY_CAP_S = 0.02
+
+
+def request_retry(knobs: Any) -> RetryPolicy:
+    """The retries of the request path's remote calls (SageMaker, OpenSearch): ``1 + dependency_retries`` attempts."""
+    return RetryPolicy(attempts=1 + knobs.dependency_retries, base_delay=REQUEST_RETRY_BASE_S,
+                       max_delay=REQUEST_RETRY_CAP_S)
+
+
 def boto_config(*, connect_timeout: float, read_timeout: float, max_attempts: int = 1) -> Any:
     from botocore.config import Config
 
@@ -76,11 +90,19 @@ def boto_config(*, connect_timeout: float, read_timeout: float, max_attempts: in
 
 
 def opensearch_client(endpoint: str, region: str, credentials: Any, *, timeout: float) -> Any:
-    """HTTPS + SigV4 (service ``es``) client for an OpenSearch Service domain; no transport-level retries."""
+    """HTTPS + SigV4 (service ``es``) client for an OpenSearch Service domain; no transport-level retries.
+
+    ``endpoint``: the domain's host name, with or without ``https://``; a ``:port`` is kept (443 otherwise).
+    """
+    from urllib.parse import urlsplit
+
     from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection
 
-    host = endpoint.removeprefix("https://").rstrip("/")
-    return OpenSearch(hosts=[{"host": host, "port": 443}], http_auth=Urllib3AWSV4SignerAuth(credentials, region, "es"),
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    if not parts.hostname:
+        raise SettingsError(f"TASTEBUD_OPENSEARCH_ENDPOINT has no host name: {endpoint!r}")
+    return OpenSearch(hosts=[{"host": parts.hostname, "port": parts.port or 443}],
+                      http_auth=Urllib3AWSV4SignerAuth(credentials, region, "es"),
                       use_ssl=True, verify_certs=True, ssl_show_warn=False, connection_class=Urllib3HttpConnection,
                       timeout=timeout, max_retries=0, retry_on_timeout=False, pool_maxsize=4)
 
@@ -93,8 +115,11 @@ def build_clients(settings: Settings, given: AwsClients | None = None) -> AwsCli
     import boto3
 
     session = boto3.session.Session(region_name=settings.aws_region)
-    fast = boto_config(connect_timeout=0.2, read_timeout=0.2)
-    encoder = boto_config(connect_timeout=0.2, read_timeout=knobs.encoder_timeout_ms / 1000)
+    fast = boto_config(connect_timeout=FEATURES_TIMEOUT_S, read_timeout=FEATURES_TIMEOUT_S)
+    # A connect (TCP + TLS handshake) gets the call's budget too: after a read timeout the retry opens a new
+    # connection, and a hung endpoint (it accepts, never handshakes) cost a fixed 200 ms there, 3x the budget.
+    encoder_s = knobs.encoder_timeout_ms / 1000
+    encoder = boto_config(connect_timeout=encoder_s, read_timeout=encoder_s)
     bulk = boto_config(connect_timeout=2, read_timeout=20, max_attempts=3)  # start-up downloads only
     clients = AwsClients(
         s3=given.s3 or session.client("s3", config=bulk),
@@ -111,7 +136,11 @@ def build_clients(settings: Settings, given: AwsClients | None = None) -> AwsCli
     if clients.redis is None:
         assert settings.redis_url and settings.redis_auth_secret
         token = auth_token_from_secret(settings.redis_auth_secret, client=clients.secretsmanager)
-        clients.redis = elasticache_client(settings.redis_url, token)
+        # The stock stage's budget bounds every call, connects (TLS handshake) included: with a fixed 50 ms read
+        # and 500 ms connect, a hung node cost the first requests 57 / 510 / 511 ms against a 10 ms budget.
+        deadline_s = knobs.redis_timeout_ms / 1000
+        clients.redis = elasticache_client(settings.redis_url, token, socket_timeout=deadline_s,
+                                           connect_timeout=deadline_s)
     return clients
 
 
@@ -150,7 +179,7 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
     terms_path = directory / "preference_terms.json"
     terms = json.loads(terms_path.read_text()) if terms_path.is_file() else []
 
-    retry = RetryPolicy(attempts=1 + knobs.dependency_retries, base_delay=0.005, max_delay=0.02)
+    retry = request_retry(knobs)
     breakers = aws_breakers(knobs)
     no_text = np.zeros((catalog.size, 0), dtype=np.float32)  # the endpoint's model holds the text table
     payload = (two_tower_payload(TwoTowerVocab.load(directory, no_text))

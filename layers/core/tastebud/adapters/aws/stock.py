@@ -24,6 +24,8 @@ from tastebud.settings import SettingsError
 logger = logging.getLogger(__name__)
 # The stock snapshot seed writes every quantity in one MULTI: ~20 MB and ~1 s of the shard's time at 1M items.
 SEED_TIMEOUT_S = 30.0
+# Start-up only: the request path's connect deadline (a few ms) is no reason to skip the seed on a slow handshake.
+SEED_CONNECT_TIMEOUT_S = 0.5
 SEED_LOCK_KEY = "tastebud:stock:seeding"
 SEED_LOCK_S = int(2 * SEED_TIMEOUT_S)  # outlives the seed's deadline: a second seeder never overlaps the first
 
@@ -51,9 +53,12 @@ def auth_token_from_secret(secret_id: str, *, client: Any = None) -> str:
     return str(secret)
 
 
-def elasticache_client(url: str, auth_token: str | None, *, socket_timeout: float = 0.05,
-                       connect_timeout: float = 0.5) -> Any:
-    """redis-py client for ElastiCache with in-transit encryption: ``rediss://`` + certificate check + AUTH."""
+def elasticache_client(url: str, auth_token: str | None, *, socket_timeout: float, connect_timeout: float) -> Any:
+    """redis-py client for ElastiCache with in-transit encryption: ``rediss://`` + certificate check + AUTH.
+
+    ``socket_timeout`` bounds each command's reply; ``connect_timeout`` the TCP connect and the TLS handshake (redis-py
+    applies it to both). On the request path both are the stock stage's budget (``redis_timeout_ms``).
+    """
     import redis
 
     if not url.startswith("rediss://"):
@@ -62,12 +67,14 @@ def elasticache_client(url: str, auth_token: str | None, *, socket_timeout: floa
                                 socket_connect_timeout=connect_timeout, health_check_interval=30, retry=no_retries())
 
 
-def with_socket_timeout(client: Any, socket_timeout: float) -> Any:
-    """A client of the same server with the same TLS and AUTH settings, its own connection and another deadline."""
+def with_socket_timeout(client: Any, socket_timeout: float, *, connect_timeout: float | None = None) -> Any:
+    """A client of the same server with the same TLS and AUTH settings, its own connection and other deadlines."""
     import redis
 
     pool = client.connection_pool
     options = {**pool.connection_kwargs, "socket_timeout": socket_timeout}
+    if connect_timeout is not None:
+        options["socket_connect_timeout"] = connect_timeout
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **options))
 
 
@@ -75,13 +82,14 @@ def seed_stock_snapshot(client: Any, version: str, snapshot: dict[str, Any]) -> 
     """Seed an empty cache (the first deploy) from the version's stock snapshot; True when this call seeded it.
 
     Never again once seeded: merchants' live updates are newer than any training snapshot. The seed goes through
-    its own connection with a bulk deadline: the request path's 50 ms cannot carry a catalog's quantities over TLS
-    (at 300k items the MULTI timed out at every cold start and the snapshot's sold-out items were served). One
+    its own connection with bulk deadlines: the request path's (``redis_timeout_ms``) cannot carry a catalog's
+    quantities over TLS (at 300k items the MULTI timed out at every cold start and the snapshot's sold-out items
+    were served). One
     container seeds (a lock): the containers that start together once LIVE.json appears would otherwise each send
     the whole snapshot, block the shard for a second each, and wipe stock updates made between two seeds. A
     failure is logged and serving goes on: stage 4 degrades per request.
     """
-    seeder = with_socket_timeout(client, SEED_TIMEOUT_S)
+    seeder = with_socket_timeout(client, SEED_TIMEOUT_S, connect_timeout=SEED_CONNECT_TIMEOUT_S)
     try:
         if guarded(None, "stock", "snapshot check", seeder.exists, SNAPSHOT_KEY):
             return False
