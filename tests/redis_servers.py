@@ -308,10 +308,12 @@ class StockCache:
 
 
 def composed_redis_client(stock_cache: StockCache, *, address: str = "localhost",
-                          secret_string: str | None = None) -> Any:
+                          secret_string: str | None = None, deadline_ms: int = 200) -> Any:
     """The ElastiCache client exactly as the AWS composition builds it (connections are made on first use).
 
     ``secret_string`` replaces what the AUTH token secret holds (default: the secret the server's token came from).
+    ``deadline_ms`` is ``redis_timeout_ms``: the contract suites check semantics, not the 10 ms production deadline
+    (tests/contract/test_aws_dependency_faults.py does), so that a busy machine's slow TLS handshake cannot fail them.
     """
     import boto3
     from moto import mock_aws
@@ -323,7 +325,8 @@ def composed_redis_client(stock_cache: StockCache, *, address: str = "localhost"
         stored = deployment.secret_string if secret_string is None else secret_string
         arn = secrets.create_secret(Name="stock-cache-auth", SecretString=stored)["ARN"]
         url = deployment.url(address, stock_cache.server.port)
-        settings = Settings.from_env({**SERVING_ENV, "TASTEBUD_REDIS_URL": url, "TASTEBUD_REDIS_AUTH_SECRET_ARN": arn})
+        settings = Settings.from_env({**SERVING_ENV, "TASTEBUD_REDIS_URL": url, "TASTEBUD_REDIS_AUTH_SECRET_ARN": arn,
+                                      "TASTEBUD_REDIS_TIMEOUT_MS": str(deadline_ms)})
         unused = object()  # only the Redis client is built here
         clients = build_clients(settings, AwsClients(s3=unused, dynamodb=unused, sagemaker_runtime=unused,
                                                      secretsmanager=secrets, opensearch=unused))

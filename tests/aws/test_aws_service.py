@@ -33,7 +33,7 @@ from tastebud.adapters.aws.dynamodb_features import HistoryWriter
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.aws.stock import auth_token_from_secret, elasticache_client
-from tastebud.adapters.redis_stock import OUT_OF_STOCK_KEY, embedded_redis
+from tastebud.adapters.redis_stock import OUT_OF_STOCK_KEY
 from tastebud.api.http import create_handler
 from tastebud.aws_composition import AwsClients, build_aws_service, build_clients
 from tastebud.domain import InteractionEvent
@@ -89,7 +89,7 @@ def user_tower(request: Any) -> Any:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_redis_at: Any) -> Iterator[dict[str, Any]]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     with mock_aws():
         s3 = boto3.client("s3")
@@ -109,7 +109,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
         admin.swap_alias(name)
         domain.requests.clear()
         yield {"s3": s3, "dynamodb": dynamodb, "secrets": secrets, "secret": secret, "domain": domain,
-               "tmp": tmp_path, "redis": embedded_redis(tmp_path / "stock.rdb")}
+               "tmp": tmp_path, "redis": embedded_redis_at(tmp_path / "stock.rdb")}
 
 
 def settings(world: dict[str, Any], **knobs: Any) -> Settings:

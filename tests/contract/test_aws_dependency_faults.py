@@ -59,7 +59,7 @@ from redis_servers import StockCache, trust_only
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.circuit import breaker_state
-from tastebud.aws_composition import FEATURES_TIMEOUT_S, AwsClients, build_aws_service, request_retry
+from tastebud.aws_composition import AwsClients, build_aws_service, request_retry
 from tastebud.errors import DependencyError
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.service import RecommendationService
@@ -439,7 +439,7 @@ def fault_budget_s(adapter: str, settings: Settings) -> tuple[float, str]:
         return (retry.attempts * timeout_ms / 1000 + backoff,
                 f"{timeout_ms} ms x {retry.attempts} attempts + back-off cap {backoff * 1000:g} ms")
     if adapter == "dynamodb":  # no retries (SDK or adapter): the first failed read ends the stage
-        return FEATURES_TIMEOUT_S, f"{FEATURES_TIMEOUT_S * 1000:g} ms x 1 attempt"
+        return knobs.features_timeout_ms / 1000, f"{knobs.features_timeout_ms} ms x 1 attempt"
     return knobs.redis_timeout_ms / 1000, f"{knobs.redis_timeout_ms} ms x 1 attempt (no client retries)"
 
 

@@ -9,6 +9,7 @@ was acknowledged before the crash (stock, events) is there again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from tastebud.local_server import LocalLambdaContext
 from tastebud.processes import process_alive
 from tastebud.runtime import ServingRuntime
 from tastebud.settings import Settings
+from tastebud_training.chaos_faults import EmbeddedRedis
 
 from helpers import load_event, response_json
 
@@ -136,26 +138,29 @@ def test_closing_the_runtime_stops_its_embedded_redis(tiny_artifacts: Path, tmp_
     assert not server_alive(pid)
 
 
-@pytest.mark.parametrize("fault", ["paused", "killed"])
+@pytest.mark.parametrize("fault", ["paused", "killed", "slowed"])
 def test_the_first_requests_after_a_redis_fault_wait_at_most_the_redis_budget(runtime: ServingRuntime,
                                                                               active_user: str, fault: str) -> None:
     """Issue 21: a Redis that is dead or hung (SIGSTOP: alive, never answering) added seconds to the first requests
     (redis-py's own retries with back-off, 3.4 s for one 10 ms read). A fault transition is judged by its slowest
-    request: each of the first 10 may add at most the Redis calls' deadlines (generously bounded here: 1 s)."""
+    request: each of the first 10 may add at most the Redis calls' deadlines (generously bounded here: 1 s).
+    "slowed": every reply is delayed 50 ms by a proxy on the server's socket (5x the 10 ms read deadline)."""
     assert runtime._supervisor is not None
     runtime.recommend(active_user, k=10)  # warm: connections open
     pid = runtime._supervisor.server_pid() or 0
-    os.kill(pid, signal.SIGSTOP if fault == "paused" else signal.SIGKILL)
-    try:
+    with contextlib.ExitStack() as fault_held:
+        if fault == "slowed":
+            fault_held.enter_context(EmbeddedRedis(runtime.settings.stock_db_path).slowed(0.05))
+        else:
+            os.kill(pid, signal.SIGSTOP if fault == "paused" else signal.SIGKILL)
+            if fault == "paused":
+                fault_held.callback(os.kill, pid, signal.SIGCONT)
         slowest = 0.0
         for _ in range(10):
             started = time.perf_counter()
             result = runtime.recommend(active_user, k=10)
             slowest = max(slowest, time.perf_counter() - started)
             assert len(result.items) == 10
-    finally:
-        if fault == "paused":
-            os.kill(pid, signal.SIGCONT)
     print(f"redis {fault}: the slowest of the first 10 requests took {slowest * 1000:.1f} ms")  # -s shows it
     assert slowest < 1.0, f"the slowest of the first 10 requests after Redis was {fault} took {slowest * 1000:.0f} ms"
 
@@ -211,3 +216,41 @@ def test_writes_during_a_redis_fault_answer_a_fast_503_with_retry_after_and_none
     assert runtime.ingest_events(json.loads(load_event("events_post")["body"])["events"]).duplicates >= 1
     assert runtime.view.catalog.row_of("i900001") is not None
     assert runtime._live.catalog_state()[2]["m00001"]["open"] is False
+
+
+def test_a_redis_restarted_from_a_torn_append_only_file_keeps_every_acknowledged_write(
+        runtime: ServingRuntime, active_user: str) -> None:
+    """A crash in the middle of a write leaves the append-only file ending in half a command: Redis loads every
+    whole command before it (aof-load-truncated), so everything acknowledged is there after the restart."""
+    assert runtime._supervisor is not None
+    item = str(runtime.view.catalog.item_ids[5])
+    runtime.set_stock(item, False, 0)
+    event = {"event_id": "before-the-torn-write", "user_id": active_user, "item_id": item, "event_type": "click",
+             "timestamp": time.time() - 1}
+    assert runtime.ingest_events([event]).accepted == 1
+    redis_db = EmbeddedRedis(runtime.settings.stock_db_path)
+    old = redis_db.tear_aof_tail()
+    assert runtime._supervisor.check() is True
+    assert redis_db.pid() != old
+    time.sleep(runtime.settings.knobs.redis_breaker_reset_s + 0.05)
+    assert runtime.stock.out_of_stock([item]).tolist() == [True]
+    assert runtime.ingest_events([event]).duplicates == 1
+    assert runtime.recommend(active_user, k=10).degraded == []
+
+
+def test_a_redis_restarted_without_its_append_only_file_serves_full_pages_again(runtime: ServingRuntime,
+                                                                                active_user: str) -> None:
+    """A lost append-only file (a lost disk) loses the live state; serving must not: the server restarts empty,
+    every page is full, and new writes are acknowledged again."""
+    assert runtime._supervisor is not None
+    redis_db = EmbeddedRedis(runtime.settings.stock_db_path)
+    redis_db.lose_aof()
+    assert runtime._supervisor.check() is True
+    time.sleep(runtime.settings.knobs.redis_breaker_reset_s + 0.05)
+    for _ in range(5):
+        result = runtime.recommend(active_user, k=10)
+        assert len(result.items) == 10
+    assert runtime.recommend(active_user, k=10).degraded == []
+    item = str(runtime.view.catalog.item_ids[7])
+    runtime.set_stock(item, False, 0)
+    assert runtime.stock.out_of_stock([item]).tolist() == [True]

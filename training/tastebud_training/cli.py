@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tastebud_training.cli_aws import aws_app
+from tastebud_training.cli_chaos import chaos
 from tastebud_training.cli_live import catalog_app, events_app, versions_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -24,6 +25,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(versions_app, name="versions")
 app.add_typer(aws_app, name="aws")
+app.command("chaos")(chaos)
 
 out = Console()
 err = Console(stderr=True)

@@ -68,9 +68,6 @@ class AwsClients:
     redis: Any = None
 
 
-# DynamoDB's per-call deadline on the request path (GetItem, then Query): no knob sets it; the features stage serves
-# the user as cold when a read fails.
-FEATURES_TIMEOUT_S = 0.2
 # Back-off between the request path's attempts (``dependency_retries``): full jitter, at most this long.
 REQUEST_RETRY_BASE_S = 0.005
 REQUEST_RETRY_CAP_S = 0.02
@@ -115,7 +112,8 @@ def build_clients(settings: Settings, given: AwsClients | None = None) -> AwsCli
     import boto3
 
     session = boto3.session.Session(region_name=settings.aws_region)
-    fast = boto_config(connect_timeout=FEATURES_TIMEOUT_S, read_timeout=FEATURES_TIMEOUT_S)
+    features_s = knobs.features_timeout_ms / 1000  # DynamoDB on the request path: each read's deadline
+    fast = boto_config(connect_timeout=features_s, read_timeout=features_s)
     # A connect (TCP + TLS handshake) gets the call's budget too: after a read timeout the retry opens a new
     # connection, and a hung endpoint (it accepts, never handshakes) cost a fixed 200 ms there, 3x the budget.
     encoder_s = knobs.encoder_timeout_ms / 1000

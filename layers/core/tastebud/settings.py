@@ -46,6 +46,9 @@ class ServingKnobs:
     # AWS backend: per-call budgets of the remote stages and retries of transient errors (full jitter).
     encoder_timeout_ms: int = 60
     index_timeout_ms: int = 80
+    # DynamoDB reads of the features stage (profile GetItem, then history Query), each; no retry: a failed read
+    # serves the user as cold (features degraded).
+    features_timeout_ms: int = 200
     dependency_retries: int = 1
     index_filter_in_stock: bool = True
     # Redis (stock + live state): a deadline per call = the stock stage's budget; the circuit opens after
@@ -74,7 +77,8 @@ class ServingKnobs:
                                 "redis_breaker_reset_s > 0")
         if self.aws_breaker_fail_max < 1 or self.aws_breaker_reset_s <= 0:
             raise SettingsError("aws_breaker_fail_max must be >= 1 and aws_breaker_reset_s > 0")
-        if self.encoder_timeout_ms < 1 or self.index_timeout_ms < 1 or self.dependency_retries < 0:
+        if (self.encoder_timeout_ms < 1 or self.index_timeout_ms < 1 or self.features_timeout_ms < 1
+                or self.dependency_retries < 0):
             raise SettingsError("timeouts must be >= 1 ms and dependency_retries >= 0")
         if not (0.0 <= self.exposure_floor <= 1.0 and 0.0 <= self.emerging_popularity_pct <= 1.0):
             raise SettingsError("exposure_floor and emerging_popularity_pct must be between 0 and 1")
