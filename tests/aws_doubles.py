@@ -25,6 +25,7 @@ import io
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -36,6 +37,7 @@ from botocore.credentials import Credentials
 from botocore.session import get_session
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection
 
+from tastebud.features import FEATURE_NAMES
 from tastebud.history import REPEAT_COLUMNS
 
 REGION = "eu-west-1"
@@ -418,3 +420,18 @@ def create_feature_tables(client: Any, profiles: str = "profiles", history: str 
                                                "NonKeyAttributes": ["weight", *REPEAT_COLUMNS]},
                                 "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"},
                                               {"AttributeName": "last_ts", "KeyType": "RANGE"}]}])
+
+
+def tiny_ranker(path: Path) -> None:
+    """An ONNX 'ranker' scoring by the log-popularity feature (what the XGBoost export looks like to serving)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.zeros((len(FEATURE_NAMES), 1), np.float32)
+    weights[FEATURE_NAMES.index("log_popularity"), 0] = 1.0
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["variable"])], "ranker",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, len(FEATURE_NAMES)])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])],
+        [numpy_helper.from_array(weights, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), path)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import numpy as np
 import pytest
 import redis
 from aws_doubles import (
@@ -24,6 +23,7 @@ from aws_doubles import (
     opensearch_error,
     sagemaker_reply,
     sagemaker_runtime_client,
+    tiny_ranker,
 )
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
@@ -49,21 +49,6 @@ N, DIM = 60, 8
 CATALOG = make_catalog(N, n_merchants=6, item_id_format="i{:06d}")
 VECTORS = unit_vectors(N, dim=DIM, seed=11)
 BUCKET = "tastebud-artifacts"
-
-
-def tiny_ranker(path: Path) -> None:
-    """An ONNX 'ranker' scoring by the log-popularity feature (what the XGBoost export looks like to serving)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weights = np.zeros((len(FEATURE_NAMES), 1), np.float32)
-    weights[FEATURE_NAMES.index("log_popularity"), 0] = 1.0
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["input", "w"], ["variable"])], "ranker",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, len(FEATURE_NAMES)])],
-        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])],
-        [numpy_helper.from_array(weights, "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), path)
 
 
 def build_artifacts(directory: Path) -> Path:

@@ -43,7 +43,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
-import numpy as np
 import pytest
 from aws_doubles import (
     FakeOpenSearchDomain,
@@ -51,6 +50,7 @@ from aws_doubles import (
     opensearch_error,
     sagemaker_error,
     sagemaker_reply,
+    tiny_ranker,
 )
 from aws_doubles import opensearch_client as domain_client
 from moto import mock_aws
@@ -320,21 +320,6 @@ class FaultyTcpProxy(FaultySocketServer):
 
 
 # --------------------------------------------------------------------------------------------------- the service
-def tiny_ranker(path: Path) -> None:
-    """An ONNX 'ranker' scoring by the log-popularity feature (what the XGBoost export looks like to serving)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    weights = np.zeros((len(FEATURE_NAMES), 1), np.float32)
-    weights[FEATURE_NAMES.index("log_popularity"), 0] = 1.0
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["input", "w"], ["variable"])], "ranker",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, len(FEATURE_NAMES)])],
-        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])],
-        [numpy_helper.from_array(weights, "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), path)
-
-
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("fault-artifacts") / "build"
