@@ -12,7 +12,6 @@ The certificates are a throwaway CA and a server certificate for ``localhost`` /
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import ipaddress
 import json
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tastebud.aws_composition import AwsClients, build_clients
+from tastebud.processes import end_with_parent
 from tastebud.settings import Settings
 
 REDIS_SERVER = Path("/usr/bin/redis-server")
@@ -44,7 +44,6 @@ STOP_TIMEOUT_S = 5.0
 # ElastiCache's restricted commands (those a Redis OSS 7 server knows); a renamed-to-"" command does not exist.
 ELASTICACHE_RESTRICTED_COMMANDS = ("BGREWRITEAOF", "BGSAVE", "CONFIG", "DEBUG", "MIGRATE", "PSYNC", "REPLCONF",
                                    "REPLICAOF", "SAVE", "SLAVEOF", "SHUTDOWN", "SYNC")
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ def _free_port() -> int:
 
 def _die_with_parent() -> None:
     """Runs in the child before exec: the kernel kills redis-server if pytest dies without tearing down."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    end_with_parent(signal.SIGKILL)
 
 
 def _answers_ping(server: RedisServer) -> bool:

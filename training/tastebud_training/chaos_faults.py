@@ -134,6 +134,8 @@ class SocketDelay:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="socket-delay", daemon=True)
         self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pumps: set[asyncio.Task[None]] = set()
 
     def __enter__(self) -> SocketDelay:
         os.rename(self.path, self.real_path)
@@ -150,9 +152,9 @@ class SocketDelay:
         async def stop() -> None:
             assert self._server is not None
             self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            for writer in list(self._writers):  # both ends of every proxied connection: each pump reads its end
+                writer.close()
+            await asyncio.gather(*self._pumps, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -167,19 +169,25 @@ class SocketDelay:
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(self._pump(client_reader, server_writer, 0.0),
-                             self._pump(server_reader, client_writer, self.delay_s), return_exceptions=True)
+        self._writers |= {client_writer, server_writer}
+        for pump in (self._pump(client_reader, server_writer, 0.0),
+                     self._pump(server_reader, client_writer, self.delay_s)):
+            task = asyncio.ensure_future(pump)
+            self._pumps.add(task)
+            task.add_done_callback(self._pumps.discard)
 
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
         try:
             while chunk := await reader.read(65536):
                 if delay_s:
                     await asyncio.sleep(delay_s)
                 writer.write(chunk)
                 await writer.drain()
+        except (ConnectionError, OSError):
+            pass  # either side went away: the connection ends here
         finally:
             writer.close()
+            self._writers.discard(writer)
 
 
 def server_workers(master_pid: int) -> list[int]:

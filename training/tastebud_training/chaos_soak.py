@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from tastebud.adapters.redis_live_state import PREFIX, RedisLiveState
 from tastebud.adapters.redis_stock import OUT_OF_STOCK_KEY
-from tastebud.processes import process_alive
+from tastebud.processes import end_with_parent, process_alive
 from tastebud_training import chaos_faults
 from tastebud_training.chaos_faults import EmbeddedRedis
 
@@ -333,7 +333,7 @@ def _log_column(directory: Path, column: str) -> set[str]:
 def summarise(samples: list[Sample], windows: list[FaultWindow]) -> list[dict[str, Any]]:
     faults = []
     for window in windows:
-        after = [s for s in samples if s.started >= window.started][:AFTER_FAULT]
+        after = sorted((s for s in samples if s.started >= window.started), key=lambda s: s.started)[:AFTER_FAULT]
         during = [s for s in samples if window.started <= s.started <= window.ended + 1.0]
         reads = [s for s in during if s.op == "recommend"]
         faults.append({"fault": window.name, "at_s": round(window.started, 2),
@@ -357,7 +357,7 @@ def served(artifacts: Path, data_dir: Path, workers: int) -> Iterator[tuple[str,
     process = subprocess.Popen([sys.executable, "-m", "tastebud_training.cli", "serve", "--artifacts", str(artifacts),
                                 "--port", "0", "--workers", str(workers), "--no-access-log", "--data", str(data_dir)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "COLUMNS": "400"})
+                               env={**os.environ, "COLUMNS": "400"}, preexec_fn=end_with_parent)
     url: list[str] = []
     ready: list[int] = []
     log: list[str] = []
@@ -439,6 +439,15 @@ def soak(artifacts: Path, workdir: Path, *, duration_s: float = 75.0, clients: i
         unknown_writes=ledger.unknown, orphans=orphans, passed=False)
     report.passed = not report.lost and bad_reads == 0 and not orphans
     return report, samples, windows
+
+
+def write_samples(samples: list[Sample], path: Path) -> None:
+    """Every request: when it started (s into the soak), how long it took, what it was and its answer."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["started_s", "ms", "op", "status", "ok", "retried"])
+        for s in sorted(samples, key=lambda sample: sample.started):
+            writer.writerow([f"{s.started:.4f}", f"{s.ms:.3f}", s.op, s.status, int(s.ok), int(s.retried)])
 
 
 def plot(samples: list[Sample], windows: list[FaultWindow], path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -21,14 +23,18 @@ def chaos(
     workers: Annotated[int, typer.Option(min=1, max=16, help="Server worker processes")] = 2,
     hold: Annotated[float, typer.Option(min=0.5, help="Seconds a pause, slowdown or bad version lasts")] = 2.0,
     seed: Annotated[int, typer.Option(help="Seeds the traffic mix")] = 0,
-    out: Annotated[Path | None, typer.Option("--out", help="Write report.json and soak.png here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write report.json, requests.csv and soak.png here")]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
     """Serve a copy of ARTIFACTS, send mixed traffic and inject faults on a schedule (Redis killed, paused, slowed,
     restarted from a torn append-only file; a worker killed; a corrupt version published), then check that every
     acknowledged write is in Redis and the data log, that every read was a full 200 page, and that no process was
     left behind. Exits 1 when any check fails."""
-    from tastebud_training.chaos_soak import FaultWindow, plot, soak
+    from tastebud_training.chaos_soak import FaultWindow, plot, soak, write_samples
+
+    # SIGTERM: unwind (the server is stopped, the work directory removed) instead of dying where we stand.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     def on_fault(window: FaultWindow) -> None:
         err.print(f"[yellow]{window.started:6.1f} s[/] {window.name}: {window.detail}", highlight=False)
@@ -41,8 +47,9 @@ def chaos(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(report.as_json())
+        write_samples(samples, out / "requests.csv")
         plot(samples, windows, out / "soak.png")
-        err.print(f"wrote {out / 'report.json'} and {out / 'soak.png'}")
+        err.print(f"wrote {out / 'report.json'}, {out / 'requests.csv'} and {out / 'soak.png'}")
     if as_json:
         print(report.as_json())
     else:

@@ -1,9 +1,13 @@
-"""Small process helpers shared by the local server and the embedded Redis supervisor."""
+"""Small process helpers shared by the local server, the embedded Redis supervisor and the fault soak."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def process_alive(pid: int | None) -> bool:
@@ -27,3 +31,12 @@ def _zombie(pid: int) -> bool:
     except OSError:  # gone meanwhile, or no /proc (not Linux): kill(pid, 0) has answered
         return False
     return stat[stat.rindex(")") + 2:].startswith("Z")
+
+
+def end_with_parent(signum: int = signal.SIGTERM) -> None:
+    """For ``subprocess.Popen(preexec_fn=...)``: the kernel sends the child ``signum`` when the thread that started it
+    ends, however it ends (SIGKILL included), so the child cannot outlive its owner. Linux only; elsewhere a no-op."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+    except (OSError, AttributeError):  # no prctl: not Linux
+        return
