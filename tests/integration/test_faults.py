@@ -259,3 +259,23 @@ def test_a_redis_restarted_without_its_append_only_file_serves_full_pages_again(
     item = str(runtime.view.catalog.item_ids[7])
     runtime.set_stock(item, False, 0)
     assert runtime.stock.out_of_stock([item]).tolist() == [True]
+
+
+def test_a_stored_write_is_acknowledged_even_when_the_view_cannot_catch_up(runtime: ServingRuntime,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once Redis stored a catalog change, the route answers 200 even if rebuilding this worker's view fails (a slowed
+    Redis): the next request rebuilds it. It answered 503 for a write that was durable."""
+    catalog = runtime.view.catalog
+    merchant = str(catalog.merchant_ids[0])
+    build = runtime._build
+
+    def failing_build(version):  # type: ignore[no-untyped-def]
+        raise DependencyError("live_state", "redis catalog read failed: Timeout reading from socket")
+
+    monkeypatch.setattr(runtime, "_build", failing_build)
+    state = runtime.set_merchant(merchant, False, None)  # stored; the view did not catch up
+    assert state["open"] is False and runtime.view.seq < runtime._live.catalog_seq()
+    monkeypatch.setattr(runtime, "_build", build)
+    runtime.recommend(str(runtime.view.version.users.user_ids[0]), k=10)  # the next request catches up
+    assert runtime.view.seq == runtime._live.catalog_seq()
+    assert runtime._live.catalog_state()[2][merchant]["open"] is False
