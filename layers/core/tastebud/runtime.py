@@ -12,6 +12,7 @@ with; a version that fails to load or its smoke test is refused and the old one 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pybreaker
@@ -29,7 +30,13 @@ import redis
 
 from tastebud.adapters.data_dir_log import DataDirLog
 from tastebud.adapters.embedded_redis_supervisor import EmbeddedRedisSupervisor
-from tastebud.adapters.guarded_redis import SwappableClient, breaker_state, no_retries, redis_breaker
+from tastebud.adapters.guarded_redis import (
+    SwappableClient,
+    breaker_state,
+    no_retries,
+    redis_breaker,
+    request_budget,
+)
 from tastebud.adapters.redis_live_state import LiveEvent, RedisLiveState
 from tastebud.adapters.redis_stock import OutOfStockCache, RedisStockStore, embedded_redis
 from tastebud.artifacts import LocalArtifactStore, Manifest
@@ -81,6 +88,20 @@ class SwapResult:
     model_version: str
     index_version: str
     load_ms: float
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _within_redis_budget(method: F) -> F:
+    """What the API calls: all of one request's Redis calls together wait at most ``redis_request_budget_ms``."""
+
+    @functools.wraps(method)
+    def bounded(self: ServingRuntime, *args: Any, **kwargs: Any) -> Any:
+        with request_budget(self.settings.knobs.redis_request_budget_ms / 1000):
+            return method(self, *args, **kwargs)
+
+    return cast(F, bounded)
 
 
 def draft_key(draft: ItemDraft) -> str:
@@ -256,6 +277,7 @@ class ServingRuntime:
     def stock(self) -> RedisStockStore:
         return self._stock
 
+    @_within_redis_budget
     def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
                   lon: float | None = None, exclude_item_ids: tuple[str, ...] = (),
                   request_id: str | None = None, trace: StageTrace | None = None) -> Recommendation:
@@ -284,6 +306,7 @@ class ServingRuntime:
             self._sync(seq)
         return self._view
 
+    @_within_redis_budget
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:
         self._current_view().service.set_stock(item_id, in_stock, quantity)
         self._out_of_stock.set(item_id, not in_stock or quantity == 0)
@@ -292,6 +315,7 @@ class ServingRuntime:
         """Copy Redis's out-of-stock set: what the stock stage falls back to while Redis is unreachable."""
         self._out_of_stock.replace(self._stock.all_out_of_stock())
 
+    @_within_redis_budget
     def ingest_events(self, documents: Sequence[Any]) -> EventBatchResult:
         """Validate each event, apply the good ones in one atomic batch, report the rest per record."""
         now = self._clock()
@@ -328,6 +352,7 @@ class ServingRuntime:
                 logger.exception("could not append %d events to the data directory's log", len(accepted))
         return EventBatchResult(accepted=len(accepted), duplicates=len(good) - len(accepted), failures=failures)
 
+    @_within_redis_budget
     def upsert_items(self, drafts: Sequence[ItemDraft]) -> int:
         """Add or change items; embedded now, recommendable on the next request. Returns the change sequence."""
         view = self._current_view()
@@ -359,6 +384,7 @@ class ServingRuntime:
         self._sync_after_write(seq)
         return seq
 
+    @_within_redis_budget
     def delete_item(self, item_id: str) -> int:
         if self._current_view().catalog.row_of(item_id) is None:
             raise NotFoundError(f"unknown item_id {item_id!r}", field="item_id")
@@ -366,6 +392,7 @@ class ServingRuntime:
         self._sync_after_write(seq)
         return seq
 
+    @_within_redis_budget
     def set_merchant(self, merchant_id: str, is_open: bool, delivery_radius_km: float | None) -> dict[str, Any]:
         catalog = self._current_view().catalog
         row = catalog.merchant_row_of(merchant_id)

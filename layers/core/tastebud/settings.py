@@ -57,6 +57,9 @@ class ServingKnobs:
     # Writes (events, stock, catalog) are acknowledged after the append-only file's fsync; this deadline bounds a
     # write (and a view rebuild's catalog read) on a slow or hung server: the route answers 503 + Retry-After.
     redis_write_timeout_ms: int = 250
+    # All of one request's Redis calls together: once spent, its remaining calls are skipped (the stage degrades, a
+    # write answers 503). A worker serves one request at a time: this also bounds what the requests behind wait.
+    redis_request_budget_ms: int = 100
     redis_breaker_fail_max: int = 3
     redis_breaker_reset_s: float = 2.0
     # AWS backend: a circuit breaker per remote dependency (SageMaker endpoint, OpenSearch domain, DynamoDB) opens
@@ -71,10 +74,10 @@ class ServingKnobs:
             raise SettingsError("retrieve_k and max_per_merchant must be >= 1")
         if self.ann_overfetch < 1:
             raise SettingsError("ann_overfetch must be >= 1")
-        if (self.redis_timeout_ms < 1 or self.redis_write_timeout_ms < 1 or self.redis_breaker_fail_max < 1
-                or self.redis_breaker_reset_s <= 0):
-            raise SettingsError("redis_timeout_ms, redis_write_timeout_ms and redis_breaker_fail_max must be >= 1, "
-                                "redis_breaker_reset_s > 0")
+        if (self.redis_timeout_ms < 1 or self.redis_write_timeout_ms < 1 or self.redis_request_budget_ms < 1
+                or self.redis_breaker_fail_max < 1 or self.redis_breaker_reset_s <= 0):
+            raise SettingsError("redis_timeout_ms, redis_write_timeout_ms, redis_request_budget_ms and "
+                                "redis_breaker_fail_max must be >= 1, redis_breaker_reset_s > 0")
         if self.aws_breaker_fail_max < 1 or self.aws_breaker_reset_s <= 0:
             raise SettingsError("aws_breaker_fail_max must be >= 1 and aws_breaker_reset_s > 0")
         if (self.encoder_timeout_ms < 1 or self.index_timeout_ms < 1 or self.features_timeout_ms < 1

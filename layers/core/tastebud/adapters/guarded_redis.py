@@ -9,7 +9,10 @@ it: the stock store, the live state and the scripts they registered all forward 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import pybreaker
@@ -21,7 +24,8 @@ from tastebud.adapters.circuit import breaker_state, circuit_breaker
 from tastebud.errors import DependencyError
 
 T = TypeVar("T")
-__all__ = ["SwappableClient", "breaker_state", "guarded", "no_retries", "redis_breaker"]
+__all__ = ["SwappableClient", "breaker_state", "guarded", "no_retries", "redis_breaker", "request_budget"]
+_request_budget: ContextVar[_Budget | None] = ContextVar("tastebud_redis_request_budget", default=None)
 
 
 def no_retries() -> Retry:
@@ -36,9 +40,42 @@ def redis_breaker(name: str, *, fail_max: int, reset_timeout_s: float) -> pybrea
     return circuit_breaker(name, fail_max=fail_max, reset_timeout_s=reset_timeout_s)
 
 
+class _Budget:
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+
+@contextlib.contextmanager
+def request_budget(seconds: float) -> Iterator[None]:
+    """Inside: the request's Redis calls may wait ``seconds`` in all (time spent waiting on Redis, not computing).
+    Each call has its own deadline; this bounds their sum. A worker serves one request at a time, so a request that
+    made several 50 ms calls to a slowed Redis held the requests queued behind it for 380 ms."""
+    token = _request_budget.set(_Budget(seconds))
+    try:
+        yield
+    finally:
+        _request_budget.reset(token)
+
+
 def guarded(breaker: pybreaker.CircuitBreaker | None, stage: str, what: str, call: Callable[..., T], *args: Any,
             **kwargs: Any) -> T:
-    """Run one Redis call; a Redis/socket failure or an open circuit becomes DependencyError(stage)."""
+    """Run one Redis call; a Redis/socket failure, an open circuit or a spent request budget becomes
+    DependencyError(stage). A spent budget is the request's, not the server's: it does not count against the
+    circuit."""
+    budget = _request_budget.get()
+    if budget is None:
+        return _guarded(breaker, stage, what, call, *args, **kwargs)
+    if budget.left <= 0:
+        raise DependencyError(stage, f"redis {what} skipped: the request's Redis budget is spent")
+    started = time.perf_counter()
+    try:
+        return _guarded(breaker, stage, what, call, *args, **kwargs)
+    finally:
+        budget.left -= time.perf_counter() - started
+
+
+def _guarded(breaker: pybreaker.CircuitBreaker | None, stage: str, what: str, call: Callable[..., T], *args: Any,
+             **kwargs: Any) -> T:
     try:
         if breaker is None:
             return call(*args, **kwargs)
