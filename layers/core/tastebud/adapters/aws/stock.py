@@ -64,7 +64,8 @@ def elasticache_client(url: str, auth_token: str | None, *, socket_timeout: floa
     if not url.startswith("rediss://"):
         raise SettingsError(f"ElastiCache needs TLS: TASTEBUD_REDIS_URL must start with rediss://, got {url!r}")
     return redis.Redis.from_url(url, password=auth_token, ssl_cert_reqs="required", socket_timeout=socket_timeout,
-                                socket_connect_timeout=connect_timeout, health_check_interval=30, retry=no_retries())
+                                socket_connect_timeout=connect_timeout, health_check_interval=30, retry=no_retries(),
+                                driver_info=None)
 
 
 def with_socket_timeout(client: Any, socket_timeout: float, *, connect_timeout: float | None = None) -> Any:
