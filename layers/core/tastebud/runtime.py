@@ -33,6 +33,7 @@ from tastebud.adapters.embedded_redis_supervisor import EmbeddedRedisSupervisor
 from tastebud.adapters.guarded_redis import (
     SwappableClient,
     breaker_state,
+    budget_bounded,
     no_retries,
     redis_breaker,
     request_budget,
@@ -158,21 +159,22 @@ class ServingRuntime:
             request_client = write_client = redis_client
         elif settings.redis_url:
             # The request path's deadline is the stock stage's budget; writes (events, catalog) may wait for fsync.
-            request_client = redis.Redis.from_url(settings.redis_url, socket_timeout=deadline_s,
-                                                  socket_connect_timeout=deadline_s, retry=no_retries(),
-                                                  driver_info=None)
-            write_client = redis.Redis.from_url(settings.redis_url, socket_timeout=write_deadline_s,
-                                                socket_connect_timeout=write_deadline_s, retry=no_retries(),
-                                                driver_info=None)
+            request_client = budget_bounded(redis.Redis.from_url(
+                settings.redis_url, socket_timeout=deadline_s, socket_connect_timeout=deadline_s,
+                retry=no_retries(), driver_info=None))
+            write_client = budget_bounded(redis.Redis.from_url(
+                settings.redis_url, socket_timeout=write_deadline_s, socket_connect_timeout=write_deadline_s,
+                retry=no_retries(), driver_info=None))
         else:
             db_path = settings.stock_db_path
 
             def start_server() -> Any:
-                return embedded_redis(db_path, socket_timeout=write_deadline_s)
+                return budget_bounded(embedded_redis(db_path, socket_timeout=write_deadline_s))
 
             def request_client_for(server: Any) -> Any:
-                return redis.Redis(unix_socket_path=server.socket_file, socket_timeout=deadline_s,
-                                   socket_connect_timeout=deadline_s, retry=no_retries(), driver_info=None)
+                return budget_bounded(redis.Redis(unix_socket_path=server.socket_file, socket_timeout=deadline_s,
+                                                  socket_connect_timeout=deadline_s, retry=no_retries(),
+                                                  driver_info=None))
 
             server = start_server()
             write_client = SwappableClient(server)

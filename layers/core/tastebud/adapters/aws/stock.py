@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
-from tastebud.adapters.guarded_redis import guarded, no_retries
+from tastebud.adapters.guarded_redis import budget_bounded, guarded, no_retries
 from tastebud.adapters.redis_stock import SNAPSHOT_KEY, RedisStockStore
 from tastebud.errors import DependencyError
 from tastebud.ports import PendingStock, StockStore
@@ -63,9 +63,9 @@ def elasticache_client(url: str, auth_token: str | None, *, socket_timeout: floa
 
     if not url.startswith("rediss://"):
         raise SettingsError(f"ElastiCache needs TLS: TASTEBUD_REDIS_URL must start with rediss://, got {url!r}")
-    return redis.Redis.from_url(url, password=auth_token, ssl_cert_reqs="required", socket_timeout=socket_timeout,
-                                socket_connect_timeout=connect_timeout, health_check_interval=30, retry=no_retries(),
-                                driver_info=None)
+    return budget_bounded(redis.Redis.from_url(
+        url, password=auth_token, ssl_cert_reqs="required", socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout, health_check_interval=30, retry=no_retries(), driver_info=None))
 
 
 def with_socket_timeout(client: Any, socket_timeout: float, *, connect_timeout: float | None = None) -> Any:
