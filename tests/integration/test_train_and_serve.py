@@ -133,7 +133,7 @@ def test_evaluate_reports_every_model_on_one_split(tiny_dataset, tiny_artifacts:
     assert report["split"]["test_users"] > 0 and report["split"]["cutoff_quantile"] == 0.9
     assert set(report["models"]) == {"tastebud", "tastebud_no_fairness", "tastebud_exposure_floor",
                                      "content_retrieval", "two_tower_retrieval", "popularity", "personal_history",
-                                     "ials", "ease"}
+                                     "ials", "ease", "decayed_history", "tifu_knn"}
     for scores in report["models"].values():
         assert set(scores) - {"cold_recall@50", "cold_recall@100", "cold_recall@200"} == {
             f"{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20, 50, 100, 200)} | {"exposure@20"}
@@ -145,6 +145,30 @@ def test_evaluate_reports_every_model_on_one_split(tiny_dataset, tiny_artifacts:
     evaluation_dirs = list((tiny_artifacts / "evaluation").iterdir())
     manifest = Manifest.read(LocalArtifactStore(evaluation_dirs[0]).current_dir())
     assert manifest.data["as_of"] <= pd_timestamp(report["split"]["cutoff"])
+    # Every model against the stronger "buy again" baseline, with a paired-bootstrap interval around its gap.
+    intervals = report["intervals"]
+    assert intervals["reference"] in ("personal_history", "decayed_history")
+    assert set(intervals["models"]) == set(report["models"]) - {intervals["reference"]}
+    for versus in intervals["models"].values():
+        for gap in versus.values():
+            assert gap["low"] <= gap["relative"] <= gap["high"] and gap["users"] == report["split"]["test_users"]
+    assert report["split"]["decayed_half_life_days"] in (7, 14, 30, 60, 120, 240, 480)
+    assert sum(bucket["users"] for bucket in report["history_buckets"].values()) == report["split"]["test_users"]
+    assert {"repeat_ndcg@10", "explore_recall@20"} <= set(report["breakdown"]["tastebud"])
+
+
+def test_evaluate_next_basket_scores_the_first_basket_after_the_cutoff(tiny_dataset, tiny_artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    from tastebud_training.evaluate import evaluate
+    from tastebud_training.evaluation_report import render_markdown
+
+    window = evaluate(tiny_dataset, tiny_artifacts, config=tiny_config(max_ranker_groups=800))
+    basket = evaluate(tiny_dataset, tiny_artifacts, config=tiny_config(max_ranker_groups=800),
+                      protocol="next-basket")  # the same models (cached): only the truth and request times change
+    assert basket["split"]["protocol"] == "next-basket" and basket["split"]["cutoff"] == window["split"]["cutoff"]
+    assert basket["split"]["test_users"] == window["split"]["test_users"]
+    assert basket["split"]["test_positives"] < window["split"]["test_positives"]
+    page = render_markdown(basket, "tastebud evaluate --protocol next-basket")
+    assert "protocol next-basket" in page and "95% intervals" in page
 
 
 def pd_timestamp(iso: str) -> float:

@@ -99,6 +99,40 @@ def import_movielens(out_dir: Annotated[Path, typer.Option("--out", help="Direct
     print_json(summary.as_dict() if hasattr(summary, "as_dict") else summary)
 
 
+@import_app.command("instacart")
+def import_instacart(
+    source: Annotated[Path, typer.Argument(help="Folder with orders.csv and order_products__*.csv (Kaggle layout)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write")],
+) -> None:
+    """Instacart Online Grocery Shopping 2017 files; products/aisles/departments.csv name items when present.
+    Timeline: every user's last order on one day, earlier orders days_since_prior_order before the next."""
+    from tastebud_training.data import DataValidationError
+    from tastebud_training.importers import instacart
+
+    try:
+        summary = instacart.import_instacart(source, out_dir)
+    except (DataValidationError, FileExistsError) as exc:
+        fail(str(exc))
+    print_json(summary.as_dict())
+
+
+@import_app.command("dunnhumby")
+def import_dunnhumby(
+    source: Annotated[Path, typer.Argument(help="Folder with transaction_data.csv (+ product.csv, "
+                                                 "hh_demographic.csv): dunnhumby The Complete Journey")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write")],
+) -> None:
+    """dunnhumby "The Complete Journey" files. Timeline: DAY 1 is a fixed date, TRANS_TIME the time of day."""
+    from tastebud_training.data import DataValidationError
+    from tastebud_training.importers import dunnhumby
+
+    try:
+        summary = dunnhumby.import_dunnhumby(source, out_dir)
+    except (DataValidationError, FileExistsError) as exc:
+        fail(str(exc))
+    print_json(summary.as_dict())
+
+
 @data_app.command("validate")
 def data_validate(directory: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Check a data directory against the contract; errors name file, row and column."""
@@ -193,6 +227,9 @@ def evaluate(
     cross_domain: Annotated[bool, typer.Option(
         "--cross-domain", help="Also train on each domain alone and compare with training on both, on each "
         "domain's test users")] = False,
+    protocol: Annotated[str, typer.Option(
+        help="window: the truth is every positive after the cutoff; next-basket: the user's first basket (session) "
+        "after it, requested at its start")] = "window",
 ) -> None:
     """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split; --report draws charts."""
     from tastebud_training import evaluation_report
@@ -212,7 +249,7 @@ def evaluate(
                                  max_users=max_users, seed=seed, retrieval=retrieval, epochs=epochs,
                                  user_tower_int8=_user_tower_int8(user_tower), ablations=ablations,
                                  cold_start=cold_start, ease_l2=ease_l2, exposure_floor=exposure_floor,
-                                 cross_domain=cross_domain)
+                                 cross_domain=cross_domain, protocol=protocol)
         if markdown is not None:
             markdown.write_text(evaluation_report.render_markdown(result, command))
     if report is not None:
@@ -240,13 +277,15 @@ def evaluate(
     for name, scores in result["models"].items():
         table.add_row(name, *(f"{scores[m]:.4f}" if m in scores else "-" for m in metrics))
     out.print(table)
+    out.print(evaluation_report.render_intervals(result), markup=False, highlight=False)
     if result.get("cold_start"):
         out.print(evaluation_report.render_cold_start(result["cold_start"]), markup=False, highlight=False)
 
 
 def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress: bool, max_users: int, seed: int,
                     retrieval: str, epochs: int, user_tower_int8: bool, ablations: bool, cold_start: bool,
-                    ease_l2: float | None, exposure_floor: float | None, cross_domain: bool) -> dict[str, Any]:
+                    ease_l2: float | None, exposure_floor: float | None, cross_domain: bool,
+                    protocol: str) -> dict[str, Any]:
     from dataclasses import replace
 
     from tastebud_training.baselines import EASE_DEFAULT_L2
@@ -261,7 +300,8 @@ def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress
         names = ("no_logq", "no_hard_negatives", "no_feature_dropout") if ablations else ()
         result = run_evaluate(dataset, artifacts, exclude_seen=exclude_seen, max_users=max_users, config=config,
                               ablations=names, cold_start=cold_start,
-                              ease_l2=EASE_DEFAULT_L2 if ease_l2 is None else ease_l2, exposure_floor=exposure_floor)
+                              ease_l2=EASE_DEFAULT_L2 if ease_l2 is None else ease_l2, exposure_floor=exposure_floor,
+                              protocol=protocol)
         if cross_domain:
             from tastebud_training.cross_domain import cross_domain_study
 

@@ -38,15 +38,22 @@ from tastebud_training.baselines import (
     PopularityBaseline,
     Recommender,
 )
+from tastebud_training.basket_baselines import DecayedHistoryBaseline, TifuKnnBaseline, choose_half_life
 from tastebud_training.data import POSITIVE_EVENTS, Dataset
 from tastebud_training.exposure import EXPOSURE_K, exposure_share
-from tastebud_training.metrics import KS, summarise
+from tastebud_training.metrics import KS, paired_bootstrap, per_user, summarise
 from tastebud_training.progress import track
 from tastebud_training.train import TrainConfig, data_fingerprint, train
 
 CUTOFF_QUANTILE = 0.9
+# The baselines every model's interval is taken against: the stronger of them on NDCG@10 (issue 22).
+BUY_AGAIN_BASELINES = ("personal_history", "decayed_history")
+HISTORY_BUCKETS = ((1, 1, "1"), (2, 4, "2-4"), (5, None, "5+"))  # baskets before the cutoff
 # The exposure floor the fairness audit checks when serving sets none: a fifth of the top 20 for emerging merchants.
 AUDIT_EXPOSURE_FLOOR = 0.2
+
+
+PROTOCOLS = ("window", "next-basket")
 
 
 @dataclass(frozen=True)
@@ -56,20 +63,50 @@ class TestSet:
     request_ts: np.ndarray
     truth: list[set[int]]
     seen: list[set[int]]
+    baskets: np.ndarray  # the user's baskets (sessions) before the cutoff
+    protocol: str = "window"
+
+
+def positives_with_rows(interactions: pd.DataFrame, catalog_ids: np.ndarray) -> pd.DataFrame:
+    """Positive events with their catalog row and basket key (the session id; the timestamp where there is none)."""
+    pos = interactions[interactions["event_type"].isin(POSITIVE_EVENTS)]
+    sessions = pos["session_id"].astype(str) if "session_id" in pos else pd.Series("", index=pos.index)
+    basket = sessions.where(sessions != "", "ts:" + pos["ts"].astype(str))
+    return pos.assign(row=pd.Index(catalog_ids).get_indexer(pos["item_id"].to_numpy()), basket=basket.to_numpy())
+
+
+def first_baskets(after: pd.DataFrame) -> pd.DataFrame:
+    """Each user's first basket after the cutoff: the rows sharing the basket key of the user's earliest row."""
+    ordered = after.sort_values(["user_id", "ts"], kind="stable")
+    first = ordered.groupby("user_id")["basket"].first()
+    return ordered[ordered["basket"].to_numpy() == ordered["user_id"].map(first).to_numpy()]
+
+
+def split_positives(pos: pd.DataFrame, cutoff: float, protocol: str
+                    ) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Per test user (positives on both sides of ``cutoff``): rows seen before, truth rows, request time, baskets.
+
+    ``window``: the truth is every positive after the cutoff, requested at the first one's time. ``next-basket``:
+    the truth is the first basket after the cutoff, requested at its start (the next-basket literature's protocol).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    before, after = pos[pos["ts"] < cutoff], pos[pos["ts"] >= cutoff]
+    after = after[after["user_id"].isin(before["user_id"].unique())]
+    if protocol == "next-basket":
+        after = first_baskets(after)
+    truth = after.groupby("user_id")["row"].agg(set)
+    before = before[before["user_id"].isin(truth.index)]
+    return (before.groupby("user_id")["row"].agg(set), truth, after.groupby("user_id")["ts"].min(),
+            before.groupby("user_id")["basket"].nunique())
 
 
 def temporal_split(dataset: Dataset, catalog_ids: np.ndarray, *, exclude_seen: bool,
-                   max_users: int | None, seed: int) -> TestSet:
+                   max_users: int | None, seed: int, protocol: str = "window") -> TestSet:
     interactions = dataset.interactions
     cutoff = float(np.quantile(interactions["ts"].to_numpy(), CUTOFF_QUANTILE))
-    pos = interactions[interactions["event_type"].isin(POSITIVE_EVENTS)]
-    index = pd.Index(catalog_ids)
-    pos = pos.assign(row=index.get_indexer(pos["item_id"].to_numpy()))
-    before, after = pos[pos["ts"] < cutoff], pos[pos["ts"] >= cutoff]
-    seen_by_user = before.groupby("user_id")["row"].agg(set)
-    after = after[after["user_id"].isin(seen_by_user.index)]
-    truth_by_user = after.groupby("user_id")["row"].agg(set)
-    first_ts = after.groupby("user_id")["ts"].min()
+    seen_by_user, truth_by_user, first_ts, baskets = split_positives(
+        positives_with_rows(interactions, catalog_ids), cutoff, protocol)
     user_ids = sorted(truth_by_user.index)
     if exclude_seen:
         user_ids = [u for u in user_ids if truth_by_user[u] - seen_by_user[u]]
@@ -78,7 +115,8 @@ def temporal_split(dataset: Dataset, catalog_ids: np.ndarray, *, exclude_seen: b
         user_ids = sorted(rng.choice(np.asarray(user_ids, dtype=object), max_users, replace=False).tolist())
     truth = [truth_by_user[u] - seen_by_user[u] if exclude_seen else truth_by_user[u] for u in user_ids]
     return TestSet(cutoff=cutoff, user_ids=user_ids, request_ts=first_ts.reindex(user_ids).to_numpy(dtype=float),
-                   truth=truth, seen=[seen_by_user[u] for u in user_ids])
+                   truth=truth, seen=[seen_by_user[u] for u in user_ids],
+                   baskets=baskets.reindex(user_ids).to_numpy(dtype=np.int64), protocol=protocol)
 
 
 def evaluation_models(dataset: Dataset, artifacts: Path, cutoff: float, config: TrainConfig) -> RankingStages:
@@ -163,6 +201,37 @@ def fairness_audit(models: dict[str, dict[str, float]], floor: float, knobs: Ser
             "ndcg@10_cost_of_fairness_stage": cost("tastebud"), "ndcg@10_cost_with_floor": cost(enforced)}
 
 
+def quality_breakdown(lists: dict[str, list[np.ndarray]], models: dict[str, dict[str, float]], test: TestSet, *,
+                      seed: int) -> dict[str, Any]:
+    """Each model's NDCG@10 / Recall@20 on repeat items (truth ∩ the user's history) and on explore items (the
+    rest), each over the users who have any; by history length (baskets before the cutoff); and relative to the
+    stronger "buy again" baseline with a paired-bootstrap 95% interval."""
+    parts = {"repeat": [t & s for t, s in zip(test.truth, test.seen, strict=True)],
+             "explore": [t - s for t, s in zip(test.truth, test.seen, strict=True)]}
+    breakdown: dict[str, dict[str, float]] = {name: {} for name in lists}
+    for part, truth in parts.items():
+        users = [i for i, t in enumerate(truth) if t]
+        for name, ranked in lists.items():
+            for metric, k in (("ndcg", 10), ("recall", 20)):
+                scores = per_user([ranked[i] for i in users], [truth[i] for i in users], metric, k)
+                breakdown[name][f"{part}_{metric}@{k}"] = float(scores.mean()) if users else float("nan")
+    buckets: dict[str, dict[str, Any]] = {}
+    for low, high, label in HISTORY_BUCKETS:
+        users = [i for i, n in enumerate(test.baskets) if n >= low and (high is None or n <= high)]
+        buckets[label] = {"users": len(users), "models": {
+            name: {f"{metric}@{k}": float(per_user([ranked[i] for i in users], [test.truth[i] for i in users],
+                                                   metric, k).mean()) if users else float("nan")
+                   for metric, k in (("ndcg", 10), ("recall", 20))} for name, ranked in lists.items()}}
+    reference = max((n for n in BUY_AGAIN_BASELINES if n in models), key=lambda n: models[n]["ndcg@10"])
+    intervals = {name: {f"{metric}@{k}": paired_bootstrap(per_user(ranked, test.truth, metric, k),
+                                                          per_user(lists[reference], test.truth, metric, k),
+                                                          seed=seed)
+                        for metric, k in (("ndcg", 10), ("recall", 20))}
+                 for name, ranked in lists.items() if name != reference}
+    return {"breakdown": breakdown, "history_buckets": buckets,
+            "intervals": {"reference": reference, "confidence": 0.95, "models": intervals}}
+
+
 def cold_items(dataset: Dataset, catalog_ids: np.ndarray, cutoff: float) -> set[int]:
     """Rows of items whose first interaction of any kind is after the cutoff (no id signal before it)."""
     first_seen = dataset.interactions.groupby("item_id")["ts"].min()
@@ -173,7 +242,7 @@ def cold_items(dataset: Dataset, catalog_ids: np.ndarray, cutoff: float) -> set[
 def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, max_users: int | None = 3000,
              config: TrainConfig | None = None, ablations: Sequence[str] = (),
              cold_start: bool = False, ease_l2: float = EASE_DEFAULT_L2,
-             exposure_floor: float | None = None) -> dict[str, Any]:
+             exposure_floor: float | None = None, protocol: str = "window") -> dict[str, Any]:
     """Return ``{"split": {...}, "models": {name: {"recall@K": ..., "ndcg@K": ..., "cold_recall@K": ...,
     "exposure@20": ...}}, "fairness": {...}}``.
 
@@ -183,7 +252,8 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
     """
     config = config or TrainConfig()
     probe = dataset.items["item_id"].to_numpy(dtype=str)
-    test = temporal_split(dataset, probe, exclude_seen=exclude_seen, max_users=max_users, seed=config.seed)
+    test = temporal_split(dataset, probe, exclude_seen=exclude_seen, max_users=max_users, seed=config.seed,
+                          protocol=protocol)
     if not test.user_ids:
         raise ValueError("no test users: nobody has positives both before and after the 90th-percentile cutoff")
     stages = evaluation_models(dataset, artifacts, test.cutoff, config)
@@ -208,6 +278,12 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         "ials": IALSBaseline(stages.users, stages.catalog, seed=config.seed),
         "ease": EASEBaseline(stages.users, stages.catalog, l2=ease_l2),
     }
+    history = positives_with_rows(dataset.interactions, probe)
+    history = history[history["ts"] < test.cutoff]
+    half_life, half_life_scores = choose_half_life(history, protocol, stages.catalog.popular_rows("all"))
+    baselines["decayed_history"] = DecayedHistoryBaseline(history, stages.users, stages.catalog, as_of=test.cutoff,
+                                                          half_life_days=half_life)
+    baselines["tifu_knn"] = TifuKnnBaseline(history, stages.users, stages.catalog)
     floor = exposure_floor if exposure_floor is not None else (knobs.exposure_floor or AUDIT_EXPOSURE_FLOOR)
     floored = (FairnessDiversity(stages.catalog, replace(knobs, exposure_floor=floor))
                if floor != knobs.exposure_floor else None)
@@ -248,7 +324,8 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         for name in names:
             models[name].update({f"cold_{metric}": v for metric, v in cold_scores[name].items()
                                  if metric.startswith("recall")})
-    extra: dict[str, Any] = {"fairness": fairness_audit(models, floor, knobs)}
+    extra: dict[str, Any] = {"fairness": fairness_audit(models, floor, knobs),
+                             **quality_breakdown(lists, models, test, seed=config.seed)}
     if cold_start:
         from tastebud_training.cold_start import cold_start_study
 
@@ -258,6 +335,9 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         **extra,
         "split": {
             "kind": "global-temporal",
+            "protocol": protocol,
+            "decayed_half_life_days": half_life,
+            "half_life_ndcg@10_on_training_period": half_life_scores,
             "cutoff_quantile": CUTOFF_QUANTILE,
             "cutoff": pd.Timestamp(test.cutoff, unit="s", tz="UTC").isoformat(),
             "test_users": len(test.user_ids),

@@ -119,6 +119,8 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
                   f"{audit['shares']['tastebud_no_fairness']:.1%} without the fairness stage. NDCG@10 cost: "
                   f"{audit['ndcg@10_cost_of_fairness_stage']:+.1%} for the fairness stage, "
                   f"{audit['ndcg@10_cost_with_floor']:+.1%} with the floor enforced."]
+    if report.get("intervals"):
+        lines += ["", render_intervals(report)]
     cross = report.get("cross_domain")
     if cross:
         lines += ["", "Cross-domain: the pipeline trained on both domains vs on one, on each domain's test users "
@@ -127,6 +129,40 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
     if study:
         lines += ["", render_cold_start(study)]
     return "\n".join(lines) + "\n"
+
+
+def render_intervals(report: dict[str, Any]) -> str:
+    """Every model against the stronger "buy again" baseline (paired-bootstrap 95% intervals), with the repeat and
+    explore parts of the metrics and the history-length buckets (``evaluate.quality_breakdown``)."""
+    if not report.get("intervals"):
+        return ""
+    intervals, breakdown = report["intervals"], report.get("breakdown", {})
+    reference = intervals["reference"]
+    split = report["split"]
+    lines = [f"Against `{reference}` (protocol {split.get('protocol', 'window')}; time-decayed half-life "
+             f"{split.get('decayed_half_life_days', float('nan')):g} days, chosen on the training period), "
+             "paired bootstrap over users, 95% intervals:", "",
+             "| model | NDCG@10 vs ref. [95% CI] | Recall@20 vs ref. [95% CI] | repeat N@10 | explore R@20 |",
+             "|---|---|---|---|---|"]
+
+    def cell(entry: dict[str, float]) -> str:
+        return f"{entry['relative']:+.1%} [{entry['low']:+.1%}, {entry['high']:+.1%}]"
+
+    for name, parts in breakdown.items():
+        versus = intervals["models"].get(name)
+        shown = (cell(versus["ndcg@10"]), cell(versus["recall@20"])) if versus else ("(reference)", "(reference)")
+        lines.append(f"| {name} | {shown[0]} | {shown[1]} | {parts.get('repeat_ndcg@10', float('nan')):.4f} | "
+                     f"{parts.get('explore_recall@20', float('nan')):.4f} |")
+    buckets = report.get("history_buckets")
+    if buckets:
+        labels = list(buckets)
+        lines += ["", "NDCG@10 by baskets before the cutoff (users): "
+                  + ", ".join(f"{label}: {buckets[label]['users']}" for label in labels), "",
+                  "| model | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for name in breakdown:
+            lines.append(f"| {name} | " + " | ".join(f"{buckets[label]['models'][name]['ndcg@10']:.4f}"
+                                                     for label in labels) + " |")
+    return "\n".join(lines)
 
 
 COLD_LISTS = {"pipeline": "pipeline (ranked)", "candidates": "candidates", "whole_catalog": "whole catalog, exact"}

@@ -38,3 +38,26 @@ def summarise(lists: dict[str, list[np.ndarray]], truth: list[set[int]], ks: Seq
             scores[f"ndcg@{k}"] = float(np.mean([ndcg_at(r, t, k) for r, t in pairs]))
         out[name] = scores
     return out
+
+
+def per_user(ranked_lists: Sequence[np.ndarray], truth: Sequence[set[int]], metric: str, k: int) -> np.ndarray:
+    """``metric`` ("recall" or "ndcg") at ``k`` of each user."""
+    score = recall_at if metric == "recall" else ndcg_at
+    return np.asarray([score(r, t, k) for r, t in zip(ranked_lists, truth, strict=True)], dtype=np.float64)
+
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+def paired_bootstrap(model: np.ndarray, baseline: np.ndarray, *, samples: int = BOOTSTRAP_SAMPLES,
+                     seed: int = 0) -> dict[str, float]:
+    """The model's mean relative to the baseline's on the same users (mean(model) / mean(baseline) - 1) and its
+    95% interval from a paired bootstrap: users are resampled with replacement, both models' scores together."""
+    if model.shape != baseline.shape or model.size == 0:
+        raise ValueError("paired_bootstrap needs the same, non-empty set of users for both models")
+    picks = np.random.default_rng(seed).integers(0, model.size, size=(samples, model.size))
+    base = baseline[picks].mean(axis=1)
+    ratios = np.divide(model[picks].mean(axis=1), base, out=np.full(samples, np.nan), where=base > 0) - 1.0
+    point = model.mean() / baseline.mean() - 1.0 if baseline.mean() > 0 else float("nan")
+    low, high = np.nanpercentile(ratios, [2.5, 97.5]) if np.isfinite(ratios).any() else (np.nan, np.nan)
+    return {"relative": float(point), "low": float(low), "high": float(high), "users": int(model.size)}

@@ -20,7 +20,7 @@ from tastebud_training.data.schema import TABLE_NAMES
 
 # The JSON file that marks a directory as generated, and by which generator.
 MARKER_FILES = ("ground_truth.json", "source.json")
-GENERATORS = ("tastebud-simulator", "tastebud-movielens-100k")
+GENERATORS = ("tastebud-simulator", "tastebud-movielens-100k", "tastebud-instacart", "tastebud-dunnhumby")
 # Sub-folders a generator may write, and the only file suffix allowed inside each (simulated item photos).
 OWNED_FOLDERS = {"images": ".png"}
 _OWNED = frozenset({f"{name}.parquet" for name in TABLE_NAMES} | set(MARKER_FILES) | set(OWNED_FOLDERS))
