@@ -14,6 +14,7 @@ from tastebud.composition import build_service, load_stages
 from tastebud.domain import RequestContext
 from tastebud.errors import ArtifactMismatchError
 from tastebud.features import FEATURE_NAMES, ranker_features
+from tastebud.ranker_prior import RankerPrior, TreesOverPrior
 from tastebud.settings import ServingKnobs, Settings
 
 from factories import tiny_config
@@ -52,16 +53,22 @@ def test_onnx_ranker_matches_xgboost_on_real_candidates(tiny_artifacts: Path, ac
     context = RequestContext(now=stages.catalog.as_of)
     candidates = stages.retriever.run(user, context, [])
     features = ranker_features(stages.catalog, user, candidates, context)
-    onnx_scores = stages.reranker._ranker.score(features)
+    served = stages.reranker._ranker
     booster = xgb.Booster()
     booster.load_model(stages.directory / "ranker.xgb.json")
-    reference = xgb.XGBRanker()
-    reference._Booster = booster
     manifest = stages.manifest
-    xgb_scores = booster.predict(xgb.DMatrix(features, missing=np.nan), output_margin=True,
-                                 iteration_range=(0, manifest.ranker["best_iteration"] + 1))
-    np.testing.assert_allclose(onnx_scores, xgb_scores, atol=1e-5)
-    assert np.array_equal(np.argsort(-onnx_scores, kind="stable"), np.argsort(-xgb_scores, kind="stable"))
+    trees = dict(iteration_range=(0, manifest.ranker["best_iteration"] + 1), output_margin=True)
+    xgb_scores = booster.predict(xgb.DMatrix(features, missing=np.nan), **trees)
+    # The trees were fitted on top of the "buy again" prior (XGBoost base_margin); serving adds it to the ONNX trees.
+    prior = RankerPrior.from_manifest(manifest.ranker)
+    assert isinstance(served, TreesOverPrior) == (prior is not None)
+    onnx_trees = served._trees.score(features) if isinstance(served, TreesOverPrior) else served.score(features)
+    np.testing.assert_allclose(onnx_trees, xgb_scores, atol=1e-5)
+    margin = prior.scores(features) if prior is not None else np.zeros(len(features), np.float32)
+    np.testing.assert_allclose(served.score(features), onnx_trees + margin, atol=1e-5)
+    with_margin = booster.predict(xgb.DMatrix(features, missing=np.nan, base_margin=margin), **trees)
+    served_order = np.argsort(-served.score(features), kind="stable")
+    assert np.array_equal(served_order, np.argsort(-with_margin, kind="stable"))
 
 
 def test_recommendations_are_k_unique_in_stock_items(service, active_user: str) -> None:  # type: ignore[no-untyped-def]

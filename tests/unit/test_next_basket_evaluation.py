@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from tastebud_training.basket_baselines import DAY_S, choose_half_life, decayed_rankings
-from tastebud_training.evaluate import positives_with_rows, split_positives
 from tastebud_training.metrics import paired_bootstrap
+from tastebud_training.protocols import positives_with_rows, split_positives
 
 
 def log(rows: list[tuple[str, str, float, str]]) -> pd.DataFrame:

@@ -106,6 +106,28 @@ def test_merchant_cap_limits_items_per_merchant_on_the_page() -> None:
     assert all(f & FLAG_MERCHANT_CAP for f in out.flags[4:])  # type: ignore[index]
 
 
+def test_a_shoppers_own_groceries_are_not_capped_penalised_or_demoted() -> None:
+    """Grocery items bought twice keep their ranked places (issue 22: on a one-store log the cap reshuffled them);
+    an item bought once is an exploration and is capped as before."""
+    from tastebud.history import with_events
+
+    catalog = make_catalog(24, n_merchants=4)  # merchant = row % 4, domain = row % 2: merchant 1 sells groceries
+    knobs = ServingKnobs(max_per_merchant=2, category_penalty=5.0, low_popularity_boost=0.0, new_merchant_boost=0.0)
+    rows, scores = [1, 5, 9, 13, 17, 0, 2], [10, 9, 8, 7, 6, 1, 0.5]
+    twice = [1, 5, 9, 13, 1, 5, 9, 13, 17]  # 17 bought once
+    user = with_events(make_users({}).user("shopper"), np.asarray(twice), ["purchase"] * len(twice),
+                       np.full(len(twice), NOW - 86400.0))
+    stage = FairnessDiversity(catalog, knobs)
+    assert stage.run(context(), scored(rows, scores), slots=4).rows[:4].tolist() == [1, 5, 0, 2]  # nobody's basket
+    out = stage.run(context(), scored(rows, scores), slots=6, user=user)
+    assert out.rows[:6].tolist() == [1, 5, 9, 13, 0, 2]  # the basket in ranked order; 17 waits for the cap
+    catalog.merchant_created_at[[0, 2]] = NOW - 3600.0  # items 0 and 2 now come from emerging (new) merchants
+    floored = FairnessDiversity(catalog, replace(knobs, exposure_floor=0.5, emerging_popularity_pct=0.0))
+    assert floored.run(context(), scored(rows, scores), slots=4).rows[:4].tolist() == [1, 5, 0, 2]
+    page = floored.run(context(), scored(rows, scores), slots=4, user=user).rows[:4].tolist()
+    assert page == [1, 5, 9, 13]  # the floor finds no place that is not the user's own basket
+
+
 def test_merchant_cap_holds_per_screenful_of_a_long_page() -> None:
     catalog = make_catalog(160, n_merchants=8)  # merchant = row % 8
     knobs = ServingKnobs(max_per_merchant=3, category_penalty=0.0, low_popularity_boost=0.0, new_merchant_boost=0.0,
@@ -253,7 +275,7 @@ def test_lazy_greedy_matches_the_naive_definition() -> None:
         merchants = rng.integers(0, 6, n).tolist()
         categories = rng.integers(0, 4, n).tolist()
         slots, penalty, cap = int(rng.integers(1, n + 1)), float(rng.uniform(0, 1)), int(rng.integers(1, 4))
-        order, _ = _greedy(values, merchants, categories, slots, penalty, cap)
+        order, _ = _greedy(values, merchants, categories, [False] * n, slots, penalty, cap)
         expected = naive_greedy(values, merchants, categories, slots, penalty, cap)
         assert order[: len(expected)].tolist() == expected
         assert sorted(order.tolist()) == list(range(n))

@@ -24,6 +24,7 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
 from tastebud.history import EVENT_WEIGHTS
 from tastebud_training.metrics import ndcg_at
+from tastebud_training.protocols import split_positives
 
 DAY_S = 86_400.0
 HALF_LIVES_DAYS = (7.0, 14.0, 30.0, 60.0, 120.0, 240.0, 480.0)
@@ -57,8 +58,6 @@ def choose_half_life(positives: pd.DataFrame, protocol: str, popular: np.ndarray
                      candidates: Sequence[float] = HALF_LIVES_DAYS) -> tuple[float, dict[str, float]]:
     """The half-life (days) with the best NDCG@10 on an inner split of ``positives`` (all before the real cutoff):
     the same protocol at the 90th percentile of their times. Returns (best, {half-life: NDCG@10})."""
-    from tastebud_training.evaluate import split_positives
-
     inner_cutoff = float(np.quantile(positives["ts"].to_numpy(), INNER_CUTOFF_QUANTILE))
     _, truth, _, _ = split_positives(positives, inner_cutoff, protocol)
     history = positives[positives["ts"] < inner_cutoff]

@@ -39,10 +39,11 @@ from tastebud_training.baselines import (
     Recommender,
 )
 from tastebud_training.basket_baselines import DecayedHistoryBaseline, TifuKnnBaseline, choose_half_life
-from tastebud_training.data import POSITIVE_EVENTS, Dataset
+from tastebud_training.data import Dataset
 from tastebud_training.exposure import EXPOSURE_K, exposure_share
 from tastebud_training.metrics import KS, paired_bootstrap, per_user, summarise
 from tastebud_training.progress import track
+from tastebud_training.protocols import positives_with_rows, split_positives
 from tastebud_training.train import TrainConfig, data_fingerprint, train
 
 CUTOFF_QUANTILE = 0.9
@@ -51,9 +52,6 @@ BUY_AGAIN_BASELINES = ("personal_history", "decayed_history")
 HISTORY_BUCKETS = ((1, 1, "1"), (2, 4, "2-4"), (5, None, "5+"))  # baskets before the cutoff
 # The exposure floor the fairness audit checks when serving sets none: a fifth of the top 20 for emerging merchants.
 AUDIT_EXPOSURE_FLOOR = 0.2
-
-
-PROTOCOLS = ("window", "next-basket")
 
 
 @dataclass(frozen=True)
@@ -65,40 +63,6 @@ class TestSet:
     seen: list[set[int]]
     baskets: np.ndarray  # the user's baskets (sessions) before the cutoff
     protocol: str = "window"
-
-
-def positives_with_rows(interactions: pd.DataFrame, catalog_ids: np.ndarray) -> pd.DataFrame:
-    """Positive events with their catalog row and basket key (the session id; the timestamp where there is none)."""
-    pos = interactions[interactions["event_type"].isin(POSITIVE_EVENTS)]
-    sessions = pos["session_id"].astype(str) if "session_id" in pos else pd.Series("", index=pos.index)
-    basket = sessions.where(sessions != "", "ts:" + pos["ts"].astype(str))
-    return pos.assign(row=pd.Index(catalog_ids).get_indexer(pos["item_id"].to_numpy()), basket=basket.to_numpy())
-
-
-def first_baskets(after: pd.DataFrame) -> pd.DataFrame:
-    """Each user's first basket after the cutoff: the rows sharing the basket key of the user's earliest row."""
-    ordered = after.sort_values(["user_id", "ts"], kind="stable")
-    first = ordered.groupby("user_id")["basket"].first()
-    return ordered[ordered["basket"].to_numpy() == ordered["user_id"].map(first).to_numpy()]
-
-
-def split_positives(pos: pd.DataFrame, cutoff: float, protocol: str
-                    ) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
-    """Per test user (positives on both sides of ``cutoff``): rows seen before, truth rows, request time, baskets.
-
-    ``window``: the truth is every positive after the cutoff, requested at the first one's time. ``next-basket``:
-    the truth is the first basket after the cutoff, requested at its start (the next-basket literature's protocol).
-    """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    before, after = pos[pos["ts"] < cutoff], pos[pos["ts"] >= cutoff]
-    after = after[after["user_id"].isin(before["user_id"].unique())]
-    if protocol == "next-basket":
-        after = first_baskets(after)
-    truth = after.groupby("user_id")["row"].agg(set)
-    before = before[before["user_id"].isin(truth.index)]
-    return (before.groupby("user_id")["row"].agg(set), truth, after.groupby("user_id")["ts"].min(),
-            before.groupby("user_id")["basket"].nunique())
 
 
 def temporal_split(dataset: Dataset, catalog_ids: np.ndarray, *, exclude_seen: bool,

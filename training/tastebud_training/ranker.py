@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,12 +27,14 @@ from tastebud.catalog import Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
 from tastebud.features import FEATURE_NAMES, ranker_features
 from tastebud.history import with_events
+from tastebud.ranker_prior import MANIFEST_KEY as PRIOR_KEY
+from tastebud.ranker_prior import RankerPrior
 from tastebud.stages.retrieve import Retriever
 from tastebud_training.progress import track
 from tastebud_training.snapshot import item_rows, positives
 
 ONNX_OPSET = 15  # onnxmltools' XGBoost converter is verified with opset <= 15 (DESIGN.md §6)
-ANCHORS_PER_USER = 3  # requests per user in the label window: more groups, each with its point-in-time history
+ANCHORS_PER_USER = 6  # requests per user in the label window: more groups, each with its point-in-time history
 
 
 @dataclass
@@ -40,6 +43,7 @@ class RankerExamples:
     labels: np.ndarray
     qid: np.ndarray
     groups_by_source: dict[str, int] = field(default_factory=dict)
+    group_users: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))  # the user of each qid
 
     @property
     def n_groups(self) -> int:
@@ -66,6 +70,7 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
     feats: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     qids: list[np.ndarray] = []
+    group_users: list[str] = []
     counts = {"retrieval": 0, "impressions": 0}
 
     def add_group(user: UserProfile, candidates: Candidates, context: RequestContext, y: np.ndarray) -> bool:
@@ -75,6 +80,7 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
         feats.append(ranker_features(catalog, user, candidates, context))
         labels.append(y)
         qids.append(np.full(y.size, len(qids), dtype=np.int64))
+        group_users.append(user.user_id)
         return True
 
     # Retrieval groups: per user active in the window, one request at each of their first ANCHORS_PER_USER
@@ -124,7 +130,8 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
     if not feats:
         empty = np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
         return RankerExamples(empty, np.zeros(0, np.float32), np.zeros(0, np.int64), counts)
-    return RankerExamples(np.concatenate(feats), np.concatenate(labels), np.concatenate(qids), counts)
+    return RankerExamples(np.concatenate(feats), np.concatenate(labels), np.concatenate(qids), counts,
+                          np.asarray(group_users, dtype=object))
 
 
 def _anchors(events: pd.DataFrame) -> np.ndarray:
@@ -146,8 +153,32 @@ def _as_candidates(rows: np.ndarray, retrieved: Candidates) -> Candidates:
     return Candidates(rows=rows, retrieval_scores=scores, sources=sources)
 
 
-def train_ranker(examples: RankerExamples, *, seed: int = 0, n_estimators: int = 300) -> tuple[xgb.XGBRanker, dict]:
-    """Fit a LambdaMART ranker with a held-out 10% of groups for early stopping on NDCG@10."""
+PRIOR_WEIGHTS = (0.0, 1.0, 3.0, 10.0)  # 0: trees alone (the ranker before issue 22); chosen on the validation users
+VALID_USER_SHARE = 0.1
+
+
+def _validation_groups(examples: RankerExamples, rng: np.random.Generator) -> np.ndarray:
+    """The groups of a random tenth of the users: a user's requests share their history, so a split by group lets
+    early stopping see the training users again (an optimistic stop)."""
+    groups = np.unique(examples.qid)
+    users = examples.group_users
+    if users.size != groups.size or np.unique(users).size < 10:  # examples built without users: split by group
+        return rng.choice(groups, max(1, groups.size // 10), replace=False)
+    distinct = np.unique(users)
+    held_out = rng.choice(distinct, max(1, round(distinct.size * VALID_USER_SHARE)), replace=False)
+    return groups[np.isin(users, held_out)]
+
+
+def train_ranker(examples: RankerExamples, *, seed: int = 0, n_estimators: int = 300,
+                 half_life_days: float | None = None,
+                 prior_weights: tuple[float, ...] = PRIOR_WEIGHTS) -> tuple[xgb.XGBRanker, dict]:
+    """Fit a LambdaMART ranker, early-stopped on NDCG@10 of a held-out tenth of the users.
+
+    With ``half_life_days``, each weight of ``prior_weights`` is tried as the trees' starting point (XGBoost
+    ``base_margin`` = weight × the time-decayed "buy again" prior, tastebud.ranker_prior) and the weight with the
+    best validation NDCG@10 is kept: the trees learn corrections to "buy again" only where that helps. The chosen
+    prior is in ``info["prior"]`` (serving adds it to the trees' score).
+    """
     if examples.n_groups < 10:
         raise ValueError(
             f"only {examples.n_groups} ranker groups with a positive in the label window; the data needs more "
@@ -155,29 +186,44 @@ def train_ranker(examples: RankerExamples, *, seed: int = 0, n_estimators: int =
         )
     groups = np.unique(examples.qid)
     rng = np.random.default_rng(seed)
-    valid_groups = rng.choice(groups, max(1, groups.size // 10), replace=False)
-    is_valid = np.isin(examples.qid, valid_groups)
-    model = xgb.XGBRanker(
-        objective="rank:ndcg",
-        n_estimators=n_estimators,
-        learning_rate=0.08,
-        max_depth=6,
-        min_child_weight=2.0,
-        subsample=0.8,
-        colsample_bytree=0.9,
-        tree_method="hist",
-        eval_metric="ndcg@10",
-        early_stopping_rounds=30,
-        random_state=seed,
-        n_jobs=2,
-    )
+    is_valid = np.isin(examples.qid, _validation_groups(examples, rng))
     train, valid = ~is_valid, is_valid
-    model.fit(examples.features[train], examples.labels[train], qid=examples.qid[train],
-              eval_set=[(examples.features[valid], examples.labels[valid])], eval_qid=[examples.qid[valid]],
-              verbose=False)
-    history = model.evals_result().get("validation_0", {}).get("ndcg@10", [])
-    info = {"best_iteration": int(model.best_iteration), "valid_ndcg@10": float(max(history)) if history else None,
-            "train_rows": int(train.sum()), "groups": int(groups.size)}
+    weights = prior_weights if half_life_days is not None else (0.0,)
+    tried: dict[str, float | None] = {}
+    best: tuple[float, float, xgb.XGBRanker] | None = None
+    for weight in weights:
+        prior = (RankerPrior(half_life_days, weight).scores(examples.features) if half_life_days and weight
+                 else np.zeros(examples.labels.size, np.float32))
+        model = xgb.XGBRanker(
+            objective="rank:ndcg",
+            n_estimators=n_estimators,
+            learning_rate=0.08,
+            max_depth=6,
+            min_child_weight=2.0,
+            subsample=0.8,
+            colsample_bytree=0.9,
+            tree_method="hist",
+            eval_metric="ndcg@10",
+            early_stopping_rounds=30,
+            random_state=seed,
+            n_jobs=2,
+        )
+        model.fit(examples.features[train], examples.labels[train], qid=examples.qid[train],
+                  base_margin=prior[train], eval_set=[(examples.features[valid], examples.labels[valid])],
+                  eval_qid=[examples.qid[valid]], base_margin_eval_set=[prior[valid]], verbose=False)
+        history = model.evals_result().get("validation_0", {}).get("ndcg@10", [])
+        score = float(max(history)) if history else float("-inf")
+        tried[f"{weight:g}"] = score if history else None
+        if best is None or score > best[0]:
+            best = (score, weight, model)
+    assert best is not None
+    score, weight, model = best
+    info: dict[str, Any] = {
+        "best_iteration": int(model.best_iteration), "valid_ndcg@10": score if np.isfinite(score) else None,
+        "train_rows": int(train.sum()), "groups": int(groups.size),
+        "valid_groups": int(np.unique(examples.qid[valid]).size), "prior_weights_valid_ndcg@10": tried}
+    if half_life_days is not None:
+        info[PRIOR_KEY] = RankerPrior(half_life_days, weight).to_manifest()
     return model, info
 
 

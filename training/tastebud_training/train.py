@@ -33,11 +33,13 @@ from tastebud.image_features import IMAGE_DIM
 from tastebud.ports import CandidateIndex
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
+from tastebud_training.basket_baselines import choose_half_life
 from tastebud_training.data import Dataset, cut_at
 from tastebud_training.image_embedding import ImageConfig
 from tastebud_training.item_embedding import export_item_embedding
 from tastebud_training.item_embedding.publish import TrainingImages
 from tastebud_training.item_features import image_features, image_uris
+from tastebud_training.protocols import positives_with_rows
 from tastebud_training.ranker import build_examples, export_onnx, onnx_parity, train_ranker
 from tastebud_training.report import write_report
 from tastebud_training.retrieval import RETRIEVAL_MODELS, FittedRetrieval, fit_content, fit_two_tower
@@ -62,6 +64,9 @@ class TrainConfig:
     max_ranker_groups: int = 6000
     # Learn the ranker from logged pages too (ranker.build_examples); off: it lowered NDCG@10 on the simulator.
     ranker_impression_groups: bool = False
+    # Start the ranker from time-decayed "buy again" (XGBoost base_margin; its weight, 0 included, chosen on
+    # validation users); the half-life is chosen on the data before the feature cut (issue 22).
+    ranker_prior: bool = True
     progress: bool = True
     retrieval: str = "two_tower"
     images: bool = True
@@ -163,7 +168,17 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
                               impression_groups=config.ranker_impression_groups)
     say(f"training the XGBoost ranker on {examples.features.shape[0]:,} rows in {examples.n_groups:,} groups "
         f"({examples.groups_by_source})")
-    model, ranker_info = train_ranker(examples, seed=config.seed)
+    half_life = None
+    if config.ranker_prior:
+        history = positives_with_rows(dataset.interactions, catalog_then.item_ids)
+        half_life, by_half_life = choose_half_life(history[history["ts"] < feature_cut], "next-basket",
+                                                   catalog_then.popular_rows("all"))
+        say(f"ranker prior: time-decayed buy-again, half-life {half_life:g} days (next-basket NDCG@10 on the data "
+            f"before the feature cut: {', '.join(f'{h}: {v:.3f}' for h, v in by_half_life.items())})")
+    model, ranker_info = train_ranker(examples, seed=config.seed, half_life_days=half_life)
+    if "prior" in ranker_info:
+        say(f"ranker prior weight {ranker_info['prior']['weight']:g} (validation NDCG@10 by weight: "
+            f"{ranker_info['prior_weights_valid_ndcg@10']})")
     export_onnx(model, out / "ranker.onnx")
     model.save_model(out / "ranker.xgb.json")
     sample = examples.features[: min(len(examples.features), 20_000)]

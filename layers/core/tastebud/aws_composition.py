@@ -44,6 +44,7 @@ from tastebud.catalog import Catalog
 from tastebud.errors import ArtifactMismatchError
 from tastebud.features import FEATURE_NAMES
 from tastebud.ports import StockStore
+from tastebud.ranker_prior import with_prior
 from tastebud.service import RecommendationService, Versions
 from tastebud.serving_version import check_manifest
 from tastebud.settings import Settings, SettingsError
@@ -189,7 +190,8 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
                             retry=retry, breaker=breakers["opensearch"])
     features = DynamoFeatureStore(settings.profiles_table, settings.history_table, catalog,
                                   preference_terms=terms, client=clients.dynamodb, breaker=breakers["dynamodb"])
-    ranker = OnnxRanker(directory / "ranker.onnx", manifest.model_version, n_features=len(FEATURE_NAMES))
+    ranker = with_prior(OnnxRanker(directory / "ranker.onnx", manifest.model_version, n_features=len(FEATURE_NAMES)),
+                        manifest.ranker)
 
     redis_store = RedisStockStore(clients.redis, breakers["redis"])
     snapshot = json.loads((directory / "stock_snapshot.json").read_text())

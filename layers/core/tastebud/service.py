@@ -223,7 +223,7 @@ def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: Fairness
     if trace is not None:
         trace.rerank_scores = candidates.scores
     if fairness is not None:
-        candidates = fairness.run(context, candidates, slots=2 * k + 10)
+        candidates = fairness.run(context, candidates, slots=2 * k + 10, user=user)
     else:
         assert candidates.scores is not None
         candidates = candidates.take(np.argsort(-candidates.scores, kind="stable"))

@@ -21,6 +21,7 @@ from tastebud.catalog import Catalog
 from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.ports import CandidateIndex, ItemEmbedder, Ranker, UserEncoder
+from tastebud.ranker_prior import with_prior
 from tastebud.service import Versions
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab
 
@@ -138,8 +139,9 @@ def load_version(directory: Path, *, image_root: Path | None = None, with_embedd
         users=_loaded("users.npz", directory, lambda: UserTable.load(directory / "users.npz")),
         encoder=_loaded("the user encoder", directory, lambda: load_encoder(manifest, directory)),
         index=_loaded("index/", directory, lambda: load_index(manifest, directory)),
-        ranker=_loaded("ranker.onnx", directory, lambda: OnnxRanker(directory / "ranker.onnx", manifest.model_version,
-                                                                     n_features=len(FEATURE_NAMES))),
+        ranker=_loaded("ranker.onnx", directory, lambda: with_prior(
+            OnnxRanker(directory / "ranker.onnx", manifest.model_version, n_features=len(FEATURE_NAMES)),
+            manifest.ranker)),
         embedder=_loaded("the item embedder", directory, lambda: load_item_embedder(manifest, directory, image_root))
         if with_embedder else None,
         stock_snapshot=json.loads(snapshot_file.read_text()) if snapshot_file.is_file() else {"out_of_stock": []},
