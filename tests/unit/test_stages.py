@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.catalog import DOMAIN_CODE
@@ -126,6 +127,13 @@ def test_a_shoppers_own_groceries_are_not_capped_penalised_or_demoted() -> None:
     assert floored.run(context(), scored(rows, scores), slots=4).rows[:4].tolist() == [1, 5, 0, 2]
     page = floored.run(context(), scored(rows, scores), slots=4, user=user).rows[:4].tolist()
     assert page == [1, 5, 9, 13]  # the floor finds no place that is not the user's own basket
+    # Boosts act on the explore places: the user's own items keep their scores, explorations are boosted.
+    boosting = FairnessDiversity(catalog, replace(knobs, low_popularity_boost=1.0, category_penalty=0.0))
+    plain = boosting.run(context(), scored([13, 0, 2], [7, 6.9, 6.8]), slots=3)
+    mine = boosting.run(context(), scored([13, 0, 2], [7, 6.9, 6.8]), slots=3, user=user)
+    assert mine.scores is not None and plain.scores is not None
+    assert mine.scores[mine.rows.tolist().index(13)] == pytest.approx(7.0)
+    assert plain.scores[plain.rows.tolist().index(13)] > 7.0
 
 
 def test_merchant_cap_holds_per_screenful_of_a_long_page() -> None:

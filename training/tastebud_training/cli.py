@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -106,14 +107,9 @@ def import_instacart(
 ) -> None:
     """Instacart Online Grocery Shopping 2017 files; products/aisles/departments.csv name items when present.
     Timeline: every user's last order on one day, earlier orders days_since_prior_order before the next."""
-    from tastebud_training.data import DataValidationError
     from tastebud_training.importers import instacart
 
-    try:
-        summary = instacart.import_instacart(source, out_dir)
-    except (DataValidationError, FileExistsError) as exc:
-        fail(str(exc))
-    print_json(summary.as_dict())
+    _import_grocery_log(instacart.import_instacart, source, out_dir)
 
 
 @import_app.command("dunnhumby")
@@ -123,11 +119,17 @@ def import_dunnhumby(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write")],
 ) -> None:
     """dunnhumby "The Complete Journey" files. Timeline: DAY 1 is a fixed date, TRANS_TIME the time of day."""
-    from tastebud_training.data import DataValidationError
     from tastebud_training.importers import dunnhumby
 
+    _import_grocery_log(dunnhumby.import_dunnhumby, source, out_dir)
+
+
+def _import_grocery_log(importer: Callable[[Path, Path], Any], source: Path, out_dir: Path) -> None:
+    """Run a file importer; a bad file or a foreign --out is a clear error (file, line, column), not a traceback."""
+    from tastebud_training.data import DataValidationError
+
     try:
-        summary = dunnhumby.import_dunnhumby(source, out_dir)
+        summary = importer(source, out_dir)
     except (DataValidationError, FileExistsError) as exc:
         fail(str(exc))
     print_json(summary.as_dict())

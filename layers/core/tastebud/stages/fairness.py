@@ -9,9 +9,9 @@ max-heap with re-checked stale entries gives the exact greedy order in O(n log n
 changed an item's place (see ``reasons``).
 
 A shopper's own basket is left alone: grocery items the user bought at least ``OWN_BASKET_PURCHASES`` times are
-neither capped, penalised for their category, boosted against, nor demoted by the floor (on a one-store Instacart
-log the merchant cap reshuffled the user's own groceries and cost 1.6% NDCG@10). They still count towards the
-screen's merchant and category totals, so the explore places around them stay diverse.
+neither capped, penalised for their category, passed by a boosted item's boost, nor demoted by the floor (on a
+one-store Instacart log the merchant cap reshuffled the user's own groceries and cost 1.6% NDCG@10). They still
+count towards the screen's merchant and category totals, so the explore places around them stay diverse.
 
 Exposure floor: when ``exposure_floor`` is set, at least that share of every ``EXPOSURE_WINDOW`` consecutive places
 of the page goes to emerging merchants (new ones, or the less popular part of the catalog's merchants). When a
@@ -81,8 +81,9 @@ class FairnessDiversity:
         item_age = (context.now - catalog.item_created_at[candidates.rows]) / _DAY
         new_item = (item_age >= 0) & (item_age < knobs.new_item_days)
         kept = own_basket(catalog, user, candidates.rows)
-        boosted = base + spread * (knobs.new_merchant_boost * is_new + knobs.low_popularity_boost * low_pop
-                                   + knobs.new_item_boost * new_item) * ~kept
+        boost = (knobs.new_merchant_boost * is_new + knobs.low_popularity_boost * low_pop
+                 + knobs.new_item_boost * new_item)
+        boosted = base + spread * boost * ~kept  # boosts order the explore places
 
         order, capped = _greedy(boosted.tolist(), merchants.tolist(), categories.tolist(), kept.tolist(),
                                 min(slots, n), spread * knobs.category_penalty, knobs.max_per_merchant)
