@@ -279,7 +279,7 @@ def evaluate(
     for name, scores in result["models"].items():
         table.add_row(name, *(f"{scores[m]:.4f}" if m in scores else "-" for m in metrics))
     out.print(table)
-    out.print(evaluation_report.render_intervals(result), markup=False, highlight=False)
+    out.print(evaluation_report.render_intervals(result), markup=False, highlight=False, soft_wrap=True)
     if result.get("cold_start"):
         out.print(evaluation_report.render_cold_start(result["cold_start"]), markup=False, highlight=False)
 
