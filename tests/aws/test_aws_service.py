@@ -216,7 +216,9 @@ def test_the_auth_token_comes_from_secrets_manager_and_the_client_uses_tls(world
     client = build_clients(composed, AwsClients(s3=unused, dynamodb=unused, sagemaker_runtime=unused,
                                                 secretsmanager=world["secrets"], opensearch=unused)).redis
     kwargs = client.connection_pool.connection_kwargs
-    assert client.connection_pool.connection_class is redis.SSLConnection
+    # TLS, and each reply bounded by the request's Redis budget as well as by the deadline (guarded_redis)
+    assert issubclass(client.connection_pool.connection_class, redis.SSLConnection)
+    assert client.connection_pool.connection_class.__name__ == "BudgetBoundSSLConnection"
     assert kwargs["password"] == "s3cr3t" and kwargs["ssl_cert_reqs"] == "required"
     # The stock stage's budget bounds a read AND a connect (TLS handshake): not fixed 50 / 500 ms.
     assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 0.007
