@@ -96,14 +96,12 @@ class TifuKnnBaseline:
                  alpha: float = 0.9) -> None:
         self._popular = catalog.popular_rows("all")
         by_user = list(positives.groupby("user_id", sort=True))
-        user_ids = [str(u) for u, _ in by_user]
-        vectors = (sp.vstack([self._user_vector(mine, catalog.size, group_size, within_decay, group_decay)
-                              for _, mine in by_user]).tocsr() if by_user else sp.csr_matrix((0, catalog.size)))
-        blended = vectors * alpha
-        if len(user_ids) > 1 and alpha < 1.0:
-            blended = blended + self._neighbour_mean(vectors, min(neighbours, len(user_ids) - 1)) * (1.0 - alpha)
-        self._scores = sp.csr_matrix(blended)
-        self._row_of = {users.index_of(u): i for i, u in enumerate(user_ids)}
+        self._vectors = (sp.vstack([self._user_vector(mine, catalog.size, group_size, within_decay, group_decay)
+                                    for _, mine in by_user]).tocsr() if by_user else sp.csr_matrix((0, catalog.size)))
+        self._squared = np.asarray(self._vectors.multiply(self._vectors).sum(axis=1)).ravel()
+        self._neighbours = min(neighbours, len(by_user) - 1)
+        self._alpha = alpha
+        self._row_of = {users.index_of(str(u)): i for i, (u, _) in enumerate(by_user)}
 
     @staticmethod
     def _user_vector(mine: pd.DataFrame, n_items: int, group_size: int, within_decay: float,
@@ -120,21 +118,24 @@ class TifuKnnBaseline:
             total += group_decay ** (len(groups) - 1 - j) * vector / len(group)
         return sp.csr_matrix(total / max(len(groups), 1))
 
-    @staticmethod
-    def _neighbour_mean(vectors: sp.csr_matrix, k: int) -> sp.csr_matrix:
-        """Mean vector of each user's ``k`` nearest other users (Euclidean, as the paper's implementation)."""
-        squared = np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel()
-        distance = squared[:, None] + squared[None, :] - 2.0 * (vectors @ vectors.T).toarray()
-        np.fill_diagonal(distance, np.inf)
-        nearest = np.argpartition(distance, k - 1, axis=1)[:, :k]
-        pick = sp.csr_matrix((np.full(nearest.size, 1.0 / k), (np.repeat(np.arange(len(squared)), k),
-                                                              nearest.ravel())), shape=distance.shape)
-        return pick @ vectors
+    def _scores(self, position: int) -> np.ndarray:
+        """α × the user's vector + (1 − α) × the mean of the nearest other users' (Euclidean, as the paper's
+        implementation). Neighbours are found per asked user (one sparse product), never as a users × users
+        matrix: the full Instacart release has 206,000 users."""
+        own = self._vectors[position]
+        scores = self._alpha * own.toarray().ravel()
+        if self._neighbours >= 1 and self._alpha < 1.0:
+            distance = self._squared + self._squared[position] - 2.0 * (self._vectors @ own.T).toarray().ravel()
+            distance[position] = np.inf
+            nearest = np.argpartition(distance, self._neighbours - 1)[: self._neighbours]
+            scores += (1.0 - self._alpha) * np.asarray(self._vectors[nearest].mean(axis=0)).ravel()
+        return scores
 
     def recommend(self, user_index: int | None, k: int) -> np.ndarray:
         position = self._row_of.get(user_index) if user_index is not None else None
         if position is None:
             return self._popular[:k]
-        row = self._scores[position]
-        order = row.indices[np.lexsort((row.indices, -row.data))]
+        scores = self._scores(position)
+        scored = np.flatnonzero(scores > 0)
+        order = scored[np.lexsort((scored, -scores[scored]))]
         return _fill(order.astype(np.int64), self._popular, k)
