@@ -172,16 +172,17 @@ def test_bought_together_scores_by_cosine() -> None:
     assert keys.tolist() == ["u|s|s1", "u|d|0", "v|d|0"]
 
 
-def test_ranker_requests_are_anchored_at_each_session_start() -> None:
+def test_ranker_requests_are_anchored_at_each_basket_start() -> None:
     import pandas as pd
 
-    from tastebud_training.ranker import _anchors
+    from tastebud_training.ranker import _session_keys
 
-    events = pd.DataFrame({"ts": [100.0, 160.0, 5000.0, 5100.0, 90000.0],
+    events = pd.DataFrame({"user_id": ["u"] * 5, "ts": [100.0, 160.0, 5000.0, 5100.0, 90000.0],
                            "session_id": ["s1", "s1", "s2", "s2", ""]})
-    assert _anchors(events).tolist() == [100.0, 5000.0, 90000.0]  # the session-less purchase: its day
-    no_sessions = pd.DataFrame({"ts": [10.0, 20.0, 86400.0 + 5]})
-    assert _anchors(no_sessions).tolist() == [10.0, 86405.0]
+    keys = _session_keys(events)
+    assert events.groupby(keys)["ts"].min().sort_values().tolist() == [100.0, 5000.0, 90000.0]  # session-less: its day
+    no_sessions = pd.DataFrame({"user_id": ["u"] * 3, "ts": [10.0, 20.0, 86400.0 + 5]})
+    assert pd.Series(_session_keys(no_sessions)).nunique() == 2
 
 
 def test_ranker_learns_from_logged_pages_only_when_asked(tiny_dataset) -> None:
@@ -204,3 +205,42 @@ def test_ranker_learns_from_logged_pages_only_when_asked(tiny_dataset) -> None:
     with_pages = build_examples(**kwargs, impression_groups=True)
     assert with_pages.groups_by_source["impressions"] > 0
     assert with_pages.n_groups == sum(with_pages.groups_by_source.values())
+
+
+def test_a_ranker_request_is_labelled_by_the_basket_it_starts(tiny_dataset) -> None:
+    """Next-basket labels (the default): the request at a basket's start is labelled by that basket alone; window
+    labels add every later positive of the window."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from tastebud_training.ranker import build_examples
+    from tastebud_training.snapshot import build_catalog, build_user_table
+
+    before = tiny_dataset.interactions
+    start = float(before["ts"].max()) + 1
+    user = str(before["user_id"].iloc[0])
+    items = tiny_dataset.items["item_id"].astype(str).tolist()[:3]
+    # The user bought the three items before (so they are history candidates), then one per basket in the window.
+    basket = {"user_id": user, "event_type": "purchase", "session_id": "", "request_id": ""}
+    window = pd.DataFrame([{**basket, "item_id": item, "ts": start + day * 86400.0 + 3600, "session_id": f"w{day}"}
+                           for day, item in enumerate(items)])
+    history = pd.DataFrame([{**basket, "item_id": item, "ts": start - 86400.0 * 2, "session_id": "h"}
+                            for item in items])
+    log = pd.concat([before, history, window], ignore_index=True).reindex(columns=before.columns)
+    dataset = replace(tiny_dataset, interactions=log.fillna({c: "" for c in ("session_id", "request_id")}))
+    catalog = build_catalog(dataset, start)
+    users = build_user_table(dataset, catalog, start, [])
+    retriever = Retriever(catalog, NoQueryEncoder(), None, ServingKnobs())  # type: ignore[arg-type]
+    kwargs = dict(catalog=catalog, users=users, retriever=retriever, interactions=dataset.interactions,
+                  label_start=start, label_end=start + 10 * 86400.0, progress=False)
+
+    def positives_per_group(horizon: str) -> list[int]:
+        examples = build_examples(**kwargs, label_horizon=horizon)
+        assert examples.n_groups == 3 and set(examples.group_users) == {user}
+        return [int((examples.labels[examples.qid == qid] > 0).sum()) for qid in np.unique(examples.qid)]
+
+    assert positives_per_group("next-basket") == [1, 1, 1]
+    assert sorted(positives_per_group("window")) == [1, 2, 3]
+    with pytest.raises(ValueError, match="label_horizon"):
+        build_examples(**kwargs, label_horizon="forever")

@@ -108,20 +108,20 @@ def test_merchant_cap_limits_items_per_merchant_on_the_page() -> None:
 
 
 def test_a_shoppers_own_groceries_are_not_capped_penalised_or_demoted() -> None:
-    """Grocery items bought twice keep their ranked places (issue 22: on a one-store log the cap reshuffled them);
-    an item bought once is an exploration and is capped as before."""
+    """Grocery items the user bought keep their ranked places (issue 22: on a one-store log the cap reshuffled
+    them); an item never bought is an exploration and is capped as before."""
     from tastebud.history import with_events
 
     catalog = make_catalog(24, n_merchants=4)  # merchant = row % 4, domain = row % 2: merchant 1 sells groceries
     knobs = ServingKnobs(max_per_merchant=2, category_penalty=5.0, low_popularity_boost=0.0, new_merchant_boost=0.0)
-    rows, scores = [1, 5, 9, 13, 17, 0, 2], [10, 9, 8, 7, 6, 1, 0.5]
-    twice = [1, 5, 9, 13, 1, 5, 9, 13, 17]  # 17 bought once
+    rows, scores = [1, 5, 9, 13, 17, 21, 0, 2], [10, 9, 8, 7, 6, 5.5, 1, 0.5]
+    twice = [1, 5, 9, 13, 1, 5, 9, 13, 17]  # 17 bought once (still the shopper's), 21 never
     user = with_events(make_users({}).user("shopper"), np.asarray(twice), ["purchase"] * len(twice),
                        np.full(len(twice), NOW - 86400.0))
     stage = FairnessDiversity(catalog, knobs)
     assert stage.run(context(), scored(rows, scores), slots=4).rows[:4].tolist() == [1, 5, 0, 2]  # nobody's basket
-    out = stage.run(context(), scored(rows, scores), slots=6, user=user)
-    assert out.rows[:6].tolist() == [1, 5, 9, 13, 0, 2]  # the basket in ranked order; 17 waits for the cap
+    out = stage.run(context(), scored(rows, scores), slots=7, user=user)
+    assert out.rows[:7].tolist() == [1, 5, 9, 13, 17, 0, 2]  # the basket in ranked order; 21 waits for the cap
     catalog.merchant_created_at[[0, 2]] = NOW - 3600.0  # items 0 and 2 now come from emerging (new) merchants
     floored = FairnessDiversity(catalog, replace(knobs, exposure_floor=0.5, emerging_popularity_pct=0.0))
     assert floored.run(context(), scored(rows, scores), slots=4).rows[:4].tolist() == [1, 5, 0, 2]

@@ -31,10 +31,14 @@ from tastebud.ranker_prior import MANIFEST_KEY as PRIOR_KEY
 from tastebud.ranker_prior import RankerPrior
 from tastebud.stages.retrieve import Retriever
 from tastebud_training.progress import track
+from tastebud_training.reorders import basket_keys
 from tastebud_training.snapshot import item_rows, positives
 
 ONNX_OPSET = 15  # onnxmltools' XGBoost converter is verified with opset <= 15 (DESIGN.md §6)
-ANCHORS_PER_USER = 6  # requests per user in the label window: more groups, each with its point-in-time history
+# Requests per user in the label window, spread over it: the group budget shared by the window's users, within
+# these bounds (each request has its point-in-time history, so a user's baskets are many groups).
+MIN_ANCHORS_PER_USER, MAX_ANCHORS_PER_USER = 6, 40
+LABEL_HORIZONS = ("next-basket", "window")
 
 
 @dataclass
@@ -57,7 +61,8 @@ def _label_window(interactions: pd.DataFrame, start: float, end: float) -> pd.Da
 
 def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, interactions: pd.DataFrame,
                    label_start: float, label_end: float, max_groups: int = 6000, seed: int = 0,
-                   progress: bool = True, impression_groups: bool = False) -> RankerExamples:
+                   progress: bool = True, impression_groups: bool = False,
+                   label_horizon: str = "next-basket") -> RankerExamples:
     """Ranker training examples from the label window [label_start, label_end).
 
     ``impression_groups``: also learn from logged pages (shown items labelled by what was engaged with), with half
@@ -83,21 +88,28 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
         group_users.append(user.user_id)
         return True
 
-    # Retrieval groups: per user active in the window, one request at each of their first ANCHORS_PER_USER
-    # sessions there, with the history as it was then (the snapshot + the window's earlier positives, folded by
-    # tastebud.history as serving folds live events), labelled by the user's positives from then on.
+    # Retrieval groups: per user active in the window, a request at the start of up to ``anchors_per_user`` of
+    # their baskets there (spread over the window), with the history as it was then (the snapshot + the window's
+    # earlier positives, folded by tastebud.history as serving folds live events), labelled by that basket
+    # (``label_horizon="next-basket"``) or by every positive from then on (``"window"``).
+    if label_horizon not in LABEL_HORIZONS:
+        raise ValueError(f"label_horizon must be one of {LABEL_HORIZONS}, got {label_horizon!r}")
     by_user = pos.groupby("user_id", sort=True)
     user_ids = np.asarray(list(by_user.groups.keys()), dtype=object)
     has_impressions = (impression_groups and bool((window["event_type"] == "impression").any())
                        and bool(window["request_id"].ne("").any()))
     n_retrieval = max_groups // 2 if has_impressions else max_groups
+    anchors_per_user = int(np.clip(n_retrieval // max(user_ids.size, 1), MIN_ANCHORS_PER_USER, MAX_ANCHORS_PER_USER))
     user_ids = rng.permutation(user_ids)[:n_retrieval]  # random order: the budget may end before the last user
     for user_id in track(user_ids, "ranker examples: retrieval groups", enabled=progress):
         if counts["retrieval"] >= n_retrieval:
             break
         events = by_user.get_group(user_id)
-        for anchor in _anchors(events)[:ANCHORS_PER_USER]:
-            earlier, later = events[events["ts"] < anchor], events[events["ts"] >= anchor]
+        keys = _session_keys(events)
+        starts = events.groupby(keys)["ts"].min().sort_values()
+        for key, anchor in _spread(list(starts.items()), anchors_per_user):
+            earlier = events[events["ts"] < anchor]
+            later = events[keys == key] if label_horizon == "next-basket" else events[events["ts"] >= anchor]
             grade = later.groupby("row")["weight"].max()
             user = with_events(users.user(user_id), earlier["row"].to_numpy(dtype=np.int64),
                                earlier["event_type"].tolist(), earlier["ts"].to_numpy(dtype=np.float64))
@@ -134,11 +146,18 @@ def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, 
                           np.asarray(group_users, dtype=object))
 
 
-def _anchors(events: pd.DataFrame) -> np.ndarray:
-    """Request times of a user's window: the start of each session with a positive (each day without sessions)."""
+def _spread(sessions: list, k: int) -> list:
+    """At most ``k`` of the sessions, evenly spaced from the first to the last (all of them when there are fewer)."""
+    if len(sessions) <= k:
+        return sessions
+    return [sessions[i] for i in np.unique(np.linspace(0, len(sessions) - 1, k).round().astype(int))]
+
+
+def _session_keys(events: pd.DataFrame) -> np.ndarray:
+    """Each event's basket (its session, else its day): a request is made at each basket's start."""
     sessions = events["session_id"].fillna("").astype(str) if "session_id" in events else pd.Series("", events.index)
-    key = np.where(sessions.to_numpy() != "", sessions.to_numpy(), (events["ts"] // 86400).astype(str).to_numpy())
-    return np.sort(events.groupby(key)["ts"].min().to_numpy(dtype=np.float64))
+    return basket_keys(events["user_id"].to_numpy(dtype=str), sessions.to_numpy(dtype=str),
+                       events["ts"].to_numpy(dtype=np.float64))
 
 
 def _as_candidates(rows: np.ndarray, retrieved: Candidates) -> Candidates:

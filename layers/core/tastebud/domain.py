@@ -9,7 +9,7 @@ import numpy as np
 
 EMPTY_INT = np.zeros(0, dtype=np.int64)
 EMPTY_FLOAT = np.zeros(0, dtype=np.float32)
-EMPTY_REPEAT = np.zeros((0, 7), dtype=np.float64)  # tastebud.history.REPEAT_COLUMNS
+EMPTY_REPEAT = np.zeros((0, 11), dtype=np.float64)  # tastebud.history.REPEAT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class UserProfile:
         history_rows: catalog rows of items the user had positives on, most recent first (unique).
         history_weights: graded positive weight per row (click 1, add_to_cart 2, purchase 3, summed).
         history_last_ts: epoch seconds of the last positive per row.
-        history_repeat: per row, the purchase statistics of ``tastebud.history.REPEAT_COLUMNS`` (n, 7) float64;
+        history_repeat: per row, the purchase statistics of ``tastebud.history.REPEAT_COLUMNS`` (n, 11) float64;
             empty (0, 7) when the store that built the profile does not keep them (features are then unknown).
         preference_rows: rows into the preference vocabulary (stated tastes), for cold users with a profile.
     """

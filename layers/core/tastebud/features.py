@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from tastebud.basket_features import BASKET_FEATURES, basket_features
 from tastebud.catalog import Catalog
 from tastebud.domain import SOURCE_HISTORY, SOURCE_POPULAR, SOURCE_RELATED, Candidates, RequestContext, UserProfile
 from tastebud.history import (
+    DECAY_HALF_LIVES_DAYS,
     FIRST_PURCHASE_TS,
     HOUR_COS,
     HOUR_SIN,
@@ -19,9 +21,13 @@ from tastebud.history import (
     REPEAT_COLUMNS,
     WEEKDAY_COS,
     WEEKDAY_SIN,
+    decayed_purchases,
 )
 
-FEATURE_VERSION = "ranker-features-v2"
+FEATURE_VERSION = "ranker-features-v3"
+# Σ 0.5^(age / half-life) over the user's purchases of the item, exact (tastebud.history.decayed_purchases): the
+# time-aware intensity of the next-basket literature at a few time scales, and the ranker's prior (ranker_prior).
+DECAYED_FEATURES = tuple(f"decayed_purchases_{h:g}d" for h in DECAY_HALF_LIVES_DAYS)
 
 FEATURE_NAMES: tuple[str, ...] = (
     # Retrieval inputs as ranks and per-request z-scores: the ranker is trained on a two-tower fitted at the feature
@@ -64,6 +70,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "item_weekday_affinity",
     "domain_hour_affinity",
     "from_bought_together",
+    # Grocery timing counted in baskets (tastebud.basket_features).
+    *BASKET_FEATURES,
+    *DECAYED_FEATURES,
 )
 
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -71,11 +80,14 @@ COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 USER_REPEAT_FEATURES = ("user_item_purchases", "user_item_purchase_share", "days_since_item_purchase",
                         "user_item_reorder_days", "item_due_ratio", "days_since_category_purchase",
                         "category_due_ratio", "bought_together_max", "bought_together_sum", "item_hour_affinity",
-                        "item_weekday_affinity", "domain_hour_affinity")
+                        "item_weekday_affinity", "domain_hour_affinity", *BASKET_FEATURES,
+                        *DECAYED_FEATURES)
 
 EARTH_RADIUS_KM = 6371.0088
 RELATED_HISTORY = 50  # the user's most recent purchases whose basket partners are looked up
 _DAY = 86400.0
+_BASKET_COLUMNS = [COLUMN[name] for name in BASKET_FEATURES]
+_DECAYED_COLUMNS = [COLUMN[name] for name in DECAYED_FEATURES]
 
 
 def haversine_km(lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
@@ -191,7 +203,8 @@ def _repeat_features(out: np.ndarray, catalog: Catalog, user: UserProfile, candi
     if not hist_rows.size:  # nothing bought: counts are zero, times and intervals unknown
         out[:, user_columns] = np.nan
         out[:, [COLUMN["user_item_purchases"], COLUMN["user_item_purchase_share"], COLUMN["bought_together_max"],
-                COLUMN["bought_together_sum"]]] = 0.0
+                COLUMN["bought_together_sum"], COLUMN["basket_decayed_purchases"], COLUMN["user_baskets"],
+                *_DECAYED_COLUMNS]] = 0.0
         return
     if repeat.shape != (hist_rows.size, len(REPEAT_COLUMNS)):  # a store that keeps no statistics: unknown
         out[:, user_columns] = np.nan
@@ -221,6 +234,8 @@ def _repeat_features(out: np.ndarray, catalog: Catalog, user: UserProfile, candi
         out[:, COLUMN["days_since_item_purchase"]] = since
         out[:, COLUMN["user_item_reorder_days"]] = interval
         out[:, COLUMN["item_due_ratio"]] = np.where(usual > 0, since / usual, np.nan)
+    out[:, _BASKET_COLUMNS] = basket_features(repeat, entry, now)
+    out[:, _DECAYED_COLUMNS] = np.where(has[:, None], decayed_purchases(mine, now), 0.0)
     out[:, COLUMN["item_hour_affinity"]] = _circular_affinity(mine[:, HOUR_SIN], mine[:, HOUR_COS], count, hour)
     out[:, COLUMN["item_weekday_affinity"]] = _circular_affinity(mine[:, WEEKDAY_SIN], mine[:, WEEKDAY_COS], count,
                                                                  weekday)

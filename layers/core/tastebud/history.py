@@ -8,8 +8,9 @@ A history has one entry per item the user had positives on, most recent first, w
   * ``weight``: graded positives summed (click 1, add_to_cart 2, purchase 3);
   * ``last_ts``: the time of the latest positive;
   * ``repeat``: the re-consumption statistics of the item's purchases (``REPEAT_COLUMNS``): how many, the first
-    and last purchase time, and the summed unit vectors of their hour of day and day of week (circular means, so
-    a 23:00 and a 01:00 order average to midnight). Every column folds with an associative reduction
+    and last purchase time, the summed unit vectors of their hour of day and day of week (circular means, so
+    a 23:00 and a 01:00 order average to midnight), and their time-decayed count at a few half-lives
+    (``decayed_purchases``). Every column folds with an associative reduction
     (``REPEAT_REDUCE``), so a history can be updated event by event, in any order, or built from a whole log,
     with the same result.
 """
@@ -26,11 +27,21 @@ from tastebud.event_types import EVENT_TYPES, EVENT_WEIGHTS, POSITIVE_EVENTS, RE
 __all__ = ["EVENT_TYPES", "EVENT_WEIGHTS", "POSITIVE_EVENTS", "REPEAT_EVENT", "fold_history", "fold_log",
            "with_events"]
 
+# Time-decayed purchase counts, exact at any request time: Σ 2^((t - DECAY_EPOCH) / half-life) is a plain sum
+# (it folds in any order, and DynamoDB can ADD it); × 0.5^((now - DECAY_EPOCH) / half-life) it is Σ 0.5^(age /
+# half-life). The epoch keeps the terms inside float64 and DynamoDB's number range (|x| < 1e126, i.e. 2^418):
+# with the shortest half-life, 14 days, until 2041; move it (a FEATURE_VERSION bump) before then.
+DECAY_HALF_LIVES_DAYS = (14.0, 30.0, 60.0, 120.0)
+DECAY_EPOCH = 1_735_689_600.0  # 2025-01-01T00:00:00Z
+DECAY_COLUMN_NAMES = tuple(f"decay_{h:g}d" for h in DECAY_HALF_LIVES_DAYS)
 REPEAT_COLUMNS = ("purchases", "first_purchase_ts", "last_purchase_ts", "hour_sin", "hour_cos", "weekday_sin",
-                  "weekday_cos")
+                  "weekday_cos", *DECAY_COLUMN_NAMES)
 PURCHASES, FIRST_PURCHASE_TS, LAST_PURCHASE_TS, HOUR_SIN, HOUR_COS, WEEKDAY_SIN, WEEKDAY_COS = range(7)
-REPEAT_REDUCE = (np.add, np.minimum, np.maximum, np.add, np.add, np.add, np.add)
-_IDENTITY = (0.0, np.inf, -np.inf, 0.0, 0.0, 0.0, 0.0)  # a non-purchase positive contributes nothing
+DECAY_COLUMNS = tuple(range(7, 7 + len(DECAY_HALF_LIVES_DAYS)))
+REPEAT_REDUCE = (np.add, np.minimum, np.maximum, np.add, np.add, np.add, np.add, *(np.add,) * len(DECAY_COLUMNS))
+_IDENTITY = (0.0, np.inf, -np.inf, 0.0, 0.0, 0.0, 0.0,
+             *(0.0,) * len(DECAY_COLUMNS))  # a non-purchase positive contributes nothing
+_DAY = 86400.0
 
 
 def empty_repeat(n: int = 0) -> np.ndarray:
@@ -43,9 +54,16 @@ def repeat_contributions(purchase: np.ndarray, ts: np.ndarray) -> np.ndarray:
     ts = ts.astype(np.float64)
     hour = 2 * np.pi * hour_of_day(ts) / 24.0
     weekday = 2 * np.pi * day_of_week(ts) / 7.0
+    decays = [np.exp2((ts - DECAY_EPOCH) / (h * _DAY)) for h in DECAY_HALF_LIVES_DAYS]
     out[purchase] = np.column_stack([np.ones(purchase.size), ts, ts, np.sin(hour), np.cos(hour), np.sin(weekday),
-                                     np.cos(weekday)])[purchase]
+                                     np.cos(weekday), *decays])[purchase]
     return out
+
+
+def decayed_purchases(repeat: np.ndarray, now: float) -> np.ndarray:
+    """(entries, len(DECAY_HALF_LIVES_DAYS)): Σ 0.5^(age_days / half-life) over each entry's purchases at ``now``."""
+    scale = np.exp2(-(now - DECAY_EPOCH) / (np.asarray(DECAY_HALF_LIVES_DAYS) * _DAY))
+    return repeat[:, DECAY_COLUMNS] * scale
 
 
 def event_weights(event_types: Sequence[str] | np.ndarray) -> np.ndarray:

@@ -2,12 +2,12 @@
 
 On a real grocery log the strongest simple ranker is the user's own purchases, each weighted 0.5^(age /
 half-life), with popular items after them. The ranker starts there (XGBoost ``base_margin`` in training) and its
-trees learn corrections; serving adds the same prior to the ONNX trees' score. The prior is computed from the
-ranker's own feature columns (count of the user's purchases of the item, days since the last, the mean interval),
+trees learn corrections; serving adds the same prior to the ONNX trees' score. The prior is read from the
+ranker's own feature columns (the exact decayed sums the history keeps, tastebud.history.DECAY_HALF_LIVES_DAYS),
 so training and serving compute it with this one function: no skew by construction.
 
-The decayed sum is exact when the purchases were evenly spaced between the first and the last (a geometric
-series); the history keeps those three statistics, not every purchase time.
+Until issue 22's second slice the sum was estimated from the count, first and last purchase (evenly spaced
+purchases); on the Instacart half that estimate ranked 1.1% NDCG@10 below the exact decayed "buy again".
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tastebud.features import COLUMN
+from tastebud.history import DECAY_HALF_LIVES_DAYS
 from tastebud.ports import Ranker
 
 MANIFEST_KEY = "prior"
@@ -25,14 +26,11 @@ MANIFEST_KEY = "prior"
 
 def decayed_purchases(features: np.ndarray, half_life_days: float) -> np.ndarray:
     """Σ 0.5^(age_days / half_life) over the user's purchases of each candidate (0 for items never bought)."""
-    count = np.nan_to_num(features[:, COLUMN["user_item_purchases"]].astype(np.float64), nan=0.0)
-    since = np.nan_to_num(features[:, COLUMN["days_since_item_purchase"]].astype(np.float64), nan=np.inf)
-    interval = np.nan_to_num(features[:, COLUMN["user_item_reorder_days"]].astype(np.float64), nan=0.0)
-    ratio = np.power(0.5, np.maximum(interval, 0.0) / half_life_days)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        series = np.where(ratio < 1.0 - 1e-9, (1.0 - np.power(ratio, count)) / (1.0 - ratio), count)
-    latest = np.power(0.5, np.maximum(since, 0.0) / half_life_days)
-    return np.where(count > 0, latest * series, 0.0)
+    name = f"decayed_purchases_{half_life_days:g}d"
+    if name not in COLUMN:
+        raise ValueError(f"no decayed-purchase feature for a {half_life_days:g}-day half-life; the history keeps "
+                         f"{', '.join(f'{h:g}' for h in DECAY_HALF_LIVES_DAYS)} days")
+    return np.nan_to_num(features[:, COLUMN[name]].astype(np.float64), nan=0.0)
 
 
 @dataclass(frozen=True)

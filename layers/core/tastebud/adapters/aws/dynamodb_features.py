@@ -7,8 +7,9 @@ Tables (both on-demand, PITR, SSE; keys are strings):
   history   PK ``user_id``, SK ``item_id``; attributes ``weight`` (graded positives summed: click 1,
             add_to_cart 2, purchase 3), ``last_ts`` (epoch seconds of the last positive), the purchase statistics
             of ``tastebud.history.REPEAT_COLUMNS`` (``purchases``, ``first_purchase_ts``, ``last_purchase_ts``,
-            ``hour_sin``/``hour_cos``/``weekday_sin``/``weekday_cos`` sums; computed by ``tastebud.history``, as
-            training computes them), ``expires_at`` (TTL: history older than the window disappears by itself,
+            ``hour_sin``/``hour_cos``/``weekday_sin``/``weekday_cos`` sums, the time-decayed sums ``decay_<h>d``;
+            computed by ``tastebud.history``, as training computes them; a row written before a column existed
+            reads it as the identity), ``expires_at`` (TTL: history older than the window disappears by itself,
             so "recent" needs no cleanup job).
             Local secondary index ``by_recency`` (PK ``user_id``, SK ``last_ts``) serves "the N most
             recent items of a user" as one Query, newest first.
@@ -29,11 +30,21 @@ from tastebud.adapters.aws.dynamodb_seed import normalised_attribute
 from tastebud.adapters.circuit import guarded_call
 from tastebud.catalog import Catalog
 from tastebud.domain import InteractionEvent, UserProfile
-from tastebud.history import EVENT_WEIGHTS, REPEAT_COLUMNS, REPEAT_EVENT, empty_repeat, repeat_contributions
+from tastebud.history import (
+    DECAY_COLUMN_NAMES,
+    EVENT_WEIGHTS,
+    REPEAT_COLUMNS,
+    REPEAT_EVENT,
+    empty_repeat,
+    repeat_contributions,
+)
 
 STAGE = "features"
 # Attributes summed per event (DynamoDB ``ADD``); first/last purchase times are SET (see HistoryWriter.record).
-_ADDED_REPEAT = ("purchases", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
+_ADDED_REPEAT = ("purchases", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos", *DECAY_COLUMN_NAMES)
+# DynamoDB numbers have magnitudes in [1e-130, 1e126) or are 0: a decay term this small (a purchase decades before
+# tastebud.history.DECAY_EPOCH) adds nothing measurable, so it is written as 0.
+_SMALLEST_NUMBER = 1e-120
 HISTORY_RECENCY_INDEX = "by_recency"
 
 
@@ -152,7 +163,8 @@ class HistoryWriter:
             # The same per-event statistics training folds (tastebud.history), summed by DynamoDB.
             row = repeat_contributions(np.ones(1, dtype=bool), np.asarray([event.timestamp]))[0]
             for name in _ADDED_REPEAT:
-                values[f":{name}"] = {"N": repr(float(row[REPEAT_COLUMNS.index(name)]))}
+                value = float(row[REPEAT_COLUMNS.index(name)])
+                values[f":{name}"] = {"N": repr(value if abs(value) >= _SMALLEST_NUMBER else 0.0)}
                 added.append(f"{name} :{name}")
             # DynamoDB has no MIN/MAX: the newest event sets the last purchase, the first one written sets the
             # first. A purchase delivered after a newer event of the item only fills them when still unset.
