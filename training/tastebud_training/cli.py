@@ -15,6 +15,7 @@ from rich.table import Table
 from tastebud_training.cli_aws import aws_app
 from tastebud_training.cli_chaos import chaos
 from tastebud_training.cli_live import catalog_app, events_app, versions_app
+from tastebud_training.machine_load import MachineLoad, busy_warning
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Tastebud: recommendations for a food-delivery marketplace.")
@@ -455,12 +456,15 @@ def bench(
                   else bench_module.synthetic(int(items or 0), progress=not as_json))
     except TastebudError as exc:
         fail(str(exc))
+    machine = MachineLoad().start()
     try:
         report = bench_module.run_bench(system, requests=requests, progress=not as_json)
+        report["machine"] = machine.report()
     finally:
         close = getattr(system.service, "close", None)
         if close is not None:
             close()
+    _warn_if_busy(report["machine"])
     if as_json:
         print_json(report)
         return
@@ -472,6 +476,13 @@ def bench(
         table.add_row(stage, *(f"{values[p]:.3f}" for p in ("p50", "p95", "p99")))
     out.print(table)
     out.print(f"ANN recall@200 vs exact: {report['ann_recall@200']:.4f}   short pages: {report['short_pages']}")
+
+
+def _warn_if_busy(machine: dict[str, Any]) -> None:
+    """A figure from a busy machine is not evidence (docs/BENCHMARKS.md): say so on stderr, whatever the format."""
+    warning = busy_warning(machine)
+    if warning is not None:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, workers: int | None, duration: float,
@@ -496,13 +507,16 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
         if not as_json:
             err.print(f"[dim]{message}[/]", highlight=False)
 
+    machine = MachineLoad().start()
     try:
         report = run_http_bench(system.service, system.user_ids, system.description, workers=workers,
                                 requests=requests, duration_s=duration, after_fork=redis.detach_in_worker,
                                 redis_pid=redis.server_pid, rate_fractions=rate_fractions,
                                 rate_duration_s=rate_seconds, rate_connections=rate_connections, progress=progress)
+        report["machine"] = machine.report()
     finally:
         redis.stop()
+    _warn_if_busy(report["machine"])
     if as_json:
         print_json(report)
         return

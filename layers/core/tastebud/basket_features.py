@@ -37,44 +37,47 @@ BASKET_FEATURES = (
 
 def basket_starts(repeat: np.ndarray) -> np.ndarray:
     """The user's basket times (ascending), from the first and last purchase time of every item bought."""
-    bought = repeat[:, PURCHASES] > 0
-    times = np.sort(np.concatenate([repeat[bought, FIRST_PURCHASE_TS], repeat[bought, LAST_PURCHASE_TS]]))
+    bought = repeat[repeat[:, PURCHASES] > 0]
+    times = np.sort(np.concatenate((bought[:, FIRST_PURCHASE_TS], bought[:, LAST_PURCHASE_TS])))
     if not times.size:
         return times
-    return times[np.concatenate([[True], np.diff(times) > BASKET_GAP_S])]
+    return times[np.concatenate(([True], np.diff(times) > BASKET_GAP_S))]
 
 
 def basket_features(repeat: np.ndarray, entry: np.ndarray, now: float) -> np.ndarray:
     """(n_candidates, len(BASKET_FEATURES)) for candidates whose history entry is ``entry`` (-1: not in it).
 
     ``repeat`` is the user's history statistics (tastebud.history.REPEAT_COLUMNS), one row per history entry.
+    Item columns are computed for the few candidates the user bought only (this runs on every request).
     """
     out = np.full((entry.size, len(BASKET_FEATURES)), np.nan, dtype=np.float32)
+    out[:, 3] = out[:, 4] = 0.0  # no purchase: nothing decayed, no baskets
     starts = basket_starts(repeat)
     n = starts.size
     if not n:
-        out[:, BASKET_FEATURES.index("basket_decayed_purchases")] = 0.0
-        out[:, BASKET_FEATURES.index("user_baskets")] = 0.0
         return out
-    mine = repeat[np.maximum(entry, 0)]
-    count = np.where(entry >= 0, mine[:, PURCHASES], 0.0)
-    has = count > 0
-    # The basket each purchase fell in: the last start at or before it.
-    last_basket = np.searchsorted(starts, np.where(has, mine[:, LAST_PURCHASE_TS], starts[0]), side="right") - 1
-    first_basket = np.searchsorted(starts, np.where(has, mine[:, FIRST_PURCHASE_TS], starts[0]), side="right") - 1
-    since = (n - 1 - last_basket).astype(np.float64)
-    spanned = (n - first_basket).astype(np.float64)  # baskets from the first purchase on, both ends included
-    step = np.where(count >= 2, (last_basket - first_basket) / np.maximum(count - 1, 1), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # Purchases evenly spaced between the first and the last: a geometric series in baskets.
-        ratio = np.power(BASKET_DECAY, np.nan_to_num(step, nan=0.0))
-        series = np.where(ratio < 1.0 - 1e-9, (1.0 - np.power(ratio, count)) / (1.0 - ratio), count)
-        out[:, 0] = np.where(has, since, np.nan)
-        out[:, 1] = np.where(has, count / spanned, np.nan)
-        out[:, 2] = np.where(has & (step > 0), since / step, np.nan)
-        out[:, 3] = np.where(has, np.power(BASKET_DECAY, since) * series, 0.0)
     out[:, 4] = n
-    out[:, 5] = (starts[-1] - starts[0]) / (n - 1) / _DAY if n >= 2 else np.nan
-    last = float(np.max(repeat[repeat[:, PURCHASES] > 0, LAST_PURCHASE_TS]))
-    out[:, 6] = max(now - last, 0.0) / _DAY
+    if n >= 2:
+        out[:, 5] = (starts[-1] - starts[0]) / (n - 1) / _DAY
+    out[:, 6] = max(now - float(repeat[repeat[:, PURCHASES] > 0, LAST_PURCHASE_TS].max()), 0.0) / _DAY
+    mine_at = np.flatnonzero(entry >= 0)
+    mine = repeat[entry[mine_at]]
+    bought = mine[:, PURCHASES] > 0
+    mine_at, mine = mine_at[bought], mine[bought]
+    if not mine_at.size:
+        return out
+    count = mine[:, PURCHASES]
+    # The basket each purchase fell in: the last start at or before it.
+    last_basket = np.searchsorted(starts, mine[:, LAST_PURCHASE_TS], side="right") - 1
+    first_basket = np.searchsorted(starts, mine[:, FIRST_PURCHASE_TS], side="right") - 1
+    since = n - 1 - last_basket
+    step = (last_basket - first_basket) / np.maximum(count - 1, 1)  # usual baskets between purchases (0: one)
+    # Purchases evenly spaced between the first and the last: a geometric series in baskets.
+    ratio = np.power(BASKET_DECAY, step)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        series = np.where(ratio < 1.0 - 1e-9, (1.0 - np.power(ratio, count)) / (1.0 - ratio), count)
+        out[mine_at, 0] = since
+        out[mine_at, 1] = count / (n - first_basket)
+        out[mine_at, 2] = np.where(step > 0, since / step, np.nan)
+        out[mine_at, 3] = np.power(BASKET_DECAY, since) * series
     return out

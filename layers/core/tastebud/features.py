@@ -87,7 +87,7 @@ EARTH_RADIUS_KM = 6371.0088
 RELATED_HISTORY = 50  # the user's most recent purchases whose basket partners are looked up
 _DAY = 86400.0
 _BASKET_COLUMNS = [COLUMN[name] for name in BASKET_FEATURES]
-_DECAYED_COLUMNS = [COLUMN[name] for name in DECAYED_FEATURES]
+_DECAYED_COLUMNS = np.asarray([COLUMN[name] for name in DECAYED_FEATURES])
 
 
 def haversine_km(lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
@@ -235,7 +235,9 @@ def _repeat_features(out: np.ndarray, catalog: Catalog, user: UserProfile, candi
         out[:, COLUMN["user_item_reorder_days"]] = interval
         out[:, COLUMN["item_due_ratio"]] = np.where(usual > 0, since / usual, np.nan)
     out[:, _BASKET_COLUMNS] = basket_features(repeat, entry, now)
-    out[:, _DECAYED_COLUMNS] = np.where(has[:, None], decayed_purchases(mine, now), 0.0)
+    out[:, _DECAYED_COLUMNS] = 0.0
+    bought_at = np.flatnonzero(has)
+    out[np.ix_(bought_at, _DECAYED_COLUMNS)] = decayed_purchases(mine[bought_at], now)
     out[:, COLUMN["item_hour_affinity"]] = _circular_affinity(mine[:, HOUR_SIN], mine[:, HOUR_COS], count, hour)
     out[:, COLUMN["item_weekday_affinity"]] = _circular_affinity(mine[:, WEEKDAY_SIN], mine[:, WEEKDAY_COS], count,
                                                                  weekday)
