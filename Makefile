@@ -43,7 +43,11 @@ venv: $(BIN)/.installed  ## create .venv with serving, training and dev dependen
 $(DEMO_DATA)/items.parquet: | $(BIN)/.installed
 	$(BIN)/tastebud data generate --out $(DEMO_DATA) --users $(DEMO_USERS) --items $(DEMO_ITEMS) --seed 7 > /dev/null
 
-$(DEMO_ARTIFACTS)/CURRENT: $(DEMO_DATA)/items.parquet
+# The modules that define what a version's ranker and user tower read: models trained before a change to them are
+# refused by serving (feature version), so the demo retrains (~4 min) instead of failing to start.
+FEATURE_SOURCES := $(addprefix layers/core/tastebud/,features.py basket_features.py history.py two_tower_features.py)
+
+$(DEMO_ARTIFACTS)/CURRENT: $(DEMO_DATA)/items.parquet $(FEATURE_SOURCES)
 	$(BIN)/tastebud train --data $(DEMO_DATA) --out $(DEMO_ARTIFACTS)
 
 data: $(DEMO_DATA)/items.parquet  ## generate the demo marketplace (reused if present)

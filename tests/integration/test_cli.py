@@ -51,3 +51,14 @@ def test_an_unknown_user_tower_precision_fails_before_reading_the_data(tmp_path:
 def test_bench_needs_exactly_one_source() -> None:
     result = runner.invoke(app, ["bench"])
     assert result.exit_code == 2 and "--artifacts" in result.stderr
+
+
+def test_bench_reports_whether_the_machine_was_quiet() -> None:
+    """Issue 24: every figure carries the machine's state during the run, so a busy run cannot pass as evidence."""
+    result = runner.invoke(app, ["bench", "--items", "300", "--requests", "10", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    machine = report["machine"]
+    assert set(machine) >= {"load_average_at_start", "others_cpu_cores", "steal_share", "quiet"}
+    assert report["stage_ms"]["total"]["p50"] > 0
+    assert machine["quiet"] or "not evidence" in result.stderr  # a busy run says so
