@@ -2,8 +2,9 @@
 
 Training groups come from two sources, both built with the serving code (Retriever + ranker_features)
 on a snapshot taken at the start of the label window, so features are exactly what serving computes:
-  * retrieval groups: the candidates retrieval returns for a user, labelled by the user's later positives
-    (works for any data set, including purchases only);
+  * retrieval groups: the candidates retrieval returns for a user at the start of one of their baskets, with the
+    history as it was then, labelled by that basket (next-basket labels, the default) or by every later positive
+    of the window (works for any data set, including purchases only);
   * impression groups (off by default, ``impression_groups``): the items a logged request showed, labelled by
     what was clicked/bought in that request (shown-and-ignored items are the hard negatives), when the data has
     impressions. A shown page is not the candidate set the ranker orders online: on the simulator, training
