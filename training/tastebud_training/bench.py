@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.adapters.embedded.scann_index import BruteForceIndex, ScannIndex
 from tastebud.adapters.embedded.user_table import UserTable
-from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis
+from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis, stop_embedded_redis
 from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8
 from tastebud.catalog import Catalog
 from tastebud.composition import build_runtime
@@ -51,6 +52,15 @@ class BenchSystem:
     # The synthetic system's adapters wired again with other serving knobs (None for --artifacts): one build
     # measured with several request shapes (scripts/latency_floor.py).
     rewire: Callable[[ServingKnobs], RecommendationService] | None = None
+    stop_redis: Callable[[], None] | None = None  # the embedded Redis the system started, if it started one
+
+    def close(self) -> None:
+        """Stop what the system started (the runtime and its Redis, or the synthetic system's embedded Redis)."""
+        close = getattr(self.service, "close", None)
+        if close is not None:
+            close()
+        if self.stop_redis is not None:
+            self.stop_redis()
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -193,8 +203,11 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
     build_s = time.time() - started
     workdir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
     ranker = OnnxRanker(_synthetic_ranker(workdir, seed), "bench", n_features=len(FEATURE_NAMES))
+    stop_redis: Callable[[], None] | None = None
     if redis_url is None:
-        stock = RedisStockStore(embedded_redis(workdir / "stock.rdb"))
+        client = embedded_redis(workdir / "stock.rdb")
+        stock = RedisStockStore(client)
+        stop_redis = partial(stop_embedded_redis, client)
     else:
         import redis
 
@@ -217,7 +230,7 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
                         "user_encoder": "two-tower ONNX (1024-512-128, int8 MatMul weights)" if two_tower
                         else "history mean",
                         "index_build_s": round(build_s, 1), "cold_user_share": float(np.mean(lengths == 0))},
-                       rewire=wire)
+                       rewire=wire, stop_redis=stop_redis)
 
 
 def _synthetic_ranker(workdir: Path, seed: int) -> Path:

@@ -461,9 +461,7 @@ def bench(
         report = bench_module.run_bench(system, requests=requests, progress=not as_json)
         report["machine"] = machine.report()
     finally:
-        close = getattr(system.service, "close", None)
-        if close is not None:
-            close()
+        system.close()
     _warn_if_busy(report["machine"])
     if as_json:
         print_json(report)
