@@ -335,7 +335,7 @@ def serve(
     from tastebud.errors import TastebudError
     from tastebud.http_server.local import serve_artifacts
     from tastebud.http_server.prefork import ServerOptions
-    from tastebud.settings import Settings
+    from tastebud.settings import ServingKnobs, Settings
 
     def on_ready(url: str) -> None:
         err.print(f"[green]tastebud serve[/]: {artifacts} with {workers} worker(s), listening on {url}  "
@@ -344,8 +344,8 @@ def serve(
     options = ServerOptions(host=host, port=port, workers=workers, access_log=access_log,
                             graceful_timeout_s=graceful_timeout)
     try:
-        serve_artifacts(Settings(artifacts=artifacts, redis_url=redis_url, data_dir=data), options, preload=preload,
-                        on_ready=on_ready)
+        settings = Settings(artifacts=artifacts, redis_url=redis_url, data_dir=data, knobs=ServingKnobs.from_env())
+        serve_artifacts(settings, options, preload=preload, on_ready=on_ready)
     except TastebudError as exc:
         fail(str(exc))
 

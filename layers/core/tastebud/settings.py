@@ -88,6 +88,25 @@ class ServingKnobs:
         if not (0.0 <= self.exposure_floor <= 1.0 and 0.0 <= self.emerging_popularity_pct <= 1.0):
             raise SettingsError("exposure_floor and emerging_popularity_pct must be between 0 and 1")
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingKnobs:
+        """The defaults, each overridden by its ``TASTEBUD_<NAME>`` variable when set (the Lambda functions and
+        `tastebud serve` alike)."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        overrides: dict[str, object] = {}
+        for name, current in vars(defaults).items():
+            raw = env.get(f"TASTEBUD_{name.upper()}")
+            if raw is None:
+                continue
+            try:
+                if isinstance(current, bool):
+                    overrides[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                else:
+                    overrides[name] = type(current)(raw)
+            except ValueError as exc:
+                raise SettingsError(f"TASTEBUD_{name.upper()}={raw!r} is not a valid {type(current).__name__}") from exc
+        return replace(defaults, **overrides)  # type: ignore[arg-type]
 
 @dataclass(frozen=True)
 class Settings:
@@ -167,19 +186,6 @@ class Settings:
         artifacts = env.get("TASTEBUD_ARTIFACTS")
         if not artifacts:
             raise SettingsError("TASTEBUD_ARTIFACTS is not set (a directory built by `tastebud train`)")
-        knobs = ServingKnobs()
-        overrides: dict[str, object] = {}
-        for name, current in vars(knobs).items():
-            raw = env.get(f"TASTEBUD_{name.upper()}")
-            if raw is None:
-                continue
-            try:
-                if isinstance(current, bool):
-                    overrides[name] = raw.strip().lower() in ("1", "true", "yes", "on")
-                else:
-                    overrides[name] = type(current)(raw)
-            except ValueError as exc:
-                raise SettingsError(f"TASTEBUD_{name.upper()}={raw!r} is not a valid {type(current).__name__}") from exc
         return cls(
             artifacts=Path(artifacts),
             redis_url=env.get("TASTEBUD_REDIS_URL") or None,
@@ -196,7 +202,7 @@ class Settings:
             events_stream=env.get("TASTEBUD_EVENTS_STREAM") or None,
             data_dir=Path(env["TASTEBUD_DATA_DIR"]) if env.get("TASTEBUD_DATA_DIR") else None,
             watch_interval_s=_float(env, "TASTEBUD_WATCH_INTERVAL_S", 1.0),
-            knobs=replace(knobs, **overrides),  # type: ignore[arg-type]
+            knobs=ServingKnobs.from_env(env),
         )
 
 
