@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tastebud_training.cli import app
@@ -62,3 +63,22 @@ def test_bench_reports_whether_the_machine_was_quiet() -> None:
     assert set(machine) >= {"load_average_at_start", "others_cpu_cores", "steal_share", "quiet"}
     assert report["stage_ms"]["total"]["p50"] > 0
     assert machine["quiet"] or "not evidence" in result.stderr  # a busy run says so
+
+
+def test_bench_startup_serves_without_tensorflow(tiny_artifacts: Path) -> None:
+    """Issue 24: `tastebud serve` is ready without importing TensorFlow (ScaNN's package imported it), and the bench
+    says how long a start takes and what it holds."""
+    result = runner.invoke(app, ["bench", "--startup", "--artifacts", str(tiny_artifacts), "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["workers"] == 1 and report["runs"] == len(report["each"]) == 3
+    assert report["tensorflow_loaded"] is False
+    for run in report["each"]:
+        assert run["ready_s"] > 0 and len(run["worker_pss_mb"]) == 1 and run["redis_pss_mb"] > 0
+        assert run["server_pss_mb"] == pytest.approx(run["master_pss_mb"] + sum(run["worker_pss_mb"]), abs=0.2)
+    assert "machine" in report
+
+
+def test_bench_startup_needs_artifacts_alone() -> None:
+    result = runner.invoke(app, ["bench", "--startup", "--items", "300"])
+    assert result.exit_code == 2 and "--startup" in result.stderr

@@ -423,6 +423,9 @@ def bench(
     rate_seconds: Annotated[float, typer.Option(min=1, help="--http: seconds per open-loop run")] = 30.0,
     rate_connections: Annotated[int, typer.Option(min=1, help="--http: keep-alive connections of the open loop")]
     = 16,
+    startup: Annotated[bool, typer.Option("--startup", help=(
+        "With --artifacts: start `tastebud serve` 3 times (--workers, default 1); time to ready and PSS memory"))]
+    = False,
 ) -> None:
     """Per-stage latency percentiles (p50/p95/p99, ms) and ANN recall@200 vs exact search; with --http the
     keep-alive latency and the throughput (8 and 32 connections) of the HTTP server against the CPU bound, and with
@@ -434,6 +437,11 @@ def bench(
         fail("give exactly one of --artifacts DIR or --items N")
     if rate_fraction and not over_http:
         fail("--rate-fraction needs --http")
+    if startup:
+        if artifacts is None or over_http or freshness:
+            fail("--startup measures `tastebud serve` on a trained system: give --artifacts DIR (alone)")
+        _bench_startup(artifacts, workers or 1, as_json=as_json)
+        return
     if over_http:
         _bench_http(artifacts, items, requests=requests, workers=workers, duration=duration, as_json=as_json,
                     rate_fractions=tuple(rate_fraction or ()), rate_seconds=rate_seconds,
@@ -474,6 +482,32 @@ def bench(
         table.add_row(stage, *(f"{values[p]:.3f}" for p in ("p50", "p95", "p99")))
     out.print(table)
     out.print(f"ANN recall@200 vs exact: {report['ann_recall@200']:.4f}   short pages: {report['short_pages']}")
+
+
+def _bench_startup(artifacts: Path, workers: int, *, as_json: bool) -> None:
+    from tastebud.errors import TastebudError
+    from tastebud_training.bench_startup import run_startup
+
+    machine = MachineLoad().start()
+    try:
+        report = run_startup(artifacts, workers=workers)
+    except (TastebudError, RuntimeError, TimeoutError) as exc:
+        fail(str(exc))
+    report["machine"] = machine.report()
+    _warn_if_busy(report["machine"])
+    if as_json:
+        print_json(report)
+        return
+    table = Table(title=f"tastebud serve, {workers} worker(s), {report['runs']} starts")
+    for column in ("run", "ready (s)", "master + workers PSS (MB)", "redis PSS (MB)", "TensorFlow loaded"):
+        table.add_column(column, justify="right")
+    for index, run in enumerate(report["each"], 1):
+        table.add_row(str(index), f"{run['ready_s']:.2f}", f"{run['server_pss_mb']:.0f}",
+                      f"{run['redis_pss_mb']:.0f}", "yes" if run["tensorflow_loaded"] else "no")
+    median = report["median"]
+    table.add_row("median", f"{median['ready_s']:.2f}", f"{median['server_pss_mb']:.0f}",
+                  f"{median['redis_pss_mb']:.0f}", "")
+    out.print(table)
 
 
 def _warn_if_busy(machine: dict[str, Any]) -> None:

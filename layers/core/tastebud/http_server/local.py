@@ -7,6 +7,7 @@ import importlib
 import logging
 from collections.abc import Callable
 
+from tastebud.adapters.embedded.scann_module import scann_ops_pybind
 from tastebud.api.http import LambdaHandler, create_handler
 from tastebud.artifacts import LocalArtifactStore
 from tastebud.errors import ArtifactsMissingError
@@ -17,18 +18,22 @@ from tastebud.settings import Settings
 logger = logging.getLogger("tastebud.server")
 
 # Imported by the master before forking so that workers share their pages (copy-on-write) instead of each paying
-# for them: `import scann` imports TensorFlow (3.4 s and most of a worker's ~870 MB; DESIGN §6).
-PRELOADED_MODULES = ("numpy", "onnxruntime", "redis", "scann", "tastebud.composition")
+# for them. ScaNN comes without TensorFlow (`scann_module`: `import scann` alone imported it, 5.3 s and 655 MB).
+PRELOADED_MODULES = ("numpy", "onnxruntime", "redis", "tastebud.composition")
 
 
 def preload_modules(names: tuple[str, ...] = PRELOADED_MODULES) -> list[str]:
-    """Import ``names`` now; returns those that are not installed (their workers import nothing either)."""
+    """Import ``names`` and ScaNN now; returns those that are not installed (their workers import nothing either)."""
     missing = []
     for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
             missing.append(name)
+    try:
+        scann_ops_pybind()
+    except ImportError:
+        missing.append("scann")
     return missing
 
 

@@ -50,11 +50,11 @@ class ScannIndex:
 
     @classmethod
     def build(cls, vectors: np.ndarray, version: str, *, max_k: int = 1000, seed: int = 0) -> ScannIndex:
-        import scann  # optional heavy import: only the embedded backend needs it
+        from tastebud.adapters.embedded.scann_module import scann_ops_pybind  # only the embedded backend needs it
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n = vectors.shape[0]
-        builder = scann.scann_ops_pybind.builder(vectors, min(max_k, n), "dot_product")
+        builder = scann_ops_pybind().builder(vectors, min(max_k, n), "dot_product")
         if n >= SCANN_MIN_ITEMS_FOR_TREE:
             # ~2 sqrt(n) leaves, LEAVES_TO_SEARCH searched; AH + re-ordering of 1000: recall@200 >= 0.97 (bench).
             leaves = int(np.sqrt(n) * 2)
@@ -76,13 +76,14 @@ class ScannIndex:
 
     @classmethod
     def load(cls, directory: Path, version: str) -> ScannIndex:
-        from scann.scann_ops.py import scann_ops_pybind
+        from tastebud.adapters.embedded.scann_module import scann_ops_pybind
 
         if not (directory / _ASSETS).is_file():
             raise FileNotFoundError(f"no ScaNN index in {directory}")
         text = _ASSET_PATH.sub(lambda m: f'asset_path: "{directory.resolve() / Path(m.group(1)).name}"',
                                (directory / _ASSETS).read_text())
-        searcher = scann_ops_pybind.ScannSearcher(scann_ops_pybind.scann_pybind.ScannNumpy(str(directory), text), None)
+        pybind = scann_ops_pybind()
+        searcher = pybind.ScannSearcher(pybind.scann_pybind.ScannNumpy(str(directory), text), None)
         return cls(searcher, int((directory / "size").read_text()), version)
 
     def search(self, query: np.ndarray, k: int, *, domain: str = "all") -> tuple[np.ndarray, np.ndarray]:
