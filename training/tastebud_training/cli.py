@@ -423,6 +423,8 @@ def bench(
     rate_seconds: Annotated[float, typer.Option(min=1, help="--http: seconds per open-loop run")] = 30.0,
     rate_connections: Annotated[int, typer.Option(min=1, help="--http: keep-alive connections of the open loop")]
     = 16,
+    timeline: Annotated[bool, typer.Option("--timeline", help=(
+        "--http --rate-fraction: every worker records each request's timeline; the slowest 1% explained"))] = False,
     startup: Annotated[bool, typer.Option("--startup", help=(
         "With --artifacts: start `tastebud serve` 3 times (--workers, default 1); time to ready and PSS memory"))]
     = False,
@@ -437,6 +439,8 @@ def bench(
         fail("give exactly one of --artifacts DIR or --items N")
     if rate_fraction and not over_http:
         fail("--rate-fraction needs --http")
+    if timeline and not rate_fraction:
+        fail("--timeline explains the open-loop runs: give --http --rate-fraction F")
     if startup:
         if artifacts is None or over_http or freshness:
             fail("--startup measures `tastebud serve` on a trained system: give --artifacts DIR (alone)")
@@ -445,7 +449,7 @@ def bench(
     if over_http:
         _bench_http(artifacts, items, requests=requests, workers=workers, duration=duration, as_json=as_json,
                     rate_fractions=tuple(rate_fraction or ()), rate_seconds=rate_seconds,
-                    rate_connections=rate_connections)
+                    rate_connections=rate_connections, timeline=timeline)
         return
     if freshness:
         if artifacts is None:
@@ -519,7 +523,7 @@ def _warn_if_busy(machine: dict[str, Any]) -> None:
 
 def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, workers: int | None, duration: float,
                 as_json: bool, rate_fractions: tuple[float, ...] = (), rate_seconds: float = 30.0,
-                rate_connections: int = 16) -> None:
+                rate_connections: int = 16, timeline: bool = False) -> None:
     import tempfile
 
     from tastebud.errors import TastebudError
@@ -544,7 +548,8 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
         report = run_http_bench(system.service, system.user_ids, system.description, workers=workers,
                                 requests=requests, duration_s=duration, after_fork=redis.detach_in_worker,
                                 redis_pid=redis.server_pid, rate_fractions=rate_fractions,
-                                rate_duration_s=rate_seconds, rate_connections=rate_connections, progress=progress)
+                                rate_duration_s=rate_seconds, rate_connections=rate_connections, timeline=timeline,
+                                progress=progress)
         report["machine"] = machine.report()
     finally:
         redis.stop()

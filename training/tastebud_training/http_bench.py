@@ -46,7 +46,8 @@ from tastebud.heap import freeze_startup_heap
 from tastebud.local_server import LocalLambdaContext, http_api_event
 from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService
-from tastebud_training.open_loop import DEFAULT_CONNECTIONS, open_loop_load, recommendation_bodies
+from tastebud_training.open_loop import DEFAULT_CONNECTIONS, OpenLoopResult, open_loop_load, recommendation_bodies
+from tastebud_training.tail_timeline import explain, join, read_timelines
 
 K = 20
 CONNECTIONS = (8, 32)
@@ -169,7 +170,7 @@ def machine_cpu_seconds() -> tuple[float, float, float]:
 
 
 def _serve_forked(service: RecommendationService | ServingRuntime, workers: int, url_pipe: Any,
-                  after_fork: Callable[[], None] | None) -> None:
+                  after_fork: Callable[[], None] | None, timeline_dir: Path | None = None) -> None:
     """The child process: becomes the gunicorn master of ``workers`` workers around ``service``."""
     from tastebud.http_server.prefork import ServerOptions, serve
 
@@ -178,7 +179,7 @@ def _serve_forked(service: RecommendationService | ServingRuntime, workers: int,
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # nothing on the bench's stdout (it may be the --json report)
     serve(lambda: create_handler(lambda: service),
-          ServerOptions(port=0, workers=workers, access_log=False, log_level="warning"),
+          ServerOptions(port=0, workers=workers, access_log=False, log_level="warning", timeline_dir=timeline_dir),
           on_ready=url_pipe.send)
 
 
@@ -186,10 +187,11 @@ class ForkedServer:
     """`tastebud serve`'s server around an already built service, in a child process (context manager)."""
 
     def __init__(self, service: RecommendationService | ServingRuntime, workers: int,
-                 after_fork: Callable[[], None] | None = None) -> None:
+                 after_fork: Callable[[], None] | None = None, timeline_dir: Path | None = None) -> None:
         self._service = service
         self._workers = workers
         self._after_fork = after_fork
+        self._timeline_dir = timeline_dir
         self._process: Any = None
         self.url = ""
 
@@ -197,7 +199,8 @@ class ForkedServer:
         context = multiprocessing.get_context("fork")
         receiver, sender = context.Pipe(duplex=False)
         self._process = context.Process(target=_serve_forked, daemon=False,
-                                        args=(self._service, self._workers, sender, self._after_fork))
+                                        args=(self._service, self._workers, sender, self._after_fork,
+                                              self._timeline_dir))
         self._process.start()
         if not receiver.poll(SERVER_START_TIMEOUT_S):
             self._process.kill()
@@ -329,10 +332,11 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
                    connections: Sequence[int] = CONNECTIONS, k: int = K,
                    after_fork: Callable[[], None] | None = None, redis_pid: int | None = None,
                    rate_fractions: Sequence[float] = (), rate_duration_s: float = 30.0,
-                   rate_connections: int = DEFAULT_CONNECTIONS,
+                   rate_connections: int = DEFAULT_CONNECTIONS, timeline: bool = False,
                    progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """In-process vs keep-alive HTTP latency, throughput against the CPU bound, and (``rate_fractions``) open-loop
-    latency at fixed fractions of the measured capacity (see the module docstring)."""
+    latency at fixed fractions of the measured capacity (see the module docstring). ``timeline``: each open-loop
+    run's slowest 1% explained from the workers' request timelines (tail_timeline.py)."""
     logging.getLogger("tastebud").setLevel(logging.WARNING)  # Powertools' per-request line, here and in workers
     load_before = os.getloadavg()[0]
     cores = available_cores()
@@ -352,7 +356,9 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
 
     load = wrk_load if shutil.which("wrk") else python_load
     generator = "wrk -t1 (keep-alive)" if load is wrk_load else "python http.client threads (keep-alive)"
-    with ForkedServer(service, workers, after_fork) as server:
+    timeline_dir = Path(tempfile.mkdtemp(prefix="tastebud-timeline-")) if timeline else None
+    traced: list[tuple[dict[str, Any], OpenLoopResult, str]] = []
+    with ForkedServer(service, workers, after_fork, timeline_dir) as server:
         progress(f"HTTP: {server.url}, {workers} workers, {generator}")
         load(server.url, sample, connections=max(connections), duration_s=2.0, k=k)  # warm every worker
         keep_alive = load(server.url, sample, connections=1, duration_s=duration_s / 2, k=k)
@@ -390,8 +396,9 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             redis_before, generator_before = process_cpu_seconds(redis_pids), time.process_time()
             worker_pids = server.worker_pids()
             workers_before = [process_cpu_seconds([pid]) for pid in worker_pids]
+            prefix = f"open-loop-{fraction:g}-"
             run = open_loop_load(server.url, bodies, rate=rate, duration_s=rate_duration_s,
-                                 connections=rate_connections)
+                                 connections=rate_connections, id_prefix=prefix if timeline else None)
             server_cpu_s = server.cpu_seconds() - cpu_before
             worker_cpu_s = [process_cpu_seconds([pid]) - before for pid, before in zip(worker_pids, workers_before,
                                                                                         strict=True)]
@@ -416,6 +423,12 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             open_loop.append({"fraction_of_capacity": fraction, "capacity_requests_per_s": capacity, **row,
                               **core_shares(busy_after - busy_before, server_cpu_s, redis_cpu_s, generator_cpu_s,
                                             elapsed_s, stolen_after - stolen_before)})
+            traced.append((open_loop[-1], run, prefix))
+    if timeline_dir is not None:  # the workers wrote their timelines when the server stopped
+        rows = read_timelines(timeline_dir)
+        for row, run, prefix in traced:
+            row["timeline"] = explain(join(run.scheduled_s, run.sent_s, run.answered_s, rows, prefix))
+        shutil.rmtree(timeline_dir, ignore_errors=True)
 
     added_ms = round(keep_alive.p50_ms - local["p50_ms"], 3)
     best = max(throughput, key=lambda row: row["requests_per_s"])

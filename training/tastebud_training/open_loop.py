@@ -55,13 +55,19 @@ class OpenLoopResult:
     send_lag_p99_ms: float
     service_p99_ms: float  # answer − actual write: what a closed-loop tool would have reported as p99
     latencies_ms: list[float] = field(default_factory=list, repr=False, compare=False)
+    # With ``id_prefix``: per request n (header X-Request-Id: <id_prefix><n>), CLOCK_MONOTONIC seconds (NaN: not
+    # sent / not answered), to join with the server's timeline.
+    scheduled_s: list[float] = field(default_factory=list, repr=False, compare=False)
+    sent_s: list[float] = field(default_factory=list, repr=False, compare=False)
+    answered_s: list[float] = field(default_factory=list, repr=False, compare=False)
 
 
-def request_bytes(host: str, path: str, body: bytes | None) -> bytes:
+def request_bytes(host: str, path: str, body: bytes | None, request_id: str | None = None) -> bytes:
     """A POST of the JSON ``body``, or a GET when ``body`` is None."""
+    extra = f"X-Request-Id: {request_id}\r\n" if request_id is not None else ""
     if body is None:
-        return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{extra}"
             f"Content-Length: {len(body)}\r\n\r\n")
     return head.encode() + body
 
@@ -211,15 +217,21 @@ def _ms(values: np.ndarray, q: float) -> float:
 
 
 def open_loop_load(url: str, bodies: Sequence[bytes | None], *, rate: float, duration_s: float,
-                   connections: int = DEFAULT_CONNECTIONS, path: str = "/v1/recommendations") -> OpenLoopResult:
+                   connections: int = DEFAULT_CONNECTIONS, path: str = "/v1/recommendations",
+                   id_prefix: str | None = None) -> OpenLoopResult:
     """POST ``bodies`` (GET for None) round-robin at ``rate`` requests/s for ``duration_s`` over keep-alive
-    connections."""
+    connections. ``id_prefix``: request n carries ``X-Request-Id: <id_prefix><n>`` and the result keeps every
+    request's scheduled, sent and answered time."""
     if rate <= 0 or duration_s <= 0 or connections < 1:
         raise ValueError("rate and duration_s must be > 0, connections >= 1")
     parts = urlsplit(url)
     host, port = str(parts.hostname), int(parts.port or 80)
-    payloads = [request_bytes(f"{host}:{port}", path, body) for body in bodies]
     count = max(1, int(rate * duration_s))
+    if id_prefix is not None:
+        payloads = [request_bytes(f"{host}:{port}", path, bodies[n % len(bodies)], f"{id_prefix}{n}")
+                    for n in range(count)]
+    else:
+        payloads = [request_bytes(f"{host}:{port}", path, body) for body in bodies]
     state = _Run(host, port, payloads, rate=rate, count=count, connections=connections)
     _run_loop(state.run())
 
@@ -242,6 +254,8 @@ def open_loop_load(url: str, bodies: Sequence[bytes | None], *, rate: float, dur
         errors=int(sum(errors.values())), error_detail=errors,
         send_lag_p50_ms=_ms(send_lag, 50), send_lag_p99_ms=_ms(send_lag, 99), service_p99_ms=_ms(service, 99),
         latencies_ms=[round(float(x) * 1e3, 4) for x in latency],
+        **({"scheduled_s": scheduled.tolist(), "sent_s": state.sent_at.tolist(), "answered_s": state.done_at.tolist()}
+           if id_prefix is not None else {}),
     )
 
 

@@ -25,7 +25,7 @@ from tastebud.errors import DependencyError
 
 T = TypeVar("T")
 __all__ = ["SwappableClient", "breaker_state", "budget_bounded", "guarded", "no_retries", "redis_breaker",
-           "request_budget"]
+           "redis_wait_s", "request_budget"]
 _request_budget: ContextVar[_Budget | None] = ContextVar("tastebud_redis_request_budget", default=None)
 
 
@@ -113,7 +113,17 @@ def guarded(breaker: pybreaker.CircuitBreaker | None, stage: str, what: str, cal
         return _guarded(breaker, stage, what, call, *args, **kwargs)
     finally:
         budget.call_deadline = None
-        budget.left -= time.perf_counter() - started
+        waited = time.perf_counter() - started
+        budget.left -= waited
+        _waited_in_requests[0] += waited
+
+
+_waited_in_requests = [0.0]  # seconds, this process: the request timeline's Redis reading (http_server/timeline.py)
+
+
+def redis_wait_s() -> float:
+    """Seconds this process has spent in Redis calls made inside a request budget (cumulative)."""
+    return _waited_in_requests[0]
 
 
 def _guarded(breaker: pybreaker.CircuitBreaker | None, stage: str, what: str, call: Callable[..., T], *args: Any,

@@ -22,6 +22,7 @@ from tastebud.api.http import LambdaHandler
 from tastebud.api.request_guard import MAX_BODY_BYTES
 from tastebud.heap import freeze_startup_heap
 from tastebud.http_server.balance import ConnectionBalance
+from tastebud.http_server.timeline import WorkerTimeline
 from tastebud.local_server import LocalLambdaContext, http_api_event
 
 Scope = MutableMapping[str, Any]
@@ -52,7 +53,8 @@ class LambdaAsgiApp:
     """ASGI 3 application around a Lambda handler (API Gateway HTTP API payload v2.0)."""
 
     def __init__(self, handler_factory: HandlerFactory, *, max_body_bytes: int = MAX_BODY_BYTES,
-                 access_log: bool = True, balance: ConnectionBalance | None = None) -> None:
+                 access_log: bool = True, balance: ConnectionBalance | None = None,
+                 timeline: WorkerTimeline | None = None) -> None:
         self._handler_factory = handler_factory
         self._handler: LambdaHandler | None = None
         self._max_body_bytes = max_body_bytes
@@ -61,6 +63,7 @@ class LambdaAsgiApp:
         self._draining = False
         self._balance = balance
         self._open_connections: Callable[[], int] | None = None
+        self._timeline = timeline
 
     def count_connections_with(self, open_connections: Callable[[], int]) -> None:
         """The server tells how many connections this worker has open (for :class:`ConnectionBalance`)."""
@@ -96,6 +99,8 @@ class LambdaAsgiApp:
                 freeze_startup_heap()  # before the first request: no full collection walks the start-up heap
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._timeline is not None:
+                    self._timeline.write()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -126,6 +131,7 @@ class LambdaAsgiApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        at_enter = self._timeline.readings() if self._timeline is not None else None
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
@@ -137,6 +143,7 @@ class LambdaAsgiApp:
         if scope.get("query_string"):
             raw_path += "?" + scope["query_string"].decode("latin-1")
         body = b""
+        read = converted = handled = started  # the request timeline's marks (a 413 has no handler call)
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_body_bytes:
             response = self._too_large(request_id)
@@ -146,13 +153,19 @@ class LambdaAsgiApp:
             except BodyTooLargeError:
                 response = self._too_large(request_id)
             else:
-                response = self._call_handler(method, raw_path, headers, body, request_id)
+                read = time.perf_counter()
+                response, converted = self._call_handler(method, raw_path, headers, body, request_id)
+                handled = time.perf_counter()
         status, response_headers, payload = response
         response_headers.append((b"content-length", str(len(payload)).encode()))
         if all(name != b"connection" for name, _ in response_headers) and (self._draining or self._over_fair_share()):
             response_headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload})
+        if self._timeline is not None and at_enter is not None:
+            self._timeline.record(request_id, scope["path"], status,
+                                  (started, read, converted, handled, time.perf_counter()), at_enter,
+                                  self._timeline.readings(), payload)
         if self._access_log:
             access_logger.info(json.dumps({
                 "level": "INFO", "message": "access", "request_id": request_id, "method": method,
@@ -171,8 +184,13 @@ class LambdaAsgiApp:
                            ((b"connection", b"close"),))
 
     def _call_handler(self, method: str, raw_path: str, headers: dict[str, str], body: bytes,
-                      request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+                      request_id: str) -> tuple[tuple[int, list[tuple[bytes, bytes]], bytes], float]:
+        """The response, and when the handler was called (after the event conversion)."""
         event = http_api_event(method, raw_path, headers, body, request_id)
+        converted = time.perf_counter()
+        return self._handled(event, request_id), converted
+
+    def _handled(self, event: dict[str, Any], request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         try:
             result = self._handler_or_build()(event, LocalLambdaContext(aws_request_id=request_id))
             status = int(result.get("statusCode", 200))

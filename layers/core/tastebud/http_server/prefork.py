@@ -21,6 +21,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from gunicorn.app.base import BaseApplication
@@ -31,6 +32,7 @@ from tastebud.api.request_guard import MAX_BODY_BYTES
 from tastebud.http_server.asgi import HandlerFactory, LambdaAsgiApp
 from tastebud.http_server.balance import ConnectionBalance
 from tastebud.http_server.draining import DrainingServer
+from tastebud.http_server.timeline import WorkerTimeline
 
 
 class BalancedDrainingServer(DrainingServer):
@@ -78,6 +80,8 @@ class ServerOptions:
     access_log: bool = True
     max_body_bytes: int = MAX_BODY_BYTES
     log_level: str = "info"
+    # Each worker keeps a per-request timeline and writes it here when it stops (http_server/timeline.py).
+    timeline_dir: Path | None = None
 
 
 def _configure_access_log(enabled: bool) -> None:
@@ -147,8 +151,9 @@ class PreforkServer(BaseApplication):
             self.cfg.set(name, value)
 
     def load(self) -> LambdaAsgiApp:
+        timeline = WorkerTimeline(self._options.timeline_dir) if self._options.timeline_dir is not None else None
         return LambdaAsgiApp(self._handler_factory, max_body_bytes=self._options.max_body_bytes,
-                             access_log=self._options.access_log, balance=self._balance)
+                             access_log=self._options.access_log, balance=self._balance, timeline=timeline)
 
 
 def serve(handler_factory: HandlerFactory, options: ServerOptions, *, after_fork: Callable[[], None] | None = None,
