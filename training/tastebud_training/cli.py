@@ -423,8 +423,9 @@ def bench(
     rate_seconds: Annotated[float, typer.Option(min=1, help="--http: seconds per open-loop run")] = 30.0,
     rate_connections: Annotated[int, typer.Option(min=1, help="--http: keep-alive connections of the open loop")]
     = 16,
-    timeline: Annotated[bool, typer.Option("--timeline", help=(
-        "--http --rate-fraction: every worker records each request's timeline; the slowest 1% explained"))] = False,
+    timeline: Annotated[Path | None, typer.Option("--timeline", help=(
+        "--http --rate-fraction: every worker records each request's timeline; the slowest 1% explained, every "
+        "request (CSV) and a plot written to this directory"))] = None,
     startup: Annotated[bool, typer.Option("--startup", help=(
         "With --artifacts: start `tastebud serve` 3 times (--workers, default 1); time to ready and PSS memory"))]
     = False,
@@ -439,7 +440,7 @@ def bench(
         fail("give exactly one of --artifacts DIR or --items N")
     if rate_fraction and not over_http:
         fail("--rate-fraction needs --http")
-    if timeline and not rate_fraction:
+    if timeline is not None and not rate_fraction:
         fail("--timeline explains the open-loop runs: give --http --rate-fraction F")
     if startup:
         if artifacts is None or over_http or freshness:
@@ -523,7 +524,7 @@ def _warn_if_busy(machine: dict[str, Any]) -> None:
 
 def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, workers: int | None, duration: float,
                 as_json: bool, rate_fractions: tuple[float, ...] = (), rate_seconds: float = 30.0,
-                rate_connections: int = 16, timeline: bool = False) -> None:
+                rate_connections: int = 16, timeline: Path | None = None) -> None:
     import tempfile
 
     from tastebud.errors import TastebudError

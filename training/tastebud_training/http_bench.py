@@ -47,7 +47,8 @@ from tastebud.local_server import LocalLambdaContext, http_api_event
 from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService
 from tastebud_training.open_loop import DEFAULT_CONNECTIONS, OpenLoopResult, open_loop_load, recommendation_bodies
-from tastebud_training.tail_timeline import explain, join, read_timelines
+from tastebud_training.tail_timeline import explain, join, read_timelines, write_csv
+from tastebud_training.tail_timeline import plot as plot_tail
 
 K = 20
 CONNECTIONS = (8, 32)
@@ -332,11 +333,12 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
                    connections: Sequence[int] = CONNECTIONS, k: int = K,
                    after_fork: Callable[[], None] | None = None, redis_pid: int | None = None,
                    rate_fractions: Sequence[float] = (), rate_duration_s: float = 30.0,
-                   rate_connections: int = DEFAULT_CONNECTIONS, timeline: bool = False,
+                   rate_connections: int = DEFAULT_CONNECTIONS, timeline: Path | None = None,
                    progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """In-process vs keep-alive HTTP latency, throughput against the CPU bound, and (``rate_fractions``) open-loop
-    latency at fixed fractions of the measured capacity (see the module docstring). ``timeline``: each open-loop
-    run's slowest 1% explained from the workers' request timelines (tail_timeline.py)."""
+    latency at fixed fractions of the measured capacity (see the module docstring). ``timeline`` (a directory):
+    each open-loop run's slowest 1% explained from the workers' request timelines, with every request in
+    ``requests-<fraction>.csv`` and a plot ``tail-<fraction>.png`` there (tail_timeline.py)."""
     logging.getLogger("tastebud").setLevel(logging.WARNING)  # Powertools' per-request line, here and in workers
     load_before = os.getloadavg()[0]
     cores = available_cores()
@@ -356,7 +358,7 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
 
     load = wrk_load if shutil.which("wrk") else python_load
     generator = "wrk -t1 (keep-alive)" if load is wrk_load else "python http.client threads (keep-alive)"
-    timeline_dir = Path(tempfile.mkdtemp(prefix="tastebud-timeline-")) if timeline else None
+    timeline_dir = Path(tempfile.mkdtemp(prefix="tastebud-timeline-")) if timeline is not None else None
     traced: list[tuple[dict[str, Any], OpenLoopResult, str]] = []
     with ForkedServer(service, workers, after_fork, timeline_dir) as server:
         progress(f"HTTP: {server.url}, {workers} workers, {generator}")
@@ -398,7 +400,7 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             workers_before = [process_cpu_seconds([pid]) for pid in worker_pids]
             prefix = f"open-loop-{fraction:g}-"
             run = open_loop_load(server.url, bodies, rate=rate, duration_s=rate_duration_s,
-                                 connections=rate_connections, id_prefix=prefix if timeline else None)
+                                 connections=rate_connections, id_prefix=prefix if timeline is not None else None)
             server_cpu_s = server.cpu_seconds() - cpu_before
             worker_cpu_s = [process_cpu_seconds([pid]) - before for pid, before in zip(worker_pids, workers_before,
                                                                                         strict=True)]
@@ -424,11 +426,19 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
                               **core_shares(busy_after - busy_before, server_cpu_s, redis_cpu_s, generator_cpu_s,
                                             elapsed_s, stolen_after - stolen_before)})
             traced.append((open_loop[-1], run, prefix))
-    if timeline_dir is not None:  # the workers wrote their timelines when the server stopped
+    if timeline is not None and timeline_dir is not None:  # the workers wrote their timelines when they stopped
         rows = read_timelines(timeline_dir)
-        for row, run, prefix in traced:
-            row["timeline"] = explain(join(run.scheduled_s, run.sent_s, run.answered_s, rows, prefix))
         shutil.rmtree(timeline_dir, ignore_errors=True)
+        timeline.mkdir(parents=True, exist_ok=True)
+        for row, run, prefix in traced:
+            joined = join(run.scheduled_s, run.sent_s, run.answered_s, rows, prefix)
+            row["timeline"] = explain(joined)
+            name = f"{row['fraction_of_capacity']:g}"
+            write_csv(joined, timeline / f"requests-{name}.csv")
+            plot_tail(joined, row["timeline"], timeline / f"tail-{name}.png",
+                      f"open loop at {row['target_rate']:.0f} req/s ({row['fraction_of_capacity']:.0%} of capacity), "
+                      f"{workers} workers: p99 {row['p99_ms']:.2f} ms")
+            row["timeline"]["files"] = [str(timeline / f"requests-{name}.csv"), str(timeline / f"tail-{name}.png")]
 
     added_ms = round(keep_alive.p50_ms - local["p50_ms"], 3)
     best = max(throughput, key=lambda row: row["requests_per_s"])

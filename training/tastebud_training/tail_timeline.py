@@ -67,7 +67,7 @@ def join(scheduled: Sequence[float], sent: Sequence[float], answered: Sequence[f
     pid = col("pid")
     ms = 1e3
     joined = {
-        "latency": (done - sched) * ms, "pid": pid,
+        "latency": (done - sched) * ms, "pid": pid, "scheduled": sched - float(np.asarray(scheduled)[0]),
         "send_lag": (wrote - sched) * ms, "to_app": (enter - wrote) * ms, "body": (body - enter) * ms,
         "convert": (start - body) * ms, "handler": (end - start) * ms, "respond": (out - end) * ms,
         "to_client": (done - out) * ms,
@@ -134,3 +134,47 @@ def explain(joined: dict[str, np.ndarray], share: float = 0.01) -> dict[str, Any
         "share_touched": {"slowest": touched(slow), "all": touched(np.ones_like(slow))},
         "slowest_by_worker": {str(int(p)): int(c) for p, c in zip(pids, counts, strict=True)},
     }
+
+
+def write_csv(joined: dict[str, np.ndarray], path: Path) -> None:
+    """Every joined request, one row: its scheduled time (s into the run) and every part and detail in ms."""
+    columns = ("latency", *PARTS, *DETAILS, "preempted", "other_busy", "pid")
+    with path.open("w") as handle:
+        handle.write(",".join(("scheduled_s", *columns)) + "\n")
+        for i in np.argsort(joined["scheduled"]):
+            values = [f"{joined['scheduled'][i]:.4f}", *(f"{float(joined[c][i]):.3f}" for c in columns)]
+            handle.write(",".join(values) + "\n")
+
+
+def plot(joined: dict[str, np.ndarray], explained: dict[str, Any], path: Path, title: str) -> None:
+    """Left: every request's latency over the run (log scale), by worker, GC-touched ones ringed. Right: the mean
+    of each part for the slowest 1% against all requests (stacked bars). A PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (over_time, parts) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [2.2, 1]})
+    for pid in np.unique(joined["pid"]):
+        mine = joined["pid"] == pid
+        over_time.scatter(joined["scheduled"][mine], np.maximum(joined["latency"][mine], 0.05), s=4, alpha=0.6,
+                          label=f"worker {int(pid)}")
+    gc_hit = (joined["gc_before"] + joined["gc_during"]) > 0
+    over_time.scatter(joined["scheduled"][gc_hit], joined["latency"][gc_hit], s=30, facecolors="none",
+                      edgecolors="black", label="a GC pause")
+    over_time.axhline(explained["latency_cut_ms"], color="red", linewidth=0.8, label="slowest 1% above")
+    over_time.set_yscale("log")
+    over_time.set_xlabel("seconds into the open-loop run")
+    over_time.set_ylabel("latency from the scheduled send (ms)")
+    over_time.legend(loc="upper left", fontsize=8, ncols=4)
+    bottom = np.zeros(2)
+    for part in PARTS:
+        heights = np.asarray([explained["mean_ms"][group][part] for group in ("slowest", "all")])
+        parts.bar(["slowest 1%", "all"], heights, bottom=bottom, label=part)
+        bottom += heights
+    parts.set_ylabel("mean ms")
+    parts.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
