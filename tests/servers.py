@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
@@ -24,13 +25,14 @@ _LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
 
 
 @contextmanager
-def threaded_server(handler_factory: Callable[[], object]) -> Iterator[str]:
-    """uvicorn serving the Lambda handler from a thread of this process; yields its base URL."""
+def threaded_server(handler_factory: Callable[[], object], **app_options: Any) -> Iterator[str]:
+    """uvicorn serving the Lambda handler from a thread of this process; yields its base URL. ``app_options`` go to
+    LambdaAsgiApp (e.g. ``timeline``)."""
     import uvicorn
 
     from tastebud.http_server.asgi import LambdaAsgiApp
 
-    app = LambdaAsgiApp(handler_factory, access_log=False)  # type: ignore[arg-type]
+    app = LambdaAsgiApp(handler_factory, access_log=False, **app_options)  # type: ignore[arg-type]
     config = uvicorn.Config(app, host="127.0.0.1", port=0, loop="uvloop", http="httptools", lifespan="on",
                             ws="none", access_log=False, log_level="warning")
     server = uvicorn.Server(config)

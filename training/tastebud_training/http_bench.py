@@ -47,7 +47,7 @@ from tastebud.local_server import LocalLambdaContext, http_api_event
 from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService
 from tastebud_training.open_loop import DEFAULT_CONNECTIONS, OpenLoopResult, open_loop_load, recommendation_bodies
-from tastebud_training.tail_timeline import explain, join, read_timelines, write_csv
+from tastebud_training.tail_timeline import explain, join, kernel_counters, read_timelines, write_csv
 from tastebud_training.tail_timeline import plot as plot_tail
 
 K = 20
@@ -399,8 +399,10 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             worker_pids = server.worker_pids()
             workers_before = [process_cpu_seconds([pid]) for pid in worker_pids]
             prefix = f"open-loop-{fraction:g}-"
+            kernel_before = kernel_counters()
             run = open_loop_load(server.url, bodies, rate=rate, duration_s=rate_duration_s,
                                  connections=rate_connections, id_prefix=prefix if timeline is not None else None)
+            kernel = {name: value - kernel_before[name] for name, value in kernel_counters().items()}
             server_cpu_s = server.cpu_seconds() - cpu_before
             worker_cpu_s = [process_cpu_seconds([pid]) - before for pid, before in zip(worker_pids, workers_before,
                                                                                         strict=True)]
@@ -410,7 +412,9 @@ def run_http_bench(service: RecommendationService | ServingRuntime, users: Seque
             elapsed_s = (total_after - total_before) / cores
             progress(f"open loop {fraction:.0%}: p50 {run.p50_ms} p99 {run.p99_ms} p99.9 {run.p999_ms} ms, "
                      f"{run.achieved_rate} req/s, {run.errors} errors")
-            row = {key: value for key, value in asdict(run).items() if key != "latencies_ms"}
+            row = {key: value for key, value in asdict(run).items()
+                   if key not in ("latencies_ms", "scheduled_s", "sent_s", "answered_s")}
+            row["kernel_events"] = kernel  # machine-wide, during the run (/proc/vmstat)
             floor = open_loop_load(server.url, [None], rate=rate, duration_s=rate_duration_s,
                                    connections=rate_connections, path=NO_WORK_PATH)
             progress(f"open loop {fraction:.0%}, GET {NO_WORK_PATH} at the same rate: p50 {floor.p50_ms} p99 "

@@ -29,6 +29,7 @@ import numpy as np
 
 PARTS = ("send_lag", "to_app", "body", "convert", "handler", "respond", "to_client")
 DETAILS = ("busy_ahead", "wake_runq", "gc_before", "stage_total", "redis", "gc_during", "runq_during")
+STAGES = ("retrieve", "rerank", "fairness", "stock")  # the service's own stage times (its response's stage_ms)
 
 
 def read_timelines(directory: Path) -> list[dict[str, Any]]:
@@ -77,7 +78,11 @@ def join(scheduled: Sequence[float], sent: Sequence[float], answered: Sequence[f
         "redis": (col("redis_sent") - col("redis_enter")) * ms, "gc_during": (col("gc_sent") - col("gc_enter")) * ms,
         "runq_during": (col("runq_sent") - col("runq_enter")) * ms,
         "preempted": col("nivcsw_sent") - col("nivcsw_enter"),
+        "page_faults": col("minflt_sent") - col("minflt_enter"),
+        "cpu": (col("cpu_sent") - col("cpu_enter")) * ms,
         "other_busy": _other_worker_busy(wrote, pid, rows),
+        **{f"stage_{name}": np.asarray([row.get("stage_ms", {}).get(name, np.nan) for row in picked], dtype=float)
+           for name in STAGES},
     }
     return joined
 
@@ -113,7 +118,8 @@ def explain(joined: dict[str, np.ndarray], share: float = 0.01) -> dict[str, Any
     slow = latency >= cut
 
     def means(mask: np.ndarray) -> dict[str, float]:
-        return {name: round(float(np.nanmean(joined[name][mask])), 3) for name in ("latency", *PARTS, *DETAILS)}
+        names = ("latency", *PARTS, *DETAILS, *(f"stage_{stage}" for stage in STAGES), "cpu", "page_faults")
+        return {name: round(float(np.nanmean(joined[name][mask])), 3) for name in names}
 
     def touched(mask: np.ndarray) -> dict[str, float]:
         conditions = {
@@ -138,7 +144,8 @@ def explain(joined: dict[str, np.ndarray], share: float = 0.01) -> dict[str, Any
 
 def write_csv(joined: dict[str, np.ndarray], path: Path) -> None:
     """Every joined request, one row: its scheduled time (s into the run) and every part and detail in ms."""
-    columns = ("latency", *PARTS, *DETAILS, "preempted", "other_busy", "pid")
+    columns = ("latency", *PARTS, *DETAILS, *(f"stage_{stage}" for stage in STAGES), "cpu", "page_faults", "preempted",
+               "other_busy", "pid")
     with path.open("w") as handle:
         handle.write(",".join(("scheduled_s", *columns)) + "\n")
         for i in np.argsort(joined["scheduled"]):
@@ -178,3 +185,12 @@ def plot(joined: dict[str, np.ndarray], explained: dict[str, Any], path: Path, t
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+KERNEL_COUNTERS = ("compact_stall", "thp_fault_alloc", "thp_fault_fallback", "pgmajfault", "allocstall_normal")
+
+
+def kernel_counters() -> dict[str, int]:
+    """Machine-wide memory events (/proc/vmstat): direct compaction stalls, huge-page faults, major faults."""
+    values = dict(line.split() for line in Path("/proc/vmstat").read_text().splitlines())
+    return {name: int(values.get(name, 0)) for name in KERNEL_COUNTERS}

@@ -10,8 +10,8 @@ Off unless the server is started with a timeline directory (``ServerOptions.time
 and, at ``enter`` and ``sent``, the worker thread's cumulative readings: time spent runnable but waiting for a CPU
 (``/proc/thread-self/schedstat``, field 2: the scheduler's run-queue delay), garbage-collection pauses
 (``gc.callbacks``), time waiting on Redis inside a request budget (``guarded_redis.redis_wait_s``), involuntary
-context switches (``getrusage(RUSAGE_THREAD)``) and the thread's CPU time. The differences are derived later, by
-whoever joins the rows with the client's send and receive times (all times are CLOCK_MONOTONIC, which
+context switches, page faults and the thread's CPU time (``getrusage(RUSAGE_THREAD)``). The differences are derived
+later, by whoever joins the rows with the client's send and receive times (all times are CLOCK_MONOTONIC, which
 ``time.perf_counter`` reads on Linux and which is shared by every process of the machine).
 The rows are written as JSON lines to ``<dir>/worker-<pid>.jsonl`` when the worker shuts down: no I/O per request.
 Cost when on: two small /proc reads and two getrusage calls per request (~10 µs).
@@ -32,7 +32,7 @@ from tastebud.adapters.guarded_redis import redis_wait_s
 
 FIELDS = ("request_id", "path", "status", "enter", "body", "handler_start", "handler_end", "sent",
           "runq_enter", "runq_sent", "gc_enter", "gc_sent", "redis_enter", "redis_sent", "nivcsw_enter",
-          "nivcsw_sent", "cpu_enter", "cpu_sent")
+          "nivcsw_sent", "cpu_enter", "cpu_sent", "minflt_enter", "minflt_sent")
 
 
 @dataclass
@@ -44,6 +44,7 @@ class Readings:
     redis_s: float
     nivcsw: int
     cpu_s: float
+    minflt: int  # page faults served without I/O (a huge page may need the kernel to compact memory first)
 
 
 class WorkerTimeline:
@@ -72,7 +73,7 @@ class WorkerTimeline:
     def readings(self) -> Readings:
         usage = resource.getrusage(resource.RUSAGE_THREAD)
         return Readings(self._run_queue_s(), self._gc_total_s, redis_wait_s(), usage.ru_nivcsw,
-                        usage.ru_utime + usage.ru_stime)
+                        usage.ru_utime + usage.ru_stime, usage.ru_minflt)
 
     def record(self, request_id: str, path: str, status: int, marks: tuple[float, float, float, float, float],
                at_enter: Readings, at_sent: Readings, payload: bytes = b"") -> None:
@@ -80,7 +81,7 @@ class WorkerTimeline:
         ``write`` for a recommendation's own stage times (``stage_ms``)."""
         self.rows.append((request_id, path, status, *marks, at_enter.runq_s, at_sent.runq_s, at_enter.gc_s,
                           at_sent.gc_s, at_enter.redis_s, at_sent.redis_s, at_enter.nivcsw, at_sent.nivcsw,
-                          at_enter.cpu_s, at_sent.cpu_s, payload))
+                          at_enter.cpu_s, at_sent.cpu_s, at_enter.minflt, at_sent.minflt, payload))
 
     def write(self) -> Path:
         """Write the rows (JSON lines, one object per request) and close; returns the file."""
