@@ -134,3 +134,31 @@ def test_a_server_that_never_answers_opens_the_circuit() -> None:
         with pytest.raises(DependencyError, match="circuit open"):
             pending.result()
         assert time.perf_counter() - started < 0.05  # no socket timeout paid: nothing was sent
+
+
+def test_seeding_sends_a_write_again_when_redis_is_slow_for_a_moment(tmp_path: Path) -> None:
+    """A runtime's start seeds the stock snapshot in chunks; one that misses the write deadline (the server paused
+    for 0.3 s: a slow fsync looks the same from the client) is sent again, and the start succeeds."""
+    import os
+    import signal
+    import threading
+
+    from redis_servers import run_redis_server
+
+    from tastebud.adapters.guarded_redis import no_retries
+
+    with run_redis_server(tmp_path / "redis") as server:
+        client = redis.Redis(port=server.port, socket_timeout=0.1, socket_connect_timeout=0.1, retry=no_retries())
+        store = RedisStockStore(client)
+        ids = [f"i{n}" for n in range(12_000)]  # three chunks
+        os.kill(server.process.pid, signal.SIGSTOP)
+        resume = threading.Timer(0.3, os.kill, (server.process.pid, signal.SIGCONT))
+        resume.start()
+        try:
+            assert store.load_snapshot("v1", ids, {"i1": 0})
+        finally:
+            resume.join()
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert store.out_of_stock(["i0", "i11999", "zz"]).tolist() == [True, True, False]
+        assert not store.load_snapshot("v2", [], {})  # seeded once
+        client.close()

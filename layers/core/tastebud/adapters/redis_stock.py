@@ -23,6 +23,8 @@ import numpy as np
 import pybreaker
 import redis
 from hiredis import pack_command
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from tastebud.adapters import redis_keeper
 from tastebud.adapters.deferred_stock import DeferredStock
@@ -37,6 +39,12 @@ OUT_OF_STOCK_KEY = "tastebud:stock:out"
 QUANTITY_KEY = "tastebud:stock:quantity"
 SNAPSHOT_KEY = "tastebud:stock:snapshot"
 SNAPSHOT_CHUNK = 5_000
+# Seeding runs once, at a runtime's start, not on a request: a chunk that misses the write deadline (an fsync behind
+# other writes to the disk: seen once in CI, a 5,000-id SADD past 250 ms on a new server) is sent again rather than
+# failing the start (a worker that cannot start is not restarted forever). Safe: SADD/HSET/SET are idempotent and the
+# marker is written last. Three tries in all (0.2, 0.4 s apart), as many as the circuit's fail_max: a Redis that
+# is down still fails the start within ~1.5 s.
+SEEDING_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.2), 2, supported_errors=(DependencyError,))
 
 
 class RedisStockStore:
@@ -98,20 +106,24 @@ class RedisStockStore:
         Live stock is the truth after the first start: a restart or a new artifact version must not wipe the
         updates received since (the snapshot is older than them).
         """
-        if guarded(self._breaker, "stock", "snapshot check", self._write_client.get, SNAPSHOT_KEY) is not None:
+        if self._seed(self._write_client.get, SNAPSHOT_KEY) is not None:
             return False
         # In chunks, each within the write deadline (a 1M-item snapshot in one command would not be); the marker is
         # set last, so a start-up that fails half-way starts again from empty next time: nothing half-applied stays.
         ids, pairs = list(out_of_stock_ids), list(quantities.items())
-        guarded(self._breaker, "stock", "snapshot load", self._write_client.delete, OUT_OF_STOCK_KEY, QUANTITY_KEY)
+        self._seed(self._write_client.delete, OUT_OF_STOCK_KEY, QUANTITY_KEY)
         for start in range(0, len(ids), SNAPSHOT_CHUNK):
-            guarded(self._breaker, "stock", "snapshot load", self._write_client.sadd, OUT_OF_STOCK_KEY,
-                    *ids[start:start + SNAPSHOT_CHUNK])
+            self._seed(self._write_client.sadd, OUT_OF_STOCK_KEY, *ids[start:start + SNAPSHOT_CHUNK])
         for start in range(0, len(pairs), SNAPSHOT_CHUNK):
-            guarded(self._breaker, "stock", "snapshot load", self._write_client.hset, QUANTITY_KEY,
-                    mapping=dict(pairs[start:start + SNAPSHOT_CHUNK]))
-        guarded(self._breaker, "stock", "snapshot load", self._write_client.set, SNAPSHOT_KEY, version)
+            self._seed(self._write_client.hset, QUANTITY_KEY, mapping=dict(pairs[start:start + SNAPSHOT_CHUNK]))
+        self._seed(self._write_client.set, SNAPSHOT_KEY, version)
         return True
+
+    def _seed(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """One call of the start-up seeding, sent again when it fails (see ``SEEDING_RETRY``)."""
+        return SEEDING_RETRY.call_with_retry(
+            lambda: guarded(self._breaker, "stock", "snapshot load", call, *args, **kwargs),
+            lambda error: logger.warning("stock snapshot load: %s; sending it again", error))
 
     def ping(self) -> bool:
         try:
