@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import redis
 
+from tastebud.adapters.guarded_redis import no_retries
 from tastebud.adapters.redis_stock import RedisStockStore
 from tastebud.errors import DependencyError
 from tastebud.ports import StockStore
@@ -68,7 +69,7 @@ def test_a_page_is_checked_in_one_round_trip(store: StockStore) -> None:
 
 
 def test_redis_errors_become_dependency_errors() -> None:
-    dead = redis.Redis(port=_free_port(), socket_connect_timeout=0.05)
+    dead = redis.Redis(port=_free_port(), socket_connect_timeout=0.05, retry=no_retries())  # as we build them
     store = RedisStockStore(dead)
     with pytest.raises(DependencyError, match="stock"):
         store.out_of_stock(["a"])
@@ -105,7 +106,7 @@ def test_an_abandoned_lookup_leaves_no_reply_for_the_next_command(store: StockSt
 
 
 def test_a_started_lookup_reports_failures_when_collected() -> None:
-    dead = redis.Redis(port=_free_port(), socket_connect_timeout=0.05)
+    dead = redis.Redis(port=_free_port(), socket_connect_timeout=0.05, retry=no_retries())  # as we build them
     pending = RedisStockStore(dead).begin_out_of_stock(["a"])  # the connection error is kept, not raised here
     with pytest.raises(DependencyError, match="stock"):
         pending.result()
@@ -120,7 +121,8 @@ def test_a_server_that_never_answers_opens_the_circuit() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
-        client = redis.Redis(port=listener.getsockname()[1], socket_timeout=0.05, socket_connect_timeout=0.05)
+        client = redis.Redis(port=listener.getsockname()[1], socket_timeout=0.05, socket_connect_timeout=0.05,
+                             retry=no_retries())
         breaker = pybreaker.CircuitBreaker(fail_max=2, reset_timeout=60)
         store = RedisStockStore(client, breaker)
         for attempt in range(2):  # the failure that trips the breaker already reports the open circuit
@@ -144,8 +146,6 @@ def test_seeding_sends_a_write_again_when_redis_is_slow_for_a_moment(tmp_path: P
     import threading
 
     from redis_servers import run_redis_server
-
-    from tastebud.adapters.guarded_redis import no_retries
 
     with run_redis_server(tmp_path / "redis") as server:
         client = redis.Redis(port=server.port, socket_timeout=0.1, socket_connect_timeout=0.1, retry=no_retries())
