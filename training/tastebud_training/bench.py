@@ -52,7 +52,7 @@ class BenchSystem:
     # The synthetic system's adapters wired again with other serving knobs (None for --artifacts): one build
     # measured with several request shapes (scripts/latency_floor.py).
     rewire: Callable[[ServingKnobs], RecommendationService] | None = None
-    stop_redis: Callable[[], None] | None = None  # the embedded Redis the system started, if it started one
+    stop_redis: Callable[[], object] | None = None  # the embedded Redis the system started, if it started one
 
     def close(self) -> None:
         """Stop what the system started (the runtime and its Redis, or the synthetic system's embedded Redis)."""
@@ -203,7 +203,7 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
     build_s = time.time() - started
     workdir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
     ranker = OnnxRanker(_synthetic_ranker(workdir, seed), "bench", n_features=len(FEATURE_NAMES))
-    stop_redis: Callable[[], None] | None = None
+    stop_redis: Callable[[], object] | None = None
     if redis_url is None:
         client = embedded_redis(workdir / "stock.rdb")
         stock = RedisStockStore(client)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tastebud.artifacts import LocalArtifactStore
+from tastebud.processes import terminate
 
 _LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
 _BOOTED = "Application startup complete"
@@ -106,12 +106,7 @@ def measure_once(artifacts: Path, *, workers: int, preload: bool = True) -> Star
                 redis_pss_mb=round(sum(pss_mb(p) for p in side), 1),
                 tensorflow_loaded=any(_loads_tensorflow(p) for p in [master, *worker_pids]))
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            terminate(process, 60)
 
 
 def _wait_ready(process: subprocess.Popen[str], log: list[str], workers: int, started: float) -> float:

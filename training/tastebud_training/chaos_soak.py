@@ -24,7 +24,6 @@ import http.client
 import json
 import random
 import shutil
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +34,7 @@ from urllib.parse import urlsplit
 
 from tastebud.adapters.redis_live_state import PREFIX, RedisLiveState
 from tastebud.adapters.redis_stock import OUT_OF_STOCK_KEY
-from tastebud.processes import end_with_parent, process_alive
+from tastebud.processes import end_with_parent, process_alive, terminate
 from tastebud_training import chaos_faults
 from tastebud_training.chaos_faults import EmbeddedRedis
 
@@ -381,13 +380,7 @@ def served(artifacts: Path, data_dir: Path, workers: int) -> Iterator[tuple[str,
     try:
         yield url[0], process.pid
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 90)
 
 
 def soak(artifacts: Path, workdir: Path, *, duration_s: float = 75.0, clients: int = 4, rate: float = 40.0,
