@@ -119,7 +119,7 @@ def explain(joined: dict[str, np.ndarray], share: float = 0.01) -> dict[str, Any
 
     def means(mask: np.ndarray) -> dict[str, float]:
         names = ("latency", *PARTS, *DETAILS, *(f"stage_{stage}" for stage in STAGES), "cpu", "page_faults")
-        return {name: round(float(np.nanmean(joined[name][mask])), 3) for name in names}
+        return {name: _mean_or_nan(joined[name][mask]) for name in names}
 
     def touched(mask: np.ndarray) -> dict[str, float]:
         conditions = {
@@ -140,6 +140,12 @@ def explain(joined: dict[str, np.ndarray], share: float = 0.01) -> dict[str, Any
         "share_touched": {"slowest": touched(slow), "all": touched(np.ones_like(slow))},
         "slowest_by_worker": {str(int(p)): int(c) for p, c in zip(pids, counts, strict=True)},
     }
+
+
+def _mean_or_nan(values: np.ndarray) -> float:
+    """The mean of the finite values, NaN (without numpy's empty-slice warning) when a stage never ran."""
+    finite = values[np.isfinite(values)]
+    return round(float(finite.mean()), 3) if finite.size else float("nan")
 
 
 def write_csv(joined: dict[str, np.ndarray], path: Path) -> None:
