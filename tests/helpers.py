@@ -9,10 +9,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tastebud_training.cfn_template import load_template
+
+__all__ = ["invoke", "load_event", "load_template", "response_json"]
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
-TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 
 
 @cache
@@ -41,26 +42,3 @@ def response_json(response: dict[str, Any]) -> Any:
     return json.loads(response["body"])
 
 
-class CloudFormationLoader(yaml.SafeLoader):
-    """A SafeLoader that accepts CloudFormation short-form tags (!Ref, !Sub, !GetAtt, !If ...)."""
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _construct_tag)
-
-
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    """template.yaml as a dict (short-form tags become their long form)."""
-    return dict(yaml.load(path.read_text(), Loader=CloudFormationLoader))

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import boto3
 import numpy as np
 import pytest
-from aws_doubles import FakeOpenSearchDomain, _json, opensearch_client
+from aws_doubles import FakeOpenSearchDomain, json_reply, opensearch_client
 from botocore.stub import Stubber
 from moto import mock_aws
 from urllib3.exceptions import ReadTimeoutError
@@ -137,7 +137,7 @@ def test_a_merge_task_lost_with_its_node_is_started_again_and_a_failed_merge_rai
     common = loaded_index(world)
     status = index_tasks.handle({"action": "merge_status", **common, "task": "gone:1"}, world["index"])
     assert status["done"] is False and status["restarted"] is True and status["task"] in world["domain"].tasks
-    world["domain"].failures.append(_json(200, {"completed": True, "task": {}, "error": {
+    world["domain"].failures.append(json_reply(200, {"completed": True, "task": {}, "error": {
         "type": "illegal_state_exception", "reason": "merge failed"}}))
     with pytest.raises(DependencyError, match="illegal_state_exception"):
         index_tasks.handle({"action": "merge_status", **common, "task": status["task"]}, world["index"])
@@ -151,7 +151,7 @@ def test_a_warm_up_that_outlasts_its_request_timeout_is_asked_again_later(world:
     warmup = next(r for r in domain.requests if r["path"].startswith("/_plugins/_knn/warmup/"))
     assert warmup["timeout"] == 45.0  # bounded below the client's 60 s and the Lambda's 900 s
     assert index_tasks.handle({"action": "warm_up", **common}, world["index"])["warm"] is True
-    domain.failures.append(_json(200, {"_shards": {"total": 2, "successful": 1, "failed": 1}}))
+    domain.failures.append(json_reply(200, {"_shards": {"total": 2, "successful": 1, "failed": 1}}))
     with pytest.raises(DependencyError, match="warm-up"):
         index_tasks.handle({"action": "warm_up", **common}, world["index"])
 

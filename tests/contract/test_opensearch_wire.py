@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from aws_doubles import FakeOpenSearchDomain, _json, opensearch_client, opensearch_error
+from aws_doubles import FakeOpenSearchDomain, json_reply, opensearch_client, opensearch_error
 from urllib3.exceptions import ReadTimeoutError
 
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin, index_body, inner_product
@@ -97,7 +97,7 @@ def test_score_transform_inverts_the_documented_formula() -> None:
 
 
 def test_empty_hits_are_an_empty_result_not_an_error(index: OpenSearchIndex, domain: FakeOpenSearchDomain) -> None:
-    domain.failures.append(_json(200, {"timed_out": False, "hits": {"hits": []}}))
+    domain.failures.append(json_reply(200, {"timed_out": False, "hits": {"hits": []}}))
     rows, scores = index.search(VECTORS[0], 10)
     assert rows.size == scores.size == 0
 
@@ -110,7 +110,7 @@ def test_empty_hits_are_an_empty_result_not_an_error(index: OpenSearchIndex, dom
     (opensearch_error(403, "security_exception", "no permissions for [indices:data/read/search]"),
      "HTTP 403 security_exception"),
     (opensearch_error(500, "circuit_breaking_exception", "[parent] Data too large"), "HTTP 500"),
-    (_json(200, {"timed_out": True, "hits": {"hits": []}}), "timed out with no hits"),
+    (json_reply(200, {"timed_out": True, "hits": {"hits": []}}), "timed out with no hits"),
 ])
 def test_error_bodies_become_dependency_errors_naming_the_cause(index: OpenSearchIndex, domain: FakeOpenSearchDomain,
                                                                 reply: object, expected: str) -> None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from tastebud_training.cli_aws import aws_app
 from tastebud_training.cli_chaos import chaos
 from tastebud_training.cli_live import catalog_app, events_app, versions_app
+from tastebud_training.cli_sam_local import sam_local_app
 from tastebud_training.machine_load import MachineLoad, busy_warning
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -27,6 +28,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(versions_app, name="versions")
 app.add_typer(aws_app, name="aws")
+app.add_typer(sam_local_app, name="sam-local")
 app.command("chaos")(chaos)
 
 out = Console()

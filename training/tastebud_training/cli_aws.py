@@ -10,7 +10,7 @@ import typer
 aws_app = typer.Typer(no_args_is_help=True, help="Operate the AWS deployment (preflight an account, seed DynamoDB).")
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
+def frame_records(frame: Any) -> list[dict[str, Any]]:
     return [{k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict("records")]  # NaN -> None
 
 
@@ -28,7 +28,7 @@ def seed(
 
     dataset = load_dataset(data)
     client = boto3.session.Session(region_name=region).client("dynamodb")
-    users = seed_profiles(client, profiles_table, _records(dataset.users))
+    users = seed_profiles(client, profiles_table, frame_records(dataset.users))
     typer.echo(f"{profiles_table}: {users} profiles")
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live
+from tastebud.adapters.aws.local_endpoints import local_endpoints_in_use, use_local_endpoints
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
 from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
@@ -91,6 +92,7 @@ def opensearch_client(endpoint: str, region: str, credentials: Any, *, timeout: 
     """HTTPS + SigV4 (service ``es``) client for an OpenSearch Service domain; no transport-level retries.
 
     ``endpoint``: the domain's host name, with or without ``https://``; a ``:port`` is kept (443 otherwise).
+    ``http://host:port`` (a local stand-in, docs/DEPLOY.md "Run the functions locally") drops TLS; port 80 otherwise.
     """
     from urllib.parse import urlsplit
 
@@ -99,9 +101,10 @@ def opensearch_client(endpoint: str, region: str, credentials: Any, *, timeout: 
     parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
     if not parts.hostname:
         raise SettingsError(f"TASTEBUD_OPENSEARCH_ENDPOINT has no host name: {endpoint!r}")
-    return OpenSearch(hosts=[{"host": parts.hostname, "port": parts.port or 443}],
+    tls = parts.scheme != "http"
+    return OpenSearch(hosts=[{"host": parts.hostname, "port": parts.port or (443 if tls else 80)}],
                       http_auth=Urllib3AWSV4SignerAuth(credentials, region, "es"),
-                      use_ssl=True, verify_certs=True, ssl_show_warn=False, connection_class=Urllib3HttpConnection,
+                      use_ssl=tls, verify_certs=tls, ssl_show_warn=False, connection_class=Urllib3HttpConnection,
                       timeout=timeout, max_retries=0, retry_on_timeout=False, pool_maxsize=4)
 
 
@@ -139,7 +142,7 @@ def build_clients(settings: Settings, given: AwsClients | None = None) -> AwsCli
         # and 500 ms connect, a hung node cost the first requests 57 / 510 / 511 ms against a 10 ms budget.
         deadline_s = knobs.redis_timeout_ms / 1000
         clients.redis = elasticache_client(settings.redis_url, token, socket_timeout=deadline_s,
-                                           connect_timeout=deadline_s)
+                                           connect_timeout=deadline_s, allow_plaintext=local_endpoints_in_use())
     return clients
 
 
@@ -261,6 +264,7 @@ def deployed_api_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
     from tastebud.api.http import create_lambda_handler
 
+    use_local_endpoints()
     provide = refreshing_provider(Settings.from_env)
     try:
         provide()

@@ -89,7 +89,7 @@ def image_digest() -> str | None:
     """The inputs digest of the image under ``IMAGE``, or None when there is none (or another image has the tag)."""
     try:
         env = docker("image", "inspect", "--format", "{{json .Config.Env}}", IMAGE, timeout=30)
-    except Exception:  # noqa: BLE001 - "No such image" is the expected answer before the first build
+    except Exception:
         return None
     for entry in _json_list(env):
         if entry.startswith("TASTEBUD_IMAGE_INPUTS="):
@@ -167,7 +167,8 @@ def _copy_python(python: Path, target: Path) -> None:
 
 
 def _write_runtime_files(root: Path) -> None:
-    for path, text in ((root / "var" / "runtime" / "bootstrap", BOOTSTRAP), (root / "lambda-entrypoint.sh", ENTRYPOINT)):
+    runtime_files = ((root / "var" / "runtime" / "bootstrap", BOOTSTRAP), (root / "lambda-entrypoint.sh", ENTRYPOINT))
+    for path, text in runtime_files:
         path.write_text(text)
         path.chmod(0o755)
     for directory in ("var/task", "opt"):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tastebud.adapters.aws.local_endpoints import use_local_endpoints
 from tastebud.lifecycle import control_tasks, index_tasks
 from tastebud.settings import SettingsError
 
@@ -50,6 +51,8 @@ class LifecycleSettings:
 
 def index_handler(deps: index_tasks.IndexDeps | None = None) -> Handler:
     built = [deps] if deps else []
+    if deps is None:
+        use_local_endpoints()
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not built:
@@ -73,6 +76,8 @@ def index_handler(deps: index_tasks.IndexDeps | None = None) -> Handler:
 
 def control_handler(deps: control_tasks.ControlDeps | None = None) -> Handler:
     built = [deps] if deps else []
+    if deps is None:
+        use_local_endpoints()
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not built:

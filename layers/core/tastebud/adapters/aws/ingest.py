@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from tastebud.adapters.aws.dynamodb_features import HistoryWriter
+from tastebud.adapters.aws.local_endpoints import use_local_endpoints
 from tastebud.adapters.local_events import decode_event
 from tastebud.errors import BadRequestError
 
@@ -46,6 +47,8 @@ def create_ingest_handler(writer: HistoryWriter | None = None, *, metrics: Any =
     """Lambda handler over a Kinesis batch; builds the writer from ``IngestSettings`` on first use."""
     built: list[HistoryWriter] = [writer] if writer is not None else []
     observed = writer is None  # the deployed function: EMF metrics and X-Ray; tests inject a writer
+    if observed:
+        use_local_endpoints()
     metrics = metrics if metrics is not None else (Metrics(namespace="Tastebud") if observed else None)
     tracer = tracer if tracer is not None else (Tracer(service="tastebud-ingest") if observed else None)
 

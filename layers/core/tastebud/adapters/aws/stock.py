@@ -53,18 +53,24 @@ def auth_token_from_secret(secret_id: str, *, client: Any = None) -> str:
     return str(secret)
 
 
-def elasticache_client(url: str, auth_token: str | None, *, socket_timeout: float, connect_timeout: float) -> Any:
+def elasticache_client(url: str, auth_token: str | None, *, socket_timeout: float, connect_timeout: float,
+                       allow_plaintext: bool = False) -> Any:
     """redis-py client for ElastiCache with in-transit encryption: ``rediss://`` + certificate check + AUTH.
+
+    ``allow_plaintext``: a ``redis://`` URL (still with AUTH) is accepted too; only for a local stand-in
+    (``local_endpoints_in_use``), never in a deployed stack.
 
     ``socket_timeout`` bounds each command's reply; ``connect_timeout`` the TCP connect and the TLS handshake (redis-py
     applies it to both). On the request path both are the stock stage's budget (``redis_timeout_ms``).
     """
     import redis
 
-    if not url.startswith("rediss://"):
+    plaintext = allow_plaintext and url.startswith("redis://")
+    if not (url.startswith("rediss://") or plaintext):
         raise SettingsError(f"ElastiCache needs TLS: TASTEBUD_REDIS_URL must start with rediss://, got {url!r}")
+    tls = {} if plaintext else {"ssl_cert_reqs": "required"}
     return budget_bounded(redis.Redis.from_url(
-        url, password=auth_token, ssl_cert_reqs="required", socket_timeout=socket_timeout,
+        url, password=auth_token, **tls, socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout, health_check_interval=30, retry=no_retries(), driver_info=None))
 
 
