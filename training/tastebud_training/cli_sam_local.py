@@ -69,9 +69,11 @@ def up(
             raise typer.Exit(1)
         time.sleep(0.2)
     summary = json.loads(ready.read_text())
-    typer.echo((work_dir / "standins.log").read_text(errors="replace").strip().splitlines()[-1]
-               if (work_dir / "standins.log").stat().st_size else "")
-    typer.echo(f"sam-local: stand-ins up (pid {process.pid}); settings in {summary['env_vars']}")
+    for line in (work_dir / "standins.log").read_text(errors="replace").splitlines()[-10:]:
+        if line.startswith("sam-local:"):  # what was seeded, from this start's log
+            typer.echo(line)
+    typer.echo(f"sam-local: stand-ins up (pid {process.pid}, log {work_dir / 'standins.log'}); "
+               f"settings in {summary['env_vars']}")
 
 
 def _serve(artifacts: Path, data: Path, work_dir: Path, host: str, ready: Path) -> None:
@@ -86,7 +88,7 @@ def _serve(artifacts: Path, data: Path, work_dir: Path, host: str, ready: Path) 
         env_vars = standins.env_vars_file(work_dir / "env.json")
         standins.index_task_events(work_dir / "events")
         ready.write_text(json.dumps({"env_vars": str(env_vars), "live": standins.live, "pid": os.getpid()}))
-        print(f"sam-local: serving on {host}: {json.dumps(standins.environment())}", flush=True)
+        print(f"sam-local: serving on {host}; the functions' settings are in {env_vars}", flush=True)
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:

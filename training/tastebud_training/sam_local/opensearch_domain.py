@@ -52,11 +52,15 @@ class FakeOpenSearchDomain:
         self.clock_ms = 1_760_000_000_000  # creation_date of the next index (ms), strictly increasing
         self.tasks: dict[str, dict[str, Any]] = {}  # background tasks (force merges) by "<node>:<number>"
         self.merge_polls = 1  # GET _tasks/<id> answers completed=false this many times, then true
+        self._generation = 0  # bumped by every request that may change documents: the k-NN matrices' cache key
+        self._matrices: dict[tuple[Any, ...], tuple[list[str], np.ndarray, dict[str, np.ndarray]]] = {}
 
     # --- urllib3 pool interface used by Urllib3HttpConnection.perform_request
     def urlopen(self, method: str, url: str, body: bytes | None = None, retries: Any = None,
                 headers: dict[str, str] | None = None, **kwargs: Any) -> urllib3.HTTPResponse:
         parts = urlsplit(url)
+        if method not in ("GET", "HEAD") and not parts.path.endswith(("/_search", "/_count")):
+            self._generation += 1
         self.requests.append({"method": method, "path": parts.path, "query": parse_qs(parts.query),
                               "headers": dict(headers or {}), "body": body, "timeout": kwargs.get("timeout")})
         if self.failures:
@@ -286,22 +290,37 @@ class FakeOpenSearchDomain:
         return json_reply(200, {"_index": indices[0], "_id": doc_id, "_version": 2, "result": "updated",
                            "_shards": {"total": 2, "successful": 1, "failed": 0}})
 
+    def _matrix(self, indices: list[str], field: str) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+        """Ids, vectors and the other fields' columns of ``indices``, rebuilt only after documents changed."""
+        key = (tuple(indices), field, self._generation)
+        if key not in self._matrices:
+            docs = {doc_id: doc for index in indices for doc_id, doc in self.indices[index]["docs"].items()}
+            ids = list(docs)
+            with_vector = [doc for doc in docs.values() if field in doc]
+            width = len(with_vector[0][field]) if with_vector else 0
+            matrix = np.asarray([doc.get(field, [0.0] * width) for doc in docs.values()], dtype=np.float64)
+            names = {name for doc in docs.values() for name in doc if name != field}
+            columns = {name: np.asarray([doc.get(name, _MISSING) for doc in docs.values()], dtype=object)
+                       for name in names}
+            self._matrices = {key: (ids, matrix.reshape(len(ids), width), columns)}  # keep only the newest
+        return self._matrices[key]
+
     def _search(self, target: str, body: dict[str, Any], query: dict[str, list[str]]) -> Reply:
         indices = self._resolve(target)
         if not indices:
             return opensearch_error(404, "index_not_found_exception", f"no such index [{target}]",
                                     **{"resource.type": "index_or_alias", "resource.id": target, "index": target})
         (field, knn), = body["query"]["knn"].items()
-        docs = {doc_id: doc for index in indices for doc_id, doc in self.indices[index]["docs"].items()}
-        ids = [doc_id for doc_id, doc in docs.items() if _matches(doc, knn.get("filter"))]
+        all_ids, matrix, columns = self._matrix(indices, field)
+        keep = np.flatnonzero(_matching(columns, len(all_ids), knn.get("filter")))
         vector = np.asarray(knn["vector"], dtype=np.float64)
-        if ids and vector.size != len(docs[ids[0]][field]):
+        if keep.size and vector.size != matrix.shape[1]:
             return opensearch_error(400, "search_phase_execution_exception", "all shards failed",
                                     phase="query")
-        ip = np.asarray([np.dot(docs[i][field], vector) for i in ids], dtype=np.float64)
+        ip = matrix[keep] @ vector if keep.size else np.zeros(0)
         scores = np.where(ip >= 0, ip + 1.0, 1.0 / (1.0 - ip))  # k-NN "spaces": innerproduct
         order = np.argsort(-scores, kind="stable")[: min(knn["k"], body.get("size", 10))]
-        hits = [{"_index": indices[0], "_id": ids[i], "_score": float(scores[i])} for i in order]
+        hits = [{"_index": indices[0], "_id": all_ids[keep[i]], "_score": float(scores[i])} for i in order]
         if "filter_path" in query:  # what filter_path=hits.hits._id,hits.hits._score,timed_out leaves
             return json_reply(200, {"timed_out": False, "hits": {"hits": [{"_id": h["_id"], "_score": h["_score"]}
                                                                     for h in hits]}})
@@ -309,6 +328,24 @@ class FakeOpenSearchDomain:
                            "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
                            "hits": {"total": {"value": len(hits), "relation": "eq"},
                                     "max_score": hits[0]["_score"] if hits else None, "hits": hits}})
+
+
+_MISSING = object()  # a field a document does not have: equal to no term value
+
+
+def _matching(columns: dict[str, np.ndarray], size: int, spec: dict[str, Any] | None) -> np.ndarray:
+    """``_matches`` over every document at once (the columns of the filtered fields)."""
+    keep = np.ones(size, dtype=bool)
+    if not spec:
+        return keep
+    clauses = spec["bool"]
+    for clause, wanted in [(c, True) for c in clauses.get("filter", [])] + \
+                          [(c, False) for c in clauses.get("must_not", [])]:
+        (name, value), = clause["term"].items()
+        column = columns.get(name)
+        hit = np.zeros(size, dtype=bool) if column is None else np.asarray(column == value, dtype=bool)
+        keep &= hit if wanted else ~hit
+    return keep
 
 
 def _matches(doc: dict[str, Any], spec: dict[str, Any] | None) -> bool:
