@@ -55,6 +55,7 @@ def up(
     ensure_dockerd(work_dir)
     ready.unlink(missing_ok=True)
     log = (work_dir / "standins.log").open("ab")
+    start_of_this_run = log.tell()
     command = [sys.executable, "-m", "tastebud_training.cli", "sam-local", "up", "--artifacts", str(artifacts),
                "--data", str(data), "--dir", str(work_dir), "--foreground"]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -69,8 +70,11 @@ def up(
             raise typer.Exit(1)
         time.sleep(0.2)
     summary = json.loads(ready.read_text())
-    for line in (work_dir / "standins.log").read_text(errors="replace").splitlines()[-10:]:
-        if line.startswith("sam-local:"):  # what was seeded, from this start's log
+    with (work_dir / "standins.log").open(errors="replace") as this_run:
+        this_run.seek(start_of_this_run)
+        lines = this_run.read().splitlines()
+    for line in lines:
+        if line.startswith("sam-local:"):  # what was seeded
             typer.echo(line)
     typer.echo(f"sam-local: stand-ins up (pid {process.pid}, log {work_dir / 'standins.log'}); "
                f"settings in {summary['env_vars']}")
