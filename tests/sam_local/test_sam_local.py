@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tastebud.artifacts import LocalArtifactStore, Manifest
+from tastebud.processes import terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
@@ -42,6 +43,16 @@ class LocalStack:
     state: Path
     settings: dict[str, str]
     manifest: Manifest
+    host_network_before: dict[str, str]
+
+
+def host_network() -> dict[str, str]:
+    """What a default dockerd changes on the host and leaves changed: IP forwarding and the iptables rules."""
+    iptables = shutil.which("iptables") or shutil.which("iptables-legacy")
+    rules = subprocess.run([iptables, "-S"], capture_output=True, text=True, check=False).stdout if iptables else ""
+    nat = subprocess.run([iptables, "-t", "nat", "-S"], capture_output=True, text=True,
+                         check=False).stdout if iptables else ""
+    return {"ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(), "filter": rules, "nat": nat}
 
 
 def _sam_env() -> dict[str, str]:
@@ -67,6 +78,7 @@ def stack(tiny_artifacts: Path, tiny_data: Path, tmp_path_factory: pytest.TempPa
         pytest.skip(message)
     state = tmp_path_factory.mktemp("sam-local")
     build = state / "build"
+    before = host_network()
     _run([str(TASTEBUD), "sam-local", "image", "--dir", str(state)], timeout=1200)
     try:
         _run(["make", "-s", "sam-build", f"SAM_BUILD_DIR={build}"], timeout=900)
@@ -75,7 +87,8 @@ def stack(tiny_artifacts: Path, tiny_data: Path, tmp_path_factory: pytest.TempPa
         env_vars = state / "env.json"
         yield LocalStack(template=build / "template.yaml", env_vars=env_vars, state=state,
                          settings=json.loads(env_vars.read_text())["Parameters"],
-                         manifest=Manifest.read(LocalArtifactStore(tiny_artifacts).current_dir()))
+                         manifest=Manifest.read(LocalArtifactStore(tiny_artifacts).current_dir()),
+                         host_network_before=before)
     finally:
         _run([str(TASTEBUD), "sam-local", "down", "--dir", str(state)], timeout=120)
 
@@ -224,12 +237,7 @@ def test_start_api_answers_the_readme_requests(stack: LocalStack) -> None:
         status, health = _http("GET", f"{base}/health")
         assert status == 200 and health["model_version"] == stack.manifest.model_version
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 30)
         log.close()
         _remove_leftover_containers()
 
@@ -243,3 +251,8 @@ def _remove_leftover_containers() -> None:
                          text=True, check=False).stdout.split()
     if ids:
         subprocess.run([docker, "rm", "-f", *ids], capture_output=True, check=False)
+
+
+def test_the_engine_left_the_hosts_network_settings_alone(stack: LocalStack) -> None:
+    """Last in the module, after every container ran: no IP forwarding turned on, no iptables rule added."""
+    assert host_network() == stack.host_network_before

@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 import urllib3
 
+from tastebud_training.sam_local.http_thread import serve_in_thread
+
 Reply = tuple[int, dict[str, str], bytes]
 
 
@@ -387,7 +389,4 @@ def serve_opensearch(domain: FakeOpenSearchDomain, host: str, port: int = 0) -> 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="opensearch-standin", daemon=True).start()
-    return server
+    return serve_in_thread(Handler, host, port, "opensearch-standin")

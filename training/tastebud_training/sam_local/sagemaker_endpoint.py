@@ -22,6 +22,7 @@ import numpy as np
 
 from tastebud.artifacts import USER_TOWER
 from tastebud.two_tower_features import ENDPOINT_USER_INPUTS, history_text
+from tastebud_training.sam_local.http_thread import serve_in_thread
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -110,7 +111,5 @@ def serve_endpoints(endpoints: Mapping[str, UserTowerEndpoint], host: str, port:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="sagemaker-standin", daemon=True).start()
-    return server
+    return serve_in_thread(Handler, host, port, "sagemaker-standin")
+

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tastebud.processes import terminate
+
 REGION = "eu-west-1"
 BUCKET = "tastebud-artifacts-local"
 PREFIX = "artifacts"
@@ -52,7 +54,7 @@ class StandIns:
     secret_arn: str = ""
     live: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)  # the control task `prepare`'s answer for the version
-    _stops: list[Callable[[], None]] = field(default_factory=list)
+    _stops: list[Callable[[], object]] = field(default_factory=list)
 
     def environment(self) -> dict[str, str]:
         """The functions' settings (template.yaml's names), pointed at the stand-ins."""
@@ -121,7 +123,7 @@ def start_standins(host: str, version_dir: Path, data_dir: Path, work_dir: Path,
     standins = StandIns(host=host, moto_url=f"http://{host}:{moto_port}",
                         opensearch_url=f"http://{host}:{domain.server_address[1]}", sagemaker_url="",
                         redis_url=f"redis://{host}:{redis_port}/0")
-    standins._stops += [moto.stop, domain.shutdown, lambda: _stop(redis_process)]
+    standins._stops += [moto.stop, domain.shutdown, lambda: terminate(redis_process, 10)]
     try:
         _seed(standins, token, version_dir, data_dir, work_dir, say)
     except BaseException:
@@ -169,19 +171,10 @@ def _start_redis(host: str, token: str, work_dir: Path) -> tuple[int, subprocess
             return port, process
         except OSError as exc:
             if process.poll() is not None or time.monotonic() > deadline:
-                _stop(process)
+                terminate(process, 10)
                 log = work_dir / "redis.log"
                 raise RuntimeError(f"redis-server did not start on {host}:{port}; see {log}") from exc
             time.sleep(0.05)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _session() -> Any:
