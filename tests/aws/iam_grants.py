@@ -110,6 +110,8 @@ GRANTS: dict[str, dict[str, list[str]]] = {
 # frame first (so the entry point decides; the adapter rules cover contract tests that call adapters directly).
 # "operator" is a person's own credentials (the CLI: seed, preflight, replay), not a role of the stack.
 PRINCIPAL_RULES: list[tuple[str, tuple[str, ...]]] = [
+    # `sam local`'s stand-ins seed a moto server and the OpenSearch stand-in on this machine: no role, no AWS.
+    ("tastebud_training.sam_local.*", ()),
     ("tastebud.lifecycle.control_tasks:*", ("ControlTaskFunction",)),
     ("tastebud.lifecycle.index_tasks:*", ("IndexTaskFunction",)),
     ("tastebud.adapters.aws.ingest:*", ("IngestFunction",)),

@@ -50,11 +50,11 @@ def test_use_local_endpoints_sets_boto3s_own_variables_only_when_configured() ->
 
 
 def test_boto3_clients_follow_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TASTEBUD_AWS_ENDPOINT_URL", "http://172.17.0.1:5000")
-    monkeypatch.setenv("TASTEBUD_SAGEMAKER_RUNTIME_URL", "http://172.17.0.1:6000")
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
-        monkeypatch.delenv(name, raising=False)
-    use_local_endpoints()
+    monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
+    settings = {"TASTEBUD_AWS_ENDPOINT_URL": "http://172.17.0.1:5000",
+                "TASTEBUD_SAGEMAKER_RUNTIME_URL": "http://172.17.0.1:6000"}
+    for name, value in use_local_endpoints(dict(settings)).items():  # into os.environ through monkeypatch: undone
+        monkeypatch.setenv(name, value)
     session = boto3.session.Session(region_name="eu-west-1", **CREDENTIALS)
     assert session.client("dynamodb").meta.endpoint_url == "http://172.17.0.1:5000"
     assert session.client("sagemaker-runtime").meta.endpoint_url == "http://172.17.0.1:6000"
@@ -171,10 +171,9 @@ def test_the_seeded_stand_ins_serve_the_deployed_composition(standins: StandIns,
     environment = {**standins.environment(), "TASTEBUD_BACKEND": "aws", "TASTEBUD_ARTIFACTS": str(tmp_path),
                    "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
                    "AWS_SECRET_ACCESS_KEY": "testing"}
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
-    use_local_endpoints()
+    for name, value in {**environment, **use_local_endpoints(dict(environment))}.items():
+        monkeypatch.setenv(name, value)  # undone after the test: no later client follows the stand-ins
     service = build_aws_service(Settings.from_env())
     answer = invoke(create_handler(lambda: service), load_event("recommend"))
     page = response_json(answer)

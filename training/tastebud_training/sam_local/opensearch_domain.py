@@ -320,7 +320,7 @@ class FakeOpenSearchDomain:
             return opensearch_error(400, "search_phase_execution_exception", "all shards failed",
                                     phase="query")
         ip = matrix[keep] @ vector if keep.size else np.zeros(0)
-        scores = np.where(ip >= 0, ip + 1.0, 1.0 / (1.0 - ip))  # k-NN "spaces": innerproduct
+        scores = np.where(ip >= 0, ip + 1.0, 1.0 / (1.0 - np.minimum(ip, 0.0)))  # k-NN "spaces": innerproduct
         order = np.argsort(-scores, kind="stable")[: min(knn["k"], body.get("size", 10))]
         hits = [{"_index": indices[0], "_id": all_ids[keep[i]], "_score": float(scores[i])} for i in order]
         if "filter_path" in query:  # what filter_path=hits.hits._id,hits.hits._score,timed_out leaves
