@@ -31,8 +31,9 @@ def image(work_dir: DirOption = WORK_DIR,
     from tastebud_training.sam_local.docker_daemon import ensure_dockerd
 
     state = ensure_dockerd(work_dir)
-    typer.echo(f"sam-local-image: docker engine {'started' if state.started_here else 'already running'}"
-               f" (bridge {state.bridge_gateway})")
+    how = ("started" if state.started_now else
+           "already running (started by sam-local)" if state.ours else "already running (not ours: left running)")
+    typer.echo(f"sam-local-image: docker engine {how}, pid {state.pid or '?'}, bridge {state.bridge_gateway}")
     ensure_image(work_dir, force=force, say=typer.echo)
 
 

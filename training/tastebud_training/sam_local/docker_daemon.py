@@ -30,7 +30,8 @@ class DockerError(RuntimeError):
 
 @dataclass(frozen=True)
 class DaemonState:
-    started_here: bool  # False: an engine was already answering (left running by `stop`)
+    started_now: bool  # this call started the engine
+    ours: bool  # started by `ensure_dockerd` (now or earlier), so `stop_dockerd` stops it; else left running
     pid: int | None
     bridge_gateway: str  # the host's address on docker0, which containers reach
 
@@ -59,7 +60,8 @@ def ensure_dockerd(state_dir: Path) -> DaemonState:
     state_dir.mkdir(parents=True, exist_ok=True)
     pid_file = state_dir / "dockerd.pid"
     if engine_answers():
-        return DaemonState(started_here=pid_file.is_file(), pid=_read_pid(pid_file), bridge_gateway=bridge_gateway())
+        return DaemonState(started_now=False, ours=pid_file.is_file(), pid=_read_pid(pid_file),
+                           bridge_gateway=bridge_gateway())
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
     if not Path(dockerd).exists():
         raise DockerError("dockerd not found: `make sam-local-image` installs Debian's docker.io")
@@ -74,7 +76,7 @@ def ensure_dockerd(state_dir: Path) -> DaemonState:
         if time.monotonic() > deadline:
             raise DockerError(f"dockerd did not answer within {START_TIMEOUT_S:.0f} s; see {state_dir / 'dockerd.log'}")
         time.sleep(0.2)
-    return DaemonState(started_here=True, pid=process.pid, bridge_gateway=bridge_gateway())
+    return DaemonState(started_now=True, ours=True, pid=process.pid, bridge_gateway=bridge_gateway())
 
 
 def stop_dockerd(state_dir: Path, timeout_s: float = 30.0) -> bool:
