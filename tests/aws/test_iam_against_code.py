@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The suites whose calls are recorded: every AWS entry point of the code runs in them.
 SOURCE_TESTS = ("tests/aws/test_aws_service.py", "tests/aws/test_aws_ingest.py", "tests/aws/test_lifecycle_tasks.py",
                 "tests/aws/test_control_task_artifacts.py", "tests/aws/test_training_hot_swap.py",
-                "tests/aws/test_dynamodb_seed.py", "tests/aws/test_aws_preflight.py", "tests/contract")
+                "tests/aws/test_dynamodb_seed.py", "tests/aws/test_aws_preflight.py", "tests/aws/test_events_replay.py",
+                "tests/contract")
 FUNCTIONS = ("RecommendFunction", "StockFunction", "IngestFunction", "IndexTaskFunction", "ControlTaskFunction")
 # Step Functions' optimized SageMaker integrations: the IAM policies AWS documents for request-response tasks.
 SAGEMAKER_TASK_EXTRA = ("sagemaker:AddTags",)

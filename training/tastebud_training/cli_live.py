@@ -86,11 +86,28 @@ def _batches(records: list[dict[str, Any]], size: int) -> Iterator[list[dict[str
 
 
 @events_app.command("replay")
-def replay(file: Path, url: Annotated[str, URL] = "http://127.0.0.1:3000") -> None:
-    """POST the events of FILE (JSON Lines, JSON array, CSV or Parquet) in batches of 500; replays are no-ops."""
+def replay(
+    file: Path,
+    url: Annotated[str, URL] = "http://127.0.0.1:3000",
+    kinesis: Annotated[str | None, typer.Option(
+        "--kinesis", help="Put the events on this Kinesis stream (the stack's EventsStream) instead of POSTing them; "
+        "uses your AWS credentials and region")] = None,
+    jsonl: Annotated[Path | None, typer.Option(
+        "--jsonl", help="Append the events to this JSON Lines file, as the stream's records carry them")] = None,
+) -> None:
+    """POST the events of FILE (JSON Lines, JSON array, CSV or Parquet) in batches of 500; replays are no-ops.
+
+    With --kinesis or --jsonl every event is checked first and nothing is sent unless all are valid; the stream's
+    consumer drops events whose id it has seen, so replaying the same file is harmless there too.
+    """
+    if kinesis is not None and jsonl is not None:
+        _fail("choose one destination: --kinesis or --jsonl")
+    events = [with_event_id(_numbers(r)) if isinstance(r, dict) else r for r in read_records(file)]
+    if kinesis is not None or jsonl is not None:
+        _put_on_sink(events, kinesis, jsonl)
+        return
     from tastebud_training.api_client import ApiClient, ApiError
 
-    events = [with_event_id(_numbers(r)) if isinstance(r, dict) else r for r in read_records(file)]
     client = ApiClient(url)
     totals = {"accepted": 0, "duplicates": 0, "failed": 0}
     failures: list[dict[str, Any]] = []
@@ -111,12 +128,62 @@ def replay(file: Path, url: Annotated[str, URL] = "http://127.0.0.1:3000") -> No
         _fail(f"cannot reach {url}: {exc} (is `tastebud serve` running?)")
     finally:
         client.close()
-    for failure in failures[:20]:
-        err.print(f"record {failure['index']} ({failure['event_id']}): {failure['field']}: {failure['message']}",
-                  highlight=False)
+    _print_failures(failures)
     out.print_json(json.dumps({**totals, "records": len(events)}))
     if failures:
         raise typer.Exit(1)
+
+
+def _print_failures(failures: list[dict[str, Any]]) -> None:
+    for failure in failures[:20]:
+        err.print(f"record {failure['index']} ({failure['event_id']}): {failure['field']}: {failure['message']}",
+                  highlight=False)
+    if len(failures) > 20:
+        err.print(f"... and {len(failures) - 20} more", highlight=False)
+
+
+def _put_on_sink(records: list[Any], stream: str | None, path: Path | None) -> None:
+    """Validate every record with the event codec (the stream's consumer parses the same way), then put them all
+    on the Kinesis stream or the file; nothing is sent when a record is invalid."""
+    import time
+
+    from tastebud.adapters.local_events import JsonlEventSink
+    from tastebud.domain import InteractionEvent
+    from tastebud.errors import BadRequestError, DependencyError
+    from tastebud.event_codec import parse_event
+
+    now = time.time()
+    events: list[InteractionEvent] = []
+    failures: list[dict[str, Any]] = []
+    for index, record in enumerate(records):
+        try:
+            events.append(parse_event(record, now=now, require_event_id=True))
+        except BadRequestError as exc:
+            event_id = record.get("event_id") if isinstance(record, dict) else None
+            failures.append({"index": index, "event_id": event_id, "field": exc.field or "body",
+                             "message": exc.message})
+    if failures:
+        _print_failures(failures)
+        _fail(f"{len(failures)} of {len(records)} records are invalid; nothing was sent")
+    if stream is not None:
+        from tastebud.adapters.aws.kinesis_events import MAX_RECORDS, KinesisEventSink
+
+        sink: Any = KinesisEventSink(stream)
+        batch, destination = MAX_RECORDS, f"kinesis:{stream}"
+    else:
+        assert path is not None
+        sink, batch, destination = JsonlEventSink(path), BATCH, str(path)
+    sent = 0
+    try:
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task(destination, total=len(events))
+            for start in range(0, len(events), batch):
+                sink.put(events[start:start + batch])
+                sent += len(events[start:start + batch])
+                progress.advance(task, len(events[start:start + batch]))
+    except (DependencyError, OSError) as exc:
+        _fail(f"{destination}: {sent} of {len(events)} events sent, then: {exc}")
+    out.print_json(json.dumps({"sent": sent, "records": len(records), "destination": destination}))
 
 
 @catalog_app.command("upsert")
