@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tastebud.composition import build_service
+from tastebud.composition import build_runtime
 from tastebud.settings import Settings
 
 from factories import tiny_config
@@ -37,7 +37,7 @@ def test_purchases_only_data_trains_and_serves(tiny_data: Path, tmp_path: Path) 
     artifacts = tmp_path / "artifacts"
     config = tiny_config(max_ranker_groups=600)
     train(dataset, artifacts, config)
-    service = build_service(Settings(artifacts=artifacts, redis_db_path=tmp_path / "s.rdb"))
+    service = build_runtime(Settings(artifacts=artifacts, redis_db_path=tmp_path / "s.rdb"))
     try:
         user = str(purchases["user_id"].value_counts().index[0])
         assert len(service.recommend(user, k=10).items) == 10

@@ -10,7 +10,7 @@ import pytest
 import xgboost as xgb
 
 from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8, LocalArtifactStore, Manifest
-from tastebud.composition import build_service, load_stages
+from tastebud.composition import build_runtime, load_stages
 from tastebud.domain import RequestContext
 from tastebud.errors import ArtifactMismatchError
 from tastebud.features import FEATURE_NAMES, ranker_features
@@ -117,7 +117,7 @@ def test_serving_refuses_artifacts_with_other_features(tiny_artifacts: Path, tmp
     manifest["feature_version"] = "ranker-features-v0"
     (directory / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactMismatchError, match="retrain"):
-        build_service(Settings(artifacts=copy, redis_db_path=tmp_path / "s.rdb"))
+        build_runtime(Settings(artifacts=copy, redis_db_path=tmp_path / "s.rdb"))
 
 
 def test_failed_training_publishes_nothing(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -148,10 +148,10 @@ def test_stock_store_outage_on_update_is_503_not_500(stock: MemoryStock) -> None
 
 
 def test_missing_artifacts_are_a_json_503_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tastebud.composition import lazy_service
+    from tastebud.composition import lazy_runtime
     from tastebud.settings import Settings
 
-    handler = create_handler(lazy_service(lambda: Settings(artifacts=tmp_path / "nowhere")))
+    handler = create_handler(lazy_runtime(lambda: Settings(artifacts=tmp_path / "nowhere")))
     response = invoke(handler, load_event("health"))
     assert response["statusCode"] == 503 and response_json(response)["error"]["code"] == "not_ready"
 

@@ -121,7 +121,7 @@ def test_window_forgets_old_samples() -> None:
 
 
 def test_powertools_gets_the_same_observations() -> None:
-    from tastebud.api.http import record_metrics
+    from tastebud.metrics import emit_powertools, observations
 
     class Recorder:
         def __init__(self) -> None:
@@ -134,7 +134,7 @@ def test_powertools_gets_the_same_observations() -> None:
     trace = StageTrace()
     result = service.recommend("u1", k=4, trace=trace)
     recorder = Recorder()
-    record_metrics(recorder, result, trace)
+    emit_powertools(recorder, observations(result, trace))
     assert {f"{stage}_ms" for stage in LATENCY_STAGES} <= set(recorder.names)
     assert recorder.names["degraded_rerank"] == 1 and recorder.names["degraded_requests"] == 1
     assert recorder.names["candidates_stock"] == 4 and "candidates_source_ann" in recorder.names

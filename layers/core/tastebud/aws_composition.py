@@ -1,6 +1,6 @@
 """The composition root of ``TASTEBUD_BACKEND=aws``: builds the AWS clients and wires the AWS adapters.
 
-Once per Lambda container (the init phase, via ``composition.lazy_service``):
+Once per Lambda container (the init phase, via ``composition.lazy_runtime``):
   1. read ``CURRENT`` from the artifacts bucket and download ONLY what the function serves from
      (manifest, catalog, ranker, stock snapshot, preference terms; not the local ScaNN index or vectors)
      into ``TASTEBUD_ARTIFACTS`` (``/tmp``), reused by warm starts;
@@ -8,7 +8,7 @@ Once per Lambda container (the init phase, via ``composition.lazy_service``):
      a request's worst case stays bounded): SageMaker runtime, DynamoDB, S3, Secrets Manager, OpenSearch
      (SigV4, HTTPS), ElastiCache (TLS + AUTH token from Secrets Manager);
   3. wire user encoder -> k-NN index -> ONNX ranker -> fairness -> stock filter, exactly like the embedded
-     backend (``composition.build_service``) but with remote adapters.
+     backend (``composition.build_runtime``) but with remote adapters.
 Tests pass ready clients through ``AwsClients`` (moto, botocore stubs, a fake OpenSearch connection).
 """
 

@@ -95,7 +95,3 @@ def lazy_runtime(load_settings: Callable[[], Settings]) -> Callable[[], Serving]
 
     return provide
 
-
-# Names used before the runtime existed (the Lambda handler, the CLI and tests).
-build_service = build_runtime
-lazy_service = lazy_runtime

@@ -41,7 +41,6 @@ from tastebud.adapters.guarded_redis import (
 from tastebud.adapters.redis_live_state import LiveEvent, RedisLiveState
 from tastebud.adapters.redis_stock import OutOfStockCache, RedisStockStore, embedded_redis, stop_embedded_redis
 from tastebud.artifacts import LocalArtifactStore, Manifest
-from tastebud.catalog import DOMAINS
 from tastebud.domain import InteractionEvent, ItemDraft, RequestContext
 from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
 from tastebud.event_codec import parse_event
@@ -423,14 +422,6 @@ class ServingRuntime:
             return self._store.current_version()
         except (TastebudError, OSError):
             return None
-
-    def domain_of_merchant(self, merchant_id: str) -> str | None:
-        catalog = self._view.catalog
-        row = catalog.merchant_row_of(merchant_id)
-        if row is None:
-            return None
-        items = np.flatnonzero(catalog.item_merchant == row)
-        return DOMAINS[int(catalog.item_domain[items[0]])] if items.size else None
 
     def _sync_after_write(self, seq: int) -> None:
         """The write is durable; applying it to this worker's view now only saves its next request the rebuild (which

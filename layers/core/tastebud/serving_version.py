@@ -68,10 +68,8 @@ def load_encoder(manifest: Manifest, directory: Path) -> UserEncoder:
 
 def load_item_embedder(manifest: Manifest, directory: Path, image_root: Path | None) -> ItemEmbedder | None:
     """The in-process item embedder of this version, or None for versions trained before it existed."""
-    try:
-        from tastebud.adapters.embedded.onnx_item_embedder import OnnxItemEmbedder
-    except ImportError:  # the serving package without the embedder module (older layer builds)
-        return None
+    from tastebud.adapters.embedded.onnx_item_embedder import OnnxItemEmbedder
+
     if not (directory / "text_encoder.onnx").is_file():
         logger.warning("version %s has no text_encoder.onnx: new items cannot be embedded until a retrain",
                        manifest.version)

@@ -83,14 +83,6 @@ STATIC_NAME_PATTERN = "^(" + "|".join(re.escape(name) for name in sorted(STATIC_
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def record_metrics(metrics: Any, result: Any, trace: StageTrace | None = None) -> None:
-    """Per-stage latency, candidate counts and degraded stages as CloudWatch EMF metrics (Powertools Metrics).
-
-    The very observations that feed /metrics and /metrics.json (``tastebud.metrics.observations``).
-    """
-    emit_powertools(metrics, observations(result, trace))
-
-
 def route_label(path: str) -> str:
     """A bounded label for a request path (ids are not labels): /v1/stock/{id} -> /v1/stock."""
     parts = [p for p in path.split("/") if p]

@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError, DependencyError
+from tastebud.errors import ArtifactMismatchError, DependencyError
 
 LIVE = "LIVE.json"
 
@@ -64,15 +64,6 @@ def read_live(client: Any, bucket: str, prefix: str) -> LivePointer | None:
             return None
         raise DependencyError("artifacts", f"reading s3://{bucket}/{_key(prefix)}: {exc}") from exc
     return LivePointer.from_json(body)
-
-
-def require_live(client: Any, bucket: str, prefix: str) -> LivePointer:
-    pointer = read_live(client, bucket, prefix)
-    if pointer is None:
-        raise ArtifactsMissingError(
-            f"no {LIVE} under s3://{bucket}/{prefix}/: run the index hot-swap state machine for the bootstrap "
-            "version (docs/DEPLOY.md, first deploy)")
-    return pointer
 
 
 def write_live(client: Any, bucket: str, prefix: str, pointer: LivePointer) -> None:
