@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +50,10 @@ def test_replaying_a_file_twice_applies_it_once(live, active_user: str, tmp_path
     assert first.exit_code == 1 and "record 3" in first.stderr and "item_id" in first.stderr
     assert json.loads(first.stdout) == {"accepted": 3, "duplicates": 0, "failed": 1, "records": 4}
     assert json.loads(second.stdout)["accepted"] == 0 and json.loads(second.stdout)["duplicates"] == 3
+    # The event-lag metric counts the 3 accepted events once: not the duplicates, not the refused record.
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        exposition = response.read().decode()
+    assert "tastebud_event_lag_seconds_count 3.0" in exposition
 
 
 def test_catalog_upsert_reports_bad_rows_and_applies_good_ones(live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

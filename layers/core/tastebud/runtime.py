@@ -78,6 +78,7 @@ class EventBatchResult:
     accepted: int
     duplicates: int
     failures: list[EventFailure] = field(default_factory=list)
+    accepted_events: tuple[InteractionEvent, ...] = ()  # applied now (not the duplicates): the event-lag metric's
 
 
 @dataclass(frozen=True)
@@ -353,7 +354,8 @@ class ServingRuntime:
             except OSError:
                 # Applied and durable in Redis; only the training log misses them. Loud, not a failed request.
                 logger.exception("could not append %d events to the data directory's log", len(accepted))
-        return EventBatchResult(accepted=len(accepted), duplicates=len(good) - len(accepted), failures=failures)
+        return EventBatchResult(accepted=len(accepted), duplicates=len(good) - len(accepted), failures=failures,
+                                accepted_events=tuple(accepted))
 
     @_within_redis_budget
     def upsert_items(self, drafts: Sequence[ItemDraft]) -> int:

@@ -44,7 +44,6 @@ from tastebud.api.models import (
 from tastebud.api.request_guard import Rejection, allowed_methods, normalise_event
 from tastebud.domain import ItemDraft
 from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
-from tastebud.event_codec import parse_event
 from tastebud.metrics import ServingMetrics, emit_powertools, observations, service_state
 from tastebud.runtime import ServingRuntime, VersionRefusedError
 from tastebud.service import RecommendationService, StageTrace
@@ -194,16 +193,9 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
     def post_events(batch: EventBatch) -> EventBatchResponse:
         received = time.time()
         result = live_runtime().ingest_events(batch.events)
-        failed = {f.index for f in result.failures}
-        lags = []
-        for index, document in enumerate(batch.events):
-            if index not in failed:
-                try:
-                    lags.append(received - parse_event(document, now=received).timestamp)
-                except BadRequestError:
-                    continue
-        telemetry.record_event_lags(lags)
-        return EventBatchResponse.model_validate(asdict(result))
+        telemetry.record_event_lags(received - event.timestamp for event in result.accepted_events)
+        return EventBatchResponse.model_validate({"accepted": result.accepted, "duplicates": result.duplicates,
+                                                  "failures": [asdict(failure) for failure in result.failures]})
 
     @app.put("/v1/items/<item_id>", summary="Add or change an item (recommendable within seconds)", tags=["catalog"],
              responses=_errors(400, 404, 501, 503))
