@@ -78,13 +78,16 @@ def data_generate(
         "locations or profiles")] = False,
     single_merchant: Annotated[bool, typer.Option(
         "--single-merchant", help="With --purchase-only: one grocery store's log (grocery products only)")] = False,
+    cadence: Annotated[bool, typer.Option(
+        "--cadence", help="Shoppers re-buy each item on their own cycle and restock what is due (timing matters)")]
+    = False,
 ) -> None:
     """Simulate a marketplace: merchants, items, users with hidden tastes, logged impressions and orders."""
     from tastebud_training.simulator import marketplace
 
     try:
         summary = marketplace.generate(out_dir, users=users, items=items, seed=seed, days=days, progress=True,
-                                       purchase_only=purchase_only, single_merchant=single_merchant)
+                                       purchase_only=purchase_only, single_merchant=single_merchant, cadence=cadence)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc))
     err.print(f"[green]wrote[/] {out_dir}")

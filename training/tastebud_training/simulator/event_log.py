@@ -14,6 +14,7 @@ import numpy as np
 
 from tastebud_training.simulator.catalog import DAY, GROCERY, RESTAURANT, SLOT_DOMAIN, Catalog
 from tastebud_training.simulator.population import Population
+from tastebud_training.simulator.replenishment import GROCERY_VISITS, RESTOCK_SHARE, Replenishment
 
 IMPRESSION, VIEW, CLICK, ADD_TO_CART, PURCHASE = range(5)  # codes into schema.EVENT_TYPES
 
@@ -88,10 +89,17 @@ class _Day:
     repeat_purchases: int
 
 
-def _plan_sessions(pop: Population, window_start: int, days: int, rng: np.random.Generator) -> _Sessions:
-    """When each user shops: heavy-tailed counts, weekend boost, meal times for restaurants."""
+def _plan_sessions(pop: Population, window_start: int, days: int, rng: np.random.Generator,
+                   grocery_visits: float = 1.0) -> _Sessions:
+    """When each user shops: heavy-tailed counts, weekend boost, meal times for restaurants. ``grocery_visits``
+    multiplies each user's grocery sessions (restaurant sessions stay as they are)."""
     first_day = np.clip((pop.created - window_start) // DAY + 1, 0, days)  # from the day after sign-up
-    counts = rng.poisson(pop.activity * SESSIONS_PER_USER_DAY * (days - first_day))
+    rate = pop.activity * SESSIONS_PER_USER_DAY * (days - first_day)
+    grocery_share = pop.grocery_share
+    if grocery_visits != 1.0:
+        rate = rate * (1.0 - grocery_share + grocery_visits * grocery_share)
+        grocery_share = grocery_visits * grocery_share / (1.0 - grocery_share + grocery_visits * grocery_share)
+    counts = rng.poisson(rate)
     user = np.repeat(np.arange(len(counts)), counts)
     n = len(user)
 
@@ -102,7 +110,7 @@ def _plan_sessions(pop: Population, window_start: int, days: int, rng: np.random
     target = cdf[lo] + rng.random(n) * (cdf[days] - cdf[lo])
     day = np.clip(np.searchsorted(cdf, target, side="right") - 1, lo, days - 1)
 
-    grocery_p = np.clip(pop.grocery_share[user] * np.where(weekend[day], 1.4, 1.0), 0.0, 0.95)
+    grocery_p = np.clip(grocery_share[user] * np.where(weekend[day], 1.4, 1.0), 0.0, 0.95)
     domain = np.where(rng.random(n) < grocery_p, GROCERY, RESTAURANT)
     meal = rng.choice(3, n, p=[0.38, 0.52, 0.10])  # lunch, dinner, other
     restaurant_hour = np.select(
@@ -112,7 +120,15 @@ def _plan_sessions(pop: Population, window_start: int, days: int, rng: np.random
     hour = np.clip(np.where(domain == RESTAURANT, restaurant_hour, grocery_hour), 6.0, 23.9)
     start = window_start + day.astype(np.int64) * DAY + (hour * 3600).astype(np.int64)
     order = np.lexsort((user, start))
-    return _Sessions(user[order], domain[order], start[order], day[order])
+    user, domain, start, day = user[order], domain[order], start[order], day[order]
+    if grocery_visits != 1.0:  # a weekly shopper places one grocery order a day at most (days are simulated whole)
+        key = (user.astype(np.int64) * days + day) * 2 + domain
+        _, first = np.unique(key, return_index=True)
+        keep = np.zeros(n, dtype=bool)
+        keep[first] = True
+        keep |= domain == RESTAURANT
+        user, domain, start, day = user[keep], domain[keep], start[keep], day[keep]
+    return _Sessions(user, domain, start, day)
 
 
 def _sample_segments(cumulative: np.ndarray, lo: np.ndarray, hi: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -146,8 +162,10 @@ def _row_duplicates(items: np.ndarray, valid: np.ndarray) -> np.ndarray:
 class _Simulator:
     """Holds the catalog, population and running purchase history while days are simulated."""
 
-    def __init__(self, catalog: Catalog, pop: Population, rng: np.random.Generator) -> None:
+    def __init__(self, catalog: Catalog, pop: Population, rng: np.random.Generator,
+                 cadence: Replenishment | None = None) -> None:
         self.c, self.p, self.rng = catalog, pop, rng
+        self.cadence = cadence
         self.n_items = len(catalog.item_domain)
         self.slot_order = np.argsort(catalog.item_slot, kind="stable")
         self.slot_bounds = np.searchsorted(catalog.item_slot[self.slot_order], np.arange(len(SLOT_DOMAIN) + 1))
@@ -250,8 +268,11 @@ class _Simulator:
         order = np.argsort(~valid, axis=1, kind="stable")
         return np.take_along_axis(items, order, axis=1), np.take_along_axis(valid, order, axis=1)
 
-    def _utility(self, users: np.ndarray, items: np.ndarray, domain: np.ndarray, repeats: np.ndarray) -> np.ndarray:
+    def _utility(self, users: np.ndarray, items: np.ndarray, domain: np.ndarray, repeats: np.ndarray,
+                 now: np.ndarray) -> np.ndarray:
         c, p = self.c, self.p
+        due = (np.where(repeats > 0, self.cadence.utility(users[:, None] * self.n_items + items, now[:, None]), 0.0)
+               if self.cadence is not None else 0.0)
         slot = c.item_slot[items]
         affinity = p.taste[users[:, None], slot] * self.slots_in_domain[c.item_domain[items]]
         km = self._km(p.home_lat[users][:, None], p.home_lon[users][:, None], c.item_merchant[items])
@@ -264,6 +285,7 @@ class _Simulator:
             + BETA_POP * c.item_log_pop[items]
             - KM_PENALTY[domain][:, None] * km
             + np.where(repeats > 0, REPEAT_BONUS + REPEAT_PER_LOG_COUNT * np.log(np.maximum(repeats, 1)), 0.0)
+            + due
             + self.rng.normal(0.0, NOISE_SD, items.shape)
         )
         return np.where(forbidden, FORBIDDEN, utility)
@@ -288,6 +310,35 @@ class _Simulator:
             quantity=1 + (rng.random(len(row)) < 0.2),
         )
 
+    def _restock(self, sessions: np.ndarray, users: np.ndarray, domain: np.ndarray, start: np.ndarray,
+                 cadence: Replenishment) -> EventRows:
+        """Restock sessions (--cadence): the bought-before items of the domain that are due (replenishment.py)."""
+        rng = self.rng
+        owners, keys = [], []
+        for d in (RESTAURANT, GROCERY):
+            mine = np.flatnonzero(domain == d)
+            lo, hi = _history_ranges(self.history[d], users[mine], self.n_items)
+            length = hi - lo
+            owner = np.repeat(mine, length)
+            offset = np.arange(owner.size) - np.repeat(np.cumsum(length) - length, length)
+            key = self.history[d][np.repeat(lo, length) + offset]
+            distinct = np.r_[True, (key[1:] != key[:-1]) | (owner[1:] != owner[:-1])] if key.size else key.astype(bool)
+            owners.append(owner[distinct])
+            keys.append(key[distinct])
+        owner, key = np.concatenate(owners), np.concatenate(keys)
+        owner, key = cadence.restock(key, owner, start[owner], rng.random(owner.size))
+        position = np.arange(owner.size) - np.searchsorted(owner, owner)  # 0, 1, ... within a session
+        return EventRows(
+            user=users[owner],
+            item=key % self.n_items,
+            event=np.full(owner.size, PURCHASE),
+            ts=start[owner] + rng.integers(20, 120, owner.size) + 10 * position,
+            session=sessions[owner],
+            request=np.full(owner.size, -1),
+            position=np.zeros(owner.size, dtype=np.int64),
+            quantity=1 + (rng.random(owner.size) < 0.2),
+        )
+
     def _browse(
         self,
         sessions: np.ndarray,
@@ -307,7 +358,7 @@ class _Simulator:
         request = first_request + np.arange(n)
         items = np.where(valid, items, 0)
         repeats = self._repeat_counts(users[:, None], items, np.broadcast_to(domain[:, None], items.shape))
-        utility = self._utility(users, items, domain, repeats)
+        utility = self._utility(users, items, domain, repeats, start)
         position = np.cumsum(valid, axis=1) * valid
         examined = valid & (rng.random(items.shape) < 1.0 / np.log2(1.0 + np.maximum(position, 1)))
         clicked = examined & (rng.random(items.shape) < 1 / (1 + np.exp(-(utility + CLICK_BIAS))))
@@ -359,14 +410,22 @@ class _Simulator:
         for d in (RESTAURANT, GROCERY):
             lo, hi = _history_ranges(self.history[d], users[domain == d], self.n_items)
             has_history[domain == d] = hi > lo
-        direct = has_history & (self.rng.random(len(sessions)) < DIRECT_REORDER)
-        reorders = self._direct_reorders(sessions[direct], users[direct], domain[direct], start[direct])
-        browse = ~direct
+        if self.cadence is None:
+            direct = has_history & (self.rng.random(len(sessions)) < DIRECT_REORDER)
+            reorders = self._direct_reorders(sessions[direct], users[direct], domain[direct], start[direct])
+        else:
+            share = np.where(domain == GROCERY, RESTOCK_SHARE[GROCERY], RESTOCK_SHARE[RESTAURANT])
+            direct = has_history & (self.rng.random(len(sessions)) < share)
+            reorders = self._restock(sessions[direct], users[direct], domain[direct], start[direct], self.cadence)
+        # With cadence a grocery restock is a weekly shop: the shopper also browses for something new.
+        browse = ~direct | ((domain == GROCERY) & (self.cadence is not None))
         rows, n_requests, repeats = self._browse(
             sessions[browse], users[browse], domain[browse], start[browse], weight, has_history[browse], first_request
         )
         bought = EventRows.concat([reorders, rows[-1]])
         keys = bought.user * self.n_items + bought.item
+        if self.cadence is not None:
+            self.cadence.remember(keys, bought.ts)
         for d in (RESTAURANT, GROCERY):
             self.history[d] = np.sort(np.concatenate([self.history[d], keys[c.item_domain[bought.item] == d]]))
         return _Day([reorders, *rows], n_requests, repeats + len(reorders.user))
@@ -379,10 +438,12 @@ def simulate_log(
     days: int,
     rng: np.random.Generator,
     on_day: Callable[[int], None] | None = None,
+    cadence: Replenishment | None = None,
 ) -> Log:
-    """Simulate ``days`` days of sessions; ``on_day`` is called after each day (progress)."""
-    plan = _plan_sessions(pop, window_start, days, rng)
-    sim = _Simulator(catalog, pop, rng)
+    """Simulate ``days`` days of sessions; ``on_day`` is called after each day (progress); ``cadence``: shoppers
+    re-buy on per-item cycles (replenishment.py)."""
+    plan = _plan_sessions(pop, window_start, days, rng, GROCERY_VISITS if cadence is not None else 1.0)
+    sim = _Simulator(catalog, pop, rng, cadence)
     bounds = np.searchsorted(plan.day, np.arange(days + 1))
     rows: list[EventRows] = []
     n_requests = repeat_purchases = 0

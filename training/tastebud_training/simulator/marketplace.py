@@ -22,7 +22,7 @@ import pandas as pd
 
 from tastebud_training.data.atomic_dir import check_replaceable, write_dataset_dir
 from tastebud_training.data.schema import EVENT_TYPES, POSITIVE_EVENTS
-from tastebud_training.simulator import event_log, photos
+from tastebud_training.simulator import event_log, photos, replenishment
 from tastebud_training.simulator.catalog import DAY, GROCERY, Catalog, build_catalog
 from tastebud_training.simulator.population import DIETS, Population, build_population
 from tastebud_training.simulator.purchase_only import purchase_only_tables
@@ -31,6 +31,7 @@ GENERATOR = "tastebud-simulator"
 # A fixed calendar keeps output byte-identical across runs; weekdays and meal times are in UTC.
 WINDOW_START = int(datetime(2025, 9, 1, tzinfo=UTC).timestamp())
 OUT_OF_STOCK_SHARE = 0.03
+CADENCE_STREAM = 22  # the replenishment cycles' own random stream (with the seed)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class SimulationSummary:
     images: int = 0  # item photos written
     items_without_image: int = 0
     variant: str = "full"  # "full", "purchase_only" or "purchase_only_single_merchant" (purchase_only.py)
+    cadence: bool = False  # shoppers re-buy on per-item cycles (replenishment.py)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -66,7 +68,7 @@ class SimulationSummary:
         """(label, value) pairs for a two-column table."""
         rows = [
             ("output", str(self.out)),
-            ("variant", self.variant),
+            ("variant", self.variant + (" with replenishment cadence" if self.cadence else "")),
             ("seed / days", f"{self.seed} / {self.days}"),
             ("merchants", f"{self.merchants:,} ({self.new_merchants:,} opened during the window)"),
             ("items", f"{self.items:,} ({self.new_items:,} created during the window)"),
@@ -133,7 +135,8 @@ def _interactions(log: event_log.Log, catalog: Catalog, population: Population) 
 
 
 def _ground_truth(
-    seed: int, users: int, items: int, days: int, population: Population, summary: dict[str, Any], images: bool
+    seed: int, users: int, items: int, days: int, population: Population, summary: dict[str, Any], images: bool,
+    cadence: bool = False,
 ) -> dict[str, Any]:
     """Parameters and a summary of the hidden tastes; for people reading the data, never for models."""
     return {
@@ -151,6 +154,7 @@ def _ground_truth(
             "popularity": event_log.BETA_POP,
             "km_penalty_restaurant_grocery": event_log.KM_PENALTY.tolist(),
             "repeat_bonus": event_log.REPEAT_BONUS,
+            "replenishment": replenishment.PARAMETERS if cadence else None,
             "examination": "1 / log2(1 + position)",
         },
         "hidden_tastes": {
@@ -207,6 +211,7 @@ def generate(
     images: bool = True,
     purchase_only: bool = False,
     single_merchant: bool = False,
+    cadence: bool = False,
 ) -> SimulationSummary:
     """Generate a marketplace data directory at ``out`` (replaced only if it holds generated data).
 
@@ -222,6 +227,8 @@ def generate(
             locations or profiles): simulator/purchase_only.py. Implies ``images=False``.
         single_merchant: with ``purchase_only``, one grocery store's log (grocery products only, one item per
             product).
+        cadence: shoppers re-buy each item on their own cycle and restock what is due (replenishment.py); its
+            cycles come from their own random stream, so without it a seed's files are unchanged.
 
     Returns:
         Counts of what was written.
@@ -242,7 +249,9 @@ def generate(
     has_image = photos.choose_photographed(len(item_ids), seed) if images else np.zeros(len(item_ids), bool)
     catalog.items["image_uri"] = np.where(has_image, [photos.image_uri(i) for i in item_ids], "").astype(object)
     with _progress(progress, days) as advance:
-        log = event_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance)
+        cycles = (replenishment.Replenishment.draw(catalog.item_domain, np.random.default_rng([seed, CADENCE_STREAM]))
+                  if cadence else None)
+        log = event_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance, cadence=cycles)
     stock = _stock(catalog, rng)
     interactions = _interactions(log, catalog, population)
 
@@ -264,6 +273,7 @@ def generate(
         "event_counts": event_counts,
         "images": int(has_image.sum()),
         "items_without_image": int((~has_image).sum()),
+        "cadence": cadence,
     }
 
     def add_images(staging: Path) -> None:
@@ -282,6 +292,6 @@ def generate(
         tables = purchase_only_tables(tables, single_merchant=single_merchant)
         counts.update(_purchase_only_counts(tables))
         counts["variant"] = "purchase_only_single_merchant" if single_merchant else "purchase_only"
-    write_dataset_dir(out, tables, "ground_truth.json", _ground_truth(seed, users, items, days, population, counts,
-                                                                       images), extra=add_images if images else None)
+    truth = _ground_truth(seed, users, items, days, population, counts, images, cadence)
+    write_dataset_dir(out, tables, "ground_truth.json", truth, extra=add_images if images else None)
     return SimulationSummary(out=out, seed=seed, days=days, seconds=time.perf_counter() - began, **counts)
