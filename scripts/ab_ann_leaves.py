@@ -17,7 +17,7 @@ import numpy as np
 
 from tastebud.heap import freeze_startup_heap
 from tastebud.service import RecommendationService
-from tastebud_training import bench
+from tastebud_bench import in_process as bench
 
 
 def main(n_items: int, before: int, after: int, users_count: int = 4000) -> None:

@@ -20,7 +20,7 @@ from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8
 from tastebud.heap import freeze_startup_heap
 from tastebud.service import RecommendationService
-from tastebud_training import bench
+from tastebud_bench import in_process as bench
 
 
 def main(n_items: int, users_count: int = 3900) -> None:

@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from tastebud.service import RecommendationService
-from tastebud_training import bench
-from tastebud_training.bench import RECALL_K, _context
+from tastebud_bench import in_process as bench
+from tastebud_bench.in_process import RECALL_K, _context
 
 FETCH = 300
 

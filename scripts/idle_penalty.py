@@ -17,7 +17,7 @@ import numpy as np
 
 from tastebud.heap import freeze_startup_heap
 from tastebud.service import RecommendationService, StageTrace
-from tastebud_training import bench
+from tastebud_bench import in_process as bench
 
 GAP_S = 0.012
 KEYS = ("user_tower", "knn", "retrieve", "rerank", "fairness", "stock", "total")

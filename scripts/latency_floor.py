@@ -28,9 +28,9 @@ from typing import Any
 
 from tastebud.service import StageTrace
 from tastebud.settings import ServingKnobs
-from tastebud_training import bench
-from tastebud_training.http_bench import NO_WORK_PATH, OPEN_LOOP_P99_GOAL_MS, ForkedServer, run_http_bench
-from tastebud_training.open_loop import open_loop_load
+from tastebud_bench import in_process as bench
+from tastebud_bench.http_load import NO_WORK_PATH, OPEN_LOOP_P99_GOAL_MS, ForkedServer, run_http_bench
+from tastebud_bench.open_loop import open_loop_load
 
 OPEN_LOOP_S = 20.0
 

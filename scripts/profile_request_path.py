@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tastebud_training import bench
+from tastebud_bench import in_process as bench
 
 
 def main(n_items: int) -> None:

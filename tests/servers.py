@@ -129,7 +129,7 @@ def start_server_process(args: list[str], env: dict[str, str] | None = None) -> 
 def start_tastebud_serve(artifacts: Path, *, workers: int, extra: tuple[str, ...] = (),
                          env: dict[str, str] | None = None) -> ServerProcess:
     # --data: accepted events and items go next to the artifacts copy, never into the shared tiny data set.
-    server = start_server_process(["tastebud_training.cli", "serve", "--artifacts", str(artifacts), "--port", "0",
+    server = start_server_process(["tastebud_cli.app", "serve", "--artifacts", str(artifacts), "--port", "0",
                                    "--workers", str(workers), "--no-access-log", "--data",
                                    str(artifacts.parent / "data"), *extra], env)
     try:

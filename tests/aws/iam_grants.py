@@ -115,6 +115,7 @@ PRINCIPAL_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("tastebud.lifecycle.control_tasks:*", ("ControlTaskFunction",)),
     ("tastebud.lifecycle.index_tasks:*", ("IndexTaskFunction",)),
     ("tastebud.adapters.aws.ingest:*", ("IngestFunction",)),
+    ("tastebud_cli.*", ("operator",)),
     ("tastebud_training.*", ("operator",)),
     ("tastebud.api.http:create_app.<locals>.put_stock", ("StockFunction",)),
     ("tastebud.api.http:create_app.<locals>.*", ("RecommendFunction",)),  # POST /v1/recommendations, GET /health

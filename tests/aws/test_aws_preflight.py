@@ -315,7 +315,7 @@ def stubbed_clients(monkeypatch: pytest.MonkeyPatch, *, role_exists: bool, endpo
 
 
 def run_cli(*args: str) -> Any:
-    from tastebud_training.cli import app
+    from tastebud_cli.app import app
 
     return CliRunner().invoke(app, ["aws", "preflight", "--region", REGION, *args])
 

@@ -19,7 +19,7 @@ REGION = "eu-west-1"
 
 def test_seeded_profiles_give_serving_the_user_features_training_used(dynamodb: Any, tiny_data: Path,
                                                                      tiny_two_tower_snapshot: Any) -> None:
-    from tastebud_training.cli import app
+    from tastebud_cli.app import app
 
     dataset, catalog, users, vocab, as_of = tiny_two_tower_snapshot
     result = CliRunner().invoke(app, ["aws", "seed", "--data", str(tiny_data), "--profiles-table", "profiles",

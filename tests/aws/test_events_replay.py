@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from tastebud.adapters.local_events import JsonlEventSink
 from tastebud.event_codec import decode_event
-from tastebud_training.cli import app
+from tastebud_cli.app import app
 
 RECORDS = [{"user_id": "u1", "item_id": "i1", "event_type": "purchase", "timestamp": 1_760_000_000 + i,
             "session_id": "s1"} for i in range(3)] + [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tastebud_training.chaos_soak import AFTER_FAULT, plot, soak
+from tastebud_bench.soak import AFTER_FAULT, plot, soak
 
 pytestmark = pytest.mark.slow
 DURATION_S = 60.0

@@ -17,7 +17,7 @@ from tastebud.artifacts import LocalArtifactStore
 from tastebud.composition import build_runtime
 from tastebud.runtime import ServingRuntime
 from tastebud.settings import Settings
-from tastebud_training.cli import app
+from tastebud_cli.app import app
 
 from servers import threaded_server
 

@@ -103,7 +103,7 @@ def test_a_killed_chaos_run_leaves_neither_its_server_nor_its_redis(tiny_artifac
     """`tastebud chaos` starts `tastebud serve`, which starts Redis: SIGKILL to chaos ends all of them (the server
     learns of it from the kernel, PR_SET_PDEATHSIG; its Redis from its keeper)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT / "training")])}
-    chaos = subprocess.Popen([sys.executable, "-m", "tastebud_training.cli", "chaos", "--artifacts",
+    chaos = subprocess.Popen([sys.executable, "-m", "tastebud_cli.app", "chaos", "--artifacts",
                               str(tiny_artifacts), "--duration", "120"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, env=env)
     try:

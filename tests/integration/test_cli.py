@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tastebud_training.cli import app
+from tastebud_cli.app import app
 
 runner = CliRunner()
 

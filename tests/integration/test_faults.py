@@ -28,7 +28,7 @@ from tastebud.local_server import LocalLambdaContext
 from tastebud.processes import process_alive
 from tastebud.runtime import ServingRuntime
 from tastebud.settings import Settings
-from tastebud_training.chaos_faults import EmbeddedRedis
+from tastebud_bench.faults import EmbeddedRedis
 
 from helpers import load_event, response_json
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from tastebud_training.open_loop import open_loop_load, request_bytes
+from tastebud_bench.open_loop import open_loop_load, request_bytes
 
 
 class _ClosingHandler(BaseHTTPRequestHandler):

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from tastebud.http_server.timeline import WorkerTimeline
-from tastebud_training.open_loop import open_loop_load
-from tastebud_training.tail_timeline import PARTS, explain, join, plot, read_timelines, write_csv
+from tastebud_bench.open_loop import open_loop_load
+from tastebud_bench.tail_timeline import PARTS, explain, join, plot, read_timelines, write_csv
 
 from servers import threaded_server
 

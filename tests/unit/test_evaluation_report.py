@@ -9,7 +9,7 @@ import matplotlib.image
 import pytest
 from typer.testing import CliRunner
 
-from tastebud_training.cli import app
+from tastebud_cli.app import app
 from tastebud_training.evaluation_report import (
     EvaluatedDataSet,
     chart_file,

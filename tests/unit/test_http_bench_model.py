@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tastebud_training.http_bench import core_shares, fixed_rate_queue, machine_cpu_seconds
+from tastebud_bench.http_load import core_shares, fixed_rate_queue, machine_cpu_seconds
 
 
 def test_service_shorter_than_the_gap_never_waits() -> None:

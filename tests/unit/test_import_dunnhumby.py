@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tastebud_training.cli import app
+from tastebud_cli.app import app
 from tastebud_training.data import Dataset, DataValidationError, load_dataset, validate_dir
 from tastebud_training.importers.dunnhumby import ANCHOR_DAY, import_dunnhumby
 

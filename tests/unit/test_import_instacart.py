@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tastebud_training.cli import app
+from tastebud_cli.app import app
 from tastebud_training.data import DataValidationError, load_dataset, validate_dir
 from tastebud_training.importers.instacart import ANCHOR_DAY, import_instacart
 

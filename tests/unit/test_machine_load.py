@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from tastebud_training.machine_load import MachineLoad, busy_warning
+from tastebud_bench.machine_load import MachineLoad, busy_warning
 
 BURN = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass"
 

@@ -35,7 +35,7 @@ def test_tastebud_serve_reads_the_knob_variables(monkeypatch: pytest.MonkeyPatch
     from typer.testing import CliRunner
 
     import tastebud.http_server.local as local
-    from tastebud_training.cli import app
+    from tastebud_cli.app import app
 
     seen: list[Settings] = []
     monkeypatch.setattr(local, "serve_artifacts", lambda settings, *args, **kwargs: seen.append(settings))

@@ -3,7 +3,7 @@ atomic writer that producers (tastebud_training.simulator, tastebud_training.imp
 
 from __future__ import annotations
 
-from tastebud_training.data.dataset import Dataset, ValidationSummary, cut_at, summarize
+from tastebud_training.data.dataset import Dataset, ValidationSummary, cut_at, frame_records, summarize
 from tastebud_training.data.errors import DataError, DataValidationError
 from tastebud_training.data.loader import load_dataset, validate_dir
 from tastebud_training.data.schema import DOMAINS, EVENT_TYPES, EVENT_WEIGHTS, POSITIVE_EVENTS
@@ -18,6 +18,7 @@ __all__ = [
     "Dataset",
     "ValidationSummary",
     "cut_at",
+    "frame_records",
     "load_dataset",
     "summarize",
     "validate_dir",

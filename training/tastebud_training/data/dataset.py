@@ -108,3 +108,8 @@ def cut_at(dataset: Dataset, as_of: float) -> Dataset:
     interactions = dataset.interactions[dataset.interactions["ts"] < as_of]
     return Dataset(dataset.merchants, dataset.items, dataset.users, interactions, dataset.stock, dataset.source,
                    dataset.warnings, dataset.read_at)
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as dicts, missing values as None (what DynamoDB and JSON writers take)."""
+    return [{k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict("records")]  # NaN -> None

@@ -253,8 +253,7 @@ def _seed_features(dynamodb: Any, data_dir: Path) -> tuple[int, int]:
     from tastebud.adapters.aws.dynamodb_features import HistoryWriter
     from tastebud.adapters.aws.dynamodb_seed import seed_profiles
     from tastebud.domain import InteractionEvent
-    from tastebud_training.cli_aws import frame_records
-    from tastebud_training.data import load_dataset
+    from tastebud_training.data import frame_records, load_dataset
 
     dataset = load_dataset(data_dir)
     users = seed_profiles(dynamodb, PROFILES_TABLE, frame_records(dataset.users))

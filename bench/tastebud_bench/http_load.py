@@ -11,7 +11,7 @@
    * throughput with 8 and 32 keep-alive connections: requests/s, p50/p99, errors (socket errors and non-2xx).
      The best of these closed-loop runs is the measured CAPACITY.
 3. Open loop (``rate_fractions``, e.g. 0.5): requests at a fixed rate of that fraction of the capacity, over keep-alive
-   connections, each latency measured from its SCHEDULED send time (``tastebud_training.open_loop``, the wrk2 way):
+   connections, each latency measured from its SCHEDULED send time (``tastebud_bench.open_loop``, the wrk2 way):
    p50/p90/p99/p99.9, achieved rate, errors. This is the tail a client population sees; closed-loop p99 hides it.
 
 Logging is the same on both sides: Powertools' per-request INFO line and the access log are off (WARNING), so the
@@ -46,9 +46,9 @@ from tastebud.heap import freeze_startup_heap
 from tastebud.local_server import LocalLambdaContext, http_api_event
 from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService
-from tastebud_training.open_loop import DEFAULT_CONNECTIONS, OpenLoopResult, open_loop_load, recommendation_bodies
-from tastebud_training.tail_timeline import explain, join, kernel_counters, read_timelines, write_csv
-from tastebud_training.tail_timeline import plot as plot_tail
+from tastebud_bench.open_loop import DEFAULT_CONNECTIONS, OpenLoopResult, open_loop_load, recommendation_bodies
+from tastebud_bench.tail_timeline import explain, join, kernel_counters, read_timelines, write_csv
+from tastebud_bench.tail_timeline import plot as plot_tail
 
 K = 20
 CONNECTIONS = (8, 32)

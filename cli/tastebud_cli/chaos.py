@@ -1,4 +1,4 @@
-"""`tastebud chaos`: the fault soak (tastebud_training.chaos_soak) from the command line, with its report."""
+"""`tastebud chaos`: the fault soak (tastebud_bench.soak) from the command line, with its report."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def chaos(
     restarted from a torn append-only file; a worker killed; a corrupt version published), then check that every
     acknowledged write is in Redis and the data log, that every read was a full 200 page, and that no process was
     left behind. Exits 1 when any check fails."""
-    from tastebud_training.chaos_soak import FaultWindow, plot, soak, write_samples
+    from tastebud_bench.soak import FaultWindow, plot, soak, write_samples
 
     # SIGTERM: unwind (the server is stopped, the work directory removed) instead of dying where we stand.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

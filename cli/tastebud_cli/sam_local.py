@@ -57,7 +57,7 @@ def up(
     ready.unlink(missing_ok=True)
     log = (work_dir / "standins.log").open("ab")
     start_of_this_run = log.tell()
-    command = [sys.executable, "-m", "tastebud_training.cli", "sam-local", "up", "--artifacts", str(artifacts),
+    command = [sys.executable, "-m", "tastebud_cli.app", "sam-local", "up", "--artifacts", str(artifacts),
                "--data", str(data), "--dir", str(work_dir), "--foreground"]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)  # outlives this command, until `tastebud sam-local down`

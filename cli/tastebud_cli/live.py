@@ -106,7 +106,7 @@ def replay(
     if kinesis is not None or jsonl is not None:
         _put_on_sink(events, kinesis, jsonl)
         return
-    from tastebud_training.api_client import ApiClient, ApiError
+    from tastebud_cli.api_client import ApiClient, ApiError
 
     client = ApiClient(url)
     totals = {"accepted": 0, "duplicates": 0, "failed": 0}
@@ -189,7 +189,7 @@ def _put_on_sink(records: list[Any], stream: str | None, path: Path | None) -> N
 @catalog_app.command("upsert")
 def upsert(file: Path, url: Annotated[str, URL] = "http://127.0.0.1:3000") -> None:
     """PUT each item of FILE (the items columns; CSV, JSON Lines, JSON array or Parquet) to the running server."""
-    from tastebud_training.api_client import ApiClient, ApiError
+    from tastebud_cli.api_client import ApiClient, ApiError
 
     columns = ("merchant_id", "title", "category", "description", "price", "image_uri")
     items = read_records(file)

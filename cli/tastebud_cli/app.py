@@ -12,11 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tastebud_training.cli_aws import aws_app
-from tastebud_training.cli_chaos import chaos
-from tastebud_training.cli_live import catalog_app, events_app, versions_app
-from tastebud_training.cli_sam_local import sam_local_app
-from tastebud_training.machine_load import MachineLoad, busy_warning
+from tastebud_bench.machine_load import MachineLoad, busy_warning
+from tastebud_cli.aws import aws_app
+from tastebud_cli.chaos import chaos
+from tastebud_cli.live import catalog_app, events_app, versions_app
+from tastebud_cli.sam_local import sam_local_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Tastebud: recommendations for a food-delivery marketplace.")
@@ -439,7 +439,7 @@ def bench(
     keep-alive latency and the throughput (8 and 32 connections) of the HTTP server against the CPU bound, and with
     --rate-fraction the open-loop (fixed-rate) latency percentiles at that share of the measured capacity."""
     from tastebud.errors import TastebudError
-    from tastebud_training import bench as bench_module
+    from tastebud_bench import in_process as bench_module
 
     if (artifacts is None) == (items is None):
         fail("give exactly one of --artifacts DIR or --items N")
@@ -460,7 +460,7 @@ def bench(
     if freshness:
         if artifacts is None:
             fail("--freshness measures a trained system: give --artifacts DIR")
-        from tastebud_training.bench_freshness import run_freshness
+        from tastebud_bench.freshness import run_freshness
 
         try:
             report = run_freshness(artifacts, trials=min(requests, 200), seconds=seconds, rate=rate,
@@ -496,7 +496,7 @@ def bench(
 
 def _bench_startup(artifacts: Path, workers: int, *, as_json: bool) -> None:
     from tastebud.errors import TastebudError
-    from tastebud_training.bench_startup import run_startup
+    from tastebud_bench.startup import run_startup
 
     machine = MachineLoad().start()
     try:
@@ -534,8 +534,8 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
 
     from tastebud.errors import TastebudError
     from tastebud.http_server.embedded_redis import SharedEmbeddedRedis
-    from tastebud_training import bench as bench_module
-    from tastebud_training.http_bench import run_http_bench
+    from tastebud_bench import in_process as bench_module
+    from tastebud_bench.http_load import run_http_bench
 
     redis = SharedEmbeddedRedis(Path(tempfile.mkdtemp(prefix="tastebud-bench-http-")) / "stock.rdb")
     try:

@@ -1,6 +1,6 @@
 """`tastebud bench --startup`: how long `tastebud serve` takes to be ready, and the memory it holds once ready.
 
-Each run starts the real command (`python -m tastebud_training.cli serve`) on a private copy of the artifacts'
+Each run starts the real command (`python -m tastebud_cli.app serve`) on a private copy of the artifacts'
 current version (its own embedded Redis: a running demo server is not shared), and stops it with SIGTERM. Ready
 means every worker logged uvicorn's "Application startup complete" (its service is built) and `/health/ready`
 answers 200. Memory is PSS (``/proc/PID/smaps_rollup``: pages shared between processes are split between them, so
@@ -26,7 +26,7 @@ from typing import Any
 
 from tastebud.artifacts import LocalArtifactStore
 from tastebud.processes import terminate
-from tastebud_training.chaos_faults import EmbeddedRedis
+from tastebud_bench.faults import EmbeddedRedis
 
 _LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
 _BOOTED = "Application startup complete"
@@ -84,7 +84,7 @@ def _loads_tensorflow(pid: int) -> bool:
 def measure_once(artifacts: Path, *, workers: int, preload: bool = True) -> StartupRun:
     with tempfile.TemporaryDirectory(prefix="tastebud-bench-startup-") as work:
         copy = private_copy(artifacts, Path(work))
-        command = [sys.executable, "-m", "tastebud_training.cli", "serve", "--artifacts", str(copy), "--port", "0",
+        command = [sys.executable, "-m", "tastebud_cli.app", "serve", "--artifacts", str(copy), "--port", "0",
                    "--workers", str(workers), "--no-access-log", "--data", str(Path(work) / "data"),
                    "--preload" if preload else "--no-preload"]
         log: list[str] = []

@@ -35,8 +35,8 @@ from urllib.parse import urlsplit
 from tastebud.adapters.redis_live_state import PREFIX, RedisLiveState
 from tastebud.adapters.redis_stock import OUT_OF_STOCK_KEY
 from tastebud.processes import end_with_parent, process_alive, terminate
-from tastebud_training import chaos_faults
-from tastebud_training.chaos_faults import EmbeddedRedis
+from tastebud_bench import faults as chaos_faults
+from tastebud_bench.faults import EmbeddedRedis
 
 PAGE = 10
 READ_SHARE, EVENT_SHARE, STOCK_SHARE = 0.6, 0.2, 0.12  # the rest: item upserts
@@ -353,7 +353,7 @@ def served(artifacts: Path, data_dir: Path, workers: int) -> Iterator[tuple[str,
     import subprocess
     import sys
 
-    process = subprocess.Popen([sys.executable, "-m", "tastebud_training.cli", "serve", "--artifacts", str(artifacts),
+    process = subprocess.Popen([sys.executable, "-m", "tastebud_cli.app", "serve", "--artifacts", str(artifacts),
                                 "--port", "0", "--workers", str(workers), "--no-access-log", "--data", str(data_dir)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "COLUMNS": "400"}, preexec_fn=end_with_parent)

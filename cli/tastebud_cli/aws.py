@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 aws_app = typer.Typer(no_args_is_help=True, help="Operate the AWS deployment (preflight an account, seed DynamoDB).")
-
-
-def frame_records(frame: Any) -> list[dict[str, Any]]:
-    return [{k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict("records")]  # NaN -> None
 
 
 @aws_app.command("seed")
@@ -24,7 +20,7 @@ def seed(
     import boto3
 
     from tastebud.adapters.aws.dynamodb_seed import seed_profiles
-    from tastebud_training.data import load_dataset
+    from tastebud_training.data import frame_records, load_dataset
 
     dataset = load_dataset(data)
     client = boto3.session.Session(region_name=region).client("dynamodb")

@@ -1,0 +1,1 @@
+"""The `tastebud` command line: thin commands over the serving, training and benchmark packages."""
