@@ -81,13 +81,16 @@ def data_generate(
     cadence: Annotated[bool, typer.Option(
         "--cadence", help="Shoppers re-buy each item on their own cycle and restock what is due (timing matters)")]
     = False,
+    images: Annotated[bool, typer.Option(
+        "--images/--no-images", help="Write a photo per item (about 10% get none)")] = True,
 ) -> None:
     """Simulate a marketplace: merchants, items, users with hidden tastes, logged impressions and orders."""
     from tastebud_training.simulator import marketplace
 
     try:
         summary = marketplace.generate(out_dir, users=users, items=items, seed=seed, days=days, progress=True,
-                                       purchase_only=purchase_only, single_merchant=single_merchant, cadence=cadence)
+                                       purchase_only=purchase_only, single_merchant=single_merchant, cadence=cadence,
+                                       images=images)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc))
     err.print(f"[green]wrote[/] {out_dir}")

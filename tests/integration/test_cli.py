@@ -32,6 +32,15 @@ def test_generate_then_validate_as_json(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["rows"]["items"] == 200
 
 
+def test_generate_a_cadence_log_without_photos(tmp_path: Path) -> None:
+    out = tmp_path / "cadence"
+    generated = runner.invoke(app, ["data", "generate", "--out", str(out), "--users", "40", "--items", "200",
+                                    "--cadence", "--no-images"])
+    assert generated.exit_code == 0, generated.stderr
+    summary = json.loads(generated.stdout)
+    assert summary["cadence"] is True and summary["images"] == 0 and not (out / "images").exists()
+
+
 def test_missing_artifacts_say_how_to_build_them(tmp_path: Path) -> None:
     result = runner.invoke(app, ["recommend", "u1", "--artifacts", str(tmp_path / "none")])
     assert result.exit_code == 2 and "tastebud train" in result.stderr
