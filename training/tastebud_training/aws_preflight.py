@@ -1,8 +1,8 @@
 """Deploy preflight: what an AWS account must have before the first `sam deploy` and the first nightly rebuild.
 
 Each check is a small function over one boto3 client that returns a :class:`CheckResult` (ok / warn / fail, what
-was found, and the fix to apply). ``tastebud aws preflight`` (tastebud_cli/aws.py) runs them all; docs/DEPLOY.md §2 runs it
-first. What the checks know about the stack (parameter names, instance types, name limits) comes from the
+was found, and the fix to apply). ``tastebud aws preflight`` (tastebud_cli/aws.py) runs them all; docs/DEPLOY.md
+§2 runs it first. What the checks know about the stack (parameter names, instance types, name limits) comes from the
 template's and the job definitions' defaults; tests/aws/test_aws_preflight.py keeps them equal.
 
 - the OpenSearch service-linked role: a VPC domain needs it, a fresh account lacks it, and creating it where it
