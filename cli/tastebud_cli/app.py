@@ -241,6 +241,10 @@ def evaluate(
     protocol: Annotated[str, typer.Option(
         help="window: the truth is every positive after the cutoff; next-basket: the user's first basket (session) "
         "after it, requested at its start")] = "window",
+    ranker_seeds: Annotated[int, typer.Option(
+        "--ranker-seeds", min=1, help="Fit the ranker with this many seeds on the same examples and report the full "
+        "pipeline's mean, spread and the mean's interval (`tastebud[seed S]` rows; `tastebud` is the first seed)")]
+    = 1,
 ) -> None:
     """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split; --report draws charts."""
     from tastebud_training import evaluation_report
@@ -260,7 +264,7 @@ def evaluate(
                                  max_users=max_users, seed=seed, retrieval=retrieval, epochs=epochs,
                                  user_tower_int8=_user_tower_int8(user_tower), ablations=ablations,
                                  cold_start=cold_start, ease_l2=ease_l2, exposure_floor=exposure_floor,
-                                 cross_domain=cross_domain, protocol=protocol)
+                                 cross_domain=cross_domain, protocol=protocol, ranker_seeds=ranker_seeds)
         if markdown is not None:
             markdown.write_text(evaluation_report.render_markdown(result, command))
     if report is not None:
@@ -296,7 +300,7 @@ def evaluate(
 def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress: bool, max_users: int, seed: int,
                     retrieval: str, epochs: int, user_tower_int8: bool, ablations: bool, cold_start: bool,
                     ease_l2: float | None, exposure_floor: float | None, cross_domain: bool,
-                    protocol: str) -> dict[str, Any]:
+                    protocol: str, ranker_seeds: int = 1) -> dict[str, Any]:
     from dataclasses import replace
 
     from tastebud_training.baselines import EASE_DEFAULT_L2
@@ -305,7 +309,7 @@ def _run_evaluation(data: Path, artifacts: Path, *, exclude_seen: bool, progress
 
     dataset = load_data(data)
     try:
-        base = TrainConfig(seed=seed, progress=progress, retrieval=retrieval)
+        base = TrainConfig(seed=seed, progress=progress, retrieval=retrieval, ranker_seeds=ranker_seeds)
         config = replace(base, two_tower=replace(base.two_tower, epochs=epochs, seed=seed,
                                                  user_tower_int8=user_tower_int8))
         names = ("no_logq", "no_hard_negatives", "no_feature_dropout") if ablations else ()

@@ -178,6 +178,27 @@ def test_evaluate_next_basket_scores_the_first_basket_after_the_cutoff(tiny_data
     assert "protocol next-basket" in page and "95% intervals" in page
 
 
+def test_evaluate_reports_the_mean_of_three_ranker_seeds(tiny_dataset, tiny_artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    from tastebud_training.evaluate import evaluate
+    from tastebud_training.evaluation_report import render_markdown
+
+    report = evaluate(tiny_dataset, tiny_artifacts, config=tiny_config(max_ranker_groups=800, ranker_seeds=3),
+                      protocol="next-basket")
+    seeds = report["ranker_seeds"]
+    assert seeds["models"] == ["tastebud", "tastebud[seed 8]", "tastebud[seed 9]"]
+    assert {"tastebud[seed 8]", "tastebud[seed 9]"} <= set(report["models"])
+    for metric in ("ndcg@10", "recall@20"):
+        entry = seeds[metric]
+        assert entry["per_seed"] == [report["models"][name][metric] for name in seeds["models"]]
+        assert entry["mean"] == pytest.approx(sum(entry["per_seed"]) / 3) and entry["sd"] >= 0
+        versus = entry["vs_reference"]
+        assert versus["low"] <= versus["relative"] <= versus["high"]
+    assert seeds["reference"] == report["intervals"]["reference"]
+    assert "over 3 ranker seeds" in render_markdown(report, "tastebud evaluate --ranker-seeds 3")
+    # The served version of a default training carries one ranker.
+    assert Manifest.read(LocalArtifactStore(tiny_artifacts).current_dir()).ranker["other_seeds"] == []
+
+
 def pd_timestamp(iso: str) -> float:
     import pandas as pd
 

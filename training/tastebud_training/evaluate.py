@@ -19,15 +19,18 @@ import numpy as np
 import pandas as pd
 
 from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
+from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.artifacts import CURRENT
 from tastebud.composition import RankingStages, load_stages
 from tastebud.domain import SOURCE_ANN, Candidates, RequestContext
-from tastebud.features import FEATURE_VERSION
+from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.ports import UserEncoder
+from tastebud.ranker_prior import with_prior
 from tastebud.service import rank_candidates
 from tastebud.settings import ServingKnobs
 from tastebud.stages.fairness import FairnessDiversity
+from tastebud.stages.rerank import Reranker
 from tastebud.stages.retrieve import Retriever
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION
 from tastebud_training.baselines import (
@@ -44,6 +47,7 @@ from tastebud_training.exposure import EXPOSURE_K, exposure_share
 from tastebud_training.metrics import KS, paired_bootstrap, per_user, summarise
 from tastebud_training.progress import track
 from tastebud_training.protocols import positives_with_rows, split_positives
+from tastebud_training.ranker import OTHER_SEEDS_KEY
 from tastebud_training.train import TrainConfig, data_fingerprint, train
 
 CUTOFF_QUANTILE = 0.9
@@ -196,6 +200,31 @@ def quality_breakdown(lists: dict[str, list[np.ndarray]], models: dict[str, dict
             "intervals": {"reference": reference, "confidence": 0.95, "models": intervals}}
 
 
+def other_seed_rerankers(stages: RankingStages) -> dict[str, Reranker]:
+    """The version's rankers of further seeds (TrainConfig.ranker_seeds), each over its own prior, by model name
+    ``tastebud[seed S]``; the pipeline's other stages are shared."""
+    rerankers = {}
+    for other in stages.manifest.ranker.get(OTHER_SEEDS_KEY, []):
+        trees = OnnxRanker(stages.directory / other["file"], f"seed{other['seed']}", n_features=len(FEATURE_NAMES))
+        rerankers[f"tastebud[seed {other['seed']}]"] = Reranker(stages.catalog, with_prior(trees, other))
+    return rerankers
+
+
+def seed_summary(lists: dict[str, list[np.ndarray]], names: list[str], test: TestSet, reference: str, *,
+                 seed: int) -> dict[str, Any]:
+    """The full pipeline under each ranker seed: NDCG@10 and Recall@20 per seed, their mean and spread, and the
+    mean's paired-bootstrap interval against the reference (each user's score averaged over the seeds)."""
+    summary: dict[str, Any] = {"models": names, "reference": reference}
+    for metric, k in (("ndcg", 10), ("recall", 20)):
+        per_seed = np.stack([per_user(lists[name], test.truth, metric, k) for name in names])
+        means = per_seed.mean(axis=1)
+        summary[f"{metric}@{k}"] = {
+            "per_seed": [float(m) for m in means], "mean": float(means.mean()), "sd": float(means.std(ddof=1)),
+            "vs_reference": paired_bootstrap(per_seed.mean(axis=0), per_user(lists[reference], test.truth, metric, k),
+                                             seed=seed)}
+    return summary
+
+
 def cold_items(dataset: Dataset, catalog_ids: np.ndarray, cutoff: float) -> set[int]:
     """Rows of items whose first interaction of any kind is after the cutoff (no id signal before it)."""
     first_seen = dataset.interactions.groupby("item_id")["ts"].min()
@@ -251,8 +280,9 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
     floor = exposure_floor if exposure_floor is not None else (knobs.exposure_floor or AUDIT_EXPOSURE_FLOOR)
     floored = (FairnessDiversity(stages.catalog, replace(knobs, exposure_floor=floor))
                if floor != knobs.exposure_floor else None)
-    names = ["tastebud", "tastebud_no_fairness", *(["tastebud_exposure_floor"] if floored else []), *retrievers,
-             *baselines]
+    seed_rerankers = other_seed_rerankers(stages)
+    names = ["tastebud", *seed_rerankers, "tastebud_no_fairness", *(["tastebud_exposure_floor"] if floored else []),
+             *retrievers, *baselines]
     lists: dict[str, list[np.ndarray]] = {name: [] for name in names}
     deep = replace(knobs, retrieve_k=depth)  # retrieval-only lists need all 200 neighbours
     retrievers = {name: retriever.with_knobs(deep) for name, retriever in retrievers.items()}
@@ -263,6 +293,9 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         drop = np.fromiter(seen, dtype=np.int64) if exclude_seen else np.zeros(0, np.int64)
         ranked, _ = rank_candidates(stages.retriever, stages.reranker, stages.fairness, user, context, depth, [])
         lists["tastebud"].append(ranked.rows)
+        for name, reranker in seed_rerankers.items():
+            lists[name].append(rank_candidates(stages.retriever, reranker, stages.fairness, user, context, depth,
+                                               [])[0].rows)
         plain, _ = rank_candidates(stages.retriever, stages.reranker, None, user, context, depth, [])
         lists["tastebud_no_fairness"].append(plain.rows)
         if floored is not None:
@@ -290,6 +323,9 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
                                  if metric.startswith("recall")})
     extra: dict[str, Any] = {"fairness": fairness_audit(models, floor, knobs),
                              **quality_breakdown(lists, models, test, seed=config.seed)}
+    if seed_rerankers:
+        extra["ranker_seeds"] = seed_summary(lists, ["tastebud", *seed_rerankers], test,
+                                             extra["intervals"]["reference"], seed=config.seed)
     if cold_start:
         from tastebud_training.cold_start import cold_start_study
 

@@ -162,6 +162,14 @@ def render_intervals(report: dict[str, Any]) -> str:
         for name in breakdown:
             lines.append(f"| {name} | " + " | ".join(f"{buckets[label]['models'][name]['ndcg@10']:.4f}"
                                                      for label in labels) + " |")
+    seeds = report.get("ranker_seeds")
+    if seeds:
+        lines += ["", f"The full pipeline over {len(seeds['models'])} ranker seeds (mean ± sd; the mean's interval "
+                  f"against `{seeds['reference']}`, each user's score averaged over the seeds):", ""]
+        for metric in ("ndcg@10", "recall@20"):
+            entry = seeds[metric]
+            lines.append(f"* {metric}: {entry['mean']:.4f} ± {entry['sd']:.4f} "
+                         f"({', '.join(f'{v:.4f}' for v in entry['per_seed'])}); {cell(entry['vs_reference'])}")
     return "\n".join(lines)
 
 

@@ -40,6 +40,7 @@ ONNX_OPSET = 15  # onnxmltools' XGBoost converter is verified with opset <= 15 (
 # these bounds (each request has its point-in-time history, so a user's baskets are many groups).
 MIN_ANCHORS_PER_USER, MAX_ANCHORS_PER_USER = 6, 40
 LABEL_HORIZONS = ("next-basket", "window")
+OTHER_SEEDS_KEY = "other_seeds"  # the manifest's ranker section: rankers of further seeds (TrainConfig.ranker_seeds)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.history import DECAY_HALF_LIVES_DAYS
 from tastebud.image_features import IMAGE_DIM
 from tastebud.ports import CandidateIndex
+from tastebud.ranker_prior import MANIFEST_KEY as PRIOR_KEY
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever
 from tastebud_training.basket_baselines import choose_half_life
@@ -41,7 +42,14 @@ from tastebud_training.item_embedding import export_item_embedding
 from tastebud_training.item_embedding.publish import TrainingImages
 from tastebud_training.item_features import image_features, image_uris
 from tastebud_training.protocols import positives_with_rows
-from tastebud_training.ranker import build_examples, export_onnx, onnx_parity, train_ranker
+from tastebud_training.ranker import (
+    OTHER_SEEDS_KEY,
+    RankerExamples,
+    build_examples,
+    export_onnx,
+    onnx_parity,
+    train_ranker,
+)
 from tastebud_training.report import write_report
 from tastebud_training.retrieval import RETRIEVAL_MODELS, FittedRetrieval, fit_content, fit_two_tower
 from tastebud_training.skew import retrieval_skew
@@ -73,6 +81,9 @@ class TrainConfig:
     # What a ranker request is labelled with: the basket it starts ("next-basket") or every later positive of the
     # label window ("window", before issue 22's second slice).
     ranker_labels: str = "next-basket"
+    # Rankers fitted on the same examples with seeds seed, seed + 1, ...: the first is served; the others are saved
+    # beside it (ranker.seed<S>.onnx) so `tastebud evaluate --ranker-seeds N` reports the mean of N seeds.
+    ranker_seeds: int = 1
     progress: bool = True
     retrieval: str = "two_tower"
     images: bool = True
@@ -87,6 +98,8 @@ class TrainConfig:
             raise ValueError(f"retrieval must be one of {RETRIEVAL_MODELS}, not {self.retrieval!r}")
         if self.ann_index not in ANN_INDEXES:
             raise ValueError(f"ann_index must be one of {ANN_INDEXES}, not {self.ann_index!r}")
+        if self.ranker_seeds < 1:
+            raise ValueError(f"ranker_seeds must be >= 1, not {self.ranker_seeds}")
 
 
 def log(message: str, enabled: bool) -> None:
@@ -196,6 +209,7 @@ def _train_into(dataset: Dataset, out: Path, cache: Path, config: TrainConfig, a
     ranker_info.update(onnx_parity_max_abs=parity, importance={
         FEATURE_NAMES[int(k[1:])]: round(v, 3) for k, v in importance.items() if k.startswith("f")
     } or {k: round(v, 3) for k, v in importance.items()})
+    ranker_info[OTHER_SEEDS_KEY] = _other_seed_rankers(examples, config, half_life, out, sample, say)
 
     if config.refit_retrieval and config.retrieval == "two_tower":
         # The ranker needed a retrieval model that had not seen its labels; serving wants the freshest one.
@@ -285,6 +299,24 @@ def _training_images(dataset: Dataset, config: TrainConfig, features: np.ndarray
     if config.retrieval != "two_tower" or not has_image.any():
         return None
     return TrainingImages(_image_config(config), Path(dataset.source), image_uris(dataset), features, has_image)
+
+
+def _other_seed_rankers(examples: RankerExamples, config: TrainConfig, half_life: float | None, out: Path,
+                        sample: np.ndarray, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Rankers with seeds seed + 1 ... seed + ranker_seeds - 1 on the same examples, each exported beside the
+    served one with its own prior: the seed-to-seed spread of an evaluation (ranker.onnx is the first seed)."""
+    others = []
+    for seed in range(config.seed + 1, config.seed + config.ranker_seeds):
+        model, info = train_ranker(examples, seed=seed, half_life_days=half_life)
+        name = f"ranker.seed{seed}.onnx"
+        export_onnx(model, out / name)
+        parity = onnx_parity(model, out / name, sample)
+        if parity > PARITY_TOLERANCE:
+            raise RuntimeError(f"ONNX ranker (seed {seed}) differs from XGBoost by {parity:.2e}; not publishing")
+        others.append({"seed": seed, "file": name, "best_iteration": info["best_iteration"],
+                       **({PRIOR_KEY: info[PRIOR_KEY]} if PRIOR_KEY in info else {})})
+        say(f"ranker seed {seed}: {info['best_iteration'] + 1} trees")
+    return others
 
 
 def _stock_snapshot(dataset: Dataset) -> dict:
