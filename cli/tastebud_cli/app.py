@@ -15,6 +15,7 @@ from rich.table import Table
 from tastebud_bench.machine_load import MachineLoad, busy_warning
 from tastebud_cli.aws import aws_app
 from tastebud_cli.chaos import chaos
+from tastebud_cli.experiment import experiment
 from tastebud_cli.live import catalog_app, events_app, versions_app
 from tastebud_cli.sam_local import sam_local_app
 
@@ -30,6 +31,7 @@ app.add_typer(versions_app, name="versions")
 app.add_typer(aws_app, name="aws")
 app.add_typer(sam_local_app, name="sam-local")
 app.command("chaos")(chaos)
+app.command("experiment", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(experiment)
 
 out = Console()
 err = Console(stderr=True)

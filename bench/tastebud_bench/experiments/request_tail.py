@@ -1,12 +1,11 @@
 """Where the in-process tail comes from: per-request stage and sub-stage times on the synthetic catalog of
 `tastebud bench --items N`, and the mean of each for the slowest 2% of requests against all of them.
 
-    PYTHONPATH=layers/core:training .venv/bin/python scripts/request_tail.py 1000000
+    .venv/bin/tastebud experiment request_tail 1000000
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ COLUMNS = ("total", "retrieve", "user_tower", "knn", "rerank", "fairness", "stoc
            "candidates")
 
 
-def main(n_items: int) -> None:
+def run(n_items: int) -> None:
     system = bench.synthetic(n_items, progress=False)
     service = system.service
     index = service.retriever.index  # type: ignore[union-attr]
@@ -54,5 +53,6 @@ def main(n_items: int) -> None:
         print(f"  {name:12s} {np.nanmean(slow[:, i]):8.3f}  {np.nanmean(table[:, i]):8.3f}")
 
 
-if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+def main(argv: list[str]) -> None:
+    """Command-line entry: `tastebud experiment request_tail ARGS...`."""
+    run(int(argv[0]) if len(argv) > 0 else 1_000_000)

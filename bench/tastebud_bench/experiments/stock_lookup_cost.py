@@ -5,12 +5,11 @@ The server's time comes from Redis' own ``INFO commandstats`` (usec_per_call), t
 On ElastiCache the server time is what bounds one shard: Redis runs commands one at a time (docs/BENCHMARKS.md,
 session 6).
 
-    PYTHONPATH=layers/core .venv/bin/python scripts/stock_lookup_cost.py 1000000 290
+    .venv/bin/tastebud experiment stock_lookup_cost 1000000 290
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ return table.concat(flags)
 """
 
 
-def main(n_items: int, per_request: int, calls: int = 2000) -> None:
+def run(n_items: int, per_request: int, calls: int = 2000) -> None:
     client = embedded_redis(Path(tempfile.mkdtemp(prefix="tastebud-stock-cost-")) / "stock.rdb")
     store = RedisStockStore(client)
     ids = [f"item-{i:07d}" for i in range(n_items)]
@@ -56,5 +55,6 @@ def main(n_items: int, per_request: int, calls: int = 2000) -> None:
         print(f"{name:20s} server {server_us / 1e3:.3f} ms per lookup, client CPU {client_ms:.3f} ms per lookup")
 
 
-if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000, int(sys.argv[2]) if len(sys.argv) > 2 else 290)
+def main(argv: list[str]) -> None:
+    """Command-line entry: `tastebud experiment stock_lookup_cost ARGS...`."""
+    run(int(argv[0]) if len(argv) > 0 else 1_000_000, int(argv[1]) if len(argv) > 1 else 290)

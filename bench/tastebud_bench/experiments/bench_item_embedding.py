@@ -1,7 +1,7 @@
 """Time to embed ONE new item in process with ONNX Runtime (the PUT /v1/items path), on the current version.
 
 Usage (one core):
-    taskset -c 0 .venv/bin/python scripts/bench_item_embedding.py --artifacts ARTIFACTS --data DATA [--repeat 200]
+    taskset -c 0 .venv/bin/tastebud experiment bench_item_embedding --artifacts ARTIFACTS --data DATA [--repeat 200]
 
 Prints JSON: milliseconds (median, p90) for the embedder's load, text only, text + item tower (no photo), and
 text + photo + item tower, with the item's fields taken from a catalog item that has a photo.
@@ -38,12 +38,12 @@ def timed(run: Callable[[], object], repeat: int, warmup: int = 10) -> dict[str,
     return {"p50_ms": round(float(np.median(samples)), 3), "p90_ms": round(float(np.percentile(samples, 90)), 3)}
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="data directory (image_uri root)")
     parser.add_argument("--repeat", type=int, default=200)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     directory = LocalArtifactStore(args.artifacts).current_dir()
     manifest = Manifest.read(directory)
@@ -76,7 +76,3 @@ def main() -> None:
         "text_photo_and_item_tower": timed(lambda: embedder.embed([with_photo], **rows), args.repeat),
     }
     print(json.dumps(results, indent=2))
-
-
-if __name__ == "__main__":
-    main()

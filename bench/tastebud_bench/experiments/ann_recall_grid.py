@@ -2,7 +2,7 @@
 `tastebud bench --items N`, for two query sets: the mean of a user's history vectors (in-distribution, what the
 bench's recall reports) and the bench's production user tower (random weights: queries the index was not built for).
 
-    PYTHONPATH=layers/core:training .venv/bin/python scripts/ann_recall_grid.py 1000000 100,80,60,50,40 1000,600
+    .venv/bin/tastebud experiment ann_recall_grid 1000000 100,80,60,50,40 1000,600
 
 Prints one line per (leaves, re-ordered candidates): recall and median search time (300 neighbours, as the retriever
 asks for 200 with its 1.5x over-fetch) for each query set. Exact neighbours come from brute force over all items.
@@ -10,7 +10,6 @@ asks for 200 with its 1.5x over-fetch) for each query set. Exact neighbours come
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -22,7 +21,7 @@ from tastebud_bench.in_process import RECALL_K, _context
 FETCH = 300
 
 
-def main(n_items: int, leaves: list[int], reorders: list[int]) -> None:
+def run(n_items: int, leaves: list[int], reorders: list[int]) -> None:
     system = bench.synthetic(n_items, progress=False)
     service = system.service
     assert isinstance(service, RecommendationService)
@@ -54,5 +53,9 @@ def main(n_items: int, leaves: list[int], reorders: list[int]) -> None:
             print("  ".join(line), flush=True)
 
 
-if __name__ == "__main__":
-    main(int(sys.argv[1]), [int(x) for x in sys.argv[2].split(",")], [int(x) for x in sys.argv[3].split(",")])
+def main(argv: list[str]) -> None:
+    """Command-line entry: `tastebud experiment ann_recall_grid ARGS...`."""
+    if len(argv) != 3:
+        raise ValueError("usage: tastebud experiment ann_recall_grid ITEMS LEAVES,... REORDERS,... "
+                         "(e.g. 1000000 100,80,60 1000,600)")
+    run(int(argv[0]), [int(x) for x in argv[1].split(",")], [int(x) for x in argv[2].split(",")])

@@ -2,29 +2,23 @@
 
 The index is built once (with ``LEAVES_TO_SEARCH``); each user is served twice, once per leaf count given at query
 time, in alternating order, so machine noise hits both alike. Prints the service's thread CPU time per call for each
-and the paired difference (docs/BENCHMARKS.md, session 6). Recall per leaf count: scripts/ann_recall_grid.py.
+and the paired difference (docs/BENCHMARKS.md, session 6). Recall per leaf count: tastebud experiment ann_recall_grid.
 
-    PYTHONPATH=layers/core:training .venv/bin/python scripts/ab_ann_leaves.py 1000000 100 60
+    .venv/bin/tastebud experiment ab_ann_leaves 1000000 100 60
 """
 
 from __future__ import annotations
 
-import logging
-import sys
 import time
 
 import numpy as np
 
-from tastebud.heap import freeze_startup_heap
-from tastebud.service import RecommendationService
-from tastebud_bench import in_process as bench
+from tastebud_bench.experiments.harness import warm_service
 
 
-def main(n_items: int, before: int, after: int, users_count: int = 4000) -> None:
-    logging.getLogger("tastebud").setLevel(logging.WARNING)
-    system = bench.synthetic(n_items, progress=False)
-    service = system.service
-    assert isinstance(service, RecommendationService)  # synthetic systems serve without the live runtime
+def run(n_items: int, before: int, after: int, users_count: int = 4000) -> None:
+    warm = warm_service(n_items, users_count)
+    service = warm.service
     index = service.retriever.index
     searcher = index._searcher  # type: ignore[attr-defined]  # the ScaNN searcher: per-query leaves
     leaves = {"now": before}
@@ -34,13 +28,8 @@ def main(n_items: int, before: int, after: int, users_count: int = 4000) -> None
         return rows.astype(np.int64), scores.astype(np.float32)
 
     index.search = search  # type: ignore[method-assign]
-    rng = np.random.default_rng(1)
-    users = [str(u) for u in rng.choice(np.asarray(system.user_ids, dtype=object), users_count + 100)]
-    for user in users[:100]:
-        service.recommend(user, k=20)
-    freeze_startup_heap()
     cpu: dict[int, list[float]] = {before: [], after: []}
-    for i, user in enumerate(users[100:]):
+    for i, user in enumerate(warm.users):
         for count in (before, after) if i % 2 else (after, before):
             leaves["now"] = count
             started = time.thread_time()
@@ -52,5 +41,9 @@ def main(n_items: int, before: int, after: int, users_count: int = 4000) -> None
     print(f"{after} - {before}, paired: median {np.median(b - a):+.3f} ms, mean {np.mean(b - a):+.3f} ms")
 
 
-if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+def main(argv: list[str]) -> None:
+    """Command-line entry: `tastebud experiment ab_ann_leaves ARGS...`."""
+    if len(argv) != 3:
+        raise ValueError("usage: tastebud experiment ab_ann_leaves ITEMS LEAVES_BEFORE LEAVES_AFTER "
+                         "(e.g. 1000000 100 60)")
+    run(int(argv[0]), int(argv[1]), int(argv[2]))

@@ -11,8 +11,8 @@ One synthetic build of N items (as `tastebud bench --items N`), then:
    measured (wrk), with open loops at 25% and 50% of it: what HTTP, the load generator and the machine cost at the
    rates a much faster service would be measured at.
 
-    PYTHONPATH=layers/core:training .venv/bin/python scripts/latency_floor.py 1000000 [--json FILE] [--plot PNG]
-    PYTHONPATH=layers/core:training .venv/bin/python scripts/latency_floor.py --from-json FILE --plot PNG
+    .venv/bin/tastebud experiment latency_floor 1000000 [--json FILE] [--plot PNG]
+    .venv/bin/tastebud experiment latency_floor --from-json FILE --plot PNG
 
 Needs wrk (`make wrk`). Takes ~14 min at 1M items; run it alone on the machine (`flock /work/cpu.lock ...`).
 """
@@ -62,7 +62,7 @@ def wrk_capacity(url: str) -> float:
     return best
 
 
-def main(n_items: int, json_path: str | None) -> dict[str, Any]:
+def run(n_items: int, json_path: str | None) -> dict[str, Any]:
     system = bench.synthetic(n_items, progress=False)
     assert system.rewire is not None
     report: dict[str, Any] = {"items": n_items, "requests": {}, "no_work": {}}
@@ -138,18 +138,19 @@ def plot(report: dict[str, Any], path: str) -> None:
     plt.close(figure)
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> None:
+    """Command-line entry: `tastebud experiment latency_floor ARGS...`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("items", type=int, nargs="?", help="catalog size of the synthetic build")
     parser.add_argument("--json", dest="json_path", help="also write the whole report to this file")
     parser.add_argument("--plot", help="draw the report to this PNG")
     parser.add_argument("--from-json", help="draw a report written earlier by --json (measures nothing)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.from_json:
         with open(args.from_json) as saved:
             measured = json.load(saved)
     elif args.items:
-        measured = main(args.items, args.json_path)
+        measured = run(args.items, args.json_path)
     else:
         parser.error("give a catalog size, or --from-json FILE")
     if args.plot:

@@ -3,12 +3,11 @@
 Each call does the same work (three 300x300 float32 matrix products and a 20,000-element list); on a steady machine
 every second's median is the same. Run it alone (docs/BENCHMARKS.md, "The server path's timeline"):
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python scripts/machine_speed_probe.py 30
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/tastebud experiment machine_speed_probe 30
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -19,7 +18,7 @@ def work(matrix: np.ndarray) -> float:
     return total + len([i * i for i in range(20_000)])
 
 
-def main(seconds: float) -> None:
+def run(seconds: float) -> None:
     matrix = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
     starts, durations = [], []
     end = time.perf_counter() + seconds
@@ -35,5 +34,6 @@ def main(seconds: float) -> None:
     print("per-second medians (ms):", " ".join(f"{np.median(ms[second == s]):.2f}" for s in range(second.max() + 1)))
 
 
-if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 30.0)
+def main(argv: list[str]) -> None:
+    """Command-line entry: `tastebud experiment machine_speed_probe ARGS...`."""
+    run(float(argv[0]) if len(argv) > 0 else 30.0)

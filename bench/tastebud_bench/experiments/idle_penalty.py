@@ -4,38 +4,28 @@ At half capacity a worker idles ~6-12 ms between requests; in that time other pr
 refill the caches. This runs the service in process, alternating back-to-back calls and calls after a 12 ms sleep,
 and prints the thread CPU time per call and each stage's median for both (docs/BENCHMARKS.md, session 5).
 
-    PYTHONPATH=layers/core:training .venv/bin/python scripts/idle_penalty.py 1000000
+    .venv/bin/tastebud experiment idle_penalty 1000000
 """
 
 from __future__ import annotations
 
-import logging
-import sys
 import time
 
 import numpy as np
 
-from tastebud.heap import freeze_startup_heap
-from tastebud.service import RecommendationService, StageTrace
-from tastebud_bench import in_process as bench
+from tastebud.service import StageTrace
+from tastebud_bench.experiments.harness import warm_service
 
 GAP_S = 0.012
 KEYS = ("user_tower", "knn", "retrieve", "rerank", "fairness", "stock", "total")
 
 
-def main(n_items: int, calls: int = 3000) -> None:
-    logging.getLogger("tastebud").setLevel(logging.WARNING)
-    system = bench.synthetic(n_items, progress=False)
-    service = system.service
-    assert isinstance(service, RecommendationService)  # synthetic systems serve without the live runtime
-    rng = np.random.default_rng(1)
-    users = [str(u) for u in rng.choice(np.asarray(system.user_ids, dtype=object), calls + 100)]
-    for user in users[:100]:
-        service.recommend(user, k=20)
-    freeze_startup_heap()
+def run(n_items: int, calls: int = 3000) -> None:
+    warm = warm_service(n_items, calls)
+    service = warm.service
     stages: dict[float, dict[str, list[float]]] = {gap: {key: [] for key in KEYS} for gap in (0.0, GAP_S)}
     cpu: dict[float, list[float]] = {0.0: [], GAP_S: []}
-    for i, user in enumerate(users[100:]):
+    for i, user in enumerate(warm.users):
         gap = GAP_S if i % 2 else 0.0
         if gap:
             time.sleep(gap)
@@ -53,5 +43,6 @@ def main(n_items: int, calls: int = 3000) -> None:
         print("   " + "  ".join(f"{key} {np.median(values):.3f}" for key, values in stages[gap].items()))
 
 
-if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+def main(argv: list[str]) -> None:
+    """Command-line entry: `tastebud experiment idle_penalty ARGS...`."""
+    run(int(argv[0]) if len(argv) > 0 else 1_000_000)

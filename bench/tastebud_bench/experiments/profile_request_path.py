@@ -3,7 +3,7 @@
 Prints per-stage p50/p99 and CPU per call over 1,000 requests (with the number of garbage collections and their
 total time, then again after ``gc.freeze()``), and a cProfile of 600 requests (by own time and cumulative).
 
-    PYTHONPATH=layers/core:training .venv/bin/python scripts/profile_request_path.py 1000000
+    .venv/bin/tastebud experiment profile_request_path 1000000
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import cProfile
 import gc
 import pstats
-import sys
 import time
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 from tastebud_bench import in_process as bench
 
 
-def main(n_items: int) -> None:
+def run(n_items: int) -> None:
     system = bench.synthetic(n_items, progress=False)
     service = system.service
     rng = np.random.default_rng(1)
@@ -38,7 +37,7 @@ def main(n_items: int) -> None:
 
     gc.callbacks.append(on_gc)
 
-    def run(label: str) -> None:
+    def measure(label: str) -> None:
         stages: dict[str, list[float]] = {s: [] for s in ("retrieve", "rerank", "fairness", "stock", "total")}
         gc_seconds[0] = 0.0
         before = [s["collections"] for s in gc.get_stats()]
@@ -54,10 +53,10 @@ def main(n_items: int) -> None:
             print(f"  {stage:9s} p50 {np.percentile(values, 50):.3f}  p99 {np.percentile(values, 99):.3f}  "
                   f"max {max(values):.2f} ms")
 
-    run("plain")
+    measure("plain")
     gc.collect()
     gc.freeze()
-    run("after gc.freeze()")
+    measure("after gc.freeze()")
     profile = cProfile.Profile()
     profile.enable()
     for user in users[100:700]:
@@ -68,5 +67,6 @@ def main(n_items: int) -> None:
     stats.sort_stats("cumulative").print_stats(40)
 
 
-if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+def main(argv: list[str]) -> None:
+    """Command-line entry: `tastebud experiment profile_request_path ARGS...`."""
+    run(int(argv[0]) if len(argv) > 0 else 1_000_000)
