@@ -20,7 +20,8 @@ from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import Catalog
 from tastebud.errors import ArtifactsMissingError
 from tastebud.runtime import ServingRuntime
-from tastebud.service import RecommendationService, Versions
+from tastebud.service import Versions
+from tastebud.serving_port import Serving
 from tastebud.serving_version import check_manifest, load_encoder, load_version
 from tastebud.settings import ServingKnobs, Settings
 from tastebud.stages.fairness import FairnessDiversity
@@ -29,8 +30,6 @@ from tastebud.stages.retrieve import Retriever
 
 __all__ = ["RankingStages", "build_runtime", "check_manifest", "lazy_runtime", "load_encoder", "load_stages"]
 
-# What the HTTP handler talks to: the embedded runtime or the AWS-wired service (same recommend/set_stock API).
-Serving = ServingRuntime | RecommendationService
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from tastebud.display import EMPTY_DISPLAY, DisplayTable
 from tastebud.features import haversine_km
 from tastebud.metrics import SOURCES
 from tastebud.service import Recommendation, StageTrace
+from tastebud.serving_port import Serving
 from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 
 MAX_LISTED = 20  # moves / removals listed per stage (counts are always complete)
@@ -142,11 +143,11 @@ def explain(result: Recommendation, trace: StageTrace, catalog: Catalog,
     }
 
 
-def explain_request(serving: Any, result: Recommendation,
+def explain_request(serving: Serving, result: Recommendation,
                     trace: StageTrace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``explain`` for a ServingRuntime (titles from its version's display table) or a plain service (no titles)."""
+    """``explain`` against what is served: titles from the version's display table where it has one (embedded)."""
     from tastebud.display import load_display
 
-    view = getattr(serving, "view", None)
-    display = load_display(view.version.directory) if view is not None else EMPTY_DISPLAY
-    return explain(result, trace, serving.catalog, display)
+    served = serving.state()
+    directory = served.display_directory
+    return explain(result, trace, served.catalog, load_display(directory) if directory is not None else EMPTY_DISPLAY)

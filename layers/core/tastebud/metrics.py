@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from tastebud.adapters.circuit import STATE_VALUES
 from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, SOURCE_HISTORY, SOURCE_POPULAR, SOURCE_RELATED
+from tastebud.serving_port import Serving
 
 # The seed plan's per-stage budget (ms). The retrieve budget covers its two halves (user tower + k-NN).
 TARGET_MS: dict[str, float] = {"retrieve": 70.0, "user_tower": 70.0, "knn": 70.0, "rerank": 25.0, "fairness": 10.0,
@@ -323,21 +324,17 @@ class ServingMetrics:
         }
 
 
-def service_state(serving: Any) -> dict[str, Any]:
-    """Versions, freshness and dependency states of a ServingRuntime (embedded) or a RecommendationService (AWS:
-    versions and circuit breakers)."""
-    versions = serving.versions
-    state: dict[str, Any] = {"version": getattr(serving, "version_name", None),
+def service_state(serving: Serving) -> dict[str, Any]:
+    """Versions, freshness and dependency states of what is served (``Serving.state``: on AWS, the versions and
+    the circuit breakers; embedded, also the version's age and the items added since)."""
+    served = serving.state()
+    versions = served.versions
+    state: dict[str, Any] = {"version": served.version_name,
                              "model_version": versions.model_version, "index_version": versions.index_version,
-                             "catalog_items": int(serving.catalog.size)}
-    dependencies = getattr(serving, "dependencies", None)
-    if dependencies is not None:
-        state["dependencies"] = dependencies()
-    view = getattr(serving, "view", None)
-    if view is not None:
-        manifest = view.version.manifest
-        state["created_at"] = manifest.created_at
-        state["index_built_at"] = manifest.created_at  # the index is built with the model, in one version
-        state["data_read_at"] = manifest.data.get("read_at")
-        state["fresh_items"] = len(view.fresh)
+                             "catalog_items": int(served.catalog.size), "dependencies": served.dependencies}
+    if served.created_at is not None:
+        state["created_at"] = served.created_at
+        state["index_built_at"] = served.created_at  # the index is built with the model, in one version
+        state["data_read_at"] = served.data_read_at
+        state["fresh_items"] = served.fresh_items
     return state

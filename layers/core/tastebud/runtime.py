@@ -47,6 +47,7 @@ from tastebud.event_codec import parse_event
 from tastebud.heap import refreeze
 from tastebud.live_view import LiveView, build_view
 from tastebud.service import Recommendation, StageTrace, Versions
+from tastebud.serving_port import ServingState
 from tastebud.serving_version import ServingVersion, load_version
 from tastebud.settings import Settings
 
@@ -280,6 +281,21 @@ class ServingRuntime:
     @property
     def stock(self) -> RedisStockStore:
         return self._stock
+
+    @property
+    def live(self) -> ServingRuntime:
+        """This runtime takes live changes itself (tastebud.serving_port.LiveChanges)."""
+        return self
+
+    def state(self) -> ServingState:
+        """What is served, read from one view (a swap during the call cannot mix two versions)."""
+        view = self._current_view()
+        version = view.version
+        manifest = version.manifest
+        return ServingState(versions=version.versions, catalog=view.catalog, dependencies=self.dependencies(),
+                            version_name=version.name, created_at=manifest.created_at,
+                            data_read_at=manifest.data.get("read_at"), fresh_items=len(view.fresh),
+                            display_directory=version.directory)
 
     @_within_redis_budget
     def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,

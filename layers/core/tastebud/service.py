@@ -17,6 +17,7 @@ from tastebud.errors import DependencyError, NotFoundError
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
 from tastebud.ports import CandidateIndex, FeatureStore, Ranker, StockStore, UserEncoder
 from tastebud.reasons import reasons_for
+from tastebud.serving_port import ServingState
 from tastebud.settings import ServingKnobs
 from tastebud.stages.fairness import FairnessDiversity
 from tastebud.stages.rerank import Reranker
@@ -99,6 +100,14 @@ class RecommendationService:
     def dependencies(self) -> dict[str, str]:
         """Each remote dependency's circuit: ok | degraded | down (what /health/ready reports on AWS)."""
         return {name: breaker_state(breaker) for name, breaker in self.breakers.items()}
+
+    @property
+    def live(self) -> None:
+        """No live changes here: on AWS events go through Kinesis, catalog changes through the hot-swap pipeline."""
+        return None
+
+    def state(self) -> ServingState:
+        return ServingState(versions=self.versions, catalog=self.catalog, dependencies=self.dependencies())
 
     @classmethod
     def wire(cls, *, catalog: Catalog, features: FeatureStore, encoder: UserEncoder, index: CandidateIndex,

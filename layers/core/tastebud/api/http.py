@@ -45,10 +45,11 @@ from tastebud.api.request_guard import Rejection, allowed_methods, normalise_eve
 from tastebud.domain import ItemDraft
 from tastebud.errors import BadRequestError, DependencyError, NotFoundError, TastebudError
 from tastebud.metrics import ServingMetrics, emit_powertools, observations, service_state
-from tastebud.runtime import ServingRuntime, VersionRefusedError
-from tastebud.service import RecommendationService, StageTrace
+from tastebud.runtime import VersionRefusedError
+from tastebud.service import StageTrace
+from tastebud.serving_port import LiveChanges, Serving
 
-ServiceProvider = Callable[[], "ServingRuntime | RecommendationService"]
+ServiceProvider = Callable[[], Serving]
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 logger = Logger(service="tastebud")
@@ -181,12 +182,12 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         provide_service().set_stock(item_id, update.in_stock, update.quantity)
         return StockResponse(item_id=item_id, in_stock=update.in_stock, quantity=update.quantity)
 
-    def live_runtime() -> ServingRuntime:
-        serving = provide_service()
-        if not isinstance(serving, ServingRuntime):
+    def live_runtime() -> LiveChanges:
+        live = provide_service().live
+        if live is None:
             raise UnsupportedError("this route is served by the embedded backend; on AWS, events go through Kinesis "
                                    "and catalog changes through the index hot-swap pipeline")
-        return serving
+        return live
 
     @app.post("/v1/events", summary="Record interaction events (applied to the next recommendation)",
               tags=["events"], responses=_errors(400, 501, 503))
@@ -228,14 +229,15 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         result = live_runtime().reload(request.version)
         return ReloadResponse.model_validate(asdict(result))
 
-    def health_of(serving: ServingRuntime | RecommendationService) -> HealthResponse:
-        versions = serving.versions
-        dependencies = serving.dependencies()  # embedded: Redis, artifacts, embedder; AWS: each circuit breaker
+    def health_of(serving: Serving) -> HealthResponse:
+        served = serving.state()
+        versions = served.versions
+        dependencies = served.dependencies  # embedded: Redis, artifacts, embedder; AWS: each circuit breaker
         return HealthResponse.model_validate({
             "status": "ok" if all(state == "ok" for state in dependencies.values()) else "degraded",
-            "dependencies": dependencies, "version": getattr(serving, "version_name", None),
+            "dependencies": dependencies, "version": served.version_name,
             "model_version": versions.model_version, "index_version": versions.index_version,
-            "feature_version": versions.feature_version, "items": serving.catalog.size})
+            "feature_version": versions.feature_version, "items": served.catalog.size})
 
     @app.get("/health", summary="The versions being served and each dependency's state", tags=["ops"],
              responses=_errors(503))

@@ -1,0 +1,62 @@
+"""What the HTTP edge talks to: ONE ``Serving`` port, whichever backend answers (issue 23).
+
+Locally the embedded ``ServingRuntime`` serves and also takes live changes (events, items, merchants, reloads);
+on AWS the Lambda's ``RecommendationService`` serves, and live changes travel through Kinesis and the index
+hot-swap pipeline, so its ``live`` is None and the edge answers 501 without asking which type it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from tastebud.catalog import Catalog
+    from tastebud.domain import ItemDraft
+    from tastebud.runtime import EventBatchResult, SwapResult
+    from tastebud.service import Recommendation, StageTrace, Versions
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """What health, the metrics and explain read about what is being served."""
+
+    versions: Versions
+    catalog: Catalog
+    dependencies: dict[str, str]  # name -> ok | degraded | down
+    version_name: str | None = None  # the artifact version (embedded; AWS reports model and index versions)
+    created_at: float | None = None  # when the version was trained
+    data_read_at: Any = None  # when its data was read
+    fresh_items: int | None = None  # items added since the version was built
+    display_directory: Path | None = None  # where titles and merchant names are (explain)
+
+
+class LiveChanges(Protocol):
+    """Changes applied to the serving process itself: the embedded backend only."""
+
+    def ingest_events(self, documents: Sequence[Any]) -> EventBatchResult: ...
+
+    def upsert_items(self, drafts: Sequence[ItemDraft]) -> int: ...
+
+    def delete_item(self, item_id: str) -> int: ...
+
+    def set_merchant(self, merchant_id: str, is_open: bool, delivery_radius_km: float | None) -> dict[str, Any]: ...
+
+    def reload(self, version: str | None = None) -> SwapResult: ...
+
+
+class Serving(Protocol):
+    """Recommend, set stock, and say what is served; ``live`` is None where changes arrive another way."""
+
+    @property
+    def live(self) -> LiveChanges | None: ...
+
+    def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,
+                  lon: float | None = None, exclude_item_ids: tuple[str, ...] = (), *,
+                  request_id: str | None = None, trace: StageTrace | None = None) -> Recommendation: ...
+
+    def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None: ...
+
+    def state(self) -> ServingState: ...
