@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import aws_calls
 import orphans
@@ -140,3 +142,16 @@ def tiny_two_tower_snapshot(tiny_dataset):  # type: ignore[no-untyped-def]
     users = build_user_table(tiny_dataset, catalog, as_of, terms)
     text = np.random.default_rng(0).normal(size=(catalog.size, 16)).astype(np.float32)
     return tiny_dataset, catalog, users, build_vocab(tiny_dataset, catalog, users, text, len(terms)), as_of
+
+
+@pytest.fixture
+def kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Kinesis stream "events" with 2 shards (moto), for the EventSink contract and `events replay --kinesis`."""
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        client = boto3.client("kinesis")
+        client.create_stream(StreamName="events", ShardCount=2)
+        yield client

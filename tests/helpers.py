@@ -42,3 +42,15 @@ def response_json(response: dict[str, Any]) -> Any:
     return json.loads(response["body"])
 
 
+
+
+def read_kinesis_stream(client: Any, stream: str = "events") -> list[Any]:
+    """Every record on the stream, decoded the way the ingest function decodes it (all shards, from the start)."""
+    from tastebud.event_codec import decode_event
+
+    events = []
+    for shard in client.list_shards(StreamName=stream)["Shards"]:
+        iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                             ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        events += [decode_event(r["Data"]) for r in client.get_records(ShardIterator=iterator)["Records"]]
+    return events

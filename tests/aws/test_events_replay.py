@@ -4,41 +4,20 @@ record is checked with the consumer's codec first; one bad record sends nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from tastebud.adapters.local_events import JsonlEventSink
-from tastebud.event_codec import decode_event
 from tastebud_cli.app import app
+
+from helpers import read_kinesis_stream
 
 RECORDS = [{"user_id": "u1", "item_id": "i1", "event_type": "purchase", "timestamp": 1_760_000_000 + i,
             "session_id": "s1"} for i in range(3)] + [
            {"event_id": "mine-1", "user_id": "u2", "item_id": "i9", "event_type": "click",
             "timestamp": "2025-10-09T08:53:20Z", "position": 2}]
-
-
-@pytest.fixture
-def kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
-        client = boto3.client("kinesis")
-        client.create_stream(StreamName="events", ShardCount=2)
-        yield client
-
-
-def _stream(client: Any) -> list[Any]:
-    events = []
-    for shard in client.list_shards(StreamName="events")["Shards"]:
-        iterator = client.get_shard_iterator(StreamName="events", ShardId=shard["ShardId"],
-                                             ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        events += [decode_event(r["Data"]) for r in client.get_records(ShardIterator=iterator)["Records"]]
-    return events
 
 
 def _file(tmp_path: Path, records: list[dict[str, Any]]) -> Path:
@@ -52,7 +31,7 @@ def test_replay_puts_every_event_on_the_stream_with_a_stable_id(kinesis: Any, tm
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"sent": 4, "records": 4, "destination": "kinesis:events"}
-    events = _stream(kinesis)
+    events = read_kinesis_stream(kinesis)
     assert sorted(e.timestamp for e in events) == [1_760_000_000.0, 1_760_000_000.0, 1_760_000_001.0,
                                                    1_760_000_002.0]  # "2025-10-09T08:53:20Z" is 1_760_000_000
     assert {e.event_id for e in events} >= {"mine-1"} and all(e.event_id for e in events)
@@ -60,7 +39,7 @@ def test_replay_puts_every_event_on_the_stream_with_a_stable_id(kinesis: Any, tm
     # The same file again: the same ids, which the ingest function drops as seen.
     again = CliRunner().invoke(app, ["events", "replay", str(_file(tmp_path, RECORDS)), "--kinesis", "events"])
     assert again.exit_code == 0
-    assert {e.event_id for e in _stream(kinesis)} == {e.event_id for e in events}
+    assert {e.event_id for e in read_kinesis_stream(kinesis)} == {e.event_id for e in events}
 
 
 def test_one_bad_record_sends_nothing_and_names_the_record_and_field(kinesis: Any, tmp_path: Path) -> None:
@@ -70,7 +49,7 @@ def test_one_bad_record_sends_nothing_and_names_the_record_and_field(kinesis: An
     assert result.exit_code == 2
     assert "record 2" in result.stderr and "event_type" in result.stderr
     assert "1 of 4 records are invalid; nothing was sent" in result.stderr
-    assert _stream(kinesis) == []
+    assert read_kinesis_stream(kinesis) == []
 
 
 def test_a_missing_stream_is_a_clear_error(kinesis: Any, tmp_path: Path) -> None:

@@ -3,13 +3,11 @@ consumer reads them (``decode_event``); plus PutRecords' partial failures, retri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from tastebud.adapters.aws.kinesis_events import KinesisEventSink
 from tastebud.adapters.aws.retry import RetryPolicy
@@ -17,6 +15,8 @@ from tastebud.adapters.local_events import JsonlEventSink, decode_event, encode_
 from tastebud.domain import InteractionEvent
 from tastebud.errors import BadRequestError, DependencyError
 from tastebud.ports import EventSink
+
+from helpers import read_kinesis_stream
 
 NO_SLEEP = RetryPolicy(attempts=3, sleep=lambda s: None)
 EVENTS = [InteractionEvent("u1", "i1", "click", 1_760_000_000.5, request_id="r1", position=2),
@@ -26,24 +26,8 @@ EVENTS = [InteractionEvent("u1", "i1", "click", 1_760_000_000.5, request_id="r1"
 Reader = Callable[[], list[InteractionEvent]]
 
 
-@pytest.fixture
-def kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
-        client = boto3.client("kinesis")
-        client.create_stream(StreamName="events", ShardCount=2)
-        yield client
-
-
 def kinesis_reader(client: Any) -> Reader:
-    def read() -> list[InteractionEvent]:
-        events = []
-        for shard in client.list_shards(StreamName="events")["Shards"]:
-            iterator = client.get_shard_iterator(StreamName="events", ShardId=shard["ShardId"],
-                                                 ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            events += [decode_event(r["Data"]) for r in client.get_records(ShardIterator=iterator)["Records"]]
-        return events
-    return read
+    return lambda: read_kinesis_stream(client)
 
 
 @pytest.fixture(params=["jsonl", "kinesis"])
