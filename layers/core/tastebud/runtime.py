@@ -288,8 +288,9 @@ class ServingRuntime:
         return self
 
     def state(self) -> ServingState:
-        """What is served, read from one view (a swap during the call cannot mix two versions)."""
-        view = self._current_view()
+        """What is served, read from one view (a swap during the call cannot mix two versions). The local view, not
+        ``_current_view``: health must answer without Redis (it reports Redis down, it does not fail with it)."""
+        view = self._view
         version = view.version
         manifest = version.manifest
         return ServingState(versions=version.versions, catalog=view.catalog, dependencies=self.dependencies(),
