@@ -331,7 +331,7 @@ def service_state(serving: Serving) -> dict[str, Any]:
     versions = served.versions
     state: dict[str, Any] = {"version": served.version_name,
                              "model_version": versions.model_version, "index_version": versions.index_version,
-                             "catalog_items": int(served.catalog.size), "dependencies": served.dependencies}
+                             "catalog_items": int(served.catalog.size), "dependencies": serving.dependencies()}
     if served.created_at is not None:
         state["created_at"] = served.created_at
         state["index_built_at"] = served.created_at  # the index is built with the model, in one version

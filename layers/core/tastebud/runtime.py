@@ -293,10 +293,9 @@ class ServingRuntime:
         view = self._view
         version = view.version
         manifest = version.manifest
-        return ServingState(versions=version.versions, catalog=view.catalog, dependencies=self.dependencies(),
-                            version_name=version.name, created_at=manifest.created_at,
-                            data_read_at=manifest.data.get("read_at"), fresh_items=len(view.fresh),
-                            display_directory=version.directory)
+        return ServingState(versions=version.versions, catalog=view.catalog, version_name=version.name,
+                            created_at=manifest.created_at, data_read_at=manifest.data.get("read_at"),
+                            fresh_items=len(view.fresh), display_directory=version.directory)
 
     @_within_redis_budget
     def recommend(self, user_id: str, k: int = 20, domain: str = "all", lat: float | None = None,

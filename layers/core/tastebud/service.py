@@ -107,7 +107,7 @@ class RecommendationService:
         return None
 
     def state(self) -> ServingState:
-        return ServingState(versions=self.versions, catalog=self.catalog, dependencies=self.dependencies())
+        return ServingState(versions=self.versions, catalog=self.catalog)
 
     @classmethod
     def wire(cls, *, catalog: Catalog, features: FeatureStore, encoder: UserEncoder, index: CandidateIndex,

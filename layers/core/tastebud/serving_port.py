@@ -21,11 +21,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ServingState:
-    """What health, the metrics and explain read about what is being served."""
+    """What health, the metrics and explain read about what is being served: local data, no I/O (the dependency
+    checks are ``Serving.dependencies``, which health and the metrics call and explain does not)."""
 
     versions: Versions
     catalog: Catalog
-    dependencies: dict[str, str]  # name -> ok | degraded | down
     version_name: str | None = None  # the artifact version (embedded; AWS reports model and index versions)
     created_at: float | None = None  # when the version was trained
     data_read_at: Any = None  # when its data was read
@@ -60,3 +60,7 @@ class Serving(Protocol):
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None: ...
 
     def state(self) -> ServingState: ...
+
+    def dependencies(self) -> dict[str, str]:
+        """Each dependency: ok | degraded | down (may ask the dependency: health and the metrics only)."""
+        ...

@@ -232,7 +232,7 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
     def health_of(serving: Serving) -> HealthResponse:
         served = serving.state()
         versions = served.versions
-        dependencies = served.dependencies  # embedded: Redis, artifacts, embedder; AWS: each circuit breaker
+        dependencies = serving.dependencies()  # embedded: Redis, artifacts, embedder; AWS: each circuit breaker
         return HealthResponse.model_validate({
             "status": "ok" if all(state == "ok" for state in dependencies.values()) else "degraded",
             "dependencies": dependencies, "version": served.version_name,
