@@ -178,9 +178,10 @@ def _put_on_sink(records: list[Any], stream: str | None, path: Path | None) -> N
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task(destination, total=len(events))
             for start in range(0, len(events), batch):
-                sink.put(events[start:start + batch])
-                sent += len(events[start:start + batch])
-                progress.advance(task, len(events[start:start + batch]))
+                chunk = events[start:start + batch]
+                sink.put(chunk)
+                sent += len(chunk)
+                progress.advance(task, len(chunk))
     except (DependencyError, OSError) as exc:
         _fail(f"{destination}: {sent} of {len(events)} events sent, then: {exc}")
     out.print_json(json.dumps({"sent": sent, "records": len(records), "destination": destination}))

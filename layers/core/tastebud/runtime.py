@@ -76,10 +76,13 @@ class EventFailure:
 
 @dataclass(frozen=True)
 class EventBatchResult:
-    accepted: int
+    accepted_events: tuple[InteractionEvent, ...]  # applied now (not the duplicates): the event-lag metric's
     duplicates: int
     failures: list[EventFailure] = field(default_factory=list)
-    accepted_events: tuple[InteractionEvent, ...] = ()  # applied now (not the duplicates): the event-lag metric's
+
+    @property
+    def accepted(self) -> int:
+        return len(self.accepted_events)
 
 
 @dataclass(frozen=True)
@@ -370,8 +373,8 @@ class ServingRuntime:
             except OSError:
                 # Applied and durable in Redis; only the training log misses them. Loud, not a failed request.
                 logger.exception("could not append %d events to the data directory's log", len(accepted))
-        return EventBatchResult(accepted=len(accepted), duplicates=len(good) - len(accepted), failures=failures,
-                                accepted_events=tuple(accepted))
+        return EventBatchResult(accepted_events=tuple(accepted), duplicates=len(good) - len(accepted),
+                                failures=failures)
 
     @_within_redis_budget
     def upsert_items(self, drafts: Sequence[ItemDraft]) -> int:

@@ -182,7 +182,7 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         provide_service().set_stock(item_id, update.in_stock, update.quantity)
         return StockResponse(item_id=item_id, in_stock=update.in_stock, quantity=update.quantity)
 
-    def live_runtime() -> LiveChanges:
+    def live_changes() -> LiveChanges:
         live = provide_service().live
         if live is None:
             raise UnsupportedError("this route is served by the embedded backend; on AWS, events go through Kinesis "
@@ -193,7 +193,7 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
               tags=["events"], responses=_errors(400, 501, 503))
     def post_events(batch: EventBatch) -> EventBatchResponse:
         received = time.time()
-        result = live_runtime().ingest_events(batch.events)
+        result = live_changes().ingest_events(batch.events)
         telemetry.record_event_lags(received - event.timestamp for event in result.accepted_events)
         return EventBatchResponse.model_validate({"accepted": result.accepted, "duplicates": result.duplicates,
                                                   "failures": [asdict(failure) for failure in result.failures]})
@@ -205,28 +205,28 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         draft = ItemDraft(item_id=item_id, merchant_id=item.merchant_id, title=item.title, category=item.category,
                           description=item.description, price=float("nan") if item.price is None else item.price,
                           image_uri=item.image_uri or None)
-        seq = live_runtime().upsert_items([draft])
+        seq = live_changes().upsert_items([draft])
         return ItemResponse(item_id=item_id, status="upserted", catalog_seq=seq)
 
     @app.delete("/v1/items/<item_id>", summary="Remove an item (never served again)", tags=["catalog"],
                 responses=_errors(400, 404, 501, 503))
     def delete_item(item_id: Annotated[str, PathParam(min_length=1, max_length=128, pattern=ID_PATTERN)],
                     ) -> ItemResponse:
-        seq = live_runtime().delete_item(item_id)
+        seq = live_changes().delete_item(item_id)
         return ItemResponse(item_id=item_id, status="deleted", catalog_seq=seq)
 
     @app.put("/v1/merchants/<merchant_id>", summary="Open or close a merchant, set its delivery radius",
              tags=["catalog"], responses=_errors(400, 404, 501, 503))
     def put_merchant(merchant_id: Annotated[str, PathParam(min_length=1, max_length=128, pattern=ID_PATTERN)],
                      update: MerchantUpdate) -> MerchantResponse:
-        state = live_runtime().set_merchant(merchant_id, update.open, update.delivery_radius_km)
+        state = live_changes().set_merchant(merchant_id, update.open, update.delivery_radius_km)
         return MerchantResponse(merchant_id=merchant_id, open=state["open"],
                                 delivery_radius_km=state["delivery_radius_km"])
 
     @app.post("/v1/admin/reload", summary="Load, smoke-test and swap to an artifact version", tags=["ops"],
               responses=_errors(400, 409, 501, 503))
     def reload(request: ReloadRequest) -> ReloadResponse:
-        result = live_runtime().reload(request.version)
+        result = live_changes().reload(request.version)
         return ReloadResponse.model_validate(asdict(result))
 
     def health_of(serving: Serving) -> HealthResponse:
