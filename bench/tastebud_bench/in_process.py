@@ -34,6 +34,7 @@ from tastebud.service import RecommendationService, Versions
 from tastebud.settings import ServingKnobs, Settings
 from tastebud.two_tower_features import TwoTowerVocab
 from tastebud_training.progress import track
+from tastebud_training.reorders import SIMILAR_PER_ITEM
 
 STAGES = ("retrieve", "rerank", "fairness", "stock", "total")
 RECALL_K = 200
@@ -169,6 +170,12 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
             np.repeat(np.searchsorted(np.sort(assignment), assignment), RELATED_PER_ITEM)
             + rng.integers(0, 50, n_items * RELATED_PER_ITEM), n_items - 1)],
         related_scores=rng.uniform(0.05, 0.5, n_items * RELATED_PER_ITEM).astype(np.float32),
+        # Bought by the same shoppers: more partners per item, also from its own cluster (tastes are).
+        similar_offsets=np.arange(n_items + 1, dtype=np.int64) * SIMILAR_PER_ITEM,
+        similar_rows=np.argsort(assignment, kind="stable")[np.minimum(
+            np.repeat(np.searchsorted(np.sort(assignment), assignment), SIMILAR_PER_ITEM)
+            + rng.integers(0, 200, n_items * SIMILAR_PER_ITEM), n_items - 1)],
+        similar_scores=rng.uniform(0.01, 0.3, n_items * SIMILAR_PER_ITEM).astype(np.float32),
     )
     lengths = rng.integers(0, 60, n_users)
     offsets = np.concatenate([[0], np.cumsum(lengths)])

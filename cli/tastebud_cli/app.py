@@ -391,7 +391,7 @@ def recommend(
     trace = StageTrace()
     try:
         result = service.recommend(user_id, k=k, domain=domain, trace=trace)
-        shown, explained = explain_request(service, result, trace)
+        shown, explained = explain_request(result, trace)
     finally:
         close = getattr(service, "close", None)
         if close is not None:

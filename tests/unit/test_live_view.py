@@ -45,6 +45,7 @@ def test_appended_items_extend_lookups_and_popularity_order() -> None:
     assert grown.popular_rows("all")[-1] == 6 and 6 in grown.popular_rows("grocery").tolist()
     assert catalog.size == 6  # the original is untouched
     assert grown.related_offsets.size == 8 and catalog.related(np.asarray([5]))[1].size == 0
+    assert grown.similar_offsets.size == 8 and grown.similar(np.asarray([6]))[1].size == 0
 
 
 def test_appending_needs_every_item_array() -> None:
@@ -57,11 +58,13 @@ def test_catalogs_saved_before_merchant_state_load_with_defaults(tmp_path) -> No
     path = tmp_path / "catalog.npz"
     arrays = {k: v for k, v in np.load(_saved(catalog, path)).items()
               if k not in ("item_enabled", "merchant_open", "merchant_radius_km", "item_repeat_rate",
-                           "item_reorder_days", "related_offsets", "related_rows", "related_scores")}
+                           "item_reorder_days", "related_offsets", "related_rows", "related_scores",
+                           "similar_offsets", "similar_rows", "similar_scores")}
     np.savez(path, **arrays)
     loaded = Catalog.load(path)
     assert loaded.item_enabled.all() and loaded.merchant_open.all() and np.isinf(loaded.merchant_radius_km).all()
     assert np.isnan(loaded.item_repeat_rate).all() and loaded.related_offsets.tolist() == [0] * 5
+    assert loaded.similar_offsets.tolist() == [0] * 5 and loaded.similar_rows.size == 0
 
 
 def _saved(catalog: Catalog, path):  # type: ignore[no-untyped-def]

@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_RELATED, Candidates, UserProfile
+from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_RELATED, SOURCE_SIMILAR, Candidates, UserProfile
 from tastebud.features import FEATURE_NAMES, ranker_features
 from tastebud.history import PURCHASES, REPEAT_COLUMNS, fold_log, with_events
 from tastebud.settings import ServingKnobs
 from tastebud.stages.retrieve import Retriever, history_candidates
-from tastebud_training.reorders import basket_keys, bought_together, item_repeat_stats
+from tastebud_training.reorders import (
+    SIMILAR_ALPHA,
+    basket_keys,
+    bought_by_same_shoppers,
+    bought_together,
+    item_repeat_stats,
+)
 
 from factories import DAY, NOW, context, make_catalog
 
@@ -120,6 +126,48 @@ def test_bought_together_with_recent_purchases() -> None:
                           ServingKnobs(retrieve_k=5, related_candidates=1))
     out = retriever.run(buyer(), context(), [])
     assert out.rows[(out.sources & SOURCE_RELATED) > 0].tolist() == [5]  # 0.5 + 0.2 beats 0.25
+
+
+def test_items_of_the_same_shoppers_are_scored_against_decayed_purchases() -> None:
+    # Row 3's shoppers also buy 8 (0.6) and 4 (0.5); row 4's buy 8 (0.4) and 9 (0.3).
+    offsets = np.zeros(13, dtype=np.int64)
+    offsets[4:] = 2
+    offsets[5:] = 4
+    similar = {"similar_offsets": offsets, "similar_rows": np.asarray([8, 4, 8, 9]),
+               "similar_scores": np.asarray([0.6, 0.5, 0.4, 0.3], dtype=np.float32)}
+    # The buyer's 30-day decayed purchases: row 3 at 10, 6 and 2 days, row 4 at 1.5 days.
+    w3 = sum(0.5 ** (d / 30) for d in (10, 6, 2))
+    w4 = 0.5 ** (1.5 / 30)
+    x = features(buyer(), [8, 9, 4, 10], [0.9, 0.8, 0.7, 0.6], [SOURCE_ANN | SOURCE_SIMILAR, SOURCE_ANN, SOURCE_ANN,
+                                                                SOURCE_ANN], **similar)
+    expected = [(w3 * 0.6 + w4 * 0.4) / (w3 + w4), w4 * 0.3 / (w3 + w4), w3 * 0.5 / (w3 + w4), 0.0]
+    assert x[:, F["same_shoppers_score"]] == pytest.approx(expected, rel=1e-5)
+    assert x[:, F["from_same_shoppers"]].tolist() == [1, 0, 0, 0]
+    assert features(UserProfile.cold("c"), [8], [0.5], [SOURCE_ANN], **similar)[0, F["same_shoppers_score"]] == 0.0
+    catalog = make_catalog(12).with_changes(**similar)
+    retriever = Retriever(catalog, NoQueryEncoder(), None,  # type: ignore[arg-type]
+                          ServingKnobs(retrieve_k=5, related_candidates=0, similar_candidates=2))
+    out = retriever.run(buyer(), context(), [])
+    # 8 and 9, best first; 4 scores but the user bought it already, so it is not an explore candidate.
+    assert out.rows[(out.sources & SOURCE_SIMILAR) > 0].tolist() == [8, 9]
+
+
+def test_same_shoppers_table_is_an_asymmetric_cosine_over_shoppers() -> None:
+    # Shoppers: u0 {0, 1}, u1 {0, 1, 2}, u2 {0}, u3 {1, 2}, u4 {2}, u5 {0}: (0,1) shared by 2, (1,2) by 2, (0,2)
+    # by 1; item 0 has 4 shoppers, items 1 and 2 have 3.
+    users = np.asarray([0, 0, 1, 1, 1, 1, 2, 3, 3, 4, 5])
+    rows = np.asarray([0, 1, 0, 1, 2, 1, 0, 1, 2, 2, 0])  # u1 buys 1 twice: still one shopper
+    offsets, partners, scores = bought_by_same_shoppers(users, rows, n_items=3)
+    shoppers = {0: 4, 1: 3, 2: 3}
+
+    def score(i: int, j: int) -> float:
+        return 2 / (shoppers[i] ** SIMILAR_ALPHA * shoppers[j] ** (1 - SIMILAR_ALPHA))
+
+    assert offsets.tolist() == [0, 1, 3, 4]
+    # (0,2) is below the minimum of 2 shoppers; from 1, item 2 comes first: item 0's extra shopper discounts it.
+    assert partners.tolist() == [1, 2, 0, 1]
+    assert scores == pytest.approx([score(0, 1), score(1, 2), score(1, 0), score(2, 1)])
+    assert score(0, 1) < score(1, 0)  # asymmetric: mostly P(j | i)
 
 
 def test_retrieval_inputs_are_ranks_and_z_scores_within_the_request() -> None:

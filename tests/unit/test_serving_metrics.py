@@ -196,3 +196,18 @@ def test_vendored_cytoscape_is_the_pinned_release_with_its_license() -> None:
     notes = (STATIC_DIR / "VENDORED.md").read_text()
     assert CYTOSCAPE_VERSION in notes and hashlib.sha256(script).hexdigest() in notes
     assert "Permission is hereby granted" in (STATIC_DIR / "cytoscape.LICENSE").read_text()
+
+
+def test_explain_reads_the_catalog_the_request_ran_on() -> None:
+    """A hot swap between the request and its explain must not explain rows against the next version's catalog."""
+    from tastebud.explain import explain_request
+
+    before = make_service()
+    trace = StageTrace()
+    result = before.recommend("u1", k=5, trace=trace)
+    after = make_service(item_id_format="x{}")  # the next version: other ids, rows mean other items
+    assert trace.catalog is before.catalog and trace.catalog is not after.catalog
+    shown, _ = explain_request(result, trace)
+    rows = [before.catalog.row_of(item.item_id) for item in result.items]
+    assert [s["category"] for s in shown] == [str(before.catalog.categories[before.catalog.item_category[r]])
+                                             for r in rows]

@@ -198,7 +198,7 @@ def measure(view: LiveView, split: ColdStartSplit, knobs: ServingKnobs, *, progr
     if whole_catalog:
         exact = Retriever(catalog, service.retriever.encoder, BruteForceIndex(_whole_catalog_vectors(view)),
                           replace(knobs, retrieve_k=depth, fresh_candidates=0, history_candidates=0,
-                                  related_candidates=0, popular_candidates=0))
+                                  related_candidates=0, similar_candidates=0, popular_candidates=0))
     held_rows = set(catalog.rows_of(sorted(split.held_out)).tolist())
     recalls = _Recalls(LISTS if whole_catalog else LISTS[:2])
     users_with = {"cold": 0, "warm": 0}

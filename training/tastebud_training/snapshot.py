@@ -13,7 +13,7 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import DEFAULT_DELIVERY_RADIUS_KM, DOMAIN_CODE, Catalog
 from tastebud.history import EVENT_WEIGHTS, POSITIVE_EVENTS, REPEAT_EVENT, fold_log
 from tastebud_training.data import Dataset
-from tastebud_training.reorders import basket_keys, bought_together, item_repeat_stats
+from tastebud_training.reorders import basket_keys, bought_by_same_shoppers, bought_together, item_repeat_stats
 
 RECENT_DAYS = 7
 _DAY = 86400.0
@@ -69,6 +69,7 @@ def build_catalog(dataset: Dataset, as_of: float) -> Catalog:
                 else np.full(len(purchases), ""))
     related = bought_together(basket_keys(purchases["user_id"].to_numpy(dtype=str), sessions, purchase_ts),
                               purchase_rows, n_items)
+    similar = bought_by_same_shoppers(user_codes, purchase_rows, n_items)
 
     merchant_popularity = np.bincount(item_merchant, weights=popularity, minlength=len(merchants))
     order = np.argsort(np.argsort(merchant_popularity, kind="stable"), kind="stable")
@@ -101,6 +102,9 @@ def build_catalog(dataset: Dataset, as_of: float) -> Catalog:
         related_offsets=related[0],
         related_rows=related[1],
         related_scores=related[2],
+        similar_offsets=similar[0],
+        similar_rows=similar[1],
+        similar_scores=similar[2],
     )
 
 

@@ -42,6 +42,7 @@ def candidate_settings() -> dict[str, ServingKnobs]:
         return replace(design, retrieve_k=design.retrieve_k // divisor,
                        history_candidates=design.history_candidates // divisor,
                        related_candidates=design.related_candidates // divisor,
+                       similar_candidates=design.similar_candidates // divisor,
                        popular_candidates=design.popular_candidates // divisor)
 
     return {"design": design, "1/2": scaled(2), "1/4": scaled(4), "1/10": scaled(10)}

@@ -19,7 +19,9 @@ DOMAIN_CODE = {name: code for code, name in enumerate(DOMAINS)}
 DEFAULT_DELIVERY_RADIUS_KM = float("inf")
 # Arrays that may be absent from catalogs saved before they existed; __post_init__ fills their defaults.
 _OPTIONAL = ("item_enabled", "merchant_open", "merchant_radius_km", "item_repeat_rate", "item_reorder_days",
-             "related_offsets", "related_rows", "related_scores")
+             "related_offsets", "related_rows", "related_scores", "similar_offsets", "similar_rows", "similar_scores")
+# Item-to-item tables kept as CSR (offsets, partner rows, scores): same basket, and same shoppers.
+_NEIGHBOUR_TABLES = ("related", "similar")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Catalog:
         related_offsets, related_rows, related_scores: items bought together (same basket), as CSR: row i's
             partners are ``related_rows[related_offsets[i]:related_offsets[i+1]]``, best first, with their
             cosine co-occurrence; default none.
+        similar_offsets, similar_rows, similar_scores: items bought by the same shoppers (item-kNN over users, any
+            basket), the same CSR layout, with their asymmetric cosine; default none.
     """
 
     as_of: float
@@ -73,6 +77,9 @@ class Catalog:
     related_offsets: np.ndarray = None  # type: ignore[assignment]
     related_rows: np.ndarray = None  # type: ignore[assignment]
     related_scores: np.ndarray = None  # type: ignore[assignment]
+    similar_offsets: np.ndarray = None  # type: ignore[assignment]
+    similar_rows: np.ndarray = None  # type: ignore[assignment]
+    similar_scores: np.ndarray = None  # type: ignore[assignment]
     _row_of: dict[str, int] = field(init=False, repr=False, compare=False)
     _popular: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
@@ -88,12 +95,14 @@ class Catalog:
         for name in ("item_repeat_rate", "item_reorder_days"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, np.full(n, np.nan, dtype=np.float32))
-        if self.related_offsets is None:
-            object.__setattr__(self, "related_offsets", np.zeros(n + 1, dtype=np.int64))
-            object.__setattr__(self, "related_rows", np.zeros(0, dtype=np.int64))
-            object.__setattr__(self, "related_scores", np.zeros(0, dtype=np.float32))
-        if self.related_offsets.shape[0] != n + 1 or self.related_rows.shape != self.related_scores.shape:
-            raise ValueError("catalog related_offsets must have len(item_ids) + 1 entries, rows and scores align")
+        for table in _NEIGHBOUR_TABLES:
+            if getattr(self, f"{table}_offsets") is None:
+                object.__setattr__(self, f"{table}_offsets", np.zeros(n + 1, dtype=np.int64))
+                object.__setattr__(self, f"{table}_rows", np.zeros(0, dtype=np.int64))
+                object.__setattr__(self, f"{table}_scores", np.zeros(0, dtype=np.float32))
+            if (getattr(self, f"{table}_offsets").shape[0] != n + 1
+                    or getattr(self, f"{table}_rows").shape != getattr(self, f"{table}_scores").shape):
+                raise ValueError(f"catalog {table}_offsets must have len(item_ids) + 1 entries, rows and scores align")
         for name in ("item_merchant", "item_domain", "item_category", "item_price", "item_created_at",
                      "item_popularity", "item_recent_popularity", "item_ctr", "item_enabled", "item_repeat_rate",
                      "item_reorder_days"):
@@ -142,13 +151,11 @@ class Catalog:
 
     def related(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Items bought together with each of ``rows``: (index into ``rows``, partner row, score), concatenated."""
-        starts, ends = self.related_offsets[rows], self.related_offsets[rows + 1]
-        lengths = ends - starts
-        if not lengths.any():
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        owner = np.repeat(np.arange(rows.size), lengths)
-        positions = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths) + starts[owner]
-        return owner, self.related_rows[positions], self.related_scores[positions]
+        return _neighbours(self.related_offsets, self.related_rows, self.related_scores, rows)
+
+    def similar(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Items bought by the shoppers of each of ``rows``: (index into ``rows``, partner row, score)."""
+        return _neighbours(self.similar_offsets, self.similar_rows, self.similar_scores, rows)
 
     def merchant_row_of(self, merchant_id: str) -> int | None:
         rows = np.flatnonzero(self.merchant_ids == merchant_id)
@@ -191,8 +198,10 @@ class Catalog:
                 object.__setattr__(catalog, f.name, grown.get(f.name, getattr(self, f.name)))
         object.__setattr__(catalog, "item_ids", grown_ids)
         # New items have not been bought with anything yet.
-        object.__setattr__(catalog, "related_offsets", np.concatenate(
-            [self.related_offsets, np.full(len(item_ids), self.related_offsets[-1], dtype=np.int64)]))
+        for table in _NEIGHBOUR_TABLES:
+            offsets = getattr(self, f"{table}_offsets")
+            object.__setattr__(catalog, f"{table}_offsets", np.concatenate(
+                [offsets, np.full(len(item_ids), offsets[-1], dtype=np.int64)]))
         row_of = dict(self._row_of)
         row_of.update({item_id: n + i for i, item_id in enumerate(np.asarray(item_ids, dtype=str).tolist())})
         object.__setattr__(catalog, "_row_of", row_of)
@@ -202,3 +211,15 @@ class Catalog:
             popular[domain] = np.concatenate([self._popular[domain], new_rows[grown["item_domain"][n:] == code]])
         object.__setattr__(catalog, "_popular", popular)
         return catalog
+
+
+def _neighbours(offsets: np.ndarray, partners: np.ndarray, scores: np.ndarray,
+                rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR rows of ``rows`` concatenated: (index into ``rows``, partner row, score)."""
+    starts, ends = offsets[rows], offsets[rows + 1]
+    lengths = ends - starts
+    if not lengths.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    owner = np.repeat(np.arange(rows.size), lengths)
+    positions = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths) + starts[owner]
+    return owner, partners[positions], scores[positions]

@@ -105,6 +105,7 @@ SOURCE_HISTORY = 2
 SOURCE_POPULAR = 4
 SOURCE_FRESH = 8  # items added since the index was built (the fresh-items side index)
 SOURCE_RELATED = 16  # bought together (same basket) with the user's recent purchases
+SOURCE_SIMILAR = 32  # not bought yet, but bought by the shoppers of what the user buys (item-kNN over users)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from tastebud.display import EMPTY_DISPLAY, DisplayTable
 from tastebud.features import haversine_km
 from tastebud.metrics import SOURCES
 from tastebud.service import Recommendation, StageTrace
-from tastebud.serving_port import Serving
 from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 
 MAX_LISTED = 20  # moves / removals listed per stage (counts are always complete)
@@ -67,7 +66,7 @@ def explain(result: Recommendation, trace: StageTrace, catalog: Catalog,
     ranked = trace.ranked
     final = trace.final
     if retrieved is None or ranked is None or final is None or context is None or user is None:
-        return [{} for _ in result.items], {"stage_ms": dict(result.stage_ms), "degraded": list(result.degraded)}
+        return _timings_only(result)
     location = (context.lat, context.lon) if not math.isnan(context.lat) else (user.home_lat, user.home_lon)
 
     n = len(retrieved)
@@ -143,11 +142,16 @@ def explain(result: Recommendation, trace: StageTrace, catalog: Catalog,
     }
 
 
-def explain_request(serving: Serving, result: Recommendation,
-                    trace: StageTrace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``explain`` against what is served: titles from the version's display table where it has one (embedded)."""
+def _timings_only(result: Recommendation) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A request that stopped before ranking: nothing to explain but its timings."""
+    return [{} for _ in result.items], {"stage_ms": dict(result.stage_ms), "degraded": list(result.degraded)}
+
+
+def explain_request(result: Recommendation, trace: StageTrace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``explain`` against what the request ran on: its catalog, and its version's display table where it has one."""
     from tastebud.display import load_display
 
-    served = serving.state()
-    directory = served.display_directory
-    return explain(result, trace, served.catalog, load_display(directory) if directory is not None else EMPTY_DISPLAY)
+    if trace.catalog is None:
+        return _timings_only(result)
+    directory = trace.display_directory
+    return explain(result, trace, trace.catalog, load_display(directory) if directory is not None else EMPTY_DISPLAY)

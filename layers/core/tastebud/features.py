@@ -10,7 +10,15 @@ import numpy as np
 
 from tastebud.basket_features import BASKET_FEATURES, basket_features
 from tastebud.catalog import Catalog
-from tastebud.domain import SOURCE_HISTORY, SOURCE_POPULAR, SOURCE_RELATED, Candidates, RequestContext, UserProfile
+from tastebud.domain import (
+    SOURCE_HISTORY,
+    SOURCE_POPULAR,
+    SOURCE_RELATED,
+    SOURCE_SIMILAR,
+    Candidates,
+    RequestContext,
+    UserProfile,
+)
 from tastebud.history import (
     DECAY_HALF_LIVES_DAYS,
     FIRST_PURCHASE_TS,
@@ -24,7 +32,7 @@ from tastebud.history import (
     decayed_purchases,
 )
 
-FEATURE_VERSION = "ranker-features-v3"
+FEATURE_VERSION = "ranker-features-v4"
 # Σ 0.5^(age / half-life) over the user's purchases of the item, exact (tastebud.history.decayed_purchases): the
 # time-aware intensity of the next-basket literature at a few time scales, and the ranker's prior (ranker_prior).
 DECAYED_FEATURES = tuple(f"decayed_purchases_{h:g}d" for h in DECAY_HALF_LIVES_DAYS)
@@ -73,6 +81,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     # Grocery timing counted in baskets (tastebud.basket_features).
     *BASKET_FEATURES,
     *DECAYED_FEATURES,
+    # Item-kNN over shoppers (catalog.similar) against the user's decayed purchases: the explore signal.
+    "same_shoppers_score",
+    "from_same_shoppers",
 )
 
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -81,10 +92,13 @@ USER_REPEAT_FEATURES = ("user_item_purchases", "user_item_purchase_share", "days
                         "user_item_reorder_days", "item_due_ratio", "days_since_category_purchase",
                         "category_due_ratio", "bought_together_max", "bought_together_sum", "item_hour_affinity",
                         "item_weekday_affinity", "domain_hour_affinity", *BASKET_FEATURES,
-                        *DECAYED_FEATURES)
+                        *DECAYED_FEATURES, "same_shoppers_score")
 
 EARTH_RADIUS_KM = 6371.0088
 RELATED_HISTORY = 50  # the user's most recent purchases whose basket partners are looked up
+SIMILAR_HISTORY = 50  # the user's purchases with the most decayed weight whose shoppers' items are looked up
+SIMILAR_HALF_LIFE_DAYS = 30.0  # the weight of a purchase in the item-kNN score (chosen with catalog.similar's table)
+_SIMILAR_DECAY = DECAY_HALF_LIVES_DAYS.index(SIMILAR_HALF_LIFE_DAYS)
 _DAY = 86400.0
 _BASKET_COLUMNS = [COLUMN[name] for name in BASKET_FEATURES]
 _DECAYED_COLUMNS = np.asarray([COLUMN[name] for name in DECAYED_FEATURES])
@@ -198,13 +212,14 @@ def _repeat_features(out: np.ndarray, catalog: Catalog, user: UserProfile, candi
     out[:, COLUMN["item_repeat_rate"]] = catalog.item_repeat_rate[rows]
     out[:, COLUMN["item_reorder_days"]] = catalog.item_reorder_days[rows]
     out[:, COLUMN["from_bought_together"]] = (candidates.sources & SOURCE_RELATED) > 0
+    out[:, COLUMN["from_same_shoppers"]] = (candidates.sources & SOURCE_SIMILAR) > 0
     hist_rows, repeat = user.history_rows, user.history_repeat
     user_columns = [COLUMN[name] for name in USER_REPEAT_FEATURES]
     if not hist_rows.size:  # nothing bought: counts are zero, times and intervals unknown
         out[:, user_columns] = np.nan
         out[:, [COLUMN["user_item_purchases"], COLUMN["user_item_purchase_share"], COLUMN["bought_together_max"],
                 COLUMN["bought_together_sum"], COLUMN["basket_decayed_purchases"], COLUMN["user_baskets"],
-                *_DECAYED_COLUMNS]] = 0.0
+                COLUMN["same_shoppers_score"], *_DECAYED_COLUMNS]] = 0.0
         return
     if repeat.shape != (hist_rows.size, len(REPEAT_COLUMNS)):  # a store that keeps no statistics: unknown
         out[:, user_columns] = np.nan
@@ -279,3 +294,33 @@ def _repeat_features(out: np.ndarray, catalog: Catalog, user: UserProfile, candi
         np.maximum.at(best, target, scores[match])
         np.add.at(summed, target, scores[match])
         out[:, COLUMN["bought_together_max"]], out[:, COLUMN["bought_together_sum"]] = best, summed
+
+    similar_rows, similar_scores = same_shoppers(catalog, user, now)
+    out[:, COLUMN["same_shoppers_score"]] = 0.0
+    if similar_rows.size:  # both sorted ascending: one searchsorted finds each candidate's score
+        pos = np.minimum(np.searchsorted(similar_rows, rows), similar_rows.size - 1)
+        out[:, COLUMN["same_shoppers_score"]] = np.where(similar_rows[pos] == rows, similar_scores[pos], 0.0)
+
+
+def same_shoppers(catalog: Catalog, user: UserProfile, now: float) -> tuple[np.ndarray, np.ndarray]:
+    """Items bought by the shoppers of what the user buys: (rows ascending, score), items the user bought included.
+
+    Score = Σ over the user's ``SIMILAR_HISTORY`` heaviest purchases of 0.5^(age / 30 days) weight × the item-kNN
+    similarity (catalog.similar), over the weights' sum: item-kNN against the decayed purchases, the same at any
+    history length. Empty when the store keeps no purchase statistics.
+    """
+    hist_rows, repeat = user.history_rows, user.history_repeat
+    if not hist_rows.size or repeat.shape != (hist_rows.size, len(REPEAT_COLUMNS)):
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    bought = repeat[:, PURCHASES] > 0
+    rows = hist_rows[bought]
+    weights = decayed_purchases(repeat[bought], now)[:, _SIMILAR_DECAY]
+    if rows.size > SIMILAR_HISTORY:
+        heaviest = np.argpartition(-weights, SIMILAR_HISTORY)[:SIMILAR_HISTORY]
+        rows, weights = rows[heaviest], weights[heaviest]
+    owner, partners, scores = catalog.similar(rows)
+    total = float(weights.sum())
+    if not partners.size or total <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    unique, inverse = np.unique(partners, return_inverse=True)
+    return unique, np.bincount(inverse, weights=scores * weights[owner]) / total

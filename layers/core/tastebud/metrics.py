@@ -28,7 +28,14 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from tastebud.adapters.circuit import STATE_VALUES
-from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, SOURCE_HISTORY, SOURCE_POPULAR, SOURCE_RELATED
+from tastebud.domain import (
+    SOURCE_ANN,
+    SOURCE_FRESH,
+    SOURCE_HISTORY,
+    SOURCE_POPULAR,
+    SOURCE_RELATED,
+    SOURCE_SIMILAR,
+)
 from tastebud.serving_port import Serving
 
 # The seed plan's per-stage budget (ms). The retrieve budget covers its two halves (user tower + k-NN).
@@ -37,7 +44,7 @@ TARGET_MS: dict[str, float] = {"retrieve": 70.0, "user_tower": 70.0, "knn": 70.0
 LATENCY_STAGES = ("user_tower", "knn", "retrieve", "rerank", "fairness", "stock", "total")
 COUNT_STAGES = ("retrieve", "rerank", "fairness", "stock")  # candidates left after each stage
 SOURCES = {"ann": SOURCE_ANN, "history": SOURCE_HISTORY, "popular": SOURCE_POPULAR, "fresh": SOURCE_FRESH,
-           "bought_together": SOURCE_RELATED}
+           "bought_together": SOURCE_RELATED, "same_shoppers": SOURCE_SIMILAR}
 # Stages that can degrade (fall back) and report it in ``Recommendation.degraded``.
 DEGRADABLE = ("features", "live_state", "retrieve", "rerank", "stock")
 # Stages that catch a BUG (an unexpected exception), log it with its stack and serve a fallback

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, SOURCE_HISTORY, SOURCE_POPULAR, SOURCE_RELATED
+from tastebud.domain import (
+    SOURCE_ANN,
+    SOURCE_FRESH,
+    SOURCE_HISTORY,
+    SOURCE_POPULAR,
+    SOURCE_RELATED,
+    SOURCE_SIMILAR,
+)
 from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 
 _SOURCE_REASONS = (
     (SOURCE_FRESH, "new on the menu"),
     (SOURCE_HISTORY, "you ordered this before"),
     (SOURCE_RELATED, "often ordered with your usuals"),
+    (SOURCE_SIMILAR, "people who buy your usuals buy this"),
     (SOURCE_ANN, "similar to what you like"),
     (SOURCE_POPULAR, "popular right now"),
 )

@@ -315,6 +315,8 @@ class ServingRuntime:
                 logger.warning("live state unavailable, serving the version's history only: %s", exc)
             degraded.append("live_state")
         view = self._view
+        if trace is not None:
+            trace.display_directory = view.version.directory
         result = view.service.recommend(user_id, k, domain, lat, lon, exclude_item_ids, request_id,
                                         user=view.profile(user_id, events), trace=trace)
         return replace(result, degraded=[*degraded, *result.degraded]) if degraded else result

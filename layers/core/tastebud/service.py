@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,10 @@ class StageTrace:
     rerank_scores: np.ndarray | None = None  # stage 2's scores, aligned with ``retrieved``
     ranked: Candidates | None = None  # after stage 3 (boosted scores, fairness flags), in page order
     final: Candidates | None = None  # after stage 4: the page
+    # What the request ran on: ``explain`` reads rows against this catalog and display table, not against whatever
+    # is served by the time it runs (a hot swap in between would explain rows of another version).
+    catalog: Catalog | None = None
+    display_directory: Path | None = None  # the version's titles and merchant names (embedded; None on AWS)
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ class RecommendationService:
         finally:
             stock.close()
         if trace is not None:
-            trace.user, trace.context, trace.k, trace.final = user, context, k, final
+            trace.user, trace.context, trace.k, trace.final, trace.catalog = user, context, k, final, self.catalog
         stage_ms["stock"] = (time.perf_counter() - t) * 1000 + stock.start_ms
         stage_ms["total"] = (time.perf_counter() - started) * 1000
         return Recommendation(

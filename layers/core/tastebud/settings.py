@@ -21,6 +21,9 @@ class ServingKnobs:
     retrieve_k: int = 200
     history_candidates: int = 100
     related_candidates: int = 20
+    # Items the user has not bought, best by item-kNN over shoppers against their decayed purchases: the explore
+    # places' candidates (docs/QUALITY.md, issue 22).
+    similar_candidates: int = 20
     # Items added since the version, searched apart (see stages/retrieve.py). 40, not 20: the leave-items-out study
     # (docs/QUALITY.md) puts held-out items' cold Recall@100 at 57% of warm with 40 places and 36% with 20, for
     # -0.9% warm recall; ranker rows grow only while fresh items exist.

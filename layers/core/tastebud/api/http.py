@@ -168,7 +168,7 @@ def create_app(provide_service: ServiceProvider, *, metrics: Any = None,
         if request.explain:
             from tastebud.explain import explain_request
 
-            extras, response["explain"] = explain_request(serving, result, trace)
+            extras, response["explain"] = explain_request(result, trace)
             for item, extra in zip(response["items"], extras, strict=True):
                 item.update(extra)
             body = RecommendationResponse.model_validate(response).model_dump_json()  # explain values need the model

@@ -129,7 +129,7 @@ class ExplainUser(BaseModel):
 
 class ExplainCandidates(BaseModel):
     by_source: dict[str, int] = Field(
-        description="ann, history, popular, fresh, bought_together (a candidate may have several)")
+        description="ann, history, popular, fresh, bought_together, same_shoppers (a candidate may have several)")
     retrieved: int
     reranked: int
     after_fairness: int

@@ -24,12 +24,13 @@ from tastebud.domain import (
     SOURCE_HISTORY,
     SOURCE_POPULAR,
     SOURCE_RELATED,
+    SOURCE_SIMILAR,
     Candidates,
     RequestContext,
     UserProfile,
 )
 from tastebud.errors import DependencyError
-from tastebud.features import RELATED_HISTORY, haversine_km
+from tastebud.features import RELATED_HISTORY, haversine_km, same_shoppers
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
 from tastebud.history import PURCHASES
 from tastebud.ports import CandidateIndex, UserEncoder
@@ -101,7 +102,8 @@ class Retriever:
             record_stage_bug(logger, "retrieve", degraded, errors)
 
         for rows, source in ((history_candidates(user, knobs.history_candidates), SOURCE_HISTORY),
-                             (self._bought_together(user, knobs.related_candidates), SOURCE_RELATED)):
+                             (self._bought_together(user, knobs.related_candidates), SOURCE_RELATED),
+                             (self._same_shoppers(user, knobs.similar_candidates, context.now), SOURCE_SIMILAR)):
             parts_rows.append(rows)
             parts_scores.append(np.full(rows.size, np.nan, dtype=np.float32))
             parts_sources.append(np.full(rows.size, source, dtype=np.int8))
@@ -126,7 +128,7 @@ class Retriever:
         unique_rows, first, merged_sources = unique_rows[order], first[order], merged_sources[order]
         candidates = Candidates(rows=unique_rows, retrieval_scores=scores[first], sources=merged_sources)
         limit = (knobs.retrieve_k + knobs.fresh_candidates + knobs.history_candidates + knobs.related_candidates
-                 + knobs.popular_candidates)
+                 + knobs.similar_candidates + knobs.popular_candidates)
         return candidates.take(np.arange(min(limit, len(candidates))))
 
     def _bought_together(self, user: UserProfile, n: int) -> np.ndarray:
@@ -140,6 +142,17 @@ class Retriever:
         unique, inverse = np.unique(partners, return_inverse=True)
         summed = np.bincount(inverse, weights=scores)
         return unique[np.argsort(-summed, kind="stable")[:n]]
+
+    def _same_shoppers(self, user: UserProfile, n: int, now: float) -> np.ndarray:
+        """Items the user has not bought, best by item-kNN over shoppers against their decayed purchases."""
+        if n <= 0:
+            return np.zeros(0, dtype=np.int64)
+        rows, scores = same_shoppers(self._catalog, user, now)
+        if not rows.size:
+            return rows
+        unseen = ~np.isin(rows, user.history_rows[user.history_repeat[:, PURCHASES] > 0])
+        rows, scores = rows[unseen], scores[unseen]
+        return rows[np.argsort(-scores, kind="stable")[:n]]
 
     def _neighbours(self, query: np.ndarray, context: RequestContext,
                     location: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ SCANN_MIN_ITEMS_FOR_TREE = 20_000
 # 20k-100k and more than needed at 1M. Recall@200 for user-tower queries, 5% -> 60 leaves: 0.79 -> 0.90 at 20k,
 # 0.96 -> 0.99 at 100k, 0.99 -> 0.98 at 1M (search 0.41 -> 0.27 ms); docs/BENCHMARKS.md, session 6.
 LEAVES_TO_SEARCH = 60
+REORDER_TYPES = ("float32", "bfloat16", "int8")
 _ASSETS = "scann_assets.pbtxt"
 _ASSET_PATH = re.compile(r'asset_path: "([^"]*)"')
 
@@ -49,9 +50,13 @@ class ScannIndex:
         return self._version
 
     @classmethod
-    def build(cls, vectors: np.ndarray, version: str, *, max_k: int = 1000, seed: int = 0) -> ScannIndex:
+    def build(cls, vectors: np.ndarray, version: str, *, max_k: int = 1000, seed: int = 0,
+              reorder_as: str = "float32") -> ScannIndex:
+        """``reorder_as``: how the re-ordering copy of the vectors is stored: float32, bfloat16 or int8."""
         from tastebud.adapters.embedded.scann_module import scann_ops_pybind  # only the embedded backend needs it
 
+        if reorder_as not in REORDER_TYPES:
+            raise ValueError(f"reorder_as must be one of {', '.join(REORDER_TYPES)}, not {reorder_as!r}")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n = vectors.shape[0]
         builder = scann_ops_pybind().builder(vectors, min(max_k, n), "dot_product")
@@ -60,7 +65,8 @@ class ScannIndex:
             leaves = int(np.sqrt(n) * 2)
             builder = builder.tree(num_leaves=leaves, num_leaves_to_search=min(leaves, LEAVES_TO_SEARCH),
                                    training_sample_size=min(n, 250_000))
-            builder = builder.score_ah(2, anisotropic_quantization_threshold=0.2).reorder(1000)
+            builder = builder.score_ah(2, anisotropic_quantization_threshold=0.2).reorder(
+                1000, quantize=_reorder_type(reorder_as))
         else:
             builder = builder.score_brute_force()
         return cls(builder.build(), n, version)
@@ -90,3 +96,10 @@ class ScannIndex:
         k = min(k, self._size)
         rows, scores = self._searcher.search(query.astype(np.float32), final_num_neighbors=k)  # type: ignore[attr-defined]
         return rows.astype(np.int64), scores.astype(np.float32)
+
+
+def _reorder_type(name: str) -> object:
+    """ScaNN's ReorderType member; its module is loaded by ``scann_ops_pybind`` (no TensorFlow import here)."""
+    from scann.scann_ops.py.scann_builder import ReorderType
+
+    return ReorderType[name.upper()]
