@@ -50,9 +50,9 @@ class BenchSystem:
     exact: BruteForceIndex
     user_ids: list[str]
     description: dict[str, Any]
-    # The synthetic system's adapters wired again with other serving knobs (None for --artifacts): one build
-    # measured with several request shapes (scripts/latency_floor.py).
-    rewire: Callable[[ServingKnobs], RecommendationService] | None = None
+    # The synthetic system's adapters wired again with other serving knobs, and optionally another catalog of the
+    # same rows (None for --artifacts): one build measured with several request shapes (experiments).
+    rewire: Callable[..., RecommendationService] | None = None
     stop_redis: Callable[[], object] | None = None  # the embedded Redis the system started, if it started one
 
     def close(self) -> None:
@@ -226,9 +226,9 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
     recall_encoder = ContentUserEncoder(vectors, np.zeros((0, dim), np.float32))
     serving_encoder = _two_tower_encoder(catalog, users, workdir, seed) if two_tower else recall_encoder
 
-    def wire(knobs: ServingKnobs) -> RecommendationService:
-        return RecommendationService.wire(catalog=catalog, features=users, encoder=serving_encoder, index=index,
-                                          ranker=ranker, stock=stock, knobs=knobs,
+    def wire(knobs: ServingKnobs, other_catalog: Catalog | None = None) -> RecommendationService:
+        return RecommendationService.wire(catalog=other_catalog or catalog, features=users, encoder=serving_encoder,
+                                          index=index, ranker=ranker, stock=stock, knobs=knobs,
                                           versions=Versions("bench", "bench", "bench"))
 
     service = wire(ServingKnobs())

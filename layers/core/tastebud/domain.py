@@ -86,6 +86,9 @@ class Candidates:
     sources: np.ndarray  # bit flags, see SOURCE_*
     scores: np.ndarray | None = None
     flags: np.ndarray | None = None  # what fairness/diversity did to each item (tastebud.reasons)
+    # Each candidate's item-kNN score against the user's purchases (tastebud.features.same_shoppers_of), set by the
+    # retriever, which computes it anyway for its explore candidates; the features compute it when absent.
+    same_shoppers: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -97,6 +100,7 @@ class Candidates:
             sources=self.sources[index],
             scores=None if self.scores is None else self.scores[index],
             flags=None if self.flags is None else self.flags[index],
+            same_shoppers=None if self.same_shoppers is None else self.same_shoppers[index],
         )
 
 

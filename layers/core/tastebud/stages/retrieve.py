@@ -30,7 +30,7 @@ from tastebud.domain import (
     UserProfile,
 )
 from tastebud.errors import DependencyError
-from tastebud.features import RELATED_HISTORY, haversine_km, same_shoppers
+from tastebud.features import RELATED_HISTORY, SameShoppers, haversine_km, same_shoppers, same_shoppers_of
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
 from tastebud.history import PURCHASES
 from tastebud.ports import CandidateIndex, UserEncoder
@@ -101,9 +101,10 @@ class Retriever:
         except Exception:  # a bug, not an outage: logged with its stack and counted; the page is still served
             record_stage_bug(logger, "retrieve", degraded, errors)
 
+        similar = same_shoppers(self._catalog, user, context.now)
         for rows, source in ((history_candidates(user, knobs.history_candidates), SOURCE_HISTORY),
                              (self._bought_together(user, knobs.related_candidates), SOURCE_RELATED),
-                             (self._same_shoppers(user, knobs.similar_candidates, context.now), SOURCE_SIMILAR)):
+                             (_unbought(similar, user, knobs.similar_candidates), SOURCE_SIMILAR)):
             parts_rows.append(rows)
             parts_scores.append(np.full(rows.size, np.nan, dtype=np.float32))
             parts_sources.append(np.full(rows.size, source, dtype=np.int8))
@@ -126,10 +127,11 @@ class Retriever:
         np.bitwise_or.at(merged_sources, inverse, sources)
         order = np.argsort(first, kind="stable")  # keep the order of first appearance: ANN rank, then others
         unique_rows, first, merged_sources = unique_rows[order], first[order], merged_sources[order]
-        candidates = Candidates(rows=unique_rows, retrieval_scores=scores[first], sources=merged_sources)
         limit = (knobs.retrieve_k + knobs.fresh_candidates + knobs.history_candidates + knobs.related_candidates
                  + knobs.similar_candidates + knobs.popular_candidates)
-        return candidates.take(np.arange(min(limit, len(candidates))))
+        kept = unique_rows[:limit]
+        return Candidates(rows=kept, retrieval_scores=scores[first[:limit]], sources=merged_sources[:limit],
+                          same_shoppers=same_shoppers_of(similar, kept))
 
     def _bought_together(self, user: UserProfile, n: int) -> np.ndarray:
         """Items most often bought in the same basket as the user's recent purchases (the habit's next item)."""
@@ -142,17 +144,6 @@ class Retriever:
         unique, inverse = np.unique(partners, return_inverse=True)
         summed = np.bincount(inverse, weights=scores)
         return unique[np.argsort(-summed, kind="stable")[:n]]
-
-    def _same_shoppers(self, user: UserProfile, n: int, now: float) -> np.ndarray:
-        """Items the user has not bought, best by item-kNN over shoppers against their decayed purchases."""
-        if n <= 0:
-            return np.zeros(0, dtype=np.int64)
-        rows, scores = same_shoppers(self._catalog, user, now)
-        if not rows.size:
-            return rows
-        unseen = ~np.isin(rows, user.history_rows[user.history_repeat[:, PURCHASES] > 0])
-        rows, scores = rows[unseen], scores[unseen]
-        return rows[np.argsort(-scores, kind="stable")[:n]]
 
     def _neighbours(self, query: np.ndarray, context: RequestContext,
                     location: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,3 +211,19 @@ def history_candidates(user: UserProfile, n: int) -> np.ndarray:
     recent = n // 2
     older = recent + np.argsort(-user.history_weights[recent:], kind="stable")[: n - recent]
     return np.concatenate([rows[:recent], rows[older]])
+
+
+def _unbought(similar: SameShoppers, user: UserProfile, n: int) -> np.ndarray:
+    """The ``n`` items the user has not bought with the best item-kNN score, best first (the explore candidates)."""
+    rows, scores = similar
+    if n <= 0 or not rows.size:
+        return np.zeros(0, dtype=np.int64)
+    bought = np.sort(user.history_rows[user.history_repeat[:, PURCHASES] > 0])
+    if bought.size:  # both sorted: a searchsorted finds the bought ones
+        pos = np.minimum(np.searchsorted(bought, rows), bought.size - 1)
+        unseen = bought[pos] != rows
+        rows, scores = rows[unseen], scores[unseen]
+    if rows.size > n:
+        top = np.argpartition(-scores, n - 1)[:n]
+        rows, scores = rows[top], scores[top]
+    return rows[np.argsort(-scores, kind="stable")]
