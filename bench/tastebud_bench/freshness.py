@@ -25,8 +25,8 @@ import numpy as np
 from tastebud.api.http import create_handler
 from tastebud.artifacts import LocalArtifactStore
 from tastebud.composition import build_runtime
+from tastebud.live.runtime import ServingRuntime
 from tastebud.local_server import LocalLambdaContext, http_api_event
-from tastebud.runtime import ServingRuntime
 from tastebud.settings import Settings
 from tastebud_training.progress import track
 

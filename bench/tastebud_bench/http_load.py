@@ -43,8 +43,8 @@ import numpy as np
 
 from tastebud.api.http import LambdaHandler, create_handler
 from tastebud.heap import freeze_startup_heap
+from tastebud.live.runtime import ServingRuntime
 from tastebud.local_server import LocalLambdaContext, http_api_event
-from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService
 from tastebud_bench.open_loop import DEFAULT_CONNECTIONS, OpenLoopResult, open_loop_load, recommendation_bodies
 from tastebud_bench.tail_timeline import explain, join, kernel_counters, read_timelines, write_csv

@@ -28,8 +28,8 @@ from tastebud.catalog import Catalog
 from tastebud.composition import build_runtime
 from tastebud.features import FEATURE_NAMES
 from tastebud.history import FIRST_PURCHASE_TS, HOUR_SIN, PURCHASES, repeat_contributions
+from tastebud.live.runtime import ServingRuntime
 from tastebud.ports import CandidateIndex, FeatureStore, UserEncoder
-from tastebud.runtime import ServingRuntime
 from tastebud.service import RecommendationService, Versions
 from tastebud.settings import ServingKnobs, Settings
 from tastebud.two_tower_features import TwoTowerVocab

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tastebud.api.http import create_handler
 from tastebud.artifacts import LocalArtifactStore
 from tastebud.composition import build_runtime
-from tastebud.runtime import ServingRuntime
+from tastebud.live.runtime import ServingRuntime
 from tastebud.settings import Settings
 from tastebud_cli.app import app
 

@@ -24,9 +24,9 @@ import pytest
 from tastebud.api.http import create_handler
 from tastebud.composition import build_runtime
 from tastebud.errors import DependencyError
+from tastebud.live.runtime import ServingRuntime
 from tastebud.local_server import LocalLambdaContext
 from tastebud.processes import process_alive
-from tastebud.runtime import ServingRuntime
 from tastebud.settings import Settings
 from tastebud_bench.faults import EmbeddedRedis
 
@@ -60,7 +60,7 @@ def test_redis_killed_and_restarted_under_8_clients(runtime: ServingRuntime, act
     runtime.set_stock(out, False, 0)
     catalog = runtime.view.catalog
     item = str(catalog.item_ids[catalog.popular_rows("all")[70]])
-    assert runtime.ingest_events([{"event_id": "before-crash", "user_id": active_user, "item_id": item,
+    assert runtime.live.ingest_events([{"event_id": "before-crash", "user_id": active_user, "item_id": item,
                                    "event_type": "purchase", "timestamp": time.time() - 1}]).accepted == 1
 
     bad: list[object] = []
@@ -105,7 +105,7 @@ def test_redis_killed_and_restarted_under_8_clients(runtime: ServingRuntime, act
     after = runtime.recommend(active_user, k=10)
     assert after.degraded == [] and out not in [i.item_id for i in after.items]
     assert runtime.stock.out_of_stock([out]).tolist() == [True]  # acknowledged stock came back from the AOF
-    replay = runtime.ingest_events([{"event_id": "before-crash", "user_id": active_user, "item_id": item,
+    replay = runtime.live.ingest_events([{"event_id": "before-crash", "user_id": active_user, "item_id": item,
                                      "event_type": "purchase", "timestamp": time.time() - 1}])
     assert replay.duplicates == 1  # and so did the acknowledged event
     assert response_json(handler(load_event("health"), CONTEXT))["dependencies"]["redis"] == "ok"
@@ -123,7 +123,7 @@ def test_the_circuit_opens_so_a_dead_redis_is_skipped_not_waited_for(runtime: Se
     assert runtime.dependencies()["redis"] == "down"
     item = str(runtime.view.catalog.item_ids[0])
     with pytest.raises(DependencyError):  # the API answers 503: retry; nothing is half-applied
-        runtime.ingest_events([{"event_id": "while-down", "user_id": active_user, "item_id": item,
+        runtime.live.ingest_events([{"event_id": "while-down", "user_id": active_user, "item_id": item,
                                 "event_type": "click", "timestamp": time.time()}])
 
 
@@ -229,7 +229,7 @@ def test_writes_during_a_redis_fault_answer_a_fast_503_with_retry_after_and_none
     _restart_killed_redis(runtime)  # acknowledged = durable: all of it is read back from the append-only file
     time.sleep(0.05)
     assert runtime.stock.out_of_stock(["i000001"]).tolist() == [True]
-    assert runtime.ingest_events(json.loads(load_event("events_post")["body"])["events"]).duplicates >= 1
+    assert runtime.live.ingest_events(json.loads(load_event("events_post")["body"])["events"]).duplicates >= 1
     assert runtime.view.catalog.row_of("i900001") is not None
     assert runtime._live.catalog_state()[2]["m00001"]["open"] is False
 
@@ -243,14 +243,14 @@ def test_a_redis_restarted_from_a_torn_append_only_file_keeps_every_acknowledged
     runtime.set_stock(item, False, 0)
     event = {"event_id": "before-the-torn-write", "user_id": active_user, "item_id": item, "event_type": "click",
              "timestamp": time.time() - 1}
-    assert runtime.ingest_events([event]).accepted == 1
+    assert runtime.live.ingest_events([event]).accepted == 1
     redis_db = EmbeddedRedis(runtime.settings.stock_db_path)
     old = redis_db.tear_aof_tail()
     assert runtime._supervisor.check() is True
     assert redis_db.pid() != old
     time.sleep(runtime.settings.knobs.redis_breaker_reset_s + 0.05)
     assert runtime.stock.out_of_stock([item]).tolist() == [True]
-    assert runtime.ingest_events([event]).duplicates == 1
+    assert runtime.live.ingest_events([event]).duplicates == 1
     assert runtime.recommend(active_user, k=10).degraded == []
 
 
@@ -278,15 +278,16 @@ def test_a_stored_write_is_acknowledged_even_when_the_view_cannot_catch_up(runti
     Redis): the next request rebuilds it. It answered 503 for a write that was durable."""
     catalog = runtime.view.catalog
     merchant = str(catalog.merchant_ids[0])
-    build = runtime._build
+    current = runtime._current
+    build = current._build
 
     def failing_build(version):  # type: ignore[no-untyped-def]
         raise DependencyError("live_state", "redis catalog read failed: Timeout reading from socket")
 
-    monkeypatch.setattr(runtime, "_build", failing_build)
-    state = runtime.set_merchant(merchant, False, None)  # stored; the view did not catch up
+    monkeypatch.setattr(current, "_build", failing_build)
+    state = runtime.live.set_merchant(merchant, False, None)  # stored; the view did not catch up
     assert state["open"] is False and runtime.view.seq < runtime._live.catalog_seq()
-    monkeypatch.setattr(runtime, "_build", build)
+    monkeypatch.setattr(current, "_build", build)
     runtime.recommend(str(runtime.view.version.users.user_ids[0]), k=10)  # the next request catches up
     assert runtime.view.seq == runtime._live.catalog_seq()
     assert runtime._live.catalog_state()[2][merchant]["open"] is False

@@ -21,8 +21,8 @@ from tastebud.api.http import create_handler
 from tastebud.artifacts import CURRENT, LocalArtifactStore, Manifest
 from tastebud.composition import build_runtime
 from tastebud.domain import SOURCE_HISTORY, RequestContext
+from tastebud.live.runtime import ServingRuntime, VersionRefusedError
 from tastebud.local_server import LocalLambdaContext
-from tastebud.runtime import ServingRuntime, VersionRefusedError
 from tastebud.settings import Settings
 
 from helpers import load_event, response_json
@@ -91,7 +91,7 @@ def test_an_event_is_reflected_in_the_next_recommendation(runtime: ServingRuntim
     item = an_item_to_buy(runtime, active_user)
     assert item not in history_candidates(runtime, active_user)
 
-    result = runtime.ingest_events([purchase("ev-1", active_user, item)])
+    result = runtime.live.ingest_events([purchase("ev-1", active_user, item)])
 
     assert (result.accepted, result.duplicates, result.failures) == (1, 0, [])
     assert latest_positive(runtime, active_user) == item
@@ -102,17 +102,17 @@ def test_an_event_is_reflected_in_the_next_recommendation(runtime: ServingRuntim
 
 def test_a_cold_user_becomes_known_by_an_event(runtime: ServingRuntime) -> None:
     item = an_item_to_buy(runtime, "brand-new-user")
-    runtime.ingest_events([purchase("ev-cold", "brand-new-user", item)])
+    runtime.live.ingest_events([purchase("ev-cold", "brand-new-user", item)])
     assert history_candidates(runtime, "brand-new-user") == [item]
 
 
 def test_a_replayed_batch_changes_nothing(runtime: ServingRuntime, active_user: str) -> None:
     item = an_item_to_buy(runtime, active_user)
     batch = [purchase("ev-a", active_user, item), purchase("ev-b", active_user, item, quantity=2)]
-    assert runtime.ingest_events(batch).accepted == 2
+    assert runtime.live.ingest_events(batch).accepted == 2
     profile = runtime.view.profile(active_user, runtime._live_reads.read_user(active_user)[0])
 
-    replay = runtime.ingest_events(batch)
+    replay = runtime.live.ingest_events(batch)
 
     assert (replay.accepted, replay.duplicates) == (0, 2)
     again = runtime.view.profile(active_user, runtime._live_reads.read_user(active_user)[0])
@@ -133,7 +133,7 @@ def test_bad_records_are_reported_one_by_one_and_the_rest_applied(runtime: Servi
         purchase("ok-1", active_user, item),
         "not an object",
     ]
-    result = runtime.ingest_events(batch)
+    result = runtime.live.ingest_events(batch)
     assert result.accepted == 1
     fields = {(f.index, f.field) for f in result.failures}
     assert fields == {(1, "item_id"), (2, "event_id"), (3, "timestamp"), (4, "timestamp"), (5, "event_type"),
@@ -144,8 +144,8 @@ def test_bad_records_are_reported_one_by_one_and_the_rest_applied(runtime: Servi
 def test_events_go_to_the_data_directory_partitioned_by_day(runtime: ServingRuntime, data_dir: Path,
                                                             active_user: str) -> None:
     item = an_item_to_buy(runtime, active_user)
-    runtime.ingest_events([purchase("log-1", active_user, item, timestamp=1_764_000_000)])
-    runtime.ingest_events([purchase("log-1", active_user, item, timestamp=1_764_000_000)])  # a replay: not logged
+    runtime.live.ingest_events([purchase("log-1", active_user, item, timestamp=1_764_000_000)])
+    runtime.live.ingest_events([purchase("log-1", active_user, item, timestamp=1_764_000_000)])  # a replay: not logged
     part = data_dir / "interactions" / "day=2025-11-24.csv"
     frame = pd.read_csv(part, dtype=str)
     assert frame[["event_id", "user_id", "item_id", "event_type"]].values.tolist() == [
@@ -174,14 +174,14 @@ def test_acknowledged_events_survive_a_restart(artifacts: Path, data_dir: Path, 
     redis_path = tmp_path / "restart" / "live.rdb"
     first = start(artifacts, data_dir, redis_path)
     item = an_item_to_buy(first, active_user)
-    assert first.ingest_events([purchase("durable-1", active_user, item)]).accepted == 1
+    assert first.live.ingest_events([purchase("durable-1", active_user, item)]).accepted == 1
     first.close()
     first._live._client.shutdown(nosave=True)  # a crash: no final save, only the append-only file remains
 
     second = start(artifacts, data_dir, redis_path)
     try:
         assert latest_positive(second, active_user) == item
-        assert second.ingest_events([purchase("durable-1", active_user, item)]).duplicates == 1
+        assert second.live.ingest_events([purchase("durable-1", active_user, item)]).duplicates == 1
     finally:
         second.close()
 
@@ -190,12 +190,12 @@ def test_a_closed_merchant_is_never_served_and_the_page_stays_full(runtime: Serv
     first = runtime.recommend(active_user, k=20)
     merchant = first.items[0].merchant_id
 
-    runtime.set_merchant(merchant, False, None)
+    runtime.live.set_merchant(merchant, False, None)
 
     page = runtime.recommend(active_user, k=20)
     assert merchant not in {i.merchant_id for i in page.items}
     assert len(page.items) == 20
-    runtime.set_merchant(merchant, True, None)
+    runtime.live.set_merchant(merchant, True, None)
     assert merchant in {i.merchant_id for i in runtime.recommend(active_user, k=20).items}
 
 
@@ -209,7 +209,7 @@ def test_a_merchant_out_of_delivery_range_is_not_served(runtime: ServingRuntime,
     from tastebud.features import haversine_km
 
     distance = float(haversine_km(52.52, 13.40, catalog.merchant_lat[[row]], catalog.merchant_lon[[row]])[0])
-    runtime.set_merchant(merchant, True, max(distance - 1.0, 0.1))
+    runtime.live.set_merchant(merchant, True, max(distance - 1.0, 0.1))
 
     near = runtime.recommend(active_user, k=20, lat=52.52, lon=13.40)
     assert merchant not in {i.merchant_id for i in near.items}
@@ -220,7 +220,7 @@ def test_a_merchant_out_of_delivery_range_is_not_served(runtime: ServingRuntime,
 
 def test_a_deleted_item_is_never_served(runtime: ServingRuntime, active_user: str) -> None:
     top = runtime.recommend(active_user, k=10).items[0].item_id
-    runtime.delete_item(top)
+    runtime.live.delete_item(top)
     for _ in range(3):
         assert top not in [i.item_id for i in runtime.recommend(active_user, k=100).items]
 
@@ -279,9 +279,9 @@ def test_a_hot_swap_under_concurrent_requests_fails_nothing(runtime: ServingRunt
 def test_live_changes_are_reapplied_on_top_of_a_new_version(runtime: ServingRuntime, artifacts: Path,
                                                             active_user: str) -> None:
     item = an_item_to_buy(runtime, active_user)
-    runtime.ingest_events([purchase("carry-1", active_user, item)])
+    runtime.live.ingest_events([purchase("carry-1", active_user, item)])
     merchant = runtime.recommend(active_user, k=5).items[0].merchant_id
-    runtime.set_merchant(merchant, False, None)
+    runtime.live.set_merchant(merchant, False, None)
 
     publish_copy(artifacts, name="v-carry", model_version="model-carry")
     runtime.reload()
@@ -346,7 +346,7 @@ def test_a_new_item_is_embedded_retrieved_and_served_when_it_matches(runtime: Se
                       title=f"{base['title']} (chef's special)", category=str(base["category"]),
                       description=str(base["description"]), price=float(base["price"]))
 
-    runtime.upsert_items([draft])
+    runtime.live.upsert_items([draft])
 
     view = runtime.view
     row = view.catalog.row_of("new-signature-dish")
@@ -366,7 +366,7 @@ def test_an_item_upsert_with_a_bad_image_is_refused_and_nothing_is_stored(runtim
     merchant = str(runtime.view.catalog.merchant_ids[0])
     seq = runtime.view.seq
     with pytest.raises(NotFoundError) as refused:
-        runtime.upsert_items([ItemDraft("bad-photo", merchant, "Soup", "soups", image_uri="/no/such/photo.png")])
+        runtime.live.upsert_items([ItemDraft("bad-photo", merchant, "Soup", "soups", image_uri="/no/such/photo.png")])
     assert refused.value.field == "image_uri"
     assert runtime.view.catalog.row_of("bad-photo") is None and runtime._live.catalog_seq() == seq
 
@@ -380,12 +380,12 @@ def test_two_workers_see_each_others_changes_on_their_next_call(artifacts: Path,
     first, second = start(artifacts, data_dir, redis_path), start(artifacts, data_dir, redis_path)
     try:
         merchant = str(first.view.catalog.merchant_ids[0])
-        first.upsert_items([ItemDraft("made-on-worker-1", merchant, "Lentil soup", "soups")])
+        first.live.upsert_items([ItemDraft("made-on-worker-1", merchant, "Lentil soup", "soups")])
         event = purchase("on-worker-2", active_user, "made-on-worker-1")
-        assert second.ingest_events([event]).accepted == 1  # worker 2 knows the item without a request first
-        second.set_merchant(merchant, False, None)
+        assert second.live.ingest_events([event]).accepted == 1  # worker 2 knows the item without a request first
+        second.live.set_merchant(merchant, False, None)
         assert merchant not in {i.merchant_id for i in first.recommend(active_user, k=20).items}
-        second.delete_item("made-on-worker-1")
+        second.live.delete_item("made-on-worker-1")
         assert "made-on-worker-1" not in [i.item_id for i in first.recommend(active_user, k=100).items]
         assert first.view.catalog.row_of("made-on-worker-1") is None  # a deleted fresh item is gone from the view
     finally:
@@ -410,3 +410,23 @@ def test_a_swap_lets_the_old_version_go_in_a_worker_that_froze_its_heap(runtime:
     finally:
         gc.unfreeze()
         heap._frozen = False
+
+
+def test_a_runtime_dropped_without_close_is_freed_by_reference_counting(artifacts: Path, data_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    """Its parts hold no reference back to it (no cycle). With one, runtimes that tests dropped lived on until a
+    garbage collection freed them, with their embedded Redis clients, inside a later request's Redis call: that
+    request's 50 ms Redis budget was spent and a write answered 503."""
+    import gc
+    import weakref
+
+    runtime = start(artifacts, data_dir, tmp_path / "dropped" / "live.rdb")
+    clients = runtime._clients
+    dropped = weakref.ref(runtime)
+    gc.disable()
+    try:
+        del runtime
+        assert dropped() is None
+    finally:
+        gc.enable()
+        clients.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tastebud.api.http import EMBEDDED_ONLY_ROUTES
+from tastebud.api.live_routes import EMBEDDED_ONLY_ROUTES
 
 from helpers import load_template
 

@@ -12,7 +12,7 @@ from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.catalog import Catalog
 from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, ItemDraft
 from tastebud.fresh_index import FreshItemsIndex
-from tastebud.live_view import build_view
+from tastebud.live.view import build_view
 from tastebud.row_table import GrowingRows
 from tastebud.serving_version import ServingVersion
 from tastebud.settings import ServingKnobs

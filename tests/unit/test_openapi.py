@@ -6,7 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from tastebud.api.http import EMBEDDED_ONLY_ROUTES, openapi_spec
+from tastebud.api.http import openapi_spec
+from tastebud.api.live_routes import EMBEDDED_ONLY_ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -189,7 +189,7 @@ CYTOSCAPE_VERSION = "3.35.0"
 def test_vendored_cytoscape_is_the_pinned_release_with_its_license() -> None:
     import hashlib
 
-    from tastebud.api.http import STATIC_DIR
+    from tastebud.api.ops_routes import STATIC_DIR
 
     script = (STATIC_DIR / "cytoscape.min.js").read_bytes()
     assert f'"{CYTOSCAPE_VERSION}"'.encode() in script

@@ -4,7 +4,7 @@ The temporal split has few items that are new after the cutoff (in the demo data
 cold items on purpose, the standard item-cold-start protocol: a seeded 10% of the items that test users engage with
 after the cutoff are held out. They lose ALL their interactions before the cutoff AND leave the catalog the models
 are trained on; they come back at the cutoff as items added through the API do (``PUT /v1/items``):
-``tastebud.live_view.build_view`` appends them to the catalog with ``created_at`` = the cutoff (item age 0, so the
+``tastebud.live.view.build_view`` appends them to the catalog with ``created_at`` = the cutoff (item age 0, so the
 ranker's age features and the fairness stage's new-item boost see them as new), the version's item embedder
 (text -> MiniLM ONNX, photo -> EfficientNet ONNX, then the item tower with the unknown item id) embeds them, and
 they are searched in the fresh-items side index with its own quota, apart from the ANN index.
@@ -44,7 +44,7 @@ from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.artifacts import CURRENT, LocalArtifactStore
 from tastebud.domain import SOURCE_ANN, Candidates, ItemDraft, RequestContext
 from tastebud.fresh_index import FreshItemsIndex
-from tastebud.live_view import LiveView, build_view
+from tastebud.live.view import LiveView, build_view
 from tastebud.service import rank_candidates
 from tastebud.serving_version import ServingVersion, load_version
 from tastebud.settings import ServingKnobs

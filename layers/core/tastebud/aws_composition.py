@@ -14,14 +14,15 @@ Tests pass ready clients through ``AwsClients`` (moto, botocore stubs, a fake Op
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
+from opensearchpy.exceptions import OpenSearchException
 
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live
@@ -42,7 +43,7 @@ from tastebud.adapters.guarded_redis import redis_breaker
 from tastebud.adapters.redis_stock import RedisStockStore
 from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
-from tastebud.errors import ArtifactMismatchError
+from tastebud.errors import ArtifactMismatchError, TastebudError
 from tastebud.features import FEATURE_NAMES
 from tastebud.ports import StockStore
 from tastebud.ranker_prior import with_prior
@@ -50,6 +51,7 @@ from tastebud.service import RecommendationService, Versions
 from tastebud.serving_version import check_manifest
 from tastebud.settings import Settings, SettingsError
 from tastebud.two_tower_features import TwoTowerVocab
+from tastebud.version_follower import VersionFollower
 
 # What serving reads from a version (the rest — ScaNN index, item vectors, users.npz — is for the embedded
 # backend and offline evaluation; skipping it keeps the cold start short and /tmp small).
@@ -69,6 +71,9 @@ class AwsClients:
     opensearch: Any = None
     redis: Any = None
 
+
+# What refuses a new version and keeps the old one serving: the AWS calls' errors, broken or mismatched artifacts.
+REFUSABLE = (TastebudError, BotoCoreError, ClientError, OpenSearchException, OSError, ValueError, RuntimeError)
 
 # Back-off between the request path's attempts (``dependency_retries``): full jitter, at most this long.
 REQUEST_RETRY_BASE_S = 0.005
@@ -146,9 +151,12 @@ def build_clients(settings: Settings, given: AwsClients | None = None) -> AwsCli
     return clients
 
 
-def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
-                      clock: Callable[[], float] = time.time) -> RecommendationService:
-    """Fetch the current artifact version from S3 and wire the AWS adapters (see the module docstring)."""
+def build_aws_service(settings: Settings, *, clients: AwsClients | None = None, clock: Callable[[], float] = time.time,
+                      pointer: LivePointer | Literal["read"] | None = "read") -> RecommendationService:
+    """Fetch the current artifact version from S3 and wire the AWS adapters (see the module docstring).
+
+    ``pointer``: the LIVE.json the caller read (the version follower's), None for none; by default it is read here.
+    """
     assert settings.backend == "aws" and settings.opensearch_index_alias
     assert settings.profiles_table and settings.history_table
     clients = build_clients(settings, clients)
@@ -156,7 +164,8 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None,
 
     bucket, prefix = settings.artifacts_bucket_and_prefix
     store = S3ArtifactStore(bucket, prefix, client=clients.s3)
-    pointer = read_live(clients.s3, bucket, prefix)
+    if pointer == "read":
+        pointer = read_live(clients.s3, bucket, prefix)
     if pointer is None:
         # No hot swap has run yet: only an explicitly configured endpoint + CURRENT may serve (tests, dev).
         if not settings.sagemaker_endpoint:
@@ -226,30 +235,54 @@ def refreshing_provider(load_settings: Callable[[], Settings], *, clients: AwsCl
                         clock: Callable[[], float] = time.monotonic,
                         build: Callable[..., RecommendationService] = build_aws_service,
                         ) -> Callable[[], RecommendationService]:
-    """The deployed functions' service provider: built in the init phase (``warm()``), then LIVE.json is
-    re-read at most every ``pointer_ttl_s`` seconds; a new pointer builds the new version's service (model,
-    index and artifacts together) and swaps it in. A failed rebuild keeps serving the old version."""
-    state: dict[str, Any] = {}
+    """The deployed functions' service provider: built in the init phase (``warm()``), then a
+    ``VersionFollower`` over LIVE.json, ticked by a request at most every ``pointer_ttl_s`` seconds: a new pointer
+    builds the new version's service (model, index and artifacts together) and swaps it in. A failed build keeps
+    serving the old version and is tried again on the next tick (an S3 or endpoint hiccup is not the version's)."""
+    return _FollowingProvider(load_settings, clients, clock, build)
 
-    def provide() -> RecommendationService:
-        if "service" not in state:
-            state["settings"] = settings = load_settings()
-            state["clients"] = build_clients(settings, clients)
-            state["service"] = build(settings, clients=state["clients"])
-            state["pointer"] = _pointer(settings, state["clients"])
-            state["checked"] = clock()
-            return state["service"]
-        settings = state["settings"]
-        if clock() - state["checked"] >= settings.knobs.pointer_ttl_s:
-            state["checked"] = clock()
-            with contextlib.suppress(Exception):  # S3 hiccup or a broken new version: keep the old service
-                pointer = _pointer(settings, state["clients"])
-                if pointer != state["pointer"]:
-                    state["service"] = build(settings, clients=state["clients"])
-                    state["pointer"] = pointer
-        return state["service"]
 
-    return provide
+class _FollowingProvider:
+    def __init__(self, load_settings: Callable[[], Settings], clients: AwsClients | None,
+                 clock: Callable[[], float], build: Callable[..., RecommendationService]) -> None:
+        self._load_settings = load_settings
+        self._given = clients
+        self._clock = clock
+        self._build = build
+        self._follower: VersionFollower[LivePointer | None, RecommendationService] | None = None
+        self._service: RecommendationService | None = None
+        self._ttl_s = 0.0
+        self._checked = 0.0
+
+    def __call__(self) -> RecommendationService:
+        if self._follower is None or self._service is None:
+            self._start()
+        elif self._clock() - self._checked >= self._ttl_s:
+            self._checked = self._clock()
+            self._follower.follow()
+        assert self._service is not None
+        return self._service
+
+    def _start(self) -> None:
+        settings = self._load_settings()
+        clients = build_clients(settings, self._given)
+
+        def read_pointer() -> LivePointer | None:
+            return _pointer(settings, clients)
+
+        def build(pointer: LivePointer | None) -> RecommendationService:
+            return self._build(settings, clients=clients, pointer=pointer)
+
+        pointer = read_pointer()
+        self._service = build(pointer)  # raises (the init phase logs it; a request retries)
+        self._ttl_s = settings.knobs.pointer_ttl_s
+        self._checked = self._clock()
+        self._follower = VersionFollower(read_pointer=read_pointer, build=build, install=self._install,
+                                         serving=pointer, refusable=REFUSABLE, retry_refused_s=0.0,
+                                         key=lambda p: None if p is None else p.to_json())
+
+    def _install(self, service: RecommendationService) -> None:
+        self._service = service
 
 
 def _pointer(settings: Settings, clients: AwsClients) -> LivePointer | None:

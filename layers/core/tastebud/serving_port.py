@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from tastebud.catalog import Catalog
     from tastebud.domain import ItemDraft
-    from tastebud.runtime import EventBatchResult, SwapResult
+    from tastebud.live.changes import EventBatchResult
+    from tastebud.live.runtime import SwapResult
     from tastebud.service import Recommendation, StageTrace, Versions
 
 

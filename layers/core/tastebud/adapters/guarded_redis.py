@@ -10,10 +10,11 @@ it: the stock store, the live state and the scripts they registered all forward 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pybreaker
 import redis
@@ -24,8 +25,9 @@ from tastebud.adapters.circuit import breaker_state, circuit_breaker
 from tastebud.errors import DependencyError
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 __all__ = ["SwappableClient", "breaker_state", "budget_bounded", "guarded", "no_retries", "redis_breaker",
-           "redis_wait_s", "request_budget"]
+           "redis_wait_s", "request_budget", "within_request_budget"]
 _request_budget: ContextVar[_Budget | None] = ContextVar("tastebud_redis_request_budget", default=None)
 
 
@@ -95,6 +97,17 @@ def request_budget(seconds: float) -> Iterator[None]:
         yield
     finally:
         _request_budget.reset(token)
+
+
+def within_request_budget(method: F) -> F:
+    """A method the API calls, of an object with ``redis_budget_s``: its Redis calls together wait at most that."""
+
+    @functools.wraps(method)
+    def bounded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with request_budget(self.redis_budget_s):
+            return method(self, *args, **kwargs)
+
+    return cast(F, bounded)
 
 
 def guarded(breaker: pybreaker.CircuitBreaker | None, stage: str, what: str, call: Callable[..., T], *args: Any,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tastebud.adapters.item_record_codec import draft_of, is_deleted
 from tastebud.adapters.redis_live_state import LiveEvent
 from tastebud.catalog import Catalog
 from tastebud.domain import ItemDraft, UserProfile
@@ -29,13 +30,6 @@ logger = logging.getLogger(__name__)
 # (version, drafts not embedded yet, their merchant rows, category rows, domains) -> (index vectors, text vectors)
 EmbedMissing = Callable[[ServingVersion, list[ItemDraft], np.ndarray, np.ndarray, np.ndarray],
                         tuple[np.ndarray, np.ndarray]]
-
-
-def draft_of(record: dict[str, Any]) -> ItemDraft:
-    price = record.get("price")
-    return ItemDraft(item_id=record["item_id"], merchant_id=record["merchant_id"], title=record.get("title") or "",
-                     category=record.get("category") or "", description=record.get("description") or "",
-                     price=float("nan") if price is None else float(price), image_uri=record.get("image_uri"))
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,7 @@ def build_view(version: ServingVersion, seq: int, items: dict[str, dict[str, Any
     base = version.catalog
     catalog = base.with_changes(**merchant_fields(base, merchants))
     received_before = version.received_before
-    deleted = {i for i, r in items.items() if r.get("deleted")}
+    deleted = {i for i, r in items.items() if is_deleted(r)}
     # Upserts the version's data does not hold yet: items new to it, or changed after it read the data.
     fresh_records = [r for i, r in sorted(items.items()) if i not in deleted
                      and (base.row_of(i) is None or float(r.get("received_at", math.inf)) > received_before)]
