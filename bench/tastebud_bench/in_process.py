@@ -30,7 +30,8 @@ from tastebud.features import FEATURE_NAMES
 from tastebud.history import FIRST_PURCHASE_TS, HOUR_SIN, PURCHASES, repeat_contributions
 from tastebud.live.runtime import ServingRuntime
 from tastebud.ports import CandidateIndex, FeatureStore, UserEncoder
-from tastebud.service import RecommendationService, Versions
+from tastebud.recommendation import Versions
+from tastebud.service import RecommendationService
 from tastebud.settings import ServingKnobs, Settings
 from tastebud.two_tower_features import TwoTowerVocab
 from tastebud_training.progress import track

@@ -379,7 +379,7 @@ def recommend(
     from tastebud.composition import build_runtime
     from tastebud.errors import TastebudError
     from tastebud.explain import explain_request
-    from tastebud.service import StageTrace
+    from tastebud.recommendation import StageTrace
     from tastebud.settings import Settings
 
     if domain not in ("all", *DOMAINS):

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tastebud.api.http import create_handler
 from tastebud.local_server import LocalLambdaContext
 from tastebud.metrics import LATENCY_STAGES, ServingMetrics, observations
-from tastebud.service import StageTrace
+from tastebud.recommendation import StageTrace
 
 from factories import FailingRanker, MemoryStock, context, make_service
 from helpers import load_event, response_json

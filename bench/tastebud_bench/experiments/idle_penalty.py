@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from tastebud.service import StageTrace
+from tastebud.recommendation import StageTrace
 from tastebud_bench.experiments.harness import warm_service
 
 GAP_S = 0.012

@@ -26,7 +26,7 @@ import subprocess
 from dataclasses import asdict, replace
 from typing import Any
 
-from tastebud.service import StageTrace
+from tastebud.recommendation import StageTrace
 from tastebud.settings import ServingKnobs
 from tastebud_bench import in_process as bench
 from tastebud_bench.http_load import NO_WORK_PATH, OPEN_LOOP_P99_GOAL_MS, ForkedServer, run_http_bench

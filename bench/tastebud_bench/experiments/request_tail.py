@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tastebud.service import StageTrace
+from tastebud.recommendation import StageTrace
 from tastebud_bench import in_process as bench
 
 COLUMNS = ("total", "retrieve", "user_tower", "knn", "rerank", "fairness", "stock", "ann_searches", "history",

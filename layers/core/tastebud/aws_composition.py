@@ -47,7 +47,8 @@ from tastebud.errors import ArtifactMismatchError, TastebudError
 from tastebud.features import FEATURE_NAMES
 from tastebud.ports import StockStore
 from tastebud.ranker_prior import with_prior
-from tastebud.service import RecommendationService, Versions
+from tastebud.recommendation import Versions
+from tastebud.service import RecommendationService
 from tastebud.serving_version import check_manifest
 from tastebud.settings import Settings, SettingsError
 from tastebud.two_tower_features import TwoTowerVocab

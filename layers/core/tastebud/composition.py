@@ -26,7 +26,7 @@ from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import Catalog
 from tastebud.errors import ArtifactsMissingError
 from tastebud.live.runtime import ServingRuntime
-from tastebud.service import Versions
+from tastebud.recommendation import Versions
 from tastebud.serving_port import Serving
 from tastebud.serving_version import check_manifest, load_encoder, load_version
 from tastebud.settings import ServingKnobs, Settings

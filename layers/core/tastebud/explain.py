@@ -16,7 +16,7 @@ from tastebud.catalog import Catalog
 from tastebud.display import EMPTY_DISPLAY, DisplayTable
 from tastebud.features import haversine_km
 from tastebud.metrics import SOURCES
-from tastebud.service import Recommendation, StageTrace
+from tastebud.recommendation import Recommendation, StageTrace
 from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 
 MAX_LISTED = 20  # moves / removals listed per stage (counts are always complete)

@@ -8,16 +8,14 @@ hot-swap pipeline, so its ``live`` is None and the edge answers 501 without aski
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tastebud.catalog import Catalog
-    from tastebud.domain import ItemDraft
-    from tastebud.live.changes import EventBatchResult
-    from tastebud.live.runtime import SwapResult
-    from tastebud.service import Recommendation, StageTrace, Versions
+    from tastebud.domain import InteractionEvent, ItemDraft
+    from tastebud.recommendation import Recommendation, StageTrace, Versions
 
 
 @dataclass(frozen=True)
@@ -32,6 +30,35 @@ class ServingState:
     data_read_at: Any = None  # when its data was read
     fresh_items: int | None = None  # items added since the version was built
     display_directory: Path | None = None  # where titles and merchant names are (explain)
+
+
+@dataclass(frozen=True)
+class EventFailure:
+    index: int
+    event_id: str | None
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EventBatchResult:
+    accepted_events: tuple[InteractionEvent, ...]  # applied now (not the duplicates): the event-lag metric's
+    duplicates: int
+    failures: list[EventFailure] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.accepted_events)
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    version: str
+    previous: str
+    swapped: bool
+    model_version: str
+    index_version: str
+    load_ms: float
 
 
 class LiveChanges(Protocol):

@@ -22,7 +22,7 @@ from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.ports import CandidateIndex, ItemEmbedder, Ranker, UserEncoder
 from tastebud.ranker_prior import with_prior
-from tastebud.service import Versions
+from tastebud.recommendation import Versions
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from tastebud.api.errors import error_responses
 from tastebud.api.models import RecommendationRequest, RecommendationResponse, StockResponse, StockUpdate
 from tastebud.metrics import ServingMetrics, emit_powertools, observations
-from tastebud.service import StageTrace
+from tastebud.recommendation import StageTrace
 from tastebud.serving_port import Serving
 
 logger = Logger(service="tastebud")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -24,30 +23,9 @@ from tastebud.errors import BadRequestError, NotFoundError
 from tastebud.event_codec import parse_event
 from tastebud.live.current_view import CurrentView
 from tastebud.live.item_vectors import ItemVectors
-
-if TYPE_CHECKING:
-    from tastebud.live.runtime import SwapResult
+from tastebud.serving_port import EventBatchResult, EventFailure, SwapResult
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EventFailure:
-    index: int
-    event_id: str | None
-    field: str
-    message: str
-
-
-@dataclass(frozen=True)
-class EventBatchResult:
-    accepted_events: tuple[InteractionEvent, ...]  # applied now (not the duplicates): the event-lag metric's
-    duplicates: int
-    failures: list[EventFailure] = field(default_factory=list)
-
-    @property
-    def accepted(self) -> int:
-        return len(self.accepted_events)
 
 
 class LiveChangeWriter:

@@ -32,11 +32,11 @@ from tastebud.heap import refreeze
 from tastebud.live.changes import LiveChangeWriter
 from tastebud.live.current_view import CurrentView
 from tastebud.live.item_vectors import ItemVectors
-from tastebud.live.smoke_test import smoke_test
+from tastebud.live.smoke import smoke_test
 from tastebud.live.view import LiveView, build_view
 from tastebud.live.watcher import Watcher
-from tastebud.service import Recommendation, StageTrace, Versions
-from tastebud.serving_port import ServingState
+from tastebud.recommendation import Recommendation, StageTrace, Versions
+from tastebud.serving_port import ServingState, SwapResult
 from tastebud.serving_version import ServingVersion, load_version
 from tastebud.settings import ServingKnobs, Settings
 from tastebud.version_follower import Swap, VersionFollower, VersionRefusedError
@@ -48,16 +48,6 @@ logger = logging.getLogger(__name__)
 SUPERVISE_INTERVAL_S = 0.5  # the watcher ticks at least this often: a dead embedded Redis is restarted within it
 # What refuses a version (a broken file, a failed smoke test); anything else is a bug, logged with its stack.
 REFUSABLE = (TastebudError, OSError, ValueError, RuntimeError)
-
-
-@dataclass(frozen=True)
-class SwapResult:
-    version: str
-    previous: str
-    swapped: bool
-    model_version: str
-    index_version: str
-    load_ms: float
 
 
 class ServingRuntime:
