@@ -166,9 +166,11 @@ def _put_on_sink(records: list[Any], stream: str | None, path: Path | None) -> N
         _print_failures(failures)
         _fail(f"{len(failures)} of {len(records)} records are invalid; nothing was sent")
     if stream is not None:
+        import boto3
+
         from tastebud.adapters.aws.kinesis_events import MAX_RECORDS, KinesisEventSink
 
-        sink: Any = KinesisEventSink(stream)
+        sink: Any = KinesisEventSink(stream, client=boto3.client("kinesis"))  # the default credential chain
         batch, destination = MAX_RECORDS, f"kinesis:{stream}"
     else:
         assert path is not None

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tastebud.adapters.aws.ingest import create_ingest_handler
+from tastebud.ingest_composition import deployed_ingest_handler
 
-handler = create_ingest_handler()
+handler = deployed_ingest_handler()

@@ -17,7 +17,8 @@ from helpers import load_event
 
 
 def run(client: Any, event_name: str) -> dict[str, Any]:
-    handler = create_ingest_handler(HistoryWriter("history", client=client, clock=lambda: 1_764_140_000.0))
+    writer = HistoryWriter("history", client=client, clock=lambda: 1_764_140_000.0)
+    handler = create_ingest_handler(lambda: writer)
     return handler(load_event(event_name), LocalLambdaContext(aws_request_id="t"))
 
 

@@ -60,12 +60,8 @@ class DynamoFeatureStore:
     """
 
     def __init__(self, profiles_table: str, history_table: str, catalog: Catalog, *,
-                 preference_terms: Sequence[str] = (), max_history: int = 200, client: Any = None,
+                 preference_terms: Sequence[str] = (), max_history: int = 200, client: Any,
                  breaker: Any = None) -> None:
-        if client is None:
-            import boto3
-
-            client = boto3.client("dynamodb")
         self._client = client
         self._profiles = profiles_table
         self._history = history_table
@@ -128,12 +124,8 @@ class DynamoFeatureStore:
 class HistoryWriter:
     """The ingest side: folds positive interaction events into the history table (atomic ``ADD``)."""
 
-    def __init__(self, history_table: str, *, ttl_days: float = 180.0, client: Any = None,
+    def __init__(self, history_table: str, *, ttl_days: float = 180.0, client: Any,
                  clock: Callable[[], float] = time.time) -> None:
-        if client is None:
-            import boto3
-
-            client = boto3.client("dynamodb")
         self._client = client
         self._table = history_table
         self._ttl = ttl_days * 86400.0

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from tastebud.adapters.aws.dynamodb_features import HistoryWriter
-from tastebud.adapters.aws.local_endpoints import use_local_endpoints
 from tastebud.adapters.local_events import decode_event
 from tastebud.errors import BadRequestError
 
@@ -42,32 +41,14 @@ def record_handler(writer: HistoryWriter, metrics: Any = None) -> Callable[[Kine
     return handle
 
 
-def create_ingest_handler(writer: HistoryWriter | None = None, *, metrics: Any = None,
+def create_ingest_handler(provide_writer: Callable[[], HistoryWriter], *, metrics: Any = None,
                           tracer: Any = None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Lambda handler over a Kinesis batch; builds the writer from ``IngestSettings`` on first use."""
-    built: list[HistoryWriter] = [writer] if writer is not None else []
-    observed = writer is None  # the deployed function: EMF metrics and X-Ray; tests inject a writer
-    if observed:
-        use_local_endpoints()
-    metrics = metrics if metrics is not None else (Metrics(namespace="Tastebud") if observed else None)
-    tracer = tracer if tracer is not None else (Tracer(service="tastebud-ingest") if observed else None)
-
-    def provide() -> HistoryWriter:
-        if not built:
-            import boto3
-            from botocore.config import Config
-
-            from tastebud.settings import IngestSettings
-
-            settings = IngestSettings.from_env()
-            client = boto3.client("dynamodb", config=Config(connect_timeout=1, read_timeout=2,
-                                                            retries={"total_max_attempts": 3, "mode": "standard"}))
-            built.append(HistoryWriter(settings.history_table, ttl_days=settings.history_ttl_days, client=client))
-        return built[0]
+    """Lambda handler over a Kinesis batch. ``provide_writer`` builds the writer on first use (the composition
+    root's, tastebud.ingest_composition); with ``metrics`` (EMF) and ``tracer`` (X-Ray) as deployed."""
 
     def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
         processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
-        response = process_partial_response(event=event, record_handler=record_handler(provide(), metrics),
+        response = process_partial_response(event=event, record_handler=record_handler(provide_writer(), metrics),
                                             processor=processor, context=context)
         return dict(response)
 

@@ -21,11 +21,7 @@ STAGE = "events"
 
 
 class KinesisEventSink:
-    def __init__(self, stream_name: str, *, client: Any = None, retry: RetryPolicy | None = None) -> None:
-        if client is None:
-            import boto3
-
-            client = boto3.client("kinesis")
+    def __init__(self, stream_name: str, *, client: Any, retry: RetryPolicy | None = None) -> None:
         self._client = client
         self._stream = stream_name
         self._retry = retry or RetryPolicy(attempts=4, base_delay=0.05, max_delay=1.0)

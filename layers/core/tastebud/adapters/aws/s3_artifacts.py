@@ -31,11 +31,7 @@ def _code(exc: Exception) -> str:
 
 
 class S3ArtifactStore:
-    def __init__(self, bucket: str, prefix: str, *, client: Any = None) -> None:
-        if client is None:
-            import boto3
-
-            client = boto3.client("s3")
+    def __init__(self, bucket: str, prefix: str, *, client: Any) -> None:
         self._client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")

@@ -111,12 +111,8 @@ class SageMakerUserEncoder:
             response parsing included) counts once; while it is open ``encode`` fails at once, with no call.
     """
 
-    def __init__(self, endpoint_name: str, payload_builder: PayloadBuilder, *, dimension: int, client: Any = None,
+    def __init__(self, endpoint_name: str, payload_builder: PayloadBuilder, *, dimension: int, client: Any,
                  retry: RetryPolicy | None = None, output_name: str | None = None, breaker: Any = None) -> None:
-        if client is None:
-            import boto3
-
-            client = boto3.client("sagemaker-runtime")
         self._client = client
         self._endpoint = endpoint_name
         self._build = payload_builder

@@ -30,14 +30,10 @@ SEED_LOCK_KEY = "tastebud:stock:seeding"
 SEED_LOCK_S = int(2 * SEED_TIMEOUT_S)  # outlives the seed's deadline: a second seeder never overlaps the first
 
 
-def auth_token_from_secret(secret_id: str, *, client: Any = None) -> str:
+def auth_token_from_secret(secret_id: str, *, client: Any) -> str:
     """The Redis AUTH token stored in Secrets Manager: a plain string, or JSON ``{"token": "..."}``."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if client is None:
-        import boto3
-
-        client = boto3.client("secretsmanager")
     try:
         secret = client.get_secret_value(SecretId=secret_id)["SecretString"]
     except (BotoCoreError, ClientError, KeyError) as exc:  # KeyError: a binary secret has no SecretString
