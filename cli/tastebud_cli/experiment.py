@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
+from tastebud_cli.console import fail, out
 
 
 def experiment(
@@ -26,5 +24,4 @@ def experiment(
     try:
         experiments.run(name, list(args or []))
     except ValueError as exc:  # an unknown name, or arguments the experiment cannot use
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        fail(str(exc))

@@ -10,29 +10,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from tastebud_cli.console import err, fail, out
 
 events_app = typer.Typer(no_args_is_help=True, help="Send interaction events to a running server.")
 catalog_app = typer.Typer(no_args_is_help=True, help="Change the catalog of a running server.")
 versions_app = typer.Typer(no_args_is_help=True, help="List artifact versions; roll back.")
 
-out = Console()
-err = Console(stderr=True)
 URL = typer.Option("--url", help="Base URL of a running `tastebud serve`")
 BATCH = 500  # the events route's limit
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Records of a JSON Lines, JSON array, CSV or Parquet file; errors name the file and line."""
     if not path.is_file():
-        _fail(f"{path} does not exist")
+        fail(f"{path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".parquet"):
         import pandas as pd
@@ -46,7 +40,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         try:
             document = json.loads(text)
         except ValueError as exc:
-            _fail(f"{path}: not valid JSON: {exc}")
+            fail(f"{path}: not valid JSON: {exc}")
         return list(document)
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -54,7 +48,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             try:
                 records.append(json.loads(line))
             except ValueError as exc:
-                _fail(f"{path}, line {number}: not valid JSON: {exc}")
+                fail(f"{path}, line {number}: not valid JSON: {exc}")
     return records
 
 
@@ -101,7 +95,7 @@ def replay(
     consumer drops events whose id it has seen, so replaying the same file is harmless there too.
     """
     if kinesis is not None and jsonl is not None:
-        _fail("choose one destination: --kinesis or --jsonl")
+        fail("choose one destination: --kinesis or --jsonl")
     events = [with_event_id(_numbers(r)) if isinstance(r, dict) else r for r in read_records(file)]
     if kinesis is not None or jsonl is not None:
         _put_on_sink(events, kinesis, jsonl)
@@ -118,14 +112,14 @@ def replay(
                 try:
                     result = client.post_events(batch)
                 except ApiError as exc:
-                    _fail(f"batch starting at record {offset * BATCH}: {exc}")
+                    fail(f"batch starting at record {offset * BATCH}: {exc}")
                 totals["accepted"] += result["accepted"]
                 totals["duplicates"] += result["duplicates"]
                 totals["failed"] += len(result["failures"])
                 failures += [{**f, "index": f["index"] + offset * BATCH} for f in result["failures"]]
                 progress.advance(task, len(batch))
     except OSError as exc:
-        _fail(f"cannot reach {url}: {exc} (is `tastebud serve` running?)")
+        fail(f"cannot reach {url}: {exc} (is `tastebud serve` running?)")
     finally:
         client.close()
     _print_failures(failures)
@@ -164,7 +158,7 @@ def _put_on_sink(records: list[Any], stream: str | None, path: Path | None) -> N
                              "message": exc.message})
     if failures:
         _print_failures(failures)
-        _fail(f"{len(failures)} of {len(records)} records are invalid; nothing was sent")
+        fail(f"{len(failures)} of {len(records)} records are invalid; nothing was sent")
     if stream is not None:
         import boto3
 
@@ -185,7 +179,7 @@ def _put_on_sink(records: list[Any], stream: str | None, path: Path | None) -> N
                 sent += len(chunk)
                 progress.advance(task, len(chunk))
     except (DependencyError, OSError) as exc:
-        _fail(f"{destination}: {sent} of {len(events)} events sent, then: {exc}")
+        fail(f"{destination}: {sent} of {len(events)} events sent, then: {exc}")
     out.print_json(json.dumps({"sent": sent, "records": len(records), "destination": destination}))
 
 
@@ -216,7 +210,7 @@ def upsert(file: Path, url: Annotated[str, URL] = "http://127.0.0.1:3000") -> No
                     failed += 1
                 progress.advance(task)
     except OSError as exc:
-        _fail(f"cannot reach {url}: {exc} (is `tastebud serve` running?)")
+        fail(f"cannot reach {url}: {exc} (is `tastebud serve` running?)")
     finally:
         client.close()
     out.print_json(json.dumps({"upserted": done, "failed": failed}))
@@ -240,7 +234,7 @@ def list_versions(artifacts: Annotated[Path, ARTIFACTS], as_json: Annotated[bool
     try:
         current = store.current_version()
     except TastebudError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     manifests = store.list_versions()
     rows: list[dict[str, Any]] = [{"version": m.version, "current": m.version == current, "created": time.strftime(
         "%Y-%m-%d %H:%M:%S", time.gmtime(m.created_at)), "model_version": m.model_version,
@@ -272,9 +266,9 @@ def rollback(artifacts: Annotated[Path, ARTIFACTS],
         names = [m.version for m in store.list_versions()]
         if to is None:
             if current not in names or names.index(current) == 0:
-                _fail(f"no version before {current} to roll back to (versions: {', '.join(names) or 'none'})")
+                fail(f"no version before {current} to roll back to (versions: {', '.join(names) or 'none'})")
             to = names[names.index(current) - 1]
         store.set_current(to)
     except TastebudError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print_json(json.dumps({"previous": current, "current": to}))
