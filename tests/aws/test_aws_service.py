@@ -241,7 +241,7 @@ def test_aws_settings_never_default_resource_names() -> None:
 
 def test_live_pointer_names_endpoint_and_index_and_must_match_the_manifest(world: dict[str, Any]) -> None:
     from tastebud.adapters.aws.live_pointer import LivePointer, write_live
-    from tastebud.aws_composition import refreshing_provider
+    from tastebud.deployed_api import refreshing_provider
     from tastebud.errors import ArtifactMismatchError
 
     sagemaker, sent = sagemaker_runtime_client(user_tower)

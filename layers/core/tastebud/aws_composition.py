@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -26,7 +27,7 @@ from opensearchpy.exceptions import OpenSearchException
 
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live
-from tastebud.adapters.aws.local_endpoints import local_endpoints_in_use, use_local_endpoints
+from tastebud.adapters.aws.local_endpoints import local_endpoints_in_use
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
 from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
@@ -43,7 +44,7 @@ from tastebud.adapters.guarded_redis import redis_breaker
 from tastebud.adapters.redis_stock import RedisStockStore
 from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
-from tastebud.errors import ArtifactMismatchError, TastebudError
+from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError, TastebudError
 from tastebud.features import FEATURE_NAMES
 from tastebud.ports import StockStore
 from tastebud.ranker_prior import with_prior
@@ -52,7 +53,6 @@ from tastebud.service import RecommendationService
 from tastebud.serving_version import check_manifest
 from tastebud.settings import Settings, SettingsError
 from tastebud.two_tower_features import TwoTowerVocab
-from tastebud.version_follower import VersionFollower
 
 # What serving reads from a version (the rest — ScaNN index, item vectors, users.npz — is for the embedded
 # backend and offline evaluation; skipping it keeps the cold start short and /tmp small).
@@ -162,31 +162,8 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None, 
     assert settings.profiles_table and settings.history_table
     clients = build_clients(settings, clients)
     knobs = settings.knobs
-
-    bucket, prefix = settings.artifacts_bucket_and_prefix
-    store = S3ArtifactStore(bucket, prefix, client=clients.s3)
-    if pointer == "read":
-        pointer = read_live(clients.s3, bucket, prefix)
-    if pointer is None:
-        # No hot swap has run yet: only an explicitly configured endpoint + CURRENT may serve (tests, dev).
-        if not settings.sagemaker_endpoint:
-            from tastebud.errors import ArtifactsMissingError
-
-            raise ArtifactsMissingError(
-                f"no LIVE.json under {store.uri}: run the index hot-swap state machine for the bootstrap version "
-                "(docs/DEPLOY.md, first deploy)")
-        version, endpoint, index_name = store.current_version(), settings.sagemaker_endpoint, \
-            settings.opensearch_index_alias
-    else:
-        version, endpoint, index_name = pointer.version, pointer.endpoint, pointer.index
-    directory = store.fetch(version, settings.artifacts, include=SERVING_FILES)
-    manifest = Manifest.read(directory)
-    check_manifest(manifest)
-    if pointer is not None:
-        pointer.check(manifest.model_version, manifest.index_version)  # model and index in lock-step
-    dimension = manifest.retrieval.get("dimension")
-    if not isinstance(dimension, int):
-        raise ArtifactMismatchError(f"manifest {manifest.version}: retrieval.dimension missing")
+    served = fetch_version(settings, clients, pointer)
+    directory, manifest = served.directory, served.manifest
     catalog = Catalog.load(directory / "catalog.npz")
     terms_path = directory / "preference_terms.json"
     terms = json.loads(terms_path.read_text()) if terms_path.is_file() else []
@@ -196,9 +173,9 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None, 
     no_text = np.zeros((catalog.size, 0), dtype=np.float32)  # the endpoint's model holds the text table
     payload = (two_tower_payload(TwoTowerVocab.load(directory, no_text))
                if manifest.retrieval.get("kind") == "two_tower" else history_payload(catalog))
-    encoder = SageMakerUserEncoder(endpoint, payload, dimension=dimension,
+    encoder = SageMakerUserEncoder(served.endpoint, payload, dimension=served.dimension,
                                    client=clients.sagemaker_runtime, retry=retry, breaker=breakers["sagemaker"])
-    index = OpenSearchIndex(clients.opensearch, index_name, catalog, manifest.index_version,
+    index = OpenSearchIndex(clients.opensearch, served.index_name, catalog, manifest.index_version,
                             require_in_stock=knobs.index_filter_in_stock, timeout=knobs.index_timeout_ms / 1000,
                             retry=retry, breaker=breakers["opensearch"])
     features = DynamoFeatureStore(settings.profiles_table, settings.history_table, catalog,
@@ -219,6 +196,47 @@ def build_aws_service(settings: Settings, *, clients: AwsClients | None = None, 
         fallback_out_of_stock=frozenset(snapshot["out_of_stock"]), breakers=breakers)
 
 
+@dataclass(frozen=True)
+class ServedVersion:
+    """What one version serves from: its files here, its manifest, and the endpoint and index it names."""
+
+    directory: Path
+    manifest: Manifest
+    endpoint: str
+    index_name: str
+    dimension: int
+
+
+def fetch_version(settings: Settings, clients: AwsClients,
+                  pointer: LivePointer | Literal["read"] | None) -> ServedVersion:
+    """Download what the function serves from (``SERVING_FILES``) of the version LIVE.json names, and check that
+    the manifest describes the model and index the pointer names (they switch together or not at all)."""
+    assert settings.opensearch_index_alias
+    bucket, prefix = settings.artifacts_bucket_and_prefix
+    store = S3ArtifactStore(bucket, prefix, client=clients.s3)
+    if pointer == "read":
+        pointer = read_live(clients.s3, bucket, prefix)
+    if pointer is None:
+        # No hot swap has run yet: only an explicitly configured endpoint + CURRENT may serve (tests, dev).
+        if not settings.sagemaker_endpoint:
+            raise ArtifactsMissingError(
+                f"no LIVE.json under {store.uri}: run the index hot-swap state machine for the bootstrap version "
+                "(docs/DEPLOY.md, first deploy)")
+        version, endpoint, index_name = store.current_version(), settings.sagemaker_endpoint, \
+            settings.opensearch_index_alias
+    else:
+        version, endpoint, index_name = pointer.version, pointer.endpoint, pointer.index
+    directory = store.fetch(version, settings.artifacts, include=SERVING_FILES)
+    manifest = Manifest.read(directory)
+    check_manifest(manifest)
+    if pointer is not None:
+        pointer.check(manifest.model_version, manifest.index_version)  # model and index in lock-step
+    dimension = manifest.retrieval.get("dimension")
+    if not isinstance(dimension, int):
+        raise ArtifactMismatchError(f"manifest {manifest.version}: retrieval.dimension missing")
+    return ServedVersion(directory, manifest, endpoint, index_name, dimension)
+
+
 def aws_breakers(knobs: Any) -> dict[str, Any]:
     """One circuit breaker per remote dependency of a serving process (``tastebud.adapters.circuit``).
 
@@ -230,78 +248,3 @@ def aws_breakers(knobs: Any) -> dict[str, Any]:
            for name in ("sagemaker", "opensearch", "dynamodb")}
     return {**aws, "redis": redis_breaker("redis", fail_max=knobs.redis_breaker_fail_max,
                                           reset_timeout_s=knobs.redis_breaker_reset_s)}
-
-
-def refreshing_provider(load_settings: Callable[[], Settings], *, clients: AwsClients | None = None,
-                        clock: Callable[[], float] = time.monotonic,
-                        build: Callable[..., RecommendationService] = build_aws_service,
-                        ) -> Callable[[], RecommendationService]:
-    """The deployed functions' service provider: built in the init phase (``warm()``), then a
-    ``VersionFollower`` over LIVE.json, ticked by a request at most every ``pointer_ttl_s`` seconds: a new pointer
-    builds the new version's service (model, index and artifacts together) and swaps it in. A failed build keeps
-    serving the old version and is tried again on the next tick (an S3 or endpoint hiccup is not the version's)."""
-    return _FollowingProvider(load_settings, clients, clock, build)
-
-
-class _FollowingProvider:
-    def __init__(self, load_settings: Callable[[], Settings], clients: AwsClients | None,
-                 clock: Callable[[], float], build: Callable[..., RecommendationService]) -> None:
-        self._load_settings = load_settings
-        self._given = clients
-        self._clock = clock
-        self._build = build
-        self._follower: VersionFollower[LivePointer | None, RecommendationService] | None = None
-        self._service: RecommendationService | None = None
-        self._ttl_s = 0.0
-        self._checked = 0.0
-
-    def __call__(self) -> RecommendationService:
-        if self._follower is None or self._service is None:
-            self._start()
-        elif self._clock() - self._checked >= self._ttl_s:
-            self._checked = self._clock()
-            self._follower.follow()
-        assert self._service is not None
-        return self._service
-
-    def _start(self) -> None:
-        settings = self._load_settings()
-        clients = build_clients(settings, self._given)
-
-        def read_pointer() -> LivePointer | None:
-            return _pointer(settings, clients)
-
-        def build(pointer: LivePointer | None) -> RecommendationService:
-            return self._build(settings, clients=clients, pointer=pointer)
-
-        pointer = read_pointer()
-        self._service = build(pointer)  # raises (the init phase logs it; a request retries)
-        self._ttl_s = settings.knobs.pointer_ttl_s
-        self._checked = self._clock()
-        self._follower = VersionFollower(read_pointer=read_pointer, build=build, install=self._install,
-                                         serving=pointer, refusable=REFUSABLE, retry_refused_s=0.0,
-                                         key=lambda p: None if p is None else p.to_json())
-
-    def _install(self, service: RecommendationService) -> None:
-        self._service = service
-
-
-def _pointer(settings: Settings, clients: AwsClients) -> LivePointer | None:
-    bucket, prefix = settings.artifacts_bucket_and_prefix
-    return read_live(clients.s3, bucket, prefix)
-
-
-def deployed_api_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The API functions' handler: the service is built in the Lambda INIT phase (not inside the first request's
-    timeout) and follows LIVE.json, so model, index and artifacts switch together."""
-    import logging
-
-    from tastebud.api.http import create_lambda_handler
-
-    use_local_endpoints()
-    provide = refreshing_provider(Settings.from_env)
-    try:
-        provide()
-    except Exception:  # not ready yet (no LIVE.json) or a real bug: logged with its stack; requests retry the build
-        logging.getLogger("tastebud.init").exception("service build at init failed; requests will retry it")
-    return create_lambda_handler(provide)
