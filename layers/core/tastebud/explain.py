@@ -8,12 +8,15 @@ filter removed, and each stage's time. Built only when asked for; the request pa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tastebud.catalog import Catalog
 from tastebud.display import EMPTY_DISPLAY, DisplayTable
+from tastebud.domain import Candidates
 from tastebud.features import haversine_km
 from tastebud.metrics import SOURCES
 from tastebud.recommendation import Recommendation, StageTrace
@@ -62,66 +65,18 @@ def explain(result: Recommendation, trace: StageTrace, catalog: Catalog,
             display: DisplayTable = EMPTY_DISPLAY) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(per returned item: display fields + stage scores, the request's explain object)."""
     user, context = trace.user, trace.context
-    retrieved = trace.retrieved
-    ranked = trace.ranked
-    final = trace.final
-    if retrieved is None or ranked is None or final is None or context is None or user is None:
+    if trace.retrieved is None or trace.ranked is None or trace.final is None or context is None or user is None:
         return _timings_only(result)
     location = (context.lat, context.lon) if not math.isnan(context.lat) else (user.home_lat, user.home_lon)
-
-    n = len(retrieved)
-    rerank_scores = trace.rerank_scores if trace.rerank_scores is not None else np.zeros(n, np.float32)
-    rerank_order = np.argsort(-rerank_scores, kind="stable")  # positions into ``retrieved``
-    rerank_rank = np.empty(n, dtype=np.int64)
-    rerank_rank[rerank_order] = np.arange(n)
-    retrieval_pos = {int(r): i for i, r in enumerate(retrieved.rows.tolist())}
-    fairness_pos = {int(r): i for i, r in enumerate(ranked.rows.tolist())}
-    k = max(trace.k, 1)
+    ranks = _Ranks.of(trace.retrieved, trace.ranked, trace.final, trace.rerank_scores, trace.k)
 
     def ident(row: int) -> dict[str, Any]:
         return {"item_id": str(catalog.item_ids[row]), "title": display.title(row)}
 
-    # Re-ranking: the top k by ranker score against the top k in retrieval order.
-    top_retrieval = set(retrieved.rows[:k].tolist())
-    top_rerank = retrieved.rows[rerank_order[:k]].tolist()
-    entered = [{**ident(r), "retrieval_rank": retrieval_pos[r] + 1,
-                "rerank_rank": int(rerank_rank[retrieval_pos[r]]) + 1} for r in top_rerank if r not in top_retrieval]
-    moved = int(np.count_nonzero(rerank_rank != np.arange(n)))
-
-    # Fairness: rank after re-ranking -> rank after fairness/diversity, with the flags that explain it.
-    flags = ranked.flags if ranked.flags is not None else np.zeros(len(ranked), np.int8)
-    fairness_moves = []
-    window = min(len(ranked), 2 * k + 10)
-    for to_rank, row in enumerate(ranked.rows[:window].tolist()):
-        from_rank = int(rerank_rank[retrieval_pos[row]]) if row in retrieval_pos else to_rank
-        if from_rank != to_rank:
-            fairness_moves.append({**ident(row), "from_rank": from_rank + 1, "to_rank": to_rank + 1,
-                                   "why": _why_moved(int(flags[to_rank]), to_rank < from_rank)})
-    fairness_moves.sort(key=lambda m: -abs(m["from_rank"] - m["to_rank"]))
-
-    # Stock: candidates in page order that the filter skipped before the page was full.
-    kept = set(final.rows.tolist())
-    last = max((fairness_pos[r] for r in kept if r in fairness_pos), default=-1)
-    checked = len(ranked) if len(final) < trace.k else last + 1
-    removed = [{**ident(r), "rank_before": i + 1} for i, r in enumerate(ranked.rows[:checked].tolist())
-               if r not in kept]
-
-    items = []
-    for position, row in enumerate(final.rows.tolist()):
-        i = retrieval_pos.get(row)
-        f = fairness_pos.get(row)
-        scores = {
-            "retrieval": _num(float(retrieved.retrieval_scores[i])) if i is not None else None,
-            "retrieval_rank": None if i is None else i + 1,
-            "rerank": _num(float(rerank_scores[i])) if i is not None else None,
-            "rerank_rank": None if i is None else int(rerank_rank[i]) + 1,
-            "fairness": _num(float(ranked.scores[f])) if f is not None and ranked.scores is not None else None,
-            "fairness_rank": None if f is None else f + 1,
-            "final_rank": position + 1,
-        }
-        items.append({**item_display(catalog, display, row, location), "stage_scores": scores})
-
-    sources = retrieved.sources
+    checked, stock = _stock_summary(ranks, ident, trace.k)
+    items = [{**item_display(catalog, display, row, location), "stage_scores": ranks.scores_of(row, position)}
+             for position, row in enumerate(ranks.final.rows.tolist())]
+    sources = ranks.retrieved.sources
     stage_ms = {**dict(result.stage_ms), **{k_: round(v, 3) for k_, v in trace.timings.items()}}
     return items, {
         "user": {"known": bool(user.known), "history_items": int(user.history_rows.size),
@@ -131,15 +86,102 @@ def explain(result: Recommendation, trace: StageTrace, catalog: Catalog,
         "degraded": list(result.degraded),
         "candidates": {
             "by_source": {name: int(np.count_nonzero(sources & bit)) for name, bit in SOURCES.items()},
-            "retrieved": n, "reranked": n, "after_fairness": len(ranked), "stock_checked": checked,
-            "returned": len(final),
+            "retrieved": ranks.n, "reranked": ranks.n, "after_fairness": len(ranks.ranked), "stock_checked": checked,
+            "returned": len(ranks.final),
         },
-        "rerank": {"reordered": moved, "entered_top_k": entered[:MAX_LISTED], "entered_top_k_count": len(entered)},
-        "fairness": {"moved": len(fairness_moves), "moves": fairness_moves[:MAX_LISTED],
-                     "new_merchant_boosts": int(np.count_nonzero(flags[:window] & FLAG_NEW_MERCHANT)),
-                     "merchant_capped": int(np.count_nonzero(flags[:window] & FLAG_MERCHANT_CAP))},
-        "stock": {"removed_count": len(removed), "removed": removed[:MAX_LISTED]},
+        "rerank": _rerank_summary(ranks, ident),
+        "fairness": _fairness_summary(ranks, ident),
+        "stock": stock,
     }
+
+
+Ident = Callable[[int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Ranks:
+    """Where each candidate stood after each stage: positions into retrieval's and fairness's orders, and the rank
+    the re-ranker's score gave it."""
+
+    retrieved: Candidates
+    ranked: Candidates
+    final: Candidates
+    rerank_scores: np.ndarray
+    rerank_rank: np.ndarray  # by position in ``retrieved``
+    retrieval_pos: dict[int, int]
+    fairness_pos: dict[int, int]
+    k: int
+
+    @classmethod
+    def of(cls, retrieved: Candidates, ranked: Candidates, final: Candidates, rerank_scores: np.ndarray | None,
+           k: int) -> _Ranks:
+        n = len(retrieved)
+        scores = rerank_scores if rerank_scores is not None else np.zeros(n, np.float32)
+        rerank_rank = np.empty(n, dtype=np.int64)
+        rerank_rank[np.argsort(-scores, kind="stable")] = np.arange(n)
+        return cls(retrieved, ranked, final, scores, rerank_rank,
+                   {int(r): i for i, r in enumerate(retrieved.rows.tolist())},
+                   {int(r): i for i, r in enumerate(ranked.rows.tolist())}, max(k, 1))
+
+    @property
+    def n(self) -> int:
+        return len(self.retrieved)
+
+    def scores_of(self, row: int, position: int) -> dict[str, Any]:
+        """A returned item's score and rank at every stage (None where the stage did not see it)."""
+        i = self.retrieval_pos.get(row)
+        f = self.fairness_pos.get(row)
+        fairness_scores = self.ranked.scores
+        return {
+            "retrieval": _num(float(self.retrieved.retrieval_scores[i])) if i is not None else None,
+            "retrieval_rank": None if i is None else i + 1,
+            "rerank": _num(float(self.rerank_scores[i])) if i is not None else None,
+            "rerank_rank": None if i is None else int(self.rerank_rank[i]) + 1,
+            "fairness": _num(float(fairness_scores[f])) if f is not None and fairness_scores is not None else None,
+            "fairness_rank": None if f is None else f + 1,
+            "final_rank": position + 1,
+        }
+
+
+def _rerank_summary(ranks: _Ranks, ident: Ident) -> dict[str, Any]:
+    """The top k by ranker score against the top k in retrieval order."""
+    k = ranks.k
+    top_retrieval = set(ranks.retrieved.rows[:k].tolist())
+    top_rerank = ranks.retrieved.rows[np.argsort(ranks.rerank_rank)[:k]].tolist()
+    entered = [{**ident(r), "retrieval_rank": ranks.retrieval_pos[r] + 1,
+                "rerank_rank": int(ranks.rerank_rank[ranks.retrieval_pos[r]]) + 1}
+               for r in top_rerank if r not in top_retrieval]
+    moved = int(np.count_nonzero(ranks.rerank_rank != np.arange(ranks.n)))
+    return {"reordered": moved, "entered_top_k": entered[:MAX_LISTED], "entered_top_k_count": len(entered)}
+
+
+def _fairness_summary(ranks: _Ranks, ident: Ident) -> dict[str, Any]:
+    """Rank after re-ranking -> rank after fairness/diversity, with the flags that explain each move."""
+    ranked = ranks.ranked
+    flags = ranked.flags if ranked.flags is not None else np.zeros(len(ranked), np.int8)
+    moves = []
+    window = min(len(ranked), 2 * ranks.k + 10)
+    for to_rank, row in enumerate(ranked.rows[:window].tolist()):
+        position = ranks.retrieval_pos.get(row)
+        from_rank = int(ranks.rerank_rank[position]) if position is not None else to_rank
+        if from_rank != to_rank:
+            moves.append({**ident(row), "from_rank": from_rank + 1, "to_rank": to_rank + 1,
+                          "why": _why_moved(int(flags[to_rank]), to_rank < from_rank)})
+    moves.sort(key=lambda m: -abs(m["from_rank"] - m["to_rank"]))
+    return {"moved": len(moves), "moves": moves[:MAX_LISTED],
+            "new_merchant_boosts": int(np.count_nonzero(flags[:window] & FLAG_NEW_MERCHANT)),
+            "merchant_capped": int(np.count_nonzero(flags[:window] & FLAG_MERCHANT_CAP))}
+
+
+def _stock_summary(ranks: _Ranks, ident: Ident, k: int) -> tuple[int, dict[str, Any]]:
+    """(candidates the stock stage checked, what it removed): those it skipped, in page order, before the page was
+    full."""
+    kept = set(ranks.final.rows.tolist())
+    last = max((ranks.fairness_pos[r] for r in kept if r in ranks.fairness_pos), default=-1)
+    checked = len(ranks.ranked) if len(ranks.final) < k else last + 1
+    removed = [{**ident(r), "rank_before": i + 1} for i, r in enumerate(ranks.ranked.rows[:checked].tolist())
+               if r not in kept]
+    return checked, {"removed_count": len(removed), "removed": removed[:MAX_LISTED]}
 
 
 def _timings_only(result: Recommendation) -> tuple[list[dict[str, Any]], dict[str, Any]]:
