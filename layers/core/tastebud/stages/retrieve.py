@@ -75,53 +75,22 @@ class Retriever:
         ``errors``: when given, receives ``"retrieve"`` if the ANN part failed with a bug (not a DependencyError).
         """
         knobs = self._knobs
-        domain = context.domain
-        parts_rows: list[np.ndarray] = []
-        parts_scores: list[np.ndarray] = []
-        parts_sources: list[np.ndarray] = []
-
         location = (context.lat, context.lon) if not np.isnan(context.lat) else (user.home_lat, user.home_lon)
-        ann_count = 0
-        try:
-            t0 = time.perf_counter()
-            query = self._encoder.encode(user, context)
-            t1 = time.perf_counter()
-            if timings is not None:
-                timings["user_tower"] = (t1 - t0) * 1000
-            if query is not None:
-                rows, scores, sources = self._neighbours(query, context, location)
-                if timings is not None:
-                    timings["knn"] = (time.perf_counter() - t1) * 1000
-                ann_count = rows.size
-                parts_rows.append(rows)
-                parts_scores.append(scores)
-                parts_sources.append(sources)
-        except DependencyError:  # an outage: the adapter (and its circuit breaker) already said what failed
-            degraded.append("retrieve")
-        except Exception:  # a bug, not an outage: logged with its stack and counted; the page is still served
-            record_stage_bug(logger, "retrieve", degraded, errors)
-
+        parts = [self._ann(user, context, location, degraded, timings, errors)]
+        ann_count = parts[0][0].size
         similar = same_shoppers(self._catalog, user, context.now)
         for rows, source in ((history_candidates(user, knobs.history_candidates), SOURCE_HISTORY),
                              (self._bought_together(user, knobs.related_candidates), SOURCE_RELATED),
                              (_unbought(similar, user, knobs.similar_candidates), SOURCE_SIMILAR)):
-            parts_rows.append(rows)
-            parts_scores.append(np.full(rows.size, np.nan, dtype=np.float32))
-            parts_sources.append(np.full(rows.size, source, dtype=np.int8))
-
+            parts.append(_unscored(rows, source))
         # Without ANN results popularity fills the whole candidate set (cold start or degraded retrieval).
         n_popular = knobs.popular_candidates if ann_count else knobs.retrieve_k
-        popular = self._first_available(self._catalog.popular_rows(domain), n_popular * 2, context, location)
-        parts_rows.append(popular)
-        parts_scores.append(np.full(popular.size, np.nan, dtype=np.float32))
-        parts_sources.append(np.full(popular.size, SOURCE_POPULAR, dtype=np.int8))
+        parts.append(_unscored(self._first_available(self._catalog.popular_rows(context.domain), n_popular * 2,
+                                                     context, location), SOURCE_POPULAR))
 
-        rows = np.concatenate(parts_rows)
-        scores = np.concatenate(parts_scores)
-        sources = np.concatenate(parts_sources)
+        rows, scores, sources = (np.concatenate(part) for part in zip(*parts, strict=True))
         keep = self._available(rows, context, location)
         rows, scores, sources = rows[keep], scores[keep], sources[keep]
-
         unique_rows, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         merged_sources = np.zeros(unique_rows.size, dtype=np.int8)
         np.bitwise_or.at(merged_sources, inverse, sources)
@@ -132,6 +101,26 @@ class Retriever:
         kept = unique_rows[:limit]
         return Candidates(rows=kept, retrieval_scores=scores[first[:limit]], sources=merged_sources[:limit],
                           same_shoppers=same_shoppers_of(similar, kept))
+
+    def _ann(self, user: UserProfile, context: RequestContext, location: tuple[float, float], degraded: list[str],
+             timings: dict[str, float] | None, errors: list[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, scores, sources) of the user tower's nearest items; empty when the tower or the index failed."""
+        try:
+            t0 = time.perf_counter()
+            query = self._encoder.encode(user, context)
+            t1 = time.perf_counter()
+            if timings is not None:
+                timings["user_tower"] = (t1 - t0) * 1000
+            if query is not None:
+                found = self._neighbours(query, context, location)
+                if timings is not None:
+                    timings["knn"] = (time.perf_counter() - t1) * 1000
+                return found
+        except DependencyError:  # an outage: the adapter (and its circuit breaker) already said what failed
+            degraded.append("retrieve")
+        except Exception:  # a bug, not an outage: logged with its stack and counted; the page is still served
+            record_stage_bug(logger, "retrieve", degraded, errors)
+        return _unscored(np.zeros(0, np.int64), SOURCE_ANN)
 
     def _bought_together(self, user: UserProfile, n: int) -> np.ndarray:
         """Items most often bought in the same basket as the user's recent purchases (the habit's next item)."""
@@ -227,3 +216,8 @@ def _unbought(similar: SameShoppers, user: UserProfile, n: int) -> np.ndarray:
         top = np.argpartition(-scores, n - 1)[:n]
         rows, scores = rows[top], scores[top]
     return rows[np.argsort(-scores, kind="stable")]
+
+
+def _unscored(rows: np.ndarray, source: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates of a source without a retrieval score (history, co-purchases, popularity ...)."""
+    return rows, np.full(rows.size, np.nan, dtype=np.float32), np.full(rows.size, source, dtype=np.int8)
