@@ -104,7 +104,7 @@ test-aws: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(TF_SERVING_VENV)/.ins
 lint: $(BIN)/.installed lint-sam  ## ruff, mypy, import cycles (import-linter), cfn-lint, sam validate
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	PYTHONPATH=layers/core:training:bench:cli $(BIN)/lint-imports --no-cache
+	PYTHONPATH=layers/core:training:bench:sam_local:cli $(BIN)/lint-imports --no-cache
 
 bench: $(BIN)/.installed  ## latency + ANN recall at 100k synthetic items
 	$(BIN)/tastebud bench --items 100000

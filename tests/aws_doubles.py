@@ -2,7 +2,7 @@
 
 They sit at the HTTP level, UNDER the real SDKs, so the adapters' requests go through opensearch-py's
 transport (with SigV4 signing) and botocore's serializer/parser (rest-json protocol) exactly as in AWS:
-  - ``FakeOpenSearchDomain`` (``tastebud_training.sam_local.opensearch_domain``, which `sam local` also serves
+  - ``FakeOpenSearchDomain`` (``tastebud_sam_local.opensearch_domain``, which `sam local` also serves
     over HTTP) replaces the urllib3 pool of ``opensearchpy.Urllib3HttpConnection``: the OpenSearch REST API
     subset the adapters use, with its documented bodies, exact k-NN, and recorded requests.
   - ``sagemaker_runtime_client`` is a real botocore client whose ``before-send`` hook answers instead of
@@ -28,8 +28,8 @@ from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnecti
 
 from tastebud.features import FEATURE_NAMES
 from tastebud.history import REPEAT_COLUMNS
-from tastebud_training.sam_local.opensearch_domain import FakeOpenSearchDomain, Reply, json_reply, opensearch_error
-from tastebud_training.sam_local.sagemaker_endpoint import ENDPOINT_PATH, model_error, sagemaker_error, sagemaker_reply
+from tastebud_sam_local.opensearch_domain import FakeOpenSearchDomain, Reply, json_reply, opensearch_error
+from tastebud_sam_local.sagemaker_endpoint import ENDPOINT_PATH, model_error, sagemaker_error, sagemaker_reply
 
 __all__ = ["ENDPOINT_PATH", "FakeOpenSearchDomain", "json_reply", "model_error", "opensearch_error", "sagemaker_error",
            "sagemaker_reply"]

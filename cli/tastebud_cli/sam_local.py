@@ -27,8 +27,8 @@ def image(work_dir: DirOption = WORK_DIR,
           force: Annotated[bool, typer.Option("--force", help="Rebuild even when the inputs did not change")] = False,
           ) -> None:
     """Start the Docker engine if needed and build the local Lambda python3.12 base image if its inputs changed."""
-    from tastebud_training.sam_local.base_image import ensure_image
-    from tastebud_training.sam_local.docker_daemon import ensure_dockerd
+    from tastebud_sam_local.base_image import ensure_image
+    from tastebud_sam_local.docker_daemon import ensure_dockerd
 
     state = ensure_dockerd(work_dir)
     how = ("started" if state.started_now else
@@ -45,7 +45,7 @@ def up(
     foreground: Annotated[bool, typer.Option("--foreground", help="Serve in this process until interrupted")] = False,
 ) -> None:
     """Start and seed the stand-ins on Docker's bridge address; writes <dir>/env.json for `sam local --env-vars`."""
-    from tastebud_training.sam_local.docker_daemon import ensure_dockerd
+    from tastebud_sam_local.docker_daemon import ensure_dockerd
 
     work_dir.mkdir(parents=True, exist_ok=True)
     ready = work_dir / "ready.json"
@@ -83,7 +83,7 @@ def up(
 
 def _serve(artifacts: Path, data: Path, work_dir: Path, host: str, ready: Path) -> None:
     from tastebud.artifacts import LocalArtifactStore
-    from tastebud_training.sam_local.standins import start_standins
+    from tastebud_sam_local.standins import start_standins
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -108,7 +108,7 @@ def down(work_dir: DirOption = WORK_DIR,
          keep_docker: Annotated[bool, typer.Option("--keep-docker", help="Leave the Docker engine running")] = False,
          ) -> None:
     """Stop the stand-ins, and the Docker engine when `image` or `up` started it."""
-    from tastebud_training.sam_local.docker_daemon import stop_dockerd
+    from tastebud_sam_local.docker_daemon import stop_dockerd
 
     typer.echo(f"sam-local: stand-ins {'stopped' if _stop_standins(work_dir) else 'were not running'}")
     if not keep_docker:

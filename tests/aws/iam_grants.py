@@ -111,7 +111,7 @@ GRANTS: dict[str, dict[str, list[str]]] = {
 # "operator" is a person's own credentials (the CLI: seed, preflight, replay), not a role of the stack.
 PRINCIPAL_RULES: list[tuple[str, tuple[str, ...]]] = [
     # `sam local`'s stand-ins seed a moto server and the OpenSearch stand-in on this machine: no role, no AWS.
-    ("tastebud_training.sam_local.*", ()),
+    ("tastebud_sam_local.*", ()),
     ("tastebud.lifecycle.control_tasks:*", ("ControlTaskFunction",)),
     ("tastebud.lifecycle.index_tasks:*", ("IndexTaskFunction",)),
     ("tastebud.adapters.aws.ingest:*", ("IngestFunction",)),

@@ -28,10 +28,10 @@ from tastebud.domain import RequestContext
 from tastebud.errors import DependencyError
 from tastebud.settings import Settings, SettingsError
 from tastebud.two_tower_features import TwoTowerVocab
-from tastebud_training.sam_local import base_image
-from tastebud_training.sam_local.opensearch_domain import FakeOpenSearchDomain, serve_opensearch
-from tastebud_training.sam_local.sagemaker_endpoint import UserTowerEndpoint, serve_endpoints
-from tastebud_training.sam_local.standins import StandIns, start_standins
+from tastebud_sam_local import base_image
+from tastebud_sam_local.opensearch_domain import FakeOpenSearchDomain, serve_opensearch
+from tastebud_sam_local.sagemaker_endpoint import UserTowerEndpoint, serve_endpoints
+from tastebud_sam_local.standins import StandIns, start_standins
 
 from factories import NOW, make_catalog
 from helpers import invoke, load_event, response_json

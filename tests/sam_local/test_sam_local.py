@@ -79,8 +79,8 @@ def stack(tiny_artifacts: Path, tiny_data: Path, tmp_path_factory: pytest.TempPa
     state = tmp_path_factory.mktemp("sam-local")
     build = state / "build"
     before = host_network()
-    _run([str(TASTEBUD), "sam-local", "image", "--dir", str(state)], timeout=1200)
-    try:
+    try:  # `image` starts the engine first: a failure building the image must stop it too
+        _run([str(TASTEBUD), "sam-local", "image", "--dir", str(state)], timeout=1200)
         _run(["make", "-s", "sam-build", f"SAM_BUILD_DIR={build}"], timeout=900)
         _run([str(TASTEBUD), "sam-local", "up", "--artifacts", str(tiny_artifacts), "--data", str(tiny_data),
               "--dir", str(state)], timeout=600)

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tastebud_training.sam_local.docker_daemon import docker
+from tastebud_sam_local.docker_daemon import docker
 
 IMAGE = "public.ecr.aws/lambda/python:3.12-x86_64"
 SUITE = "bookworm"
@@ -28,7 +28,7 @@ PACKAGES = ("libssl3", "libffi8", "libsqlite3-0", "libbz2-1.0", "liblzma5", "zli
             "libreadline8", "libuuid1", "libcrypt1", "ca-certificates")
 PYTHON_SKIP = ("lib/python3.12/test", "lib/python3.12/idlelib", "lib/python3.12/tkinter", "lib/python3.12/turtledemo",
                "lib/python3.12/site-packages", "lib/python3.12/ensurepip")
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 PINS = ROOT / "requirements" / "sam-local-image.txt"
 
 # Lambda's documented variables and search path for Python: the function, then the layer, then the runtime's SDK.

@@ -22,7 +22,7 @@ import numpy as np
 
 from tastebud.artifacts import USER_TOWER
 from tastebud.two_tower_features import ENDPOINT_USER_INPUTS, history_text
-from tastebud_training.sam_local.http_thread import serve_in_thread
+from tastebud_sam_local.http_thread import serve_in_thread
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"

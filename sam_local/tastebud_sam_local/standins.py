@@ -111,7 +111,7 @@ def start_standins(host: str, version_dir: Path, data_dir: Path, work_dir: Path,
     """Start every stand-in on ``host`` and seed it with ``version_dir`` and ``data_dir``'s users."""
     from moto.server import ThreadedMotoServer
 
-    from tastebud_training.sam_local.opensearch_domain import FakeOpenSearchDomain, serve_opensearch
+    from tastebud_sam_local.opensearch_domain import FakeOpenSearchDomain, serve_opensearch
 
     _accept_exponent_numbers()
     moto_port = free_port(host)
@@ -196,7 +196,7 @@ def _seed(standins: StandIns, token: str, version_dir: Path, data_dir: Path, wor
     from tastebud.artifacts import Manifest
     from tastebud.aws_composition import opensearch_client
     from tastebud.lifecycle import control_tasks, index_tasks
-    from tastebud_training.sam_local.sagemaker_endpoint import UserTowerEndpoint, serve_endpoints
+    from tastebud_sam_local.sagemaker_endpoint import UserTowerEndpoint, serve_endpoints
 
     clients = _clients(standins.moto_url)
     s3 = clients["s3"]

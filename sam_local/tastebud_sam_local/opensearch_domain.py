@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 import urllib3
 
-from tastebud_training.sam_local.http_thread import serve_in_thread
+from tastebud_sam_local.http_thread import serve_in_thread
 
 Reply = tuple[int, dict[str, str], bytes]
 
