@@ -45,6 +45,7 @@ from tastebud.artifacts import CURRENT, LocalArtifactStore
 from tastebud.domain import SOURCE_ANN, Candidates, ItemDraft, RequestContext
 from tastebud.fresh_index import FreshItemsIndex
 from tastebud.live.view import LiveView, build_view
+from tastebud.recommendation import RequestState
 from tastebud.service import rank_candidates
 from tastebud.serving_version import ServingVersion, load_version
 from tastebud.settings import ServingKnobs
@@ -212,7 +213,8 @@ def measure(view: LiveView, split: ColdStartSplit, knobs: ServingKnobs, *, progr
         candidates = service.retriever.run(user, context, [])
         recalls.add("candidates", _retrieval_order(candidates), cold, warm)
         recalls.add_membership("candidates", candidates.rows, cold, warm)
-        ranked, _ = rank_candidates(service.retriever, service.reranker, service.fairness, user, context, depth, [])
+        ranked = rank_candidates(service.retriever, service.reranker, service.fairness,
+                                 RequestState(user, context, depth))
         recalls.add("pipeline", ranked.rows, cold, warm)
         if exact is not None:
             recalls.add("whole_catalog", _retrieval_order(exact.run(user, context, [])), cold, warm)

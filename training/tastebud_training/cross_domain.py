@@ -18,6 +18,7 @@ import pandas as pd
 from tastebud.catalog import DOMAIN_CODE, DOMAINS
 from tastebud.composition import RankingStages
 from tastebud.domain import RequestContext
+from tastebud.recommendation import RequestState
 from tastebud.service import rank_candidates
 from tastebud_training.data import Dataset
 from tastebud_training.evaluate import TestSet, evaluation_models, temporal_split
@@ -51,8 +52,8 @@ def _lists(stages: RankingStages, test: TestSet, users: list[int], domain: str, 
     out = []
     for i in track(users, f"cross-domain: {domain} pages", enabled=progress):
         context = RequestContext(now=float(test.request_ts[i]), domain=domain)
-        ranked, _ = rank_candidates(stages.retriever, stages.reranker, stages.fairness,
-                                    stages.users.user(test.user_ids[i]), context, DEPTH, [])
+        ranked = rank_candidates(stages.retriever, stages.reranker, stages.fairness,
+                                 RequestState(stages.users.user(test.user_ids[i]), context, DEPTH))
         out.append(ranked.rows)
     return out
 

@@ -27,6 +27,7 @@ from tastebud.domain import SOURCE_ANN, Candidates, RequestContext
 from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.ports import UserEncoder
 from tastebud.ranker_prior import with_prior
+from tastebud.recommendation import RequestState
 from tastebud.service import rank_candidates
 from tastebud.settings import ServingKnobs
 from tastebud.stages.fairness import FairnessDiversity
@@ -291,15 +292,15 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         user = stages.users.user(user_id)
         context = RequestContext(now=float(ts))
         drop = np.fromiter(seen, dtype=np.int64) if exclude_seen else np.zeros(0, np.int64)
-        ranked, _ = rank_candidates(stages.retriever, stages.reranker, stages.fairness, user, context, depth, [])
+        ranked = rank_candidates(stages.retriever, stages.reranker, stages.fairness, RequestState(user, context, depth))
         lists["tastebud"].append(ranked.rows)
         for name, reranker in seed_rerankers.items():
-            lists[name].append(rank_candidates(stages.retriever, reranker, stages.fairness, user, context, depth,
-                                               [])[0].rows)
-        plain, _ = rank_candidates(stages.retriever, stages.reranker, None, user, context, depth, [])
+            lists[name].append(rank_candidates(stages.retriever, reranker, stages.fairness,
+                                               RequestState(user, context, depth)).rows)
+        plain = rank_candidates(stages.retriever, stages.reranker, None, RequestState(user, context, depth))
         lists["tastebud_no_fairness"].append(plain.rows)
         if floored is not None:
-            fair, _ = rank_candidates(stages.retriever, stages.reranker, floored, user, context, depth, [])
+            fair = rank_candidates(stages.retriever, stages.reranker, floored, RequestState(user, context, depth))
             lists["tastebud_exposure_floor"].append(fair.rows)
         for name, retriever in retrievers.items():
             lists[name].append(_ann_order(retriever.run(user, context, [])))

@@ -73,3 +73,17 @@ class Versions:
     model_version: str
     index_version: str
     feature_version: str
+
+
+@dataclass
+class RequestState:
+    """One request on its way through the stages: what it asks for, and what the stages report back: the stages
+    that fell back, those that failed with a bug, each stage's time, and (when traced) what each stage did."""
+
+    user: UserProfile
+    context: RequestContext
+    k: int
+    degraded: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # stages that failed with a bug (also in ``degraded``)
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    trace: StageTrace | None = None

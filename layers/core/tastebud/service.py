@@ -16,7 +16,7 @@ from tastebud.errors import DependencyError, NotFoundError
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
 from tastebud.ports import CandidateIndex, FeatureStore, Ranker, StockStore, UserEncoder
 from tastebud.reasons import reasons_for
-from tastebud.recommendation import Recommendation, RecommendedItem, StageTrace, Versions
+from tastebud.recommendation import Recommendation, RecommendedItem, RequestState, StageTrace, Versions
 from tastebud.serving_port import ServingState
 from tastebud.settings import ServingKnobs
 from tastebud.stages.fairness import FairnessDiversity
@@ -92,7 +92,6 @@ class RecommendationService:
             exclude_item_ids=exclude_item_ids,
         )
         degraded: list[str] = []
-        errors: list[str] = []
         if user is None:
             try:
                 user = self.features.user(user_id)
@@ -100,16 +99,17 @@ class RecommendationService:
                 # Feature store down (DynamoDB throttled/unreachable): serve the user as cold, never a 5xx.
                 degraded.append("features")
                 user = UserProfile.cold(user_id)
+        state = RequestState(user, context, k, degraded=degraded, trace=trace)
         stock = _StockPrefetcher(self.stock_filter)
         try:
-            ranked, stage_ms = self.rank(user, context, k, degraded, started=started, trace=trace, errors=errors,
-                                         on_retrieved=stock.start)
+            ranked = self.rank(state, started=started, on_retrieved=stock.start)
             t = time.perf_counter()
-            final = self.stock_filter.run(ranked, k, degraded, stock.prefetched)
+            final = self.stock_filter.run(ranked, k, state.degraded, stock.prefetched)
         finally:
             stock.close()
         if trace is not None:
             trace.user, trace.context, trace.k, trace.final, trace.catalog = user, context, k, final, self.catalog
+        stage_ms = state.stage_ms
         stage_ms["stock"] = (time.perf_counter() - t) * 1000 + stock.start_ms
         stage_ms["total"] = (time.perf_counter() - started) * 1000
         return Recommendation(
@@ -119,17 +119,15 @@ class RecommendationService:
             model_version=self.versions.model_version,
             index_version=self.versions.index_version,
             stage_ms={name: round(ms, 3) for name, ms in stage_ms.items()},
-            degraded=degraded,
-            stage_errors=errors,
+            degraded=state.degraded,
+            stage_errors=state.errors,
         )
 
-    def rank(self, user: UserProfile, context: RequestContext, k: int, degraded: list[str],
-             *, started: float | None = None, trace: StageTrace | None = None,
-             errors: list[str] | None = None,
-             on_retrieved: Callable[[Candidates], None] | None = None) -> tuple[Candidates, dict[str, float]]:
+    def rank(self, state: RequestState, *, started: float | None = None,
+             on_retrieved: Callable[[Candidates], None] | None = None) -> Candidates:
         """Stages 1–3 (everything but the real-time stock check)."""
-        return rank_candidates(self.retriever, self.reranker, self.fairness, user, context, k, degraded,
-                               started=started, trace=trace, errors=errors, on_retrieved=on_retrieved)
+        return rank_candidates(self.retriever, self.reranker, self.fairness, state, started=started,
+                               on_retrieved=on_retrieved)
 
     def set_stock(self, item_id: str, in_stock: bool, quantity: int | None) -> None:
         if self.catalog.row_of(item_id) is None:
@@ -152,19 +150,19 @@ class RecommendationService:
 
 
 
-def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: FairnessDiversity | None, user: UserProfile,
-                    context: RequestContext, k: int, degraded: list[str],
-                    *, started: float | None = None, trace: StageTrace | None = None,
-                    errors: list[str] | None = None,
-                    on_retrieved: Callable[[Candidates], None] | None = None) -> tuple[Candidates, dict[str, float]]:
-    """Retrieve, re-rank, then fairness/diversity (skipped when ``fairness`` is None); returns per-stage ms.
+def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: FairnessDiversity | None,
+                    state: RequestState, *, started: float | None = None,
+                    on_retrieved: Callable[[Candidates], None] | None = None) -> Candidates:
+    """Retrieve, re-rank, then fairness/diversity (skipped when ``fairness`` is None); each stage's ms, what fell
+    back and what failed with a bug go into ``state`` (see ``tastebud.stages.failures``).
 
-    The one implementation of stages 1–3, used by the service and by offline evaluation. ``errors`` receives the
-    stages that failed with a bug (see ``tastebud.stages.failures``). ``on_retrieved`` sees stage 1's candidates
-    before ranking starts (the service starts the stock lookup there); its time is not counted in any stage here.
+    The one implementation of stages 1–3, used by the service and by offline evaluation. ``on_retrieved`` sees
+    stage 1's candidates before ranking starts (the service starts the stock lookup there); its time is not counted
+    in any stage here.
     """
+    user, context, trace = state.user, state.context, state.trace
     t0 = started if started is not None else time.perf_counter()
-    candidates = retriever.run(user, context, degraded, None if trace is None else trace.timings, errors)
+    candidates = retriever.run(user, context, state.degraded, None if trace is None else trace.timings, state.errors)
     t1 = time.perf_counter()
     retrieve_ms = (t1 - t0) * 1000
     if on_retrieved is not None:
@@ -172,19 +170,20 @@ def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: Fairness
         t1 = time.perf_counter()
     if trace is not None:  # the re-ranker sets ``scores`` on its input: keep stage 1's view apart
         trace.retrieved = Candidates(candidates.rows, candidates.retrieval_scores, candidates.sources)
-    candidates = reranker.run(user, context, candidates, degraded, errors)
+    candidates = reranker.run(user, context, candidates, state.degraded, state.errors)
     t2 = time.perf_counter()
     if trace is not None:
         trace.rerank_scores = candidates.scores
     if fairness is not None:
-        candidates = fairness.run(context, candidates, slots=2 * k + 10, user=user)
+        candidates = fairness.run(context, candidates, slots=2 * state.k + 10, user=user)
     else:
         assert candidates.scores is not None
         candidates = candidates.take(np.argsort(-candidates.scores, kind="stable"))
     t3 = time.perf_counter()
     if trace is not None:
         trace.ranked = candidates
-    return candidates, {"retrieve": retrieve_ms, "rerank": (t2 - t1) * 1000, "fairness": (t3 - t2) * 1000}
+    state.stage_ms.update(retrieve=retrieve_ms, rerank=(t2 - t1) * 1000, fairness=(t3 - t2) * 1000)
+    return candidates
 
 
 class _StockPrefetcher:

@@ -6,6 +6,7 @@ import numpy as np
 
 from tastebud.domain import RequestContext
 from tastebud.live.view import LiveView
+from tastebud.recommendation import RequestState
 
 SMOKE_USERS = 3  # known users asked for a page before a version may serve (plus one cold user)
 COLD_USER = "__tastebud_smoke_cold_user__"
@@ -17,10 +18,10 @@ def smoke_test(view: LiveView) -> None:
     ids = [str(u) for u in users.user_ids[:SMOKE_USERS].tolist()] + [COLD_USER]
     context = RequestContext(now=view.version.catalog.as_of)
     for user_id in ids:
-        degraded: list[str] = []
-        candidates, _ = view.service.rank(view.profile(user_id, []), context, 10, degraded)
-        if degraded:
-            raise RuntimeError(f"smoke test: stages {', '.join(degraded)} degraded for user {user_id!r}")
+        state = RequestState(view.profile(user_id, []), context, 10)
+        candidates = view.service.rank(state)
+        if state.degraded:
+            raise RuntimeError(f"smoke test: stages {', '.join(state.degraded)} degraded for user {user_id!r}")
         if not len(candidates) or candidates.scores is None or not np.isfinite(candidates.scores).all():
             raise RuntimeError(f"smoke test: no finite-scored candidates for user {user_id!r}")
         if int(candidates.rows.max()) >= view.catalog.size:
