@@ -233,8 +233,7 @@ class _ViewBuilder:
 
 
 def _install(current: CurrentView, view: LiveView) -> None:
-    current.install(view)
-    del view
+    current.install(view)  # the old view's last reference goes here; nothing else holds it (see the class docstring)
     refreeze()  # a worker froze its start-up heap (tastebud.heap): let the old version go, freeze the new one
 
 
