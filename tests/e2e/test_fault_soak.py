@@ -15,7 +15,7 @@ import pytest
 
 from tastebud_bench.soak import AFTER_FAULT, plot, soak
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 DURATION_S = 60.0
 # The slowest of the 10 requests after a fault's start. Each may pay the Redis calls' deadlines (10 ms per read,
 # 250 ms per write) until the circuit opens; this bound also leaves room for a shared 2-core machine's scheduling.

@@ -13,7 +13,7 @@ from tastebud_training.cold_start import KS, LISTS, cold_start_split, cold_start
 from tastebud_training.evaluate import CUTOFF_QUANTILE
 from tastebud_training.evaluation_report import render_markdown
 
-from factories import tiny_config
+from factories import version_config
 
 pytestmark = pytest.mark.slow
 VARIANT = "item_id_dropout_50_scale_half"
@@ -33,7 +33,7 @@ def test_held_out_items_leave_the_training_data(tiny_dataset) -> None:  # type: 
 def test_cold_start_study_serves_held_out_items_through_the_fresh_index(tiny_dataset,  # type: ignore[no-untyped-def]
                                                                        tmp_path: Path) -> None:
     cutoff = float(np.quantile(tiny_dataset.interactions["ts"].to_numpy(), CUTOFF_QUANTILE))
-    config = tiny_config()
+    config = version_config()
     study = cold_start_study(tiny_dataset, tmp_path, cutoff, config, max_users=50, variants=(VARIANT,))
     split = cold_start_split(tiny_dataset, cutoff, config.seed, 50)
     assert study["held_out_items"] == len(split.held_out) and study["test_users"] == len(split.user_ids)

@@ -11,7 +11,7 @@ import pytest
 from tastebud.composition import build_runtime
 from tastebud.settings import Settings
 
-from factories import tiny_config
+from factories import version_config
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_purchases_only_data_trains_and_serves(tiny_data: Path, tmp_path: Path) 
 
     dataset = load_dataset(data)
     artifacts = tmp_path / "artifacts"
-    config = tiny_config(max_ranker_groups=600)
+    config = version_config(max_ranker_groups=600)
     train(dataset, artifacts, config)
     service = build_runtime(Settings(artifacts=artifacts, redis_db_path=tmp_path / "s.rdb"))
     try:

@@ -54,6 +54,7 @@ from tastebud_training.data import POSITIVE_EVENTS, Dataset
 from tastebud_training.metrics import recall_at
 from tastebud_training.progress import track
 from tastebud_training.train import TrainConfig, data_fingerprint, log, train
+from tastebud_training.training_cache import cache_directory
 
 HELD_OUT_SHARE = 0.1
 KS = (50, 100, 200)
@@ -274,7 +275,7 @@ def cold_start_study(dataset: Dataset, workdir: Path, cutoff: float, config: Tra
     on the same reduced data with the same config."""
     say = lambda m: log(m, config.progress)  # noqa: E731
     split = cold_start_split(dataset, cutoff, config.seed, max_users)
-    cache = cache_dir or workdir / "cache"
+    cache = cache_dir or cache_directory(workdir / "cache")
     knobs = config.knobs
     results: dict[str, Any] = {"protocol": "fresh-path", "held_out_items": len(split.held_out),
                                "test_users": len(split.user_ids), "knobs": {

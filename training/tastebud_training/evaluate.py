@@ -50,6 +50,7 @@ from tastebud_training.progress import track
 from tastebud_training.protocols import positives_with_rows, split_positives
 from tastebud_training.ranker import OTHER_SEEDS_KEY
 from tastebud_training.train import TrainConfig, data_fingerprint, train
+from tastebud_training.training_cache import cache_directory
 
 CUTOFF_QUANTILE = 0.9
 # The baselines every model's interval is taken against: the stronger of them on NDCG@10 (issue 22).
@@ -96,7 +97,7 @@ def evaluation_models(dataset: Dataset, artifacts: Path, cutoff: float, config: 
                                 .encode()).hexdigest()
     directory = artifacts / "evaluation" / f"{data_fingerprint(dataset)}-{int(cutoff)}-{config_key[:8]}"
     if not (directory / CURRENT).is_file():
-        train(dataset, directory, config, as_of=cutoff, cache_dir=artifacts / "cache")
+        train(dataset, directory, config, as_of=cutoff, cache_dir=cache_directory(artifacts / "cache"))
     return load_stages(directory, config.knobs)
 
 
@@ -331,7 +332,8 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         from tastebud_training.cold_start import cold_start_study
 
         extra["cold_start"] = cold_start_study(dataset, stages.directory.parent.parent / "cold_start", test.cutoff,
-                                               config, max_users=max_users or 3000, cache_dir=artifacts / "cache")
+                                               config, max_users=max_users or 3000,
+                                               cache_dir=cache_directory(artifacts / "cache"))
     return {
         **extra,
         "split": {

@@ -55,6 +55,7 @@ from tastebud_training.retrieval import RETRIEVAL_MODELS, FittedRetrieval, fit_c
 from tastebud_training.skew import retrieval_skew
 from tastebud_training.snapshot import build_catalog, build_user_table, preference_terms
 from tastebud_training.text_embedding import DIMENSION, MODEL_NAME, embed_texts, item_texts
+from tastebud_training.training_cache import cache_directory
 from tastebud_training.two_tower.trainer import TwoTowerConfig
 
 # "scann": the in-process ScaNN index (local serving); "none": no ANN index in the version (the SageMaker job:
@@ -133,8 +134,8 @@ def train(dataset: Dataset, artifacts: Path, config: TrainConfig | None = None,
     store = LocalArtifactStore(artifacts)
     staging = store.staging_dir(version)
     try:
-        manifest = _train_into(dataset, staging, cache_dir or artifacts / "cache", config, as_of, fingerprint,
-                               version)
+        cache = cache_dir or cache_directory(artifacts / "cache")
+        manifest = _train_into(dataset, staging, cache, config, as_of, fingerprint, version)
         store.publish(staging, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
