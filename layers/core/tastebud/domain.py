@@ -86,7 +86,7 @@ class Candidates:
     sources: np.ndarray  # bit flags, see SOURCE_*
     scores: np.ndarray | None = None
     flags: np.ndarray | None = None  # what fairness/diversity did to each item (tastebud.reasons)
-    # Each candidate's item-kNN score against the user's purchases (tastebud.features.same_shoppers_of), set by the
+    # Each candidate's item-kNN score against the user's purchases (tastebud.same_shoppers.same_shoppers_of), set by the
     # retriever, which computes it anyway for its explore candidates; the features compute it when absent.
     same_shoppers: np.ndarray | None = None
 

@@ -30,10 +30,12 @@ from tastebud.domain import (
     UserProfile,
 )
 from tastebud.errors import DependencyError
-from tastebud.features import RELATED_HISTORY, SameShoppers, haversine_km, same_shoppers, same_shoppers_of
+from tastebud.features import haversine_km
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
 from tastebud.history import PURCHASES
 from tastebud.ports import CandidateIndex, UserEncoder
+from tastebud.repeat_features import RELATED_HISTORY
+from tastebud.same_shoppers import SameShoppers, same_shoppers, same_shoppers_of
 from tastebud.settings import ServingKnobs
 from tastebud.stages.failures import record_stage_bug
 

@@ -144,44 +144,34 @@ class HistoryWriter:
         weight = EVENT_WEIGHTS.get(event.event_type)
         if weight is None:
             return False
-        from botocore.exceptions import ClientError
-
         dedupe = getattr(event, "event_id", None) or delivery_id
         key = {"user_id": {"S": event.user_id}, "item_id": {"S": event.item_id}}
         expires = {"N": str(int(max(event.timestamp, self._clock()) + self._ttl))}
-        values = {":w": {"N": str(weight)}, ":ts": {"N": str(Decimal(str(event.timestamp)))}, ":exp": expires}
-        added, newest, any_order = ["weight :w"], ["last_ts = :ts", "expires_at = :exp"], []
-        if event.event_type == REPEAT_EVENT:
-            # The same per-event statistics training folds (tastebud.history), summed by DynamoDB.
-            row = repeat_contributions(np.ones(1, dtype=bool), np.asarray([event.timestamp]))[0]
-            for name in _ADDED_REPEAT:
-                value = float(row[REPEAT_COLUMNS.index(name)])
-                values[f":{name}"] = {"N": repr(value if abs(value) >= _SMALLEST_NUMBER else 0.0)}
-                added.append(f"{name} :{name}")
-            # DynamoDB has no MIN/MAX: the newest event sets the last purchase, the first one written sets the
-            # first. A purchase delivered after a newer event of the item only fills them when still unset.
-            newest += ["last_purchase_ts = :ts", "first_purchase_ts = if_not_exists(first_purchase_ts, :ts)"]
-            any_order += ["last_purchase_ts = if_not_exists(last_purchase_ts, :ts)",
-                          "first_purchase_ts = if_not_exists(first_purchase_ts, :ts)"]
-        forward = {"UpdateExpression": f"ADD {', '.join(added)} SET {', '.join(newest)}",
-                   "ConditionExpression": "attribute_not_exists(last_ts) OR last_ts < :ts",
-                   "ExpressionAttributeValues": values}
-        # Events can arrive out of order: last_ts only moves forward, the weight and counts always add.
-        older_values = {k: v for k, v in values.items() if k != ":exp" and (any_order or k != ":ts")}
-        add_only = {"UpdateExpression": f"ADD {', '.join(added)}" + (f" SET {', '.join(any_order)}" if any_order
-                                                                       else ""),
-                    "ExpressionAttributeValues": older_values}
+        forward, add_only = _history_updates(event, weight, expires)
         if dedupe is None:  # no identity at all: best effort (the old behaviour)
-            try:
-                self._client.update_item(TableName=self._table, Key=key, **forward)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
-                self._client.update_item(TableName=self._table, Key=key, **add_only)
+            self._update(key, forward, add_only)
             return True
         marker = {"Put": {"TableName": self._table, "ConditionExpression": "attribute_not_exists(user_id)",
                           "Item": {"user_id": {"S": event.user_id}, "item_id": {"S": f"#event#{dedupe}"},
                                    "expires_at": expires}}}
+        return self._update_once(key, marker, forward, add_only)
+
+    def _update(self, key: dict[str, Any], forward: dict[str, Any], add_only: dict[str, Any]) -> None:
+        """``forward`` (moves last_ts), or ``add_only`` when a newer event of the item was written first."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.update_item(TableName=self._table, Key=key, **forward)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            self._client.update_item(TableName=self._table, Key=key, **add_only)
+
+    def _update_once(self, key: dict[str, Any], marker: dict[str, Any], forward: dict[str, Any],
+                     add_only: dict[str, Any]) -> bool:
+        """The update and the event's marker in one transaction; False when the marker exists (a redelivery)."""
+        from botocore.exceptions import ClientError
+
         for update in (forward, add_only):
             try:
                 self._client.transact_write_items(TransactItems=[
@@ -196,3 +186,32 @@ class HistoryWriter:
                 if len(reasons) < 2 or reasons[1] != "ConditionalCheckFailed":
                     raise
         return False
+
+
+def _history_updates(event: InteractionEvent, weight: float,
+                     expires: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The history item's two updates: ``forward`` when the event is the item's newest (moves last_ts), and
+    ``add_only`` for an event older than one already written (only the weight and counts add)."""
+    values = {":w": {"N": str(weight)}, ":ts": {"N": str(Decimal(str(event.timestamp)))}, ":exp": expires}
+    added, newest, any_order = ["weight :w"], ["last_ts = :ts", "expires_at = :exp"], []
+    if event.event_type == REPEAT_EVENT:
+        # The same per-event statistics training folds (tastebud.history), summed by DynamoDB.
+        row = repeat_contributions(np.ones(1, dtype=bool), np.asarray([event.timestamp]))[0]
+        for name in _ADDED_REPEAT:
+            value = float(row[REPEAT_COLUMNS.index(name)])
+            values[f":{name}"] = {"N": repr(value if abs(value) >= _SMALLEST_NUMBER else 0.0)}
+            added.append(f"{name} :{name}")
+        # DynamoDB has no MIN/MAX: the newest event sets the last purchase, the first one written sets the
+        # first. A purchase delivered after a newer event of the item only fills them when still unset.
+        newest += ["last_purchase_ts = :ts", "first_purchase_ts = if_not_exists(first_purchase_ts, :ts)"]
+        any_order += ["last_purchase_ts = if_not_exists(last_purchase_ts, :ts)",
+                      "first_purchase_ts = if_not_exists(first_purchase_ts, :ts)"]
+    forward = {"UpdateExpression": f"ADD {', '.join(added)} SET {', '.join(newest)}",
+               "ConditionExpression": "attribute_not_exists(last_ts) OR last_ts < :ts",
+               "ExpressionAttributeValues": values}
+    # Events can arrive out of order: last_ts only moves forward, the weight and counts always add.
+    older_values = {k: v for k, v in values.items() if k != ":exp" and (any_order or k != ":ts")}
+    add_only = {"UpdateExpression": f"ADD {', '.join(added)}" + (f" SET {', '.join(any_order)}" if any_order
+                                                                   else ""),
+                "ExpressionAttributeValues": older_values}
+    return forward, add_only
