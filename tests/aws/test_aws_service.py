@@ -30,7 +30,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from tastebud.adapters.aws.dynamodb_features import HistoryWriter
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.aws.stock import auth_token_from_secret, elasticache_client
 from tastebud.adapters.redis_stock import OUT_OF_STOCK_KEY

@@ -24,7 +24,7 @@ from moto import mock_aws
 from urllib3.exceptions import ReadTimeoutError
 
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live, write_live
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
 from tastebud.errors import ArtifactMismatchError, DependencyError
 from tastebud.lifecycle import control_tasks, index_tasks
 from tastebud.lifecycle.control_tasks import ControlDeps

@@ -56,7 +56,7 @@ from aws_doubles import opensearch_client as domain_client
 from moto import mock_aws
 from redis_servers import StockCache, trust_only
 
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.circuit import breaker_state
 from tastebud.aws_composition import AwsClients, build_aws_service, request_retry

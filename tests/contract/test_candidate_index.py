@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from aws_doubles import FakeOpenSearchDomain, opensearch_client
 
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex
 from tastebud.adapters.embedded.scann_index import BruteForceIndex, ScannIndex
 from tastebud.ports import CandidateIndex
 

@@ -22,7 +22,8 @@ from aws_doubles import (
 from urllib3.exceptions import ReadTimeoutError
 
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex
 from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, history_payload
 from tastebud.adapters.circuit import breaker_state, circuit_breaker

@@ -11,7 +11,8 @@ import pytest
 from aws_doubles import FakeOpenSearchDomain, json_reply, opensearch_client, opensearch_error
 from urllib3.exceptions import ReadTimeoutError
 
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin, index_body, inner_product
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin, index_body
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, inner_product
 from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.errors import DependencyError
 

@@ -15,7 +15,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tastebud.adapters.aws.local_endpoints import use_local_endpoints
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex
 from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, two_tower_payload
 from tastebud.adapters.aws.stock import elasticache_client
 from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder

@@ -28,7 +28,8 @@ from opensearchpy.exceptions import OpenSearchException
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live
 from tastebud.adapters.aws.local_endpoints import local_endpoints_in_use
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex
 from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, history_payload, two_tower_payload

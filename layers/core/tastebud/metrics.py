@@ -15,19 +15,14 @@ fresh-items search); ``retrieve`` is the whole stage (both halves plus history/p
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
-from prometheus_client.registry import Collector
 
-from tastebud.adapters.circuit import STATE_VALUES
 from tastebud.domain import (
     SOURCE_ANN,
     SOURCE_FRESH,
@@ -36,7 +31,8 @@ from tastebud.domain import (
     SOURCE_RELATED,
     SOURCE_SIMILAR,
 )
-from tastebud.serving_port import Serving
+from tastebud.metrics_state import StateCollector
+from tastebud.metrics_window import RecentWindow, percentile
 
 # The seed plan's per-stage budget (ms). The retrieve budget covers its two halves (user tower + k-NN).
 TARGET_MS: dict[str, float] = {"retrieve": 70.0, "user_tower": 70.0, "knn": 70.0, "rerank": 25.0, "fairness": 10.0,
@@ -55,7 +51,6 @@ LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 COUNT_BUCKETS = (0, 1, 5, 10, 20, 50, 100, 150, 200, 300, 500, 1000, 4000)
 LAG_BUCKETS_S = (0.1, 1, 5, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
 DEFAULT_WINDOW_S = 300.0
-WINDOW_SAMPLES = 4096  # per series; the window is the last WINDOW_S seconds or this many samples
 
 
 @dataclass(frozen=True)
@@ -130,80 +125,6 @@ def emit_powertools(metrics: Any, obs: Iterable[Observation]) -> None:
         metrics.add_metric(name=name, unit=MetricUnit[o.metric.emf_unit], value=o.value)
 
 
-def percentile(values: np.ndarray, q: float) -> float:
-    return round(float(np.percentile(values, q)), 3)
-
-
-class RecentWindow:
-    """(time, value) samples per series, for p50/p99 and rates over the last ``window_s`` seconds."""
-
-    def __init__(self, window_s: float, clock: Callable[[], float]) -> None:
-        self.window_s = window_s
-        self._clock = clock
-        self._series: dict[tuple[str, str | None], deque[tuple[float, float]]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, key: tuple[str, str | None], value: float, at: float) -> None:
-        self.add_all([(key, value)], at)
-
-    def add_all(self, samples: Iterable[tuple[tuple[str, str | None], float]], at: float) -> None:
-        """Several series' samples under one lock (a request's ~20 observations)."""
-        with self._lock:
-            for key, value in samples:
-                series = self._series.get(key)
-                if series is None:
-                    series = self._series[key] = deque(maxlen=WINDOW_SAMPLES)
-                series.append((at, value))
-
-    def values(self, key: tuple[str, str | None]) -> np.ndarray:
-        since = self._clock() - self.window_s
-        with self._lock:
-            series = list(self._series.get(key, ()))
-        return np.asarray([v for t, v in series if t >= since], dtype=np.float64)
-
-    def keys(self) -> list[tuple[str, str | None]]:
-        with self._lock:
-            return list(self._series)
-
-
-class _StateCollector(Collector):
-    """Versions, their ages and freshness, read from the live service at scrape time."""
-
-    def __init__(self, provide: Callable[[], dict[str, Any] | None], clock: Callable[[], float]) -> None:
-        self._provide = provide
-        self._clock = clock
-
-    def collect(self) -> Iterator[Any]:
-        state = self._provide()
-        if not state:
-            return
-        info = InfoMetricFamily("tastebud_version", "The artifact version being served")
-        info.add_metric([], {k: str(state[k]) for k in ("version", "model_version", "index_version") if state.get(k)})
-        yield info
-        now = self._clock()
-        for key, name, text in (("created_at", "tastebud_model_age_seconds", "Age of the live model (training time)"),
-                                ("index_built_at", "tastebud_index_age_seconds", "Age of the live ANN index"),
-                                ("data_read_at", "tastebud_data_age_seconds",
-                                 "Age of the data the live version was trained on")):
-            if state.get(key) is not None:
-                yield GaugeMetricFamily(name, text, value=max(0.0, now - float(state[key])))
-        if state.get("fresh_items") is not None:
-            yield GaugeMetricFamily("tastebud_fresh_items", "Items served from the fresh-items side index (added "
-                                    "since the index was built; folded in by the next rebuild)",
-                                    value=float(state["fresh_items"]))
-        if state.get("catalog_items") is not None:
-            yield GaugeMetricFamily("tastebud_catalog_items", "Items in the live catalog",
-                                    value=float(state["catalog_items"]))
-        dependencies = state.get("dependencies") or {}
-        if dependencies:
-            gauge = GaugeMetricFamily("tastebud_dependency_state", "Each dependency as /health/ready reports it: "
-                                      "0 ok, 1 degraded (failures counting or circuit half-open), 2 down (circuit "
-                                      "open: calls skipped)", labels=["dependency"])
-            for name, value in sorted(dependencies.items()):
-                gauge.add_metric([name], float(STATE_VALUES.get(value, 2)))
-            yield gauge
-
-
 class ServingMetrics:
     """The serving metrics of one process (one per app): Prometheus registry + recent window."""
 
@@ -238,7 +159,7 @@ class ServingMetrics:
         for stage in ERROR_STAGES:
             self._counters[STAGE_ERRORS].labels(stage)
         self._writers: dict[tuple[MetricDef, str | None], Callable[[float], None]] = {}
-        self.registry.register(_StateCollector(self._read_state, clock))
+        self.registry.register(StateCollector(self._read_state, clock))
 
     def set_state(self, state: Callable[[], dict[str, Any] | None]) -> None:
         self._state = state
@@ -349,19 +270,3 @@ class ServingMetrics:
             },
             "dependencies": state.get("dependencies") or {},
         }
-
-
-def service_state(serving: Serving) -> dict[str, Any]:
-    """Versions, freshness and dependency states of what is served (``Serving.state``: on AWS, the versions and
-    the circuit breakers; embedded, also the version's age and the items added since)."""
-    served = serving.state()
-    versions = served.versions
-    state: dict[str, Any] = {"version": served.version_name,
-                             "model_version": versions.model_version, "index_version": versions.index_version,
-                             "catalog_items": int(served.catalog.size), "dependencies": serving.dependencies()}
-    if served.created_at is not None:
-        state["created_at"] = served.created_at
-        state["index_built_at"] = served.created_at  # the index is built with the model, in one version
-        state["data_read_at"] = served.data_read_at
-        state["fresh_items"] = served.fresh_items
-    return state

@@ -19,7 +19,8 @@ from tastebud.api.live_routes import live_routes
 from tastebud.api.ops_routes import ops_routes
 from tastebud.api.recommend_routes import recommend_routes
 from tastebud.api.request_guard import Rejection, normalise_event
-from tastebud.metrics import ServingMetrics, service_state
+from tastebud.metrics import ServingMetrics
+from tastebud.metrics_state import service_state
 from tastebud.serving_port import Serving
 
 __all__ = ["LambdaHandler", "create_app", "create_handler", "create_lambda_handler", "openapi_spec"]

@@ -33,68 +33,28 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import tarfile
 from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import IO, Any
 
 from tastebud.adapters.aws.live_pointer import read_live
-from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.artifacts import MANIFEST
 from tastebud.errors import ArtifactMismatchError
-
-
-@dataclass
-class ControlDeps:
-    s3: Any
-    sagemaker: Any
-    bucket: str
-    prefix: str
-    alias: str
-    endpoint_prefix: str
-    user_tower_image: str
-    user_tower_role_arn: str
-    instance_type: str = "ml.c7i.large"
-    instance_count: int = 1
-    chunk_size: int = 20_000
-    stepfunctions: Any = None
-
-    @property
-    def store(self) -> S3ArtifactStore:
-        return S3ArtifactStore(self.bucket, self.prefix, client=self.s3)
-
-
-def _slug(version: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9]+", "-", version).strip("-").lower()
-
-
-def endpoint_name(prefix: str, version: str) -> str:
-    """SageMaker names: <= 63 chars of [a-zA-Z0-9-]."""
-    return f"{prefix}-{_slug(version)}"[:63].rstrip("-")
-
-
-def _manifest(deps: ControlDeps, version: str) -> dict[str, Any]:
-    key = f"{deps.prefix}/versions/{version}/manifest.json"
-    try:
-        return dict(json.loads(deps.s3.get_object(Bucket=deps.bucket, Key=key)["Body"].read()))
-    except Exception as exc:
-        raise ArtifactMismatchError(f"version {version!r}: no readable s3://{deps.bucket}/{key} ({exc})") from exc
-
-
-def _json_object(deps: ControlDeps, key: str) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(deps.s3.get_object(Bucket=deps.bucket, Key=key)["Body"].read()))
-    except Exception as exc:
-        if str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) in ("NoSuchKey", "404"):
-            return None
-        raise
+from tastebud.lifecycle.control_deps import ControlDeps, read_json_object, read_manifest
+from tastebud.lifecycle.endpoint_tasks import (
+    cleanup_endpoints,
+    delete_endpoint,
+    deploy_endpoint,
+    describe_endpoint,
+    endpoint_name,
+    slug,
+)
 
 
 def prepare(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
     version = event.get("version") or deps.store.current_version()
-    manifest = _manifest(deps, version)
+    manifest = read_manifest(deps, version)
     retrieval = manifest.get("retrieval") or {}
     dimension = retrieval.get("dimension")
     items = int(retrieval.get("items") or (manifest.get("data") or {}).get("items") or 0)
@@ -111,86 +71,6 @@ def prepare(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
             "already_live": bool(live and live.version == version)}
 
 
-def _ignore_existing(call: Any, **kwargs: Any) -> None:
-    try:
-        call(**kwargs)
-    except Exception as exc:
-        message = str(exc)
-        if "already exist" not in message and "Cannot create already existing" not in message:
-            raise
-
-
-# The AWS Deep Learning Container for TF Serving: <registry>/tensorflow-inference:<major.minor>-cpu...
-_TF_SERVING_IMAGE = re.compile(r"/tensorflow-inference:(\d+\.\d+)")
-
-
-def _check_servable(deps: ControlDeps, version: str) -> None:
-    """Refuse a user tower the configured TF Serving image cannot load: the export records the TF Serving versions
-    whose op registry loads its graph (``user_tower/tf_serving.json``, ``servable_by``). Older versions without
-    the record, and images of the operator's own (UserTowerImageUri), are not checked."""
-    image = _TF_SERVING_IMAGE.search(deps.user_tower_image)
-    record = _json_object(deps, f"{deps.prefix}/versions/{version}/user_tower/tf_serving.json")
-    if image is None or record is None:
-        return
-    servable_by = [str(v) for v in record.get("servable_by") or []]
-    if image.group(1) not in servable_by:
-        raise ArtifactMismatchError(
-            f"version {version}: its user tower loads in TF Serving {servable_by or 'no version'}, the endpoint image "
-            f"is {deps.user_tower_image} (TF {image.group(1)}); set UserTowerTfVersion to one of them")
-
-
-def deploy_endpoint(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
-    name, version = event["endpoint"], event["version"]
-    _check_servable(deps, version)
-    model_data = f"s3://{deps.bucket}/{deps.prefix}/versions/{version}/user_tower/model.tar.gz"
-    tags = [{"Key": "app", "Value": "tastebud"}, {"Key": "tastebud:version", "Value": version}]
-    _ignore_existing(deps.sagemaker.create_model, ModelName=name, ExecutionRoleArn=deps.user_tower_role_arn,
-                     EnableNetworkIsolation=True, Tags=tags,
-                     PrimaryContainer={"Image": deps.user_tower_image, "ModelDataUrl": model_data,
-                                       "Environment": {"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": "user_tower"}})
-    _ignore_existing(deps.sagemaker.create_endpoint_config, EndpointConfigName=name, Tags=tags,
-                     ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name,
-                                          "InstanceType": deps.instance_type,
-                                          "InitialInstanceCount": deps.instance_count, "InitialVariantWeight": 1.0}])
-    _ignore_existing(deps.sagemaker.create_endpoint, EndpointName=name, EndpointConfigName=name, Tags=tags)
-    return {"endpoint": name, "model_data": model_data}
-
-
-def describe_endpoint(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
-    described = deps.sagemaker.describe_endpoint(EndpointName=event["endpoint"])
-    return {"endpoint": event["endpoint"], "status": described["EndpointStatus"],
-            "failure_reason": described.get("FailureReason", "")}
-
-
-def _delete_endpoint(deps: ControlDeps, name: str) -> None:
-    for call, key in ((deps.sagemaker.delete_endpoint, "EndpointName"),
-                      (deps.sagemaker.delete_endpoint_config, "EndpointConfigName"),
-                      (deps.sagemaker.delete_model, "ModelName")):
-        try:
-            call(**{key: name})
-        except Exception as exc:
-            if "Could not find" not in str(exc) and "does not exist" not in str(exc):
-                raise
-
-
-def delete_endpoint(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
-    name, live = event.get("endpoint"), read_live(deps.s3, deps.bucket, deps.prefix)
-    if not name or (live and live.endpoint == name):
-        return {"deleted": None}
-    _delete_endpoint(deps, name)
-    return {"deleted": name}
-
-
-def cleanup_endpoints(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
-    live = read_live(deps.s3, deps.bucket, deps.prefix)
-    names = [e["EndpointName"] for page in deps.sagemaker.get_paginator("list_endpoints").paginate(
-        NameContains=deps.endpoint_prefix) for e in page["Endpoints"]]
-    deleted = [n for n in names if n.startswith(deps.endpoint_prefix + "-") and (not live or n != live.endpoint)]
-    for name in deleted:
-        _delete_endpoint(deps, name)
-    return {"deleted": deleted}
-
-
 def _gate_verdict(metric: str, margin: float, final: dict[str, float], job: str,
                  deps: ControlDeps) -> dict[str, Any]:
     if metric not in final:
@@ -202,7 +82,7 @@ def _gate_verdict(metric: str, margin: float, final: dict[str, float], job: str,
     if live is None:
         return {"pass": True, "error": "", "metric": metric, "candidate": candidate, "live": None,
                 "reason": "nothing live yet"}
-    evaluation = _json_object(deps, f"{deps.prefix}/versions/{live.version}/evaluation.json") or {}
+    evaluation = read_json_object(deps, f"{deps.prefix}/versions/{live.version}/evaluation.json") or {}
     live_value = ((evaluation.get("models") or {}).get("tastebud") or {}).get(metric)
     if live_value is None:
         return {"pass": True, "error": "", "metric": metric, "candidate": candidate, "live": None,
@@ -301,7 +181,7 @@ def job_specs(event: dict[str, Any], deps: ControlDeps) -> dict[str, Any]:
     with the SageMaker SDK at deploy time) with unique job names for this execution."""
     bucket, _, key = str(event["jobs"]).removeprefix("s3://").partition("/")
     specs = json.loads(deps.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    run = _slug(str(event.get("run", "run")))
+    run = slug(str(event.get("run", "run")))
     out: dict[str, Any] = {}
     for kind, name_field in (("etl", "ProcessingJobName"), ("embeddings", "ProcessingJobName"),
                              ("training", "TrainingJobName")):
@@ -339,9 +219,9 @@ _EXECUTION_NAME_MAX = 80
 
 def hot_swap_execution_name(run: str, version: str) -> str:
     """``<run>-<version>`` in [a-z0-9-], at most 80 characters, keeping the version whole when it can."""
-    version_part = _slug(version)[:_EXECUTION_NAME_MAX]
+    version_part = slug(version)[:_EXECUTION_NAME_MAX]
     room = _EXECUTION_NAME_MAX - len(version_part) - 1
-    run_part = _slug(run)[:room].rstrip("-") if room > 0 else ""
+    run_part = slug(run)[:room].rstrip("-") if room > 0 else ""
     return f"{run_part}-{version_part}" if run_part else version_part
 
 

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live, write_live
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndex, OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_index import OpenSearchIndex
 from tastebud.catalog import Catalog
 from tastebud.errors import DependencyError
 

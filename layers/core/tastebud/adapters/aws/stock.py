@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tastebud.adapters.aws.opensearch_index import OpenSearchIndexAdmin
+from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
 from tastebud.adapters.guarded_redis import budget_bounded, guarded, no_retries
 from tastebud.adapters.redis_stock import SNAPSHOT_KEY, RedisStockStore
 from tastebud.errors import DependencyError
