@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from tastebud_training.simulator import lexicon
+from tastebud_training.simulator.listings import menu, shelf
 
 DAY = 86_400
 RESTAURANT, GROCERY = 0, 1
@@ -19,11 +19,8 @@ ITEMS_PER_MERCHANT = 25
 # Typical menu / shelf sizes: restaurants list fewer items than grocery stores.
 MEAN_ITEMS = {RESTAURANT: 18.0, GROCERY: 38.0}
 N_FACTORS = 8
-# A vegan protein does not make a dish vegan when the rest of it has these.
-_ANIMAL_WORDS = re.compile(
-    r"cream|cheese|cheddar|parmesan|ricotta|mozzarella|butter|egg|béchamel|yoghurt|mayo|tzatziki|feta|milk|"
-    r"gruyère|garlic sauce|raita|ghee"
-)
+_KM_PER_DEG_LAT = 111.2
+_KM_PER_DEG_LON = 111.2 * np.cos(np.radians(52.5))  # at the city's latitude; it is small enough to be flat
 SLOTS = (*lexicon.RESTAURANT_CATEGORIES, *lexicon.GROCERY_CATEGORIES)
 SLOT_DOMAIN = np.array([RESTAURANT] * len(lexicon.RESTAURANT_CATEGORIES) + [GROCERY] * len(lexicon.GROCERY_CATEGORIES))
 _SLOT_INDEX = {(RESTAURANT, name): i for i, name in enumerate(lexicon.RESTAURANT_CATEGORIES)} | {
@@ -55,6 +52,12 @@ class Catalog:
     item_factors: np.ndarray  # (n_items, N_FACTORS) latent taste vector
     item_created: np.ndarray  # epoch seconds
 
+    def km(self, lat: np.ndarray, lon: np.ndarray, merchant: np.ndarray) -> np.ndarray:
+        """Distance in km from points (lat, lon) to merchants (rows), broadcast."""
+        dlat = (self.merchant_lat[merchant] - lat) * _KM_PER_DEG_LAT
+        dlon = (self.merchant_lon[merchant] - lon) * _KM_PER_DEG_LON
+        return np.sqrt(dlat**2 + dlon**2)
+
 
 def _allocate(total: int, weights: np.ndarray, minimum: int) -> np.ndarray:
     """Split ``total`` into integer counts proportional to ``weights``, each at least ``minimum``."""
@@ -84,107 +87,6 @@ def _round_price(price: np.ndarray, domain: int) -> np.ndarray:
     return np.round(np.round(price * 10) / 10 - 0.01, 2)  # shelves say 2.49, 3.99
 
 
-def _menu(cuisine: lexicon.Cuisine, n: int, rng: np.random.Generator, halal: bool) -> list[dict]:
-    """``n`` distinct dishes of a restaurant: title, category, description, flags and base price."""
-    options: list[tuple[lexicon.Dish, lexicon.Protein | None]] = []
-    for dish in cuisine.dishes:
-        if dish.diet == "protein":
-            options += [(dish, lexicon.PROTEINS[p]) for p in cuisine.proteins if p.lower() not in dish.base.lower()]
-        else:
-            options.append((dish, None))
-    rows: list[dict] = []
-    titles: set[str] = set()
-    order = rng.permutation(len(options))
-    attempt = 0
-    while len(rows) < n:
-        # A first pass over the menu as is; beyond it, variants with a modifier make the menu longer.
-        dish, protein = options[order[attempt % len(options)]]
-        use_modifier = attempt >= len(options) or rng.random() < 0.12
-        attempt += 1
-        course = dish.category or cuisine.name
-        spice = dish.spice
-        words = [f"{protein.name} {dish.base}" if protein else dish.base]
-        if use_modifier and course not in ("dessert", "drinks"):
-            if rng.random() < 0.35 and spice < 3:
-                spice += 1
-                words.insert(0, "Spicy")
-            else:
-                words.insert(0, lexicon.DISH_MODIFIERS[rng.integers(len(lexicon.DISH_MODIFIERS))])
-        title = " ".join(words)
-        if title in titles and attempt < 50 * n:
-            continue  # past that, a long menu may repeat a title
-        titles.add(title)
-        meat = protein.meat if protein else dish.diet == "meat"
-        vegan = (protein.vegan and not _ANIMAL_WORDS.search(dish.ingredients)) if protein else dish.diet == "vegan"
-        tags = ["vegan", "vegetarian"] if vegan else [] if meat else ["vegetarian"]
-        if meat and halal:
-            tags.append("halal")
-        if rng.random() < 0.12:
-            tags.append("gluten-free")
-        ingredients = dish.ingredients
-        if protein and protein.name.lower() not in ingredients:
-            ingredients = f"{protein.name.lower()}, {ingredients}"
-        description = ingredients[0].upper() + ingredients[1:] + "."
-        if tags:
-            description += " " + ", ".join(tags).capitalize() + "."
-        if course not in ("dessert", "drinks"):
-            description += f" Spice: {lexicon.SPICE_WORDS[spice]}."
-        price = dish.price + (protein.price_delta if protein else 0.0)
-        rows.append(
-            {
-                "title": title,
-                "category": course,
-                "description": description,
-                "meat": meat,
-                "vegan": vegan,
-                "price": price,
-            }
-        )
-    return rows
-
-
-def _shelf(store: lexicon.StoreType, n: int, rng: np.random.Generator) -> list[dict]:
-    """``n`` distinct products of a grocery store."""
-    categories = list(store.mix)
-    weights = np.array([store.mix[c] for c in categories])
-    weights /= weights.sum()
-    rows: list[dict] = []
-    titles: set[str] = set()
-    attempt = 0
-    while len(rows) < n:
-        attempt += 1
-        category = categories[rng.choice(len(categories), p=weights)]
-        products = lexicon.PRODUCTS[category]
-        product = products[rng.integers(len(products))]
-        size, multiplier = product.sizes[rng.integers(len(product.sizes))]
-        words = [product.name, size]
-        if product.variants and rng.random() < 0.5:
-            words.insert(0, product.variants[rng.integers(len(product.variants))])
-        organic = category != "household" and rng.random() < store.organic_share
-        if organic:
-            words.insert(0, "Organic")
-        if rng.random() < 0.3:
-            words.insert(0, lexicon.BRANDS[rng.integers(len(lexicon.BRANDS))])
-        title = " ".join(words)
-        if title in titles and attempt < 50 * n:
-            continue  # past that, a big shelf may repeat a title: real catalogs do too
-        titles.add(title)
-        diet = "Vegan." if product.vegan else "" if product.meat else "Vegetarian."
-        description = f"{product.name}, {size}. {category.capitalize()}. {'Organic. ' if organic else ''}{diet}".strip()
-        price = product.price * multiplier * (1.25 if organic else 1.0)
-        rows.append(
-            {
-                "title": title,
-                "category": category,
-                "description": description,
-                "meat": product.meat,
-                "vegan": product.vegan,
-                "price": price,
-            }
-        )
-    return rows
-
-
 def _opening_times(
     n: int, new: np.ndarray, window_start: int, days: int, rng: np.random.Generator, max_age_days: float
 ) -> np.ndarray:
@@ -200,8 +102,25 @@ def _opening_times(
     return np.floor(np.where(new, opened, created)).astype(np.int64)
 
 
-def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Generator) -> Catalog:
-    """Merchants (~n_items/25, 65% restaurants) and exactly ``n_items`` items."""
+
+@dataclass(frozen=True)
+class _Merchants:
+    """Per merchant row: what and where it is, when it opened, how many items it lists, how good and dear it is."""
+
+    domain: np.ndarray  # RESTAURANT or GROCERY
+    hood: np.ndarray  # index into lexicon.NEIGHBOURHOODS
+    lat: np.ndarray
+    lon: np.ndarray
+    is_new: np.ndarray  # opened during the window
+    created: np.ndarray  # epoch seconds
+    kind: np.ndarray  # index into lexicon.CUISINES (restaurants) or lexicon.STORE_TYPES (grocery stores)
+    counts: np.ndarray  # items listed
+    quality: np.ndarray  # merchant-level pull of all its items
+    price_level: np.ndarray  # multiplies the prices of all its items
+
+
+def _draw_merchants(n_items: int, window_start: int, days: int, rng: np.random.Generator) -> _Merchants:
+    """Merchants (~n_items/25, 65% restaurants) and how many of the ``n_items`` items each lists."""
     n_merchants = max(2, round(n_items / ITEMS_PER_MERCHANT))
     n_restaurants = min(n_merchants - 1, max(1, round(RESTAURANT_SHARE * n_merchants)))
     domain = np.array([RESTAURANT] * n_restaurants + [GROCERY] * (n_merchants - n_restaurants))
@@ -217,7 +136,7 @@ def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Gen
     n_new = max(1, round(NEW_MERCHANT_SHARE * n_merchants))
     is_new = np.zeros(n_merchants, dtype=bool)
     is_new[rng.choice(n_merchants, n_new, replace=False)] = True
-    merchant_created = _opening_times(n_merchants, is_new, window_start, days, rng, max_age_days=5 * 365)
+    created = _opening_times(n_merchants, is_new, window_start, days, rng, max_age_days=5 * 365)
 
     cuisine_p = np.array([c.weight for c in lexicon.CUISINES])
     store_p = np.array([s.weight for s in lexicon.STORE_TYPES])
@@ -228,70 +147,100 @@ def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Gen
     )
     size_weight = np.array([MEAN_ITEMS[d] for d in domain]) * rng.lognormal(0, 0.35, n_merchants)
     counts = _allocate(n_items, size_weight, minimum=3)
-    quality = rng.normal(0, 1, n_merchants)  # merchant-level pull of all its items
+    quality = rng.normal(0, 1, n_merchants)
     price_level = rng.lognormal(0, 0.15, n_merchants)
+    return _Merchants(domain, hood, lat, lon, is_new, created, kind, counts, quality, price_level)
 
+
+def _list_items(merchants: _Merchants, rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
+    """Each merchant's row (name, domain, category) and its items' rows (merchant row, text, flags, base price)."""
     taken: set[str] = set()
     merchant_rows, item_rows = [], []
-    for m in range(n_merchants):
-        hood_name = lexicon.NEIGHBOURHOODS[hood[m]][0]
-        if domain[m] == RESTAURANT:
-            cuisine = lexicon.CUISINES[kind[m]]
+    for m in range(len(merchants.domain)):
+        hood_name = lexicon.NEIGHBOURHOODS[merchants.hood[m]][0]
+        if merchants.domain[m] == RESTAURANT:
+            cuisine = lexicon.CUISINES[merchants.kind[m]]
             heads, tails, category = cuisine.name_heads, cuisine.name_tails, cuisine.name
-            rows = _menu(cuisine, int(counts[m]), rng, halal=rng.random() < cuisine.halal_share)
+            rows = menu(cuisine, int(merchants.counts[m]), rng, halal=rng.random() < cuisine.halal_share)
         else:
-            store = lexicon.STORE_TYPES[kind[m]]
+            store = lexicon.STORE_TYPES[merchants.kind[m]]
             heads, tails, category = store.name_heads, store.name_tails, store.name
-            rows = _shelf(store, int(counts[m]), rng)
+            rows = shelf(store, int(merchants.counts[m]), rng)
             for row in rows:
                 row["price"] *= store.price_level
         name = _unique_name(f"{heads[rng.integers(len(heads))]} {tails[rng.integers(len(tails))]}", hood_name, taken)
-        merchant_rows.append({"name": name, "domain": ("restaurant", "grocery")[domain[m]], "category": category})
+        domain_name = ("restaurant", "grocery")[merchants.domain[m]]
+        merchant_rows.append({"name": name, "domain": domain_name, "category": category})
         for row in rows:
             row["merchant"] = m
         item_rows += rows
-    n = len(item_rows)
+    return merchant_rows, item_rows
 
-    item_merchant = np.repeat(np.arange(n_merchants), counts)
-    item_domain = domain[item_merchant]
-    item_slot = np.array([_SLOT_INDEX[(d, r["category"])] for d, r in zip(item_domain, item_rows, strict=True)])
-    price = np.array([r["price"] for r in item_rows]) * price_level[item_merchant] * rng.lognormal(0, 0.1, n)
+
+def _item_prices(
+    base_price: np.ndarray, item_domain: np.ndarray, item_price_level: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Base prices at the merchant's price level with some noise, clipped and rounded as menus and shelves are."""
+    price = base_price * item_price_level * rng.lognormal(0, 0.1, len(base_price))
     price = np.where(item_domain == RESTAURANT, np.clip(price, 1.5, 39.0), np.clip(price, 0.49, 24.99))
-    price = np.where(item_domain == RESTAURANT, _round_price(price, RESTAURANT), _round_price(price, GROCERY))
-    slot_median = pd.Series(price).groupby(item_slot).median()
-    log_price_ratio = np.log(price / slot_median.loc[item_slot].to_numpy())
+    return np.where(item_domain == RESTAURANT, _round_price(price, RESTAURANT), _round_price(price, GROCERY))
 
+
+def _latent_appeal(
+    item_slot: np.ndarray, item_quality: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Latent popularity (log, mean 0) and taste vectors (n_items, N_FACTORS) of the items."""
+    n = len(item_slot)
     # Popularity: Zipf-like over a random ranking, tilted by merchant quality.
     rank = rng.permutation(n) + 1
-    log_pop = -0.8 * np.log(rank) + 0.6 * quality[item_merchant]
+    log_pop = -0.8 * np.log(rank) + 0.6 * item_quality
     log_pop -= log_pop.mean()
     # Latent taste vectors: items of one category share a centroid, so content predicts taste for cold items.
     centroids = rng.normal(0, 1 / np.sqrt(N_FACTORS), (len(SLOTS), N_FACTORS))
     factors = 0.6 * centroids[item_slot] + 0.8 * rng.normal(0, 1 / np.sqrt(N_FACTORS), (n, N_FACTORS))
+    return log_pop, factors
 
-    new_item = is_new[item_merchant] | (rng.random(n) < NEW_ITEM_SHARE)
-    item_created = _opening_times(n, new_item, window_start, days, rng, max_age_days=2 * 365)
-    item_created = np.where(
-        is_new[item_merchant],
-        merchant_created[item_merchant] + rng.integers(0, 1_800, n),
-        np.maximum(item_created, merchant_created[item_merchant] + 1),
+
+def _item_created(
+    merchants: _Merchants, item_merchant: np.ndarray, window_start: int, days: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Creation times of the items: a new merchant's items come with it; no item is older than its merchant."""
+    n = len(item_merchant)
+    with_new_merchant = merchants.is_new[item_merchant]
+    new_item = with_new_merchant | (rng.random(n) < NEW_ITEM_SHARE)
+    created = _opening_times(n, new_item, window_start, days, rng, max_age_days=2 * 365)
+    return np.where(
+        with_new_merchant,
+        merchants.created[item_merchant] + rng.integers(0, 1_800, n),
+        np.maximum(created, merchants.created[item_merchant] + 1),
     )
 
-    merchants = pd.DataFrame(
+
+def _tables(
+    merchants: _Merchants,
+    merchant_rows: list[dict],
+    item_rows: list[dict],
+    item_merchant: np.ndarray,
+    price: np.ndarray,
+    item_created: np.ndarray,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The merchants and items contract tables."""
+    merchant_table = pd.DataFrame(
         {
-            "merchant_id": [f"m{m:05d}" for m in range(n_merchants)],
+            "merchant_id": [f"m{m:05d}" for m in range(len(merchant_rows))],
             "name": [r["name"] for r in merchant_rows],
             "domain": [r["domain"] for r in merchant_rows],
             "category": [r["category"] for r in merchant_rows],
-            "lat": lat,
-            "lon": lon,
-            "created_at": merchant_created,
+            "lat": merchants.lat,
+            "lon": merchants.lon,
+            "created_at": merchants.created,
         }
     )
-    items = pd.DataFrame(
+    n = len(item_rows)
+    item_table = pd.DataFrame(
         {
             "item_id": [f"i{i:06d}" for i in range(n)],
-            "merchant_id": merchants["merchant_id"].to_numpy()[item_merchant],
+            "merchant_id": merchant_table["merchant_id"].to_numpy()[item_merchant],
             "title": [r["title"] for r in item_rows],
             "category": [r["category"] for r in item_rows],
             "description": [r["description"] for r in item_rows],
@@ -300,19 +249,35 @@ def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Gen
             "created_at": item_created,
         }
     )
+    return merchant_table, item_table
+
+
+def build_catalog(n_items: int, window_start: int, days: int, rng: np.random.Generator) -> Catalog:
+    """Merchants (~n_items/25, 65% restaurants) and exactly ``n_items`` items."""
+    merchants = _draw_merchants(n_items, window_start, days, rng)
+    merchant_rows, item_rows = _list_items(merchants, rng)
+    item_merchant = np.repeat(np.arange(len(merchants.domain)), merchants.counts)
+    item_domain = merchants.domain[item_merchant]
+    item_slot = np.array([_SLOT_INDEX[(d, r["category"])] for d, r in zip(item_domain, item_rows, strict=True)])
+    base_price = np.array([r["price"] for r in item_rows])
+    price = _item_prices(base_price, item_domain, merchants.price_level[item_merchant], rng)
+    slot_median = pd.Series(price).groupby(item_slot).median()
+    log_pop, factors = _latent_appeal(item_slot, merchants.quality[item_merchant], rng)
+    item_created = _item_created(merchants, item_merchant, window_start, days, rng)
+    merchant_table, item_table = _tables(merchants, merchant_rows, item_rows, item_merchant, price, item_created)
     return Catalog(
-        merchants=merchants,
-        items=items,
-        merchant_domain=domain,
-        merchant_lat=lat,
-        merchant_lon=lon,
-        merchant_start=np.concatenate([[0], np.cumsum(counts)]),
+        merchants=merchant_table,
+        items=item_table,
+        merchant_domain=merchants.domain,
+        merchant_lat=merchants.lat,
+        merchant_lon=merchants.lon,
+        merchant_start=np.concatenate([[0], np.cumsum(merchants.counts)]),
         item_merchant=item_merchant,
         item_domain=item_domain,
         item_slot=item_slot,
         item_meat=np.array([r["meat"] for r in item_rows]),
         item_vegan=np.array([r["vegan"] for r in item_rows]),
-        item_log_price_ratio=log_price_ratio,
+        item_log_price_ratio=np.log(price / slot_median.loc[item_slot].to_numpy()),
         item_log_pop=log_pop,
         item_factors=factors,
         item_created=item_created,

@@ -1,7 +1,8 @@
-"""Simulated interaction log: sessions, the old production system's impressions, and users' choices.
+"""Simulated interaction log: users' choices among the lists the old production system showed, and reorders.
 
-Sessions are simulated one day at a time (vectorised over the day's sessions), so that what a user bought
-on earlier days drives reorders: food is re-ordered, and models must be able to learn that.
+When users shop and what they are shown come from traffic.py. Sessions are simulated one day at a time
+(vectorised over the day's sessions), so that what a user bought on earlier days drives reorders: food is
+re-ordered, and models must be able to learn that.
 """
 
 from __future__ import annotations
@@ -15,14 +16,10 @@ import numpy as np
 from tastebud_training.simulator.catalog import DAY, GROCERY, RESTAURANT, SLOT_DOMAIN, Catalog
 from tastebud_training.simulator.population import Population
 from tastebud_training.simulator.replenishment import GROCERY_VISITS, RESTOCK_SHARE, Replenishment
+from tastebud_training.simulator.traffic import OldSystem, Sessions, plan_sessions
 
 IMPRESSION, VIEW, CLICK, ADD_TO_CART, PURCHASE = range(5)  # codes into schema.EVENT_TYPES
 
-SESSIONS_PER_USER_DAY = 0.13  # about 8 sessions per average user in 60 days; heavy users many more
-LIST_LENGTH = (10, 16)  # impressions per request, inclusive
-# Where the old production system took the impressions from: popular, nearby, personalised, bought before.
-SOURCE_SHARES = (0.36, 0.25, 0.31, 0.08)
-N_NEAR = 10  # merchants a user counts as nearby, per domain
 DIRECT_REORDER = 0.07  # sessions that go straight to "order again" when the user has bought in the domain
 
 # Ground-truth choice model (logit scale).
@@ -38,16 +35,6 @@ NOISE_SD = 0.5
 CLICK_BIAS = -1.6
 CART_BIAS = -0.6
 CHECKOUT = 0.85
-_KM_PER_DEG_LAT = 111.2
-_KM_PER_DEG_LON = 111.2 * np.cos(np.radians(52.5))
-
-
-@dataclass(frozen=True)
-class _Sessions:
-    user: np.ndarray
-    domain: np.ndarray
-    start: np.ndarray
-    day: np.ndarray
 
 
 class EventRows(NamedTuple):
@@ -89,74 +76,8 @@ class _Day:
     repeat_purchases: int
 
 
-def _plan_sessions(pop: Population, window_start: int, days: int, rng: np.random.Generator,
-                   grocery_visits: float = 1.0) -> _Sessions:
-    """When each user shops: heavy-tailed counts, weekend boost, meal times for restaurants. ``grocery_visits``
-    multiplies each user's grocery sessions (restaurant sessions stay as they are)."""
-    first_day = np.clip((pop.created - window_start) // DAY + 1, 0, days)  # from the day after sign-up
-    rate = pop.activity * SESSIONS_PER_USER_DAY * (days - first_day)
-    grocery_share = pop.grocery_share
-    if grocery_visits != 1.0:
-        rate = rate * (1.0 - grocery_share + grocery_visits * grocery_share)
-        grocery_share = grocery_visits * grocery_share / (1.0 - grocery_share + grocery_visits * grocery_share)
-    counts = rng.poisson(rate)
-    user = np.repeat(np.arange(len(counts)), counts)
-    n = len(user)
-
-    weekday = (np.arange(days) + (window_start // DAY + 3)) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    weekend = weekday >= 5
-    cdf = np.concatenate([[0.0], np.cumsum(np.where(weekend, 1.25, 1.0))])
-    lo = first_day[user]
-    target = cdf[lo] + rng.random(n) * (cdf[days] - cdf[lo])
-    day = np.clip(np.searchsorted(cdf, target, side="right") - 1, lo, days - 1)
-
-    grocery_p = np.clip(grocery_share[user] * np.where(weekend[day], 1.4, 1.0), 0.0, 0.95)
-    domain = np.where(rng.random(n) < grocery_p, GROCERY, RESTAURANT)
-    meal = rng.choice(3, n, p=[0.38, 0.52, 0.10])  # lunch, dinner, other
-    restaurant_hour = np.select(
-        [meal == 0, meal == 1], [rng.normal(12.5, 0.8, n), rng.normal(19.3, 1.0, n)], rng.uniform(9.0, 23.5, n)
-    )
-    grocery_hour = np.where(rng.random(n) < 0.5, rng.normal(11.0, 2.2, n), rng.normal(17.5, 2.0, n))
-    hour = np.clip(np.where(domain == RESTAURANT, restaurant_hour, grocery_hour), 6.0, 23.9)
-    start = window_start + day.astype(np.int64) * DAY + (hour * 3600).astype(np.int64)
-    order = np.lexsort((user, start))
-    user, domain, start, day = user[order], domain[order], start[order], day[order]
-    if grocery_visits != 1.0:  # a weekly shopper places one grocery order a day at most (days are simulated whole)
-        key = (user.astype(np.int64) * days + day) * 2 + domain
-        _, first = np.unique(key, return_index=True)
-        keep = np.zeros(n, dtype=bool)
-        keep[first] = True
-        keep |= domain == RESTAURANT
-        user, domain, start, day = user[keep], domain[keep], start[keep], day[keep]
-    return _Sessions(user, domain, start, day)
-
-
-def _sample_segments(cumulative: np.ndarray, lo: np.ndarray, hi: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Weighted draw of one position in [lo, hi) per query; -1 where the segment has no weight."""
-    lo, hi = np.broadcast_arrays(lo, hi)
-    base = np.where(lo > 0, cumulative[np.maximum(lo - 1, 0)], 0.0)
-    top = np.where(hi > lo, cumulative[np.maximum(hi - 1, 0)], base)
-    mass = top - base
-    position = np.searchsorted(cumulative, base + u * mass, side="right")
-    position = np.clip(position, lo, np.maximum(hi - 1, lo))
-    return np.where(mass > 0, position, -1)
-
-
 def _history_ranges(keys: np.ndarray, users: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
     return np.searchsorted(keys, users * n_items), np.searchsorted(keys, (users + 1) * n_items)
-
-
-def _row_duplicates(items: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """True where an item already appears earlier in the same row."""
-    width = items.shape[1]
-    marked = np.where(valid, items, -1 - np.arange(width))  # invalid cells never collide
-    order = np.argsort(marked, axis=1, kind="stable")
-    ordered = np.take_along_axis(marked, order, axis=1)
-    repeated = np.zeros_like(valid)
-    repeated[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
-    duplicate = np.zeros_like(valid)
-    np.put_along_axis(duplicate, order, repeated, axis=1)
-    return duplicate
 
 
 class _Simulator:
@@ -167,32 +88,11 @@ class _Simulator:
         self.c, self.p, self.rng = catalog, pop, rng
         self.cadence = cadence
         self.n_items = len(catalog.item_domain)
-        self.slot_order = np.argsort(catalog.item_slot, kind="stable")
-        self.slot_bounds = np.searchsorted(catalog.item_slot[self.slot_order], np.arange(len(SLOT_DOMAIN) + 1))
         restaurant_slots = int((SLOT_DOMAIN == RESTAURANT).sum())
-        self.domain_bounds = np.array(
-            [[0, self.slot_bounds[restaurant_slots]], [self.slot_bounds[restaurant_slots], self.n_items]]
-        )
         self.slots_in_domain = np.array([restaurant_slots, len(SLOT_DOMAIN) - restaurant_slots])
         self.pop_weight = np.exp(catalog.item_log_pop)
-        self.near = [self._nearest(d) for d in (RESTAURANT, GROCERY)]
-        # The old system's idea of a user's taste: partly right, partly the stated preferences, partly nothing.
-        stated = pop.stated / np.maximum(pop.stated.sum(axis=1, keepdims=True), 1)
-        self.estimated_taste = 0.55 * pop.taste + 0.25 * stated + 0.20 / len(SLOT_DOMAIN)
+        self.old_system = OldSystem(catalog, pop, rng)
         self.history = [np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)]  # sorted user*n_items+item keys
-
-    def _nearest(self, domain: int) -> np.ndarray:
-        merchants = np.flatnonzero(self.c.merchant_domain == domain)
-        if len(merchants) == 0:
-            return np.empty((len(self.p.home_lat), 0), dtype=np.int64)
-        km = self._km(self.p.home_lat[:, None], self.p.home_lon[:, None], merchants[None, :])
-        nearest = np.argsort(km, axis=1, kind="stable")[:, :N_NEAR]
-        return merchants[nearest]
-
-    def _km(self, lat: np.ndarray, lon: np.ndarray, merchant: np.ndarray) -> np.ndarray:
-        dlat = (self.c.merchant_lat[merchant] - lat) * _KM_PER_DEG_LAT
-        dlon = (self.c.merchant_lon[merchant] - lon) * _KM_PER_DEG_LON
-        return np.sqrt(dlat**2 + dlon**2)
 
     def _repeat_counts(self, users: np.ndarray, items: np.ndarray, domain: np.ndarray) -> np.ndarray:
         keys = users * self.n_items + items
@@ -214,60 +114,6 @@ class _Simulator:
             picked[mine] = np.where(hi > lo, keys % self.n_items, -1)
         return picked
 
-    def _impressions(
-        self, users: np.ndarray, domain: np.ndarray, weight: np.ndarray, has_history: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The old system's lists: items (n, width) and a validity mask, compacted to the left."""
-        rng, c = self.rng, self.c
-        n, width = len(users), LIST_LENGTH[1]
-        by_slot = np.cumsum(weight[self.slot_order])
-        by_item = np.cumsum(weight)
-        dlo, dhi = self.domain_bounds[domain, 0][:, None], self.domain_bounds[domain, 1][:, None]
-
-        def popular(shape: tuple[int, ...]) -> np.ndarray:
-            position = _sample_segments(by_slot, dlo, dhi, rng.random(shape))
-            return np.where(position >= 0, self.slot_order[np.maximum(position, 0)], -1)
-
-        length = rng.integers(LIST_LENGTH[0], LIST_LENGTH[1] + 1, n)
-        valid = np.arange(width)[None, :] < length[:, None]
-        source = rng.choice(len(SOURCE_SHARES), (n, width), p=SOURCE_SHARES)
-        items = popular((n, width))
-
-        near = np.full((n, width), -1, dtype=np.int64)
-        for d in (RESTAURANT, GROCERY):
-            mine = domain == d
-            if self.near[d].shape[1] and mine.any():
-                column = rng.integers(0, self.near[d].shape[1], (int(mine.sum()), width))
-                merchant = self.near[d][users[mine][:, None], column]
-                near[mine] = _sample_segments(
-                    by_item, c.merchant_start[merchant], c.merchant_start[merchant + 1], rng.random(column.shape)
-                )
-
-        in_domain = SLOT_DOMAIN[None, :] == domain[:, None]
-        taste = np.where(in_domain, self.estimated_taste[users], 0.0)
-        cdf = np.cumsum(taste, axis=1)
-        cdf /= cdf[:, -1:]
-        slot = (cdf[:, None, :] < rng.random((n, width))[:, :, None]).sum(axis=2)
-        slot = np.minimum(slot, len(SLOT_DOMAIN) - 1)
-        personal = _sample_segments(by_slot, self.slot_bounds[slot], self.slot_bounds[slot + 1], rng.random((n, width)))
-        personal = np.where(personal >= 0, self.slot_order[np.maximum(personal, 0)], -1)
-
-        again = self._from_history(users, domain, rng.random((n, width)))
-        again[~has_history] = -1
-
-        chosen = np.select([source == 1, source == 2, source == 3], [near, personal, again], items)
-        items = np.where(chosen >= 0, chosen, items)
-        valid &= items >= 0
-        for _ in range(3):
-            duplicate = _row_duplicates(items, valid)
-            if not duplicate.any():
-                break
-            items = np.where(duplicate, popular((n, width)), items)
-            valid &= items >= 0
-        valid &= ~_row_duplicates(items, valid)
-        order = np.argsort(~valid, axis=1, kind="stable")
-        return np.take_along_axis(items, order, axis=1), np.take_along_axis(valid, order, axis=1)
-
     def _utility(self, users: np.ndarray, items: np.ndarray, domain: np.ndarray, repeats: np.ndarray,
                  now: np.ndarray) -> np.ndarray:
         c, p = self.c, self.p
@@ -275,7 +121,7 @@ class _Simulator:
                if self.cadence is not None else 0.0)
         slot = c.item_slot[items]
         affinity = p.taste[users[:, None], slot] * self.slots_in_domain[c.item_domain[items]]
-        km = self._km(p.home_lat[users][:, None], p.home_lon[users][:, None], c.item_merchant[items])
+        km = c.km(p.home_lat[users][:, None], p.home_lon[users][:, None], c.item_merchant[items])
         diet = p.diet[users][:, None]
         forbidden = ((diet == 1) & c.item_meat[items]) | ((diet == 2) & ~c.item_vegan[items])
         utility = (
@@ -299,16 +145,7 @@ class _Simulator:
         second = (rng.random(len(users)) < 0.35) & (picks[:, 1] != picks[:, 0])
         picks[:, 1] = np.where(second, picks[:, 1], -1)
         row, col = np.nonzero(picks >= 0)
-        return EventRows(
-            user=users[row],
-            item=picks[row, col],
-            event=np.full(len(row), PURCHASE),
-            ts=start[row] + rng.integers(20, 120, len(row)) + 10 * col,
-            session=sessions[row],
-            request=np.full(len(row), -1),
-            position=np.zeros(len(row), dtype=np.int64),
-            quantity=1 + (rng.random(len(row)) < 0.2),
-        )
+        return self._order_again(sessions, users, start, row, picks[row, col], col)
 
     def _restock(self, sessions: np.ndarray, users: np.ndarray, domain: np.ndarray, start: np.ndarray,
                  cadence: Replenishment) -> EventRows:
@@ -328,30 +165,29 @@ class _Simulator:
         owner, key = np.concatenate(owners), np.concatenate(keys)
         owner, key = cadence.restock(key, owner, start[owner], rng.random(owner.size))
         position = np.arange(owner.size) - np.searchsorted(owner, owner)  # 0, 1, ... within a session
+        return self._order_again(sessions, users, start, owner, key % self.n_items, position)
+
+    def _order_again(self, sessions: np.ndarray, users: np.ndarray, start: np.ndarray, owner: np.ndarray,
+                     item: np.ndarray, rank: np.ndarray) -> EventRows:
+        """Purchase rows of items re-ordered without a list: no request or position; ``owner`` is each row's
+        session (index into ``sessions``), ``rank`` its place in that order (items are added ten seconds apart)."""
+        rng, n = self.rng, len(owner)
         return EventRows(
             user=users[owner],
-            item=key % self.n_items,
-            event=np.full(owner.size, PURCHASE),
-            ts=start[owner] + rng.integers(20, 120, owner.size) + 10 * position,
+            item=item,
+            event=np.full(n, PURCHASE),
+            ts=start[owner] + rng.integers(20, 120, n) + 10 * rank,
             session=sessions[owner],
-            request=np.full(owner.size, -1),
-            position=np.zeros(owner.size, dtype=np.int64),
-            quantity=1 + (rng.random(owner.size) < 0.2),
+            request=np.full(n, -1),
+            position=np.zeros(n, dtype=np.int64),
+            quantity=1 + (rng.random(n) < 0.2),
         )
 
-    def _browse(
-        self,
-        sessions: np.ndarray,
-        users: np.ndarray,
-        domain: np.ndarray,
-        start: np.ndarray,
-        weight: np.ndarray,
-        has_history: np.ndarray,
-        first_request: int,
-    ) -> tuple[list[EventRows], int, int]:
+    def _browse(self, sessions: np.ndarray, users: np.ndarray, domain: np.ndarray, start: np.ndarray,
+                weight: np.ndarray, has_history: np.ndarray, first_request: int) -> tuple[list[EventRows], int, int]:
         """Sessions with a request: impressions, then the funnel. Returns rows, requests, repeat purchases."""
         rng, c = self.rng, self.c
-        items, valid = self._impressions(users, domain, weight, has_history)
+        items, valid = self.old_system.impressions(users, domain, weight, has_history, self._from_history)
         keep = valid.any(axis=1)  # a domain with nothing open yet shows nothing
         sessions, users, domain, start, items, valid = (a[keep] for a in (sessions, users, domain, start, items, valid))
         n = len(users)
@@ -400,7 +236,7 @@ class _Simulator:
             )
         return rows, n, int((bought & (repeats > 0)).sum())
 
-    def day(self, sessions: np.ndarray, plan: _Sessions, first_request: int, window_start: int) -> _Day:
+    def day(self, sessions: np.ndarray, plan: Sessions, first_request: int, window_start: int) -> _Day:
         """Simulate one day's sessions and remember what was bought."""
         c = self.c
         day = int(plan.day[sessions[0]])
@@ -431,18 +267,11 @@ class _Simulator:
         return _Day([reorders, *rows], n_requests, repeats + len(reorders.user))
 
 
-def simulate_log(
-    catalog: Catalog,
-    pop: Population,
-    window_start: int,
-    days: int,
-    rng: np.random.Generator,
-    on_day: Callable[[int], None] | None = None,
-    cadence: Replenishment | None = None,
-) -> Log:
+def simulate_log(catalog: Catalog, pop: Population, window_start: int, days: int, rng: np.random.Generator,
+                 on_day: Callable[[int], None] | None = None, cadence: Replenishment | None = None) -> Log:
     """Simulate ``days`` days of sessions; ``on_day`` is called after each day (progress); ``cadence``: shoppers
     re-buy on per-item cycles (replenishment.py)."""
-    plan = _plan_sessions(pop, window_start, days, rng, GROCERY_VISITS if cadence is not None else 1.0)
+    plan = plan_sessions(pop, window_start, days, rng, GROCERY_VISITS if cadence is not None else 1.0)
     sim = _Simulator(catalog, pop, rng, cadence)
     bounds = np.searchsorted(plan.day, np.arange(days + 1))
     rows: list[EventRows] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,70 +20,18 @@ import numpy as np
 import pandas as pd
 
 from tastebud_training.data.atomic_dir import check_replaceable, write_dataset_dir
-from tastebud_training.data.schema import EVENT_TYPES, POSITIVE_EVENTS
+from tastebud_training.data.schema import EVENT_TYPES
 from tastebud_training.simulator import event_log, photos, replenishment
 from tastebud_training.simulator.catalog import DAY, GROCERY, Catalog, build_catalog
 from tastebud_training.simulator.population import DIETS, Population, build_population
 from tastebud_training.simulator.purchase_only import purchase_only_tables
+from tastebud_training.simulator.summary import SimulationSummary, full_counts, purchase_only_counts
 
 GENERATOR = "tastebud-simulator"
 # A fixed calendar keeps output byte-identical across runs; weekdays and meal times are in UTC.
 WINDOW_START = int(datetime(2025, 9, 1, tzinfo=UTC).timestamp())
 OUT_OF_STOCK_SHARE = 0.03
 CADENCE_STREAM = 22  # the replenishment cycles' own random stream (with the seed)
-
-
-@dataclass(frozen=True)
-class SimulationSummary:
-    """What was generated (the CLI prints ``rows()``)."""
-
-    out: Path
-    seed: int
-    days: int
-    users: int
-    new_users: int
-    merchants: int
-    new_merchants: int
-    items: int
-    new_items: int
-    interactions: int
-    sessions: int
-    requests: int
-    positives: int
-    repeat_purchase_share: float
-    out_of_stock: int
-    seconds: float
-    event_counts: dict[str, int] = field(default_factory=dict)
-    images: int = 0  # item photos written
-    items_without_image: int = 0
-    variant: str = "full"  # "full", "purchase_only" or "purchase_only_single_merchant" (purchase_only.py)
-    cadence: bool = False  # shoppers re-buy on per-item cycles (replenishment.py)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {**asdict(self), "out": str(self.out)}
-
-    def rows(self) -> list[tuple[str, str]]:
-        """(label, value) pairs for a two-column table."""
-        rows = [
-            ("output", str(self.out)),
-            ("variant", self.variant + (" with replenishment cadence" if self.cadence else "")),
-            ("seed / days", f"{self.seed} / {self.days}"),
-            ("merchants", f"{self.merchants:,} ({self.new_merchants:,} opened during the window)"),
-            ("items", f"{self.items:,} ({self.new_items:,} created during the window)"),
-            ("users", f"{self.users:,} ({self.new_users:,} signed up during the window)"),
-            ("sessions / requests", f"{self.sessions:,} / {self.requests:,}"),
-            ("interactions", f"{self.interactions:,}"),
-        ]
-        rows += [(f"  {event}", f"{self.event_counts.get(event, 0):,}") for event in EVENT_TYPES]
-        rows += [
-            ("positives", f"{self.positives:,}"),
-            ("repeat purchases", f"{self.repeat_purchase_share:.0%}"),
-            ("out of stock", f"{self.out_of_stock:,} items"),
-            ("images", f"{self.images:,} ({self.items_without_image:,} items without)" if self.images else "none"),
-            ("time", f"{self.seconds:.1f} s"),
-        ]
-        return rows
 
 
 @contextmanager
@@ -176,28 +123,47 @@ def _ground_truth(
     }
 
 
-def _purchase_only_counts(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """The summary's counts for the tables a purchase-only variant writes (impression-era counts become 0)."""
-    purchases = tables["interactions"]
-    items = tables["items"]
-    return {
-        "merchants": len(tables["merchants"]),
-        "new_merchants": 0,  # merchants carry no opening date in this variant
-        "items": len(items),
-        "new_items": int((items["created_at"] >= WINDOW_START).sum()),
-        "interactions": len(purchases),
-        "sessions": 0,
-        "requests": 0,
-        "positives": len(purchases),
-        # A purchase of a (user, item) pair bought before: after the single store merges twin products this
-        # is higher than the full simulation's share.
-        "repeat_purchase_share": round(float(purchases.duplicated(["user_id", "item_id"]).mean()), 4)
-        if len(purchases) else 0.0,
-        "out_of_stock": 0,
-        "event_counts": {event: len(purchases) if event == "purchase" else 0 for event in EVENT_TYPES},
-        "images": 0,
-        "items_without_image": len(items),
-    }
+def _check_options(users: int, items: int, days: int, purchase_only: bool, single_merchant: bool) -> None:
+    if users < 1 or items < 10 or days < 1:
+        raise ValueError("need users >= 1, items >= 10 and days >= 1")
+    if single_merchant and not purchase_only:
+        raise ValueError("single_merchant (--single-merchant) is a variant of the purchase_only (--purchase-only) log")
+
+
+def _choose_photographed(catalog: Catalog, seed: int, images: bool) -> np.ndarray:
+    """Which items get a photo (bool per item row); sets their ``image_uri``."""
+    # Photos use their own random streams: the other tables of a seed are the same with or without them.
+    item_ids = catalog.items["item_id"].to_numpy(dtype=object)
+    has_image = photos.choose_photographed(len(item_ids), seed) if images else np.zeros(len(item_ids), bool)
+    catalog.items["image_uri"] = np.where(has_image, [photos.image_uri(i) for i in item_ids], "").astype(object)
+    return has_image
+
+
+def _image_writer(catalog: Catalog, has_image: np.ndarray, seed: int) -> Callable[[Path], None]:
+    """Writes the photos into the staging directory, so they are published with the tables or not at all."""
+
+    def add_images(staging: Path) -> None:
+        photos.write_images(
+            staging / photos.IMAGE_DIR,
+            catalog.items["item_id"].to_numpy(dtype=object)[has_image].tolist(),
+            catalog.items["category"].to_numpy(dtype=object)[has_image].tolist(),
+            catalog.item_slot[has_image],
+            catalog.item_domain[has_image],
+            seed,
+        )
+
+    return add_images
+
+
+def _simulate_log(
+    catalog: Catalog, population: Population, days: int, rng: np.random.Generator, seed: int, progress: bool,
+    cadence: bool,
+) -> event_log.Log:
+    """The interaction log, with a progress bar by day if asked."""
+    with _progress(progress, days) as advance:
+        cycles = (replenishment.Replenishment.draw(catalog.item_domain, np.random.default_rng([seed, CADENCE_STREAM]))
+                  if cadence else None)
+        return event_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance, cadence=cycles)
 
 
 def generate(
@@ -233,10 +199,7 @@ def generate(
     Returns:
         Counts of what was written.
     """
-    if users < 1 or items < 10 or days < 1:
-        raise ValueError("need users >= 1, items >= 10 and days >= 1")
-    if single_merchant and not purchase_only:
-        raise ValueError("single_merchant (--single-merchant) is a variant of the purchase_only (--purchase-only) log")
+    _check_options(users, items, days, purchase_only, single_merchant)
     images = images and not purchase_only
     out = Path(out)
     check_replaceable(out)  # fail before the work, not after it
@@ -244,54 +207,18 @@ def generate(
     rng = np.random.default_rng(seed)
     catalog = build_catalog(items, WINDOW_START, days, rng)
     population = build_population(users, WINDOW_START, days, rng)
-    # Photos use their own random streams: the other tables of a seed are the same with or without them.
-    item_ids = catalog.items["item_id"].to_numpy(dtype=object)
-    has_image = photos.choose_photographed(len(item_ids), seed) if images else np.zeros(len(item_ids), bool)
-    catalog.items["image_uri"] = np.where(has_image, [photos.image_uri(i) for i in item_ids], "").astype(object)
-    with _progress(progress, days) as advance:
-        cycles = (replenishment.Replenishment.draw(catalog.item_domain, np.random.default_rng([seed, CADENCE_STREAM]))
-                  if cadence else None)
-        log = event_log.simulate_log(catalog, population, WINDOW_START, days, rng, on_day=advance, cadence=cycles)
+    has_image = _choose_photographed(catalog, seed, images)
+    log = _simulate_log(catalog, population, days, rng, seed, progress, cadence)
     stock = _stock(catalog, rng)
     interactions = _interactions(log, catalog, population)
-
-    events = interactions["event_type"].value_counts()
-    event_counts = {event: int(events.get(event, 0)) for event in EVENT_TYPES}
-    counts: dict[str, Any] = {
-        "merchants": len(catalog.merchants),
-        "new_merchants": int((catalog.merchants["created_at"] >= WINDOW_START).sum()),
-        "items": len(catalog.items),
-        "new_items": int((catalog.items["created_at"] >= WINDOW_START).sum()),
-        "users": len(population.users),
-        "new_users": int((population.created >= WINDOW_START).sum()),
-        "interactions": len(interactions),
-        "sessions": log.n_sessions,
-        "requests": log.n_requests,
-        "positives": sum(event_counts[e] for e in POSITIVE_EVENTS),
-        "repeat_purchase_share": round(log.repeat_purchases / max(event_counts["purchase"], 1), 4),
-        "out_of_stock": int((~stock["in_stock"]).sum()),
-        "event_counts": event_counts,
-        "images": int(has_image.sum()),
-        "items_without_image": int((~has_image).sum()),
-        "cadence": cadence,
-    }
-
-    def add_images(staging: Path) -> None:
-        photos.write_images(
-            staging / photos.IMAGE_DIR,
-            item_ids[has_image].tolist(),
-            catalog.items["category"].to_numpy(dtype=object)[has_image].tolist(),
-            catalog.item_slot[has_image],
-            catalog.item_domain[has_image],
-            seed,
-        )
-
+    counts = full_counts(catalog, population, log, interactions, stock, has_image, cadence, WINDOW_START)
     tables = {"merchants": catalog.merchants, "items": catalog.items, "users": population.users,
               "interactions": interactions, "stock": stock}
     if purchase_only:
         tables = purchase_only_tables(tables, single_merchant=single_merchant)
-        counts.update(_purchase_only_counts(tables))
+        counts.update(purchase_only_counts(tables, WINDOW_START))
         counts["variant"] = "purchase_only_single_merchant" if single_merchant else "purchase_only"
     truth = _ground_truth(seed, users, items, days, population, counts, images, cadence)
-    write_dataset_dir(out, tables, "ground_truth.json", truth, extra=add_images if images else None)
+    add_images = _image_writer(catalog, has_image, seed) if images else None
+    write_dataset_dir(out, tables, "ground_truth.json", truth, extra=add_images)
     return SimulationSummary(out=out, seed=seed, days=days, seconds=time.perf_counter() - began, **counts)

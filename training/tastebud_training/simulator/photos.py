@@ -109,6 +109,23 @@ def _features(p: dict[str, np.ndarray], cells: np.ndarray, features: np.ndarray,
     features[:, 6].reshape(m, _TEXTURE_CELLS, rep, _TEXTURE_CELLS, rep)[...] = cells[:, :, None, :, None]
 
 
+def _colour_weights(styles: dict[str, np.ndarray], slots: np.ndarray, u: np.ndarray, light: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Per image, the colour each feature plane adds (n, _N_FEATURES, 3) float32: regions (background, plate,
+    plate rim, food or packaging, label band), then the category stripes and a grey texture. A pixel is its
+    feature vector times this. ``u`` is the images' uniform draws of ``render``; hues jitter by ``rng``."""
+    n = len(slots)
+    bg = _hsv_to_rgb(styles["bg_hue"][slots] + 0.01 * rng.standard_normal(n),
+                     styles["bg_saturation"][slots] + 0.06 * u[:, 8],
+                     (styles["bg_value"][slots] + 0.06 * u[:, 9]) * light)
+    fg = _hsv_to_rgb(styles["fg_hue"][slots] + 0.015 * rng.standard_normal(n), 0.6 + 0.3 * u[:, 10],
+                     (0.5 + 0.35 * u[:, 11]) * light)
+    plate = np.array([236.0, 234.0, 228.0]) * light[:, None]
+    return np.concatenate(
+        [np.stack([bg, plate, 0.85 * plate, fg, np.array([245.0, 243.0, 235.0]) * light[:, None]], axis=1),
+         np.full((n, 2, 3), [[22.0], [1.0]])], axis=1).astype(np.float32)
+
+
 def render(slots: np.ndarray, domains: np.ndarray, bottled: np.ndarray, seed: int,
            size: int = IMAGE_SIZE) -> np.ndarray:
     """Draw photos: uint8 array (n, size, size, 3).
@@ -140,18 +157,7 @@ def render(slots: np.ndarray, domains: np.ndarray, bottled: np.ndarray, seed: in
         "phase": 2 * np.pi * u[:, 6],
         "light": 0.9 + 0.1 * u[:, 7],
     }
-    bg = _hsv_to_rgb(styles["bg_hue"][slots] + 0.01 * rng.standard_normal(n),
-                     styles["bg_saturation"][slots] + 0.06 * u[:, 8],
-                     (styles["bg_value"][slots] + 0.06 * u[:, 9]) * params["light"])
-    fg = _hsv_to_rgb(styles["fg_hue"][slots] + 0.015 * rng.standard_normal(n), 0.6 + 0.3 * u[:, 10],
-                     (0.5 + 0.35 * u[:, 11]) * params["light"])
-    light = params["light"][:, None]
-    plate = np.array([236.0, 234.0, 228.0]) * light
-    # Per image, the colour each feature plane adds: regions (background, plate, plate rim, food or packaging,
-    # label band), then the category stripes and a grey texture. A pixel is its feature vector times this.
-    weights = np.concatenate(
-        [np.stack([bg, plate, 0.85 * plate, fg, np.array([245.0, 243.0, 235.0]) * light], axis=1),
-         np.full((n, 2, 3), [[22.0], [1.0]])], axis=1).astype(np.float32)
+    weights = _colour_weights(styles, slots, u, params["light"], rng)
     cells = rng.normal(0.0, 9.0, (n, _TEXTURE_CELLS, _TEXTURE_CELLS)).astype(np.float32)
     out = np.empty((n, size, size, 3), dtype=np.uint8)
     # Buffers reused by every chunk: fresh ones would cost a page fault per 4 kB, which here is most of the time.
