@@ -154,20 +154,9 @@ def load_run(runtime: ServingRuntime, handler: Handler, artifacts: Path, *, seco
                 runtime.check_current()
                 swaps.append((t0, time.perf_counter() - started))
             elif action == "events":
-                catalog = runtime.view.catalog
-                rng = np.random.default_rng(7)
-                for batch in range(4):
-                    _call(handler, "POST", "/v1/events", {"events": [
-                        {"event_id": f"burst-{batch}-{i}-{uuid.uuid4().hex}",
-                         "user_id": str(users[rng.integers(users.size)]),
-                         "item_id": str(catalog.item_ids[rng.integers(catalog.size)]), "event_type": "click",
-                         "timestamp": time.time()} for i in range(500)]})
+                _event_burst(runtime, handler, users)
             else:
-                catalog = runtime.view.catalog
-                for i in range(20):
-                    _call(handler, "PUT", f"/v1/items/burst-{i}-{uuid.uuid4().hex[:6]}", {
-                        "merchant_id": str(catalog.merchant_ids[i % catalog.merchant_ids.size]),
-                        "title": f"Burst item {i}", "category": str(catalog.categories[i % catalog.categories.size])})
+                _item_burst(runtime, handler)
 
     workers = 4
     threads = [threading.Thread(target=client, args=(w, workers)) for w in range(workers)]
@@ -179,17 +168,42 @@ def load_run(runtime: ServingRuntime, handler: Handler, artifacts: Path, *, seco
     stop.set()
     for thread in threads:
         thread.join()
+    return {"seconds": seconds, "target_rate_rps": rate, **_load_summary(latencies, swaps),
+            "final_version": runtime.version_name}
+
+
+def _event_burst(runtime: ServingRuntime, handler: Handler, users: np.ndarray) -> None:
+    """Four POSTs of 500 clicks each, by random ``users`` on random items."""
+    catalog = runtime.view.catalog
+    rng = np.random.default_rng(7)
+    for batch in range(4):
+        _call(handler, "POST", "/v1/events", {"events": [
+            {"event_id": f"burst-{batch}-{i}-{uuid.uuid4().hex}",
+             "user_id": str(users[rng.integers(users.size)]),
+             "item_id": str(catalog.item_ids[rng.integers(catalog.size)]), "event_type": "click",
+             "timestamp": time.time()} for i in range(500)]})
+
+
+def _item_burst(runtime: ServingRuntime, handler: Handler) -> None:
+    """Twenty new items PUT one after the other."""
+    catalog = runtime.view.catalog
+    for i in range(20):
+        _call(handler, "PUT", f"/v1/items/burst-{i}-{uuid.uuid4().hex[:6]}", {
+            "merchant_id": str(catalog.merchant_ids[i % catalog.merchant_ids.size]),
+            "title": f"Burst item {i}", "category": str(catalog.categories[i % catalog.categories.size])})
+
+
+def _load_summary(latencies: list[tuple[float, float, bool]], swaps: list[tuple[float, float]]) -> dict[str, Any]:
+    """Failures and latency of the load run's requests, those started within 1 s of a swap apart from the rest."""
 
     def around_swap(t: float) -> bool:
         return any(start - 1.0 <= t <= end + 1.0 for start, end in swaps)
 
     steady = [ms for t, ms, _ in latencies if not around_swap(t)]
     during = [ms for t, ms, _ in latencies if around_swap(t)]
-    return {"seconds": seconds, "target_rate_rps": rate, "requests": len(latencies),
-            "failed": sum(not ok for _, _, ok in latencies), "swaps": len(swaps),
+    return {"requests": len(latencies), "failed": sum(not ok for _, _, ok in latencies), "swaps": len(swaps),
             "swap_s": [round(end - start, 2) for start, end in swaps],
-            "latency_ms_steady": _pct(steady), "latency_ms_during_swaps": _pct(during),
-            "final_version": runtime.version_name}
+            "latency_ms_steady": _pct(steady), "latency_ms_during_swaps": _pct(during)}
 
 
 def dead_redis(runtime: ServingRuntime, handler: Handler, n: int, progress: bool) -> dict[str, Any]:

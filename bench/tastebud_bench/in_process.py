@@ -27,19 +27,17 @@ from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8
 from tastebud.catalog import Catalog
 from tastebud.composition import build_runtime
 from tastebud.features import FEATURE_NAMES
-from tastebud.history import FIRST_PURCHASE_TS, HOUR_SIN, PURCHASES, repeat_contributions
 from tastebud.live.runtime import ServingRuntime
 from tastebud.ports import CandidateIndex, FeatureStore, UserEncoder
 from tastebud.recommendation import Versions
 from tastebud.service import RecommendationService
 from tastebud.settings import ServingKnobs, Settings
 from tastebud.two_tower_features import TwoTowerVocab
+from tastebud_bench.synthetic_data import clustered_vectors, synthetic_catalog, synthetic_users
 from tastebud_training.progress import track
-from tastebud_training.reorders import SIMILAR_PER_ITEM
 
 STAGES = ("retrieve", "rerank", "fairness", "stock", "total")
 RECALL_K = 200
-RELATED_PER_ITEM = 5  # bought-together partners per synthetic item
 
 
 @dataclass(frozen=True)
@@ -136,90 +134,19 @@ def from_artifacts(artifacts: Path, *, redis_url: str | None = None) -> BenchSys
 def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 0, two_tower: bool = True,
               progress: bool = True, redis_url: str | None = None) -> BenchSystem:
     """A catalog of ``n_items`` with clustered unit vectors, users with histories, real index/ranker/Redis."""
+    # One generator for the catalog, the users and the stock, drawn from in this order: a seed is one system.
     rng = np.random.default_rng(seed)
     n_clusters = max(16, int(np.sqrt(n_items)))
-    centres = rng.normal(size=(n_clusters, dim)).astype(np.float32)
-    assignment = rng.integers(0, n_clusters, n_items)
-    vectors = centres[assignment] + 0.6 * rng.normal(size=(n_items, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    n_merchants = max(10, n_items // 25)
-    n_categories = 60
+    vectors, assignment = clustered_vectors(rng, n_items, n_clusters, dim)
     now = time.time()
-    popularity = (rng.pareto(1.2, n_items) * 5).astype(np.float32)
-    catalog = Catalog(
-        as_of=now,
-        item_ids=np.char.add("i", np.arange(n_items).astype(str)),
-        item_merchant=rng.integers(0, n_merchants, n_items),
-        item_domain=rng.integers(0, 2, n_items).astype(np.int8),
-        item_category=rng.integers(0, n_categories, n_items),
-        item_price=rng.lognormal(2.0, 0.6, n_items).astype(np.float32),
-        item_created_at=now - rng.uniform(0, 400, n_items) * 86400,
-        item_popularity=popularity,
-        item_recent_popularity=popularity * rng.uniform(0, 0.3, n_items).astype(np.float32),
-        item_ctr=rng.beta(2, 30, n_items).astype(np.float32),
-        merchant_ids=np.char.add("m", np.arange(n_merchants).astype(str)),
-        merchant_created_at=now - rng.uniform(0, 600, n_merchants) * 86400,
-        merchant_lat=52.5 + rng.normal(0, 0.05, n_merchants),
-        merchant_lon=13.4 + rng.normal(0, 0.08, n_merchants),
-        merchant_popularity_pct=rng.uniform(0, 1, n_merchants).astype(np.float32),
-        categories=np.char.add("c", np.arange(n_categories).astype(str)),
-        item_repeat_rate=rng.beta(2, 5, n_items).astype(np.float32),
-        item_reorder_days=rng.uniform(2, 30, n_items).astype(np.float32),
-        # Bought together: a few partners per item from its own cluster, as baskets are.
-        related_offsets=np.arange(n_items + 1, dtype=np.int64) * RELATED_PER_ITEM,
-        related_rows=np.argsort(assignment, kind="stable")[np.minimum(
-            np.repeat(np.searchsorted(np.sort(assignment), assignment), RELATED_PER_ITEM)
-            + rng.integers(0, 50, n_items * RELATED_PER_ITEM), n_items - 1)],
-        related_scores=rng.uniform(0.05, 0.5, n_items * RELATED_PER_ITEM).astype(np.float32),
-        # Bought by the same shoppers: more partners per item, also from its own cluster (tastes are).
-        similar_offsets=np.arange(n_items + 1, dtype=np.int64) * SIMILAR_PER_ITEM,
-        similar_rows=np.argsort(assignment, kind="stable")[np.minimum(
-            np.repeat(np.searchsorted(np.sort(assignment), assignment), SIMILAR_PER_ITEM)
-            + rng.integers(0, 200, n_items * SIMILAR_PER_ITEM), n_items - 1)],
-        similar_scores=rng.uniform(0.01, 0.3, n_items * SIMILAR_PER_ITEM).astype(np.float32),
-    )
-    lengths = rng.integers(0, 60, n_users)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    # Users' histories concentrate on a few clusters, as real tastes do.
-    taste = rng.integers(0, n_clusters, (n_users, 3))
-    by_cluster = np.argsort(assignment, kind="stable")
-    starts = np.searchsorted(assignment[by_cluster], np.arange(n_clusters))
-    sizes = np.bincount(assignment, minlength=n_clusters)
-    hist = []
-    for u, length in enumerate(lengths):
-        clusters = taste[u][rng.integers(0, 3, length)]
-        picks = starts[clusters] + (rng.random(length) * np.maximum(sizes[clusters], 1)).astype(np.int64)
-        hist.append(np.unique(by_cluster[np.minimum(picks, n_items - 1)]))
-    lengths = np.asarray([h.size for h in hist])
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    history = np.concatenate(hist).astype(np.int64)
-    history_last_ts = now - rng.uniform(0, 90, history.size) * 86400
-    users = UserTable(
-        user_ids=np.char.add("u", np.arange(n_users).astype(str)),
-        offsets=offsets,
-        history_rows=history,
-        history_weights=rng.integers(1, 6, history.size).astype(np.float32),
-        history_last_ts=history_last_ts,
-        history_repeat=_synthetic_repeat(rng, history_last_ts),
-        preference_offsets=np.zeros(n_users + 1, dtype=np.int64),
-        preference_rows=np.zeros(0, dtype=np.int64),
-        home_lat=52.5 + rng.normal(0, 0.05, n_users),
-        home_lon=13.4 + rng.normal(0, 0.08, n_users),
-    )
+    catalog = synthetic_catalog(rng, assignment, now)
+    users = synthetic_users(rng, assignment, n_clusters, n_users, now)
     started = time.time()
     index = ScannIndex.build(vectors, "bench") if n_items >= 1000 else BruteForceIndex(vectors)
     build_s = time.time() - started
     workdir = Path(tempfile.mkdtemp(prefix="tastebud-bench-"))
     ranker = OnnxRanker(_synthetic_ranker(workdir, seed), "bench", n_features=len(FEATURE_NAMES))
-    stop_redis: Callable[[], object] | None = None
-    if redis_url is None:
-        client = embedded_redis(workdir / "stock.rdb")
-        stock = RedisStockStore(client)
-        stop_redis = partial(stop_embedded_redis, client)
-    else:
-        import redis
-
-        stock = RedisStockStore(redis.Redis.from_url(redis_url, socket_timeout=0.05, socket_connect_timeout=0.5))
+    stock, stop_redis = _synthetic_stock(workdir, redis_url)
     out_ids = catalog.item_ids[rng.random(n_items) < 0.03].tolist()
     stock.load_snapshot("bench", out_ids, {})
     # Recall is measured with in-distribution queries (a user's history mean); the service itself runs the
@@ -233,12 +160,23 @@ def synthetic(n_items: int, *, n_users: int = 5000, dim: int = 128, seed: int = 
                                           versions=Versions("bench", "bench", "bench"))
 
     service = wire(ServingKnobs())
+    cold_users = np.diff(users.offsets) == 0
     return BenchSystem(service, users, recall_encoder, index, BruteForceIndex(vectors), users.user_ids.tolist(),
                        {"mode": "synthetic", "items": n_items, "users": n_users, "dimension": dim,
                         "user_encoder": "two-tower ONNX (1024-512-128, int8 MatMul weights)" if two_tower
                         else "history mean",
-                        "index_build_s": round(build_s, 1), "cold_user_share": float(np.mean(lengths == 0))},
+                        "index_build_s": round(build_s, 1), "cold_user_share": float(np.mean(cold_users))},
                        rewire=wire, stop_redis=stop_redis)
+
+
+def _synthetic_stock(workdir: Path, redis_url: str | None) -> tuple[RedisStockStore, Callable[[], object] | None]:
+    """The stock store on ``redis_url``, else on an embedded Redis started here (and what stops it)."""
+    if redis_url is None:
+        client = embedded_redis(workdir / "stock.rdb")
+        return RedisStockStore(client), partial(stop_embedded_redis, client)
+    import redis
+
+    return RedisStockStore(redis.Redis.from_url(redis_url, socket_timeout=0.05, socket_connect_timeout=0.5)), None
 
 
 def _synthetic_ranker(workdir: Path, seed: int) -> Path:
@@ -272,15 +210,3 @@ def _two_tower_encoder(catalog: Catalog, users: UserTable, workdir: Path, seed: 
     export_user_tower(build_user_tower(vocab.sizes, TowerConfig()), path, text_dim=384)
     quantize_tower(path, workdir / USER_TOWER_INT8)  # what training serves when int8 retrieves what float32 does
     return OnnxUserEncoder(workdir / USER_TOWER_INT8, vocab)
-
-
-def _synthetic_repeat(rng: np.random.Generator, last_ts: np.ndarray) -> np.ndarray:
-    """Purchase statistics for synthetic histories: 0-4 purchases per item, a few days apart."""
-    purchases = rng.integers(0, 5, last_ts.size)
-    one = repeat_contributions(purchases > 0, last_ts)
-    repeat = one.copy()
-    repeat[:, PURCHASES] = purchases
-    repeat[:, FIRST_PURCHASE_TS] = np.where(purchases > 0, last_ts - purchases * rng.uniform(2, 14, last_ts.size)
-                                            * 86400, np.inf)
-    repeat[:, HOUR_SIN:] = one[:, HOUR_SIN:] * purchases[:, None]
-    return repeat

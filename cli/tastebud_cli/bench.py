@@ -44,9 +44,6 @@ def bench(
     """Per-stage latency percentiles (p50/p95/p99, ms) and ANN recall@200 vs exact search; with --http the
     keep-alive latency and the throughput (8 and 32 connections) of the HTTP server against the CPU bound, and with
     --rate-fraction the open-loop (fixed-rate) latency percentiles at that share of the measured capacity."""
-    from tastebud.errors import TastebudError
-    from tastebud_bench import in_process as bench_module
-
     if (artifacts is None) == (items is None):
         fail("give exactly one of --artifacts DIR or --items N")
     if rate_fraction and not over_http:
@@ -66,15 +63,26 @@ def bench(
     if freshness:
         if artifacts is None:
             fail("--freshness measures a trained system: give --artifacts DIR")
-        from tastebud_bench.freshness import run_freshness
-
-        try:
-            report = run_freshness(artifacts, trials=min(requests, 200), seconds=seconds, rate=rate,
-                                   progress=not as_json)
-        except TastebudError as exc:
-            fail(str(exc))
-        print_json(report)
+        _bench_freshness(artifacts, trials=min(requests, 200), seconds=seconds, rate=rate, as_json=as_json)
         return
+    _bench_in_process(artifacts, items, requests=requests, as_json=as_json)
+
+
+def _bench_freshness(artifacts: Path, *, trials: int, seconds: float, rate: float, as_json: bool) -> None:
+    from tastebud.errors import TastebudError
+    from tastebud_bench.freshness import run_freshness
+
+    try:
+        report = run_freshness(artifacts, trials=trials, seconds=seconds, rate=rate, progress=not as_json)
+    except TastebudError as exc:
+        fail(str(exc))
+    print_json(report)
+
+
+def _bench_in_process(artifacts: Path | None, items: int | None, *, requests: int, as_json: bool) -> None:
+    from tastebud.errors import TastebudError
+    from tastebud_bench import in_process as bench_module
+
     try:
         system = (bench_module.from_artifacts(artifacts) if artifacts is not None
                   else bench_module.synthetic(int(items or 0), progress=not as_json))
@@ -169,6 +177,11 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
     if as_json:
         print_json(report)
         return
+    _print_http_report(report)
+
+
+def _print_http_report(report: dict[str, Any]) -> None:
+    """`bench --http` as tables: in process, keep-alive, throughput (closed loop) and, if run, the open loop."""
     local, keep_alive = report["in_process"], report["keep_alive"]
     out.print(report["system"])
     out.print(f"{report['cores']} cores, {report['workers']} workers, load: {report['load_generator']}")
@@ -187,18 +200,23 @@ def _bench_http(artifacts: Path | None, items: int | None, *, requests: int, wor
                       f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}", str(row["errors"]), cores)
     out.print(table)
     if report["open_loop"]:
-        table = Table(title=f"open loop (fixed rate, latency from the scheduled send time), capacity "
-                            f"{report['capacity_requests_per_s']:.0f} req/s")
-        for column in ("share", "target req/s", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-                       "errors", "send lag p99 ms", "no-work p99 ms", "cores srv/redis/gen/other"):
-            table.add_column(column, justify="right")
-        for row in report["open_loop"]:
-            cores = "/".join(f"{row[name]:.2f}" for name in ("cores_server", "cores_redis", "cores_load_generator",
-                                                               "cores_other_processes"))
-            table.add_row(f"{row['fraction_of_capacity']:.0%}", f"{row['target_rate']:.0f}",
-                          f"{row['achieved_rate']:.0f}", *(f"{row[name]:.2f}" for name in (
-                              "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")),
-                          str(row["errors"]), f"{row['send_lag_p99_ms']:.2f}",
-                          f"{row['no_work_floor']['p99_ms']:.2f}", cores)
-        out.print(table)
+        out.print(_open_loop_table(report))
     out.print(f"goals: {report['goals']}")
+
+
+def _open_loop_table(report: dict[str, Any]) -> Table:
+    """One row per open-loop run: its rate, latency percentiles, errors, the no-work floor and the cores' split."""
+    table = Table(title=f"open loop (fixed rate, latency from the scheduled send time), capacity "
+                        f"{report['capacity_requests_per_s']:.0f} req/s")
+    for column in ("share", "target req/s", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
+                   "errors", "send lag p99 ms", "no-work p99 ms", "cores srv/redis/gen/other"):
+        table.add_column(column, justify="right")
+    for row in report["open_loop"]:
+        cores = "/".join(f"{row[name]:.2f}" for name in ("cores_server", "cores_redis", "cores_load_generator",
+                                                           "cores_other_processes"))
+        table.add_row(f"{row['fraction_of_capacity']:.0%}", f"{row['target_rate']:.0f}",
+                      f"{row['achieved_rate']:.0f}", *(f"{row[name]:.2f}" for name in (
+                          "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")),
+                      str(row["errors"]), f"{row['send_lag_p99_ms']:.2f}",
+                      f"{row['no_work_floor']['p99_ms']:.2f}", cores)
+    return table

@@ -103,6 +103,24 @@ def evaluate(
     """Recall@K and NDCG@K of Tastebud and baselines on the default temporal split; --report draws charts."""
     from tastebud_training import evaluation_report
 
+    _check_evaluate_options(data, artifacts, report=report, add_results=add_results, markdown=markdown)
+    command = "tastebud evaluate " + " ".join(sys.argv[2:])
+    result = None if data is None or artifacts is None else _run_evaluation(
+        data, artifacts, exclude_seen=exclude_seen, progress=not as_json, max_users=max_users, seed=seed,
+        retrieval=retrieval, epochs=epochs, user_tower_int8=_user_tower_int8(user_tower), ablations=ablations,
+        cold_start=cold_start, ease_l2=ease_l2, exposure_floor=exposure_floor, cross_domain=cross_domain,
+        protocol=protocol, ranker_seeds=ranker_seeds)
+    if result is not None and markdown is not None:
+        markdown.write_text(evaluation_report.render_markdown(result, command))
+    if report is not None:
+        _save_report(report, add_results or [], result, data=data, label=label, command=command)
+    if result is not None:
+        _print_evaluation(result, as_json=as_json)
+
+
+def _check_evaluate_options(data: Path | None, artifacts: Path | None, *, report: Path | None,
+                            add_results: list[Path] | None, markdown: Path | None) -> None:
+    """Refuse the combinations of options that say nothing to do, or something that cannot be done."""
     if (data is None) != (artifacts is None):
         fail("give both --data and --artifacts (or neither, with --report, to redraw a report)")
     if data is None and report is None:
@@ -111,29 +129,30 @@ def evaluate(
         fail("--add-results needs --report DIR")
     if markdown is not None and data is None:
         fail("--markdown writes the tables of an evaluation: give --data and --artifacts")
-    command = "tastebud evaluate " + " ".join(sys.argv[2:])
-    result: dict[str, Any] | None = None
-    if data is not None and artifacts is not None:
-        result = _run_evaluation(data, artifacts, exclude_seen=exclude_seen, progress=not as_json,
-                                 max_users=max_users, seed=seed, retrieval=retrieval, epochs=epochs,
-                                 user_tower_int8=_user_tower_int8(user_tower), ablations=ablations,
-                                 cold_start=cold_start, ease_l2=ease_l2, exposure_floor=exposure_floor,
-                                 cross_domain=cross_domain, protocol=protocol, ranker_seeds=ranker_seeds)
-        if markdown is not None:
-            markdown.write_text(evaluation_report.render_markdown(result, command))
-    if report is not None:
-        try:
-            for path in add_results or []:
-                evaluation_report.save_results(report, evaluation_report.read_results_file(path))
-            if result is not None and data is not None:
-                run = evaluation_report.EvaluatedDataSet(label or Path(data).resolve().name, command, result)
-                evaluation_report.save_results(report, run)
-            page = evaluation_report.write_report(report, evaluation_report.load_results(report))
-        except (ValueError, OSError) as exc:
-            fail(str(exc))
-        err.print(f"[green]report[/] {page}", highlight=False)
-    if result is None:
-        return
+
+
+def _save_report(report: Path, add_results: list[Path], result: dict[str, Any] | None, *, data: Path | None,
+                 label: str | None, command: str) -> None:
+    """Store the saved outputs and this run (if any; its label defaults to the data directory's name) under
+    ``report``, and redraw the report from every run stored there."""
+    from tastebud_training import evaluation_report
+
+    try:
+        for path in add_results:
+            evaluation_report.save_results(report, evaluation_report.read_results_file(path))
+        if result is not None and data is not None:
+            run = evaluation_report.EvaluatedDataSet(label or Path(data).resolve().name, command, result)
+            evaluation_report.save_results(report, run)
+        page = evaluation_report.write_report(report, evaluation_report.load_results(report))
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    err.print(f"[green]report[/] {page}", highlight=False)
+
+
+def _print_evaluation(result: dict[str, Any], *, as_json: bool) -> None:
+    """The evaluation as one JSON object, or as tables: the scores, their intervals and the cold-start study."""
+    from tastebud_training import evaluation_report
+
     if as_json:
         print_json(result)
         return

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tastebud_bench.http_load import core_shares, fixed_rate_queue, machine_cpu_seconds
+from tastebud_bench.cpu_accounting import CpuSample, core_shares, machine_cpu_seconds
+from tastebud_bench.http_load import fixed_rate_queue
 
 
 def test_service_shorter_than_the_gap_never_waits() -> None:
@@ -38,3 +39,10 @@ def test_stolen_time_is_its_own_share_not_other_processes() -> None:
     assert shares["cores_other_processes"] == 0.2 and shares["cores_stolen"] == 0.2
     busy, total, stolen = machine_cpu_seconds()
     assert stolen >= 0 and 0 < busy < total
+
+
+def test_a_runs_core_shares_are_those_of_the_differences_between_two_samples() -> None:
+    before = CpuSample(server=1.0, busy=10.0, total=40.0, stolen=0.5, redis=0.25, generator=0.5)
+    after = CpuSample(server=7.0, busy=20.0, total=60.0, stolen=2.5, redis=1.25, generator=1.5)
+    assert after.elapsed_s(before, cores=2) == 10.0
+    assert after.core_shares_since(before, cores=2) == core_shares(10.0, 6.0, 1.0, 1.0, 10.0, stolen_s=2.0)
