@@ -223,7 +223,7 @@ def test_bought_together_scores_by_cosine() -> None:
 def test_ranker_requests_are_anchored_at_each_basket_start() -> None:
     import pandas as pd
 
-    from tastebud_training.ranker import _session_keys
+    from tastebud_training.ranker_examples import _session_keys
 
     events = pd.DataFrame({"user_id": ["u"] * 5, "ts": [100.0, 160.0, 5000.0, 5100.0, 90000.0],
                            "session_id": ["s1", "s1", "s2", "s2", ""]})
@@ -236,7 +236,7 @@ def test_ranker_requests_are_anchored_at_each_basket_start() -> None:
 def test_ranker_learns_from_logged_pages_only_when_asked(tiny_dataset) -> None:
     """Impression groups (a logged page, labelled by what was engaged with) are opt-in: by default every group is a
     retrieval group, the candidate set the ranker orders when serving."""
-    from tastebud_training.ranker import build_examples
+    from tastebud_training.ranker_examples import build_examples
     from tastebud_training.snapshot import build_catalog, build_user_table
 
     interactions = tiny_dataset.interactions
@@ -262,7 +262,7 @@ def test_a_ranker_request_is_labelled_by_the_basket_it_starts(tiny_dataset) -> N
 
     import pandas as pd
 
-    from tastebud_training.ranker import build_examples
+    from tastebud_training.ranker_examples import build_examples
     from tastebud_training.snapshot import build_catalog, build_user_table
 
     before = tiny_dataset.interactions

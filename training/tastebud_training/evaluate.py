@@ -18,37 +18,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
-from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
-from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.artifacts import CURRENT
 from tastebud.composition import RankingStages, load_stages
-from tastebud.domain import SOURCE_ANN, Candidates, RequestContext
-from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
-from tastebud.ports import UserEncoder
-from tastebud.ranker_prior import with_prior
-from tastebud.recommendation import RequestState
-from tastebud.service import rank_candidates
+from tastebud.features import FEATURE_VERSION
 from tastebud.settings import ServingKnobs
 from tastebud.stages.fairness import FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
 from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION
-from tastebud_training.baselines import (
-    EASE_DEFAULT_L2,
-    EASEBaseline,
-    IALSBaseline,
-    PersonalHistoryBaseline,
-    PopularityBaseline,
-    Recommender,
-)
-from tastebud_training.basket_baselines import DecayedHistoryBaseline, TifuKnnBaseline, choose_half_life
+from tastebud_training.baselines import EASE_DEFAULT_L2
 from tastebud_training.data import Dataset
+from tastebud_training.evaluation_lists import (
+    Contenders,
+    HalfLifeChoice,
+    baselines,
+    other_seed_rerankers,
+    ranked_lists,
+    retrieval_contenders,
+)
 from tastebud_training.exposure import EXPOSURE_K, exposure_share
 from tastebud_training.metrics import KS, paired_bootstrap, per_user, summarise
-from tastebud_training.progress import track
 from tastebud_training.protocols import positives_with_rows, split_positives
-from tastebud_training.ranker import OTHER_SEEDS_KEY
 from tastebud_training.train import TrainConfig, data_fingerprint, train
 from tastebud_training.training_cache import cache_directory
 
@@ -115,46 +103,6 @@ def _code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def _ann_order(candidates: Candidates) -> np.ndarray:
-    """Retrieval alone: ANN neighbours by similarity, then the other sources in retrieval order."""
-    is_ann = (candidates.sources & SOURCE_ANN) > 0
-    scores = np.where(is_ann, candidates.retrieval_scores, -np.inf)
-    return candidates.rows[np.argsort(-scores, kind="stable")]
-
-
-def _exact_retriever(stages: RankingStages, encoder: UserEncoder, vectors: np.ndarray,
-                     knobs: ServingKnobs) -> Retriever:
-    """A retriever with exact search: compares retrieval MODELS without ANN approximation in the way."""
-    return Retriever(stages.catalog, encoder, BruteForceIndex(vectors), knobs)
-
-
-def _ablation_retrievers(dataset: Dataset, stages: RankingStages, config: TrainConfig,
-                         names: Sequence[str]) -> dict[str, Retriever]:
-    """Two-tower variants trained like the evaluated one but with one ingredient switched off."""
-    from tastebud_training.item_features import image_features
-    from tastebud_training.retrieval import fit_two_tower
-    from tastebud_training.snapshot import build_catalog, preference_terms
-    from tastebud_training.train import log
-
-    as_of = float(stages.manifest.retrieval["trained_before"])
-    catalog_then = build_catalog(dataset, as_of)
-    terms = preference_terms(dataset.users)
-    text_vectors = np.load(stages.directory / "text_vectors.npy")
-    cache = stages.directory.parent.parent.parent.parent / "cache"
-    image_vectors, has_image = image_features(dataset, cache, enabled=config.images, weights=config.image_weights,
-                                               progress=config.progress, say=lambda m: log(m, config.progress))
-    out: dict[str, Retriever] = {}
-    for name in names:
-        directory = stages.directory.parent.parent / "ablations" / name
-        directory.mkdir(parents=True, exist_ok=True)
-        log(f"ablation {name}", config.progress)
-        fitted = fit_two_tower(dataset, catalog_then, as_of, terms, text_vectors, image_vectors, has_image, directory,
-                               config.two_tower.ablation(name), lambda m: log(m, config.progress))
-        out[f"two_tower_retrieval[{name}]"] = _exact_retriever(stages, fitted.encoder, fitted.index_vectors,
-                                                               config.knobs)
-    return out
-
-
 def fairness_audit(models: dict[str, dict[str, float]], floor: float, knobs: ServingKnobs) -> dict[str, Any]:
     """Exposure of emerging merchants in the top 20 against the floor, and the NDCG@10 each fairness step costs."""
     share = f"exposure@{EXPOSURE_K}"
@@ -202,16 +150,6 @@ def quality_breakdown(lists: dict[str, list[np.ndarray]], models: dict[str, dict
             "intervals": {"reference": reference, "confidence": 0.95, "models": intervals}}
 
 
-def other_seed_rerankers(stages: RankingStages) -> dict[str, Reranker]:
-    """The version's rankers of further seeds (TrainConfig.ranker_seeds), each over its own prior, by model name
-    ``tastebud[seed S]``; the pipeline's other stages are shared."""
-    rerankers = {}
-    for other in stages.manifest.ranker.get(OTHER_SEEDS_KEY, []):
-        trees = OnnxRanker(stages.directory / other["file"], f"seed{other['seed']}", n_features=len(FEATURE_NAMES))
-        rerankers[f"tastebud[seed {other['seed']}]"] = Reranker(stages.catalog, with_prior(trees, other))
-    return rerankers
-
-
 def seed_summary(lists: dict[str, list[np.ndarray]], names: list[str], test: TestSet, reference: str, *,
                  seed: int) -> dict[str, Any]:
     """The full pipeline under each ranker seed: NDCG@10 and Recall@20 per seed, their mean and spread, and the
@@ -254,79 +192,24 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
     stages = evaluation_models(dataset, artifacts, test.cutoff, config)
     if not np.array_equal(stages.catalog.item_ids, probe):
         raise RuntimeError("evaluation catalog rows differ from the data set's item order")
-    depth = max(KS)
     knobs = config.knobs
-    text_vectors = np.load(stages.directory / "text_vectors.npy")
-    retrievers: dict[str, Retriever] = {
-        "content_retrieval": _exact_retriever(
-            stages, ContentUserEncoder(text_vectors, np.load(stages.directory / "preference_vectors.npy")),
-            text_vectors, knobs),
-    }
-    if stages.manifest.retrieval.get("kind") == "two_tower":
-        retrievers["two_tower_retrieval"] = _exact_retriever(
-            stages, stages.retriever.encoder, np.load(stages.directory / "index_vectors.npy"), knobs)
-        if ablations:
-            retrievers.update(_ablation_retrievers(dataset, stages, config, ablations))
-    baselines: dict[str, Recommender] = {
-        "popularity": PopularityBaseline(stages.catalog),
-        "personal_history": PersonalHistoryBaseline(stages.users, stages.catalog),
-        "ials": IALSBaseline(stages.users, stages.catalog, seed=config.seed),
-        "ease": EASEBaseline(stages.users, stages.catalog, l2=ease_l2),
-    }
-    history = positives_with_rows(dataset.interactions, probe)
-    history = history[history["ts"] < test.cutoff]
-    half_life, half_life_scores = choose_half_life(history, protocol, stages.catalog.popular_rows("all"))
-    baselines["decayed_history"] = DecayedHistoryBaseline(history, stages.users, stages.catalog, as_of=test.cutoff,
-                                                          half_life_days=half_life)
-    baselines["tifu_knn"] = TifuKnnBaseline(history, stages.users, stages.catalog)
-    floor = exposure_floor if exposure_floor is not None else (knobs.exposure_floor or AUDIT_EXPOSURE_FLOOR)
-    floored = (FairnessDiversity(stages.catalog, replace(knobs, exposure_floor=floor))
-               if floor != knobs.exposure_floor else None)
-    seed_rerankers = other_seed_rerankers(stages)
-    names = ["tastebud", *seed_rerankers, "tastebud_no_fairness", *(["tastebud_exposure_floor"] if floored else []),
-             *retrievers, *baselines]
-    lists: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    deep = replace(knobs, retrieve_k=depth)  # retrieval-only lists need all 200 neighbours
-    retrievers = {name: retriever.with_knobs(deep) for name, retriever in retrievers.items()}
-    for user_id, ts, seen in track(list(zip(test.user_ids, test.request_ts, test.seen, strict=True)),
-                                   "evaluating users", enabled=config.progress):
-        user = stages.users.user(user_id)
-        context = RequestContext(now=float(ts))
-        drop = np.fromiter(seen, dtype=np.int64) if exclude_seen else np.zeros(0, np.int64)
-        ranked = rank_candidates(stages.retriever, stages.reranker, stages.fairness, RequestState(user, context, depth))
-        lists["tastebud"].append(ranked.rows)
-        for name, reranker in seed_rerankers.items():
-            lists[name].append(rank_candidates(stages.retriever, reranker, stages.fairness,
-                                               RequestState(user, context, depth)).rows)
-        plain = rank_candidates(stages.retriever, stages.reranker, None, RequestState(user, context, depth))
-        lists["tastebud_no_fairness"].append(plain.rows)
-        if floored is not None:
-            fair = rank_candidates(stages.retriever, stages.reranker, floored, RequestState(user, context, depth))
-            lists["tastebud_exposure_floor"].append(fair.rows)
-        for name, retriever in retrievers.items():
-            lists[name].append(_ann_order(retriever.run(user, context, [])))
-        user_index = stages.users.index_of(user_id)
-        for name, model in baselines.items():
-            lists[name].append(model.recommend(user_index, depth + drop.size))
-        if exclude_seen:
-            for name in names:
-                lists[name][-1] = lists[name][-1][~np.isin(lists[name][-1], drop)]
+    retrievers = retrieval_contenders(dataset, stages, config, ablations)
+    recommenders, half_life = baselines(dataset, probe, stages, test.cutoff, protocol, seed=config.seed,
+                                        ease_l2=ease_l2)
+    floor, floored = _audit_floor(exposure_floor, stages, knobs)
+    contenders = Contenders(stages, knobs, other_seed_rerankers(stages), floored, retrievers, recommenders)
+    names = contenders.names
+    lists = ranked_lists(contenders, test.user_ids, test.request_ts, test.seen, depth=max(KS),
+                         exclude_seen=exclude_seen, progress=config.progress)
     models = summarise(lists, test.truth)
     for name in names:
         models[name][f"exposure@{EXPOSURE_K}"] = exposure_share(lists[name], test.request_ts, stages.catalog, knobs)
     cold = cold_items(dataset, probe, test.cutoff)
-    cold_truth = [t & cold for t in test.truth]
-    with_cold = [i for i, t in enumerate(cold_truth) if t]
-    if with_cold:
-        cold_scores = summarise({n: [lists[n][i] for i in with_cold] for n in names},
-                                [cold_truth[i] for i in with_cold], ks=(50, 100, 200))
-        for name in names:
-            models[name].update({f"cold_{metric}": v for metric, v in cold_scores[name].items()
-                                 if metric.startswith("recall")})
+    with_cold = _add_cold_recall(models, lists, names, [t & cold for t in test.truth])
     extra: dict[str, Any] = {"fairness": fairness_audit(models, floor, knobs),
                              **quality_breakdown(lists, models, test, seed=config.seed)}
-    if seed_rerankers:
-        extra["ranker_seeds"] = seed_summary(lists, ["tastebud", *seed_rerankers], test,
+    if contenders.seed_rerankers:
+        extra["ranker_seeds"] = seed_summary(lists, ["tastebud", *contenders.seed_rerankers], test,
                                              extra["intervals"]["reference"], seed=config.seed)
     if cold_start:
         from tastebud_training.cold_start import cold_start_study
@@ -334,23 +217,50 @@ def evaluate(dataset: Dataset, artifacts: Path, *, exclude_seen: bool = False, m
         extra["cold_start"] = cold_start_study(dataset, stages.directory.parent.parent / "cold_start", test.cutoff,
                                                config, max_users=max_users or 3000,
                                                cache_dir=cache_directory(artifacts / "cache"))
+    return {**extra, "split": _split_summary(test, stages, half_life, n_cold=len(cold), users_with_cold=with_cold,
+                                             exclude_seen=exclude_seen, ease_l2=ease_l2), "models": models}
+
+
+def _audit_floor(exposure_floor: float | None, stages: RankingStages,
+                 knobs: ServingKnobs) -> tuple[float, FairnessDiversity | None]:
+    """The exposure floor the fairness audit checks, and a fairness stage that enforces it when the serving
+    knobs' floor differs (None: the pipeline already does)."""
+    floor = exposure_floor if exposure_floor is not None else (knobs.exposure_floor or AUDIT_EXPOSURE_FLOOR)
+    floored = (FairnessDiversity(stages.catalog, replace(knobs, exposure_floor=floor))
+               if floor != knobs.exposure_floor else None)
+    return floor, floored
+
+
+def _split_summary(test: TestSet, stages: RankingStages, half_life: HalfLifeChoice, *, n_cold: int,
+                   users_with_cold: int, exclude_seen: bool, ease_l2: float) -> dict[str, Any]:
+    """The report's "split" section: how the test set was made, and what it holds."""
     return {
-        **extra,
-        "split": {
-            "kind": "global-temporal",
-            "protocol": protocol,
-            "decayed_half_life_days": half_life,
-            "half_life_ndcg@10_on_training_period": half_life_scores,
-            "cutoff_quantile": CUTOFF_QUANTILE,
-            "cutoff": pd.Timestamp(test.cutoff, unit="s", tz="UTC").isoformat(),
-            "test_users": len(test.user_ids),
-            "test_positives": int(sum(len(t) for t in test.truth)),
-            "cold_items": len(cold),
-            "users_with_cold_test_items": len(with_cold),
-            "exclude_seen": exclude_seen,
-            "train_model_version": stages.manifest.model_version,
-            "retrieval": stages.manifest.retrieval.get("kind"),
-            "ease_l2": ease_l2,
-        },
-        "models": models,
+        "kind": "global-temporal",
+        "protocol": test.protocol,
+        "decayed_half_life_days": half_life.days,
+        "half_life_ndcg@10_on_training_period": half_life.scores,
+        "cutoff_quantile": CUTOFF_QUANTILE,
+        "cutoff": pd.Timestamp(test.cutoff, unit="s", tz="UTC").isoformat(),
+        "test_users": len(test.user_ids),
+        "test_positives": int(sum(len(t) for t in test.truth)),
+        "cold_items": n_cold,
+        "users_with_cold_test_items": users_with_cold,
+        "exclude_seen": exclude_seen,
+        "train_model_version": stages.manifest.model_version,
+        "retrieval": stages.manifest.retrieval.get("kind"),
+        "ease_l2": ease_l2,
     }
+
+
+def _add_cold_recall(models: dict[str, dict[str, float]], lists: dict[str, list[np.ndarray]], names: list[str],
+                     cold_truth: list[set[int]]) -> int:
+    """Add each model's recall@50/100/200 on cold test items (``cold_recall@K``), over the users who have any;
+    returns how many do."""
+    with_cold = [i for i, t in enumerate(cold_truth) if t]
+    if with_cold:
+        cold_scores = summarise({n: [lists[n][i] for i in with_cold] for n in names},
+                                [cold_truth[i] for i in with_cold], ks=(50, 100, 200))
+        for name in names:
+            models[name].update({f"cold_{metric}": v for metric, v in cold_scores[name].items()
+                                 if metric.startswith("recall")})
+    return len(with_cold)

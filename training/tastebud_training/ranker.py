@@ -1,177 +1,27 @@
 """The re-ranker: XGBoost learning-to-rank on cross features, exported to ONNX for serving.
 
-Training groups come from two sources, both built with the serving code (Retriever + ranker_features)
-on a snapshot taken at the start of the label window, so features are exactly what serving computes:
-  * retrieval groups: the candidates retrieval returns for a user at the start of one of their baskets, with the
-    history as it was then, labelled by that basket (next-basket labels, the default) or by every later positive
-    of the window (works for any data set, including purchases only);
-  * impression groups (off by default, ``impression_groups``): the items a logged request showed, labelled by
-    what was clicked/bought in that request (shown-and-ignored items are the hard negatives), when the data has
-    impressions. A shown page is not the candidate set the ranker orders online: on the simulator, training
-    on retrieval groups only raised NDCG@10 by 1.3% (mean of 5 seeds; docs/QUALITY.md).
-Relevance is graded: click 1, add_to_cart 2, purchase 3.
+Its training groups (``ranker_examples``) are built with the serving code on a snapshot taken at the start of the
+label window, so features are exactly what serving computes.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-import pandas as pd
 import xgboost as xgb
 
-from tastebud.adapters.embedded.user_table import UserTable
-from tastebud.catalog import Catalog
-from tastebud.domain import Candidates, RequestContext, UserProfile
-from tastebud.features import FEATURE_NAMES, ranker_features
-from tastebud.history import with_events
+from tastebud.features import FEATURE_NAMES
 from tastebud.ranker_prior import MANIFEST_KEY as PRIOR_KEY
 from tastebud.ranker_prior import RankerPrior
-from tastebud.stages.retrieve import Retriever
-from tastebud_training.progress import track
-from tastebud_training.reorders import basket_keys
-from tastebud_training.snapshot import item_rows, positives
+from tastebud_training.ranker_examples import RankerExamples
 
 ONNX_OPSET = 15  # onnxmltools' XGBoost converter is verified with opset <= 15 (DESIGN.md §6)
-# Requests per user in the label window, spread over it: the group budget shared by the window's users, within
-# these bounds (each request has its point-in-time history, so a user's baskets are many groups).
-MIN_ANCHORS_PER_USER, MAX_ANCHORS_PER_USER = 6, 40
-LABEL_HORIZONS = ("next-basket", "window")
+PARITY_TOLERANCE = 1e-4  # the largest difference between XGBoost and its ONNX export that is published
 OTHER_SEEDS_KEY = "other_seeds"  # the manifest's ranker section: rankers of further seeds (TrainConfig.ranker_seeds)
-
-
-@dataclass
-class RankerExamples:
-    features: np.ndarray
-    labels: np.ndarray
-    qid: np.ndarray
-    groups_by_source: dict[str, int] = field(default_factory=dict)
-    group_users: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))  # the user of each qid
-
-    @property
-    def n_groups(self) -> int:
-        return int(np.unique(self.qid).size) if self.qid.size else 0
-
-
-def _label_window(interactions: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
-    window = interactions[(interactions["ts"] >= start) & (interactions["ts"] < end)]
-    return window
-
-
-def build_examples(*, catalog: Catalog, users: UserTable, retriever: Retriever, interactions: pd.DataFrame,
-                   label_start: float, label_end: float, max_groups: int = 6000, seed: int = 0,
-                   progress: bool = True, impression_groups: bool = False,
-                   label_horizon: str = "next-basket") -> RankerExamples:
-    """Ranker training examples from the label window [label_start, label_end).
-
-    ``impression_groups``: also learn from logged pages (shown items labelled by what was engaged with), with half
-    of ``max_groups``; off by default (see the module docstring).
-    """
-    rng = np.random.default_rng(seed)
-    window = _label_window(interactions, label_start, label_end)
-    pos = positives(window)
-    pos = pos.assign(row=item_rows(catalog, pos["item_id"]))
-    feats: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    qids: list[np.ndarray] = []
-    group_users: list[str] = []
-    counts = {"retrieval": 0, "impressions": 0}
-
-    def add_group(user: UserProfile, candidates: Candidates, context: RequestContext, y: np.ndarray) -> bool:
-        """One request's candidates as a group, with the features serving computes; False when none is relevant."""
-        if y.max() <= 0:
-            return False
-        feats.append(ranker_features(catalog, user, candidates, context))
-        labels.append(y)
-        qids.append(np.full(y.size, len(qids), dtype=np.int64))
-        group_users.append(user.user_id)
-        return True
-
-    # Retrieval groups: per user active in the window, a request at the start of up to ``anchors_per_user`` of
-    # their baskets there (spread over the window), with the history as it was then (the snapshot + the window's
-    # earlier positives, folded by tastebud.history as serving folds live events), labelled by that basket
-    # (``label_horizon="next-basket"``) or by every positive from then on (``"window"``).
-    if label_horizon not in LABEL_HORIZONS:
-        raise ValueError(f"label_horizon must be one of {LABEL_HORIZONS}, got {label_horizon!r}")
-    by_user = pos.groupby("user_id", sort=True)
-    user_ids = np.asarray(list(by_user.groups.keys()), dtype=object)
-    has_impressions = (impression_groups and bool((window["event_type"] == "impression").any())
-                       and bool(window["request_id"].ne("").any()))
-    n_retrieval = max_groups // 2 if has_impressions else max_groups
-    anchors_per_user = int(np.clip(n_retrieval // max(user_ids.size, 1), MIN_ANCHORS_PER_USER, MAX_ANCHORS_PER_USER))
-    user_ids = rng.permutation(user_ids)[:n_retrieval]  # random order: the budget may end before the last user
-    for user_id in track(user_ids, "ranker examples: retrieval groups", enabled=progress):
-        if counts["retrieval"] >= n_retrieval:
-            break
-        events = by_user.get_group(user_id)
-        keys = _session_keys(events)
-        starts = events.groupby(keys)["ts"].min().sort_values()
-        for key, anchor in _spread(list(starts.items()), anchors_per_user):
-            earlier = events[events["ts"] < anchor]
-            later = events[keys == key] if label_horizon == "next-basket" else events[events["ts"] >= anchor]
-            grade = later.groupby("row")["weight"].max()
-            user = with_events(users.user(user_id), earlier["row"].to_numpy(dtype=np.int64),
-                               earlier["event_type"].tolist(), earlier["ts"].to_numpy(dtype=np.float64))
-            context = RequestContext(now=float(anchor))
-            candidates = retriever.run(user, context, [])
-            y = grade.reindex(candidates.rows).fillna(0).to_numpy(dtype=np.float32)
-            if add_group(user, candidates, context, y):
-                counts["retrieval"] += 1
-
-    if has_impressions:
-        shown = window[(window["event_type"] == "impression") & (window["request_id"] != "")]
-        engaged = pos[pos["request_id"] != ""]
-        grade_by_request = engaged.groupby(["request_id", "row"])["weight"].max()
-        requests = shown["request_id"].unique()
-        requests = np.intersect1d(requests, engaged["request_id"].unique())
-        if requests.size > max_groups - counts["retrieval"]:
-            requests = np.sort(rng.choice(requests, max_groups - counts["retrieval"], replace=False))
-        shown = shown[shown["request_id"].isin(requests)]
-        shown = shown.assign(row=item_rows(catalog, shown["item_id"]))
-        for request_id, group in track(shown.groupby("request_id", sort=True), "ranker examples: impressions",
-                                       enabled=progress, total=int(requests.size)):
-            user = users.user(str(group["user_id"].iloc[0]))
-            context = RequestContext(now=float(group["ts"].min()))
-            rows = group["row"].drop_duplicates().to_numpy(dtype=np.int64)
-            candidates = _as_candidates(rows, retriever.run(user, context, []))
-            y = grade_by_request.reindex(pd.MultiIndex.from_arrays([[request_id] * rows.size, rows])).fillna(0)
-            if add_group(user, candidates, context, y.to_numpy(dtype=np.float32)):
-                counts["impressions"] += 1
-
-    if not feats:
-        empty = np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
-        return RankerExamples(empty, np.zeros(0, np.float32), np.zeros(0, np.int64), counts)
-    return RankerExamples(np.concatenate(feats), np.concatenate(labels), np.concatenate(qids), counts,
-                          np.asarray(group_users, dtype=object))
-
-
-def _spread(sessions: list, k: int) -> list:
-    """At most ``k`` of the sessions, evenly spaced from the first to the last (all of them when there are fewer)."""
-    if len(sessions) <= k:
-        return sessions
-    return [sessions[i] for i in np.unique(np.linspace(0, len(sessions) - 1, k).round().astype(int))]
-
-
-def _session_keys(events: pd.DataFrame) -> np.ndarray:
-    """Each event's basket (its session, else its day): a request is made at each basket's start."""
-    sessions = events["session_id"].fillna("").astype(str) if "session_id" in events else pd.Series("", events.index)
-    return basket_keys(events["user_id"].to_numpy(dtype=str), sessions.to_numpy(dtype=str),
-                       events["ts"].to_numpy(dtype=np.float64))
-
-
-def _as_candidates(rows: np.ndarray, retrieved: Candidates) -> Candidates:
-    """Shown items as candidates, with the retrieval score/sources they would have had online (NaN/0 if none)."""
-    lookup = pd.Index(retrieved.rows)
-    position = lookup.get_indexer(rows)
-    found = position >= 0
-    scores = np.full(rows.size, np.nan, dtype=np.float32)
-    sources = np.zeros(rows.size, dtype=np.int8)
-    scores[found] = retrieved.retrieval_scores[position[found]]
-    sources[found] = retrieved.sources[position[found]]
-    return Candidates(rows=rows, retrieval_scores=scores, sources=sources)
 
 
 # 0: trees alone (the ranker before issue 22); chosen on the validation users. Not 10: on the simulator it won on
@@ -249,6 +99,48 @@ def train_ranker(examples: RankerExamples, *, seed: int = 0, n_estimators: int =
     if half_life_days is not None:
         info[PRIOR_KEY] = RankerPrior(half_life_days, weight).to_manifest()
     return model, info
+
+
+def fit_rankers(examples: RankerExamples, *, seed: int, n_seeds: int, half_life_days: float | None, out: Path,
+                say: Callable[[str], None]) -> dict[str, Any]:
+    """Fit the served ranker and export it to ``out`` (ranker.onnx, parity-checked, and ranker.xgb.json), with
+    the rankers of further seeds (``n_seeds`` in all); returns the manifest's ranker info."""
+    model, ranker_info = train_ranker(examples, seed=seed, half_life_days=half_life_days)
+    if "prior" in ranker_info:
+        say(f"ranker prior weight {ranker_info['prior']['weight']:g} (validation NDCG@10 by weight: "
+            f"{ranker_info['prior_weights_valid_ndcg@10']})")
+    export_onnx(model, out / "ranker.onnx")
+    model.save_model(out / "ranker.xgb.json")
+    sample = examples.features[: min(len(examples.features), 20_000)]
+    parity = onnx_parity(model, out / "ranker.onnx", sample)
+    if parity > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX ranker differs from XGBoost by {parity:.2e} (> {PARITY_TOLERANCE}); not publishing")
+    # Gain is one number per feature for a tree booster (lists are for multi-output linear boosters only).
+    importance = {k: float(cast(float, v)) for k, v in model.get_booster().get_score(importance_type="gain").items()}
+    ranker_info.update(onnx_parity_max_abs=parity, importance={
+        FEATURE_NAMES[int(k[1:])]: round(v, 3) for k, v in importance.items() if k.startswith("f")
+    } or {k: round(v, 3) for k, v in importance.items()})
+    ranker_info[OTHER_SEEDS_KEY] = _other_seed_rankers(examples, range(seed + 1, seed + n_seeds), half_life_days, out,
+                                                       sample, say)
+    return ranker_info
+
+
+def _other_seed_rankers(examples: RankerExamples, seeds: range, half_life: float | None, out: Path,
+                        sample: np.ndarray, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Rankers with the further ``seeds`` on the same examples, each exported beside the served one with its own
+    prior: the seed-to-seed spread of an evaluation (ranker.onnx is the first seed)."""
+    others = []
+    for seed in seeds:
+        model, info = train_ranker(examples, seed=seed, half_life_days=half_life)
+        name = f"ranker.seed{seed}.onnx"
+        export_onnx(model, out / name)
+        parity = onnx_parity(model, out / name, sample)
+        if parity > PARITY_TOLERANCE:
+            raise RuntimeError(f"ONNX ranker (seed {seed}) differs from XGBoost by {parity:.2e}; not publishing")
+        others.append({"seed": seed, "file": name, "best_iteration": info["best_iteration"],
+                       **({PRIOR_KEY: info[PRIOR_KEY]} if PRIOR_KEY in info else {})})
+        say(f"ranker seed {seed}: {info['best_iteration'] + 1} trees")
+    return others
 
 
 def export_onnx(model: xgb.XGBRanker, path: Path) -> None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,10 +21,13 @@ from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8
 from tastebud.catalog import Catalog
 from tastebud.ports import UserEncoder
-from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, item_inputs
+from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab, item_inputs
 from tastebud_training.data import Dataset, cut_at
 from tastebud_training.snapshot import build_user_table
-from tastebud_training.two_tower.trainer import TwoTowerConfig
+from tastebud_training.two_tower.trainer import TrainedTowers, TwoTowerConfig
+
+if TYPE_CHECKING:
+    from tastebud_training.two_tower.examples import Examples
 
 ONNX_PARITY_TOLERANCE = 1e-5
 RETRIEVAL_MODELS = ("two_tower", "content")
@@ -54,7 +57,6 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
                   log: Callable[[str], None]) -> FittedRetrieval:
     """Train the towers on positives before ``as_of``; export the user tower and embed the whole catalog."""
     from tastebud_training.two_tower.examples import build_examples, build_vocab
-    from tastebud_training.two_tower.export import export_user_tower, publish_int8_user_tower, user_tower_parity
     from tastebud_training.two_tower.trainer import embed_items, train_towers
 
     window = cut_at(dataset, as_of)
@@ -73,7 +75,37 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
 
     trained = train_towers(examples, inputs_for, catalog.size, vocab.sizes, config, progress=log)
     index_vectors = embed_items(trained.item_tower, inputs_for, catalog.size)
-    export_user_tower(trained.user_tower, out / USER_TOWER, int(text_vectors.shape[1]))
+    served = _export_user_tower(trained, examples, index_vectors, int(text_vectors.shape[1]), out, config, log)
+    _save_towers(trained, vocab, text_vectors, out)
+    manifest = {
+        "kind": "two_tower", "feature_version": TWO_TOWER_FEATURE_VERSION,
+        "dimension": int(index_vectors.shape[1]), "trained_before": as_of, "examples": len(examples),
+        "examples_with_hard_negatives": with_hard, "temperature": trained.temperature,
+        "onnx_parity_max_abs": served.parity, "user_tower": served.file, "user_tower_int8": served.int8,
+        **_training_summary(trained, config),
+        "images": int(has_image.sum()),
+    }
+    encoder = OnnxUserEncoder(out / served.file, vocab)  # evaluation measures the tower that is served
+    return FittedRetrieval("two_tower", encoder, index_vectors, manifest, trained.history,
+                           item_tower=trained.item_tower, item_inputs=inputs_for)
+
+
+@dataclass(frozen=True)
+class _ServedUserTower:
+    """The exported user tower serving runs: its file, the float32 export's ONNX parity, the int8 check (or None)."""
+
+    file: str
+    parity: float
+    int8: dict[str, Any] | None
+
+
+def _export_user_tower(trained: TrainedTowers, examples: Examples, index_vectors: np.ndarray, text_dim: int,
+                       out: Path, config: TwoTowerConfig, log: Callable[[str], None]) -> _ServedUserTower:
+    """Export the user tower to ONNX (parity-checked) and, when configured, its int8 variant, served only when it
+    retrieves what float32 retrieves."""
+    from tastebud_training.two_tower.export import export_user_tower, publish_int8_user_tower, user_tower_parity
+
+    export_user_tower(trained.user_tower, out / USER_TOWER, text_dim)
     sample = examples.take(np.arange(min(len(examples), 512)))
     parity = user_tower_parity(trained.user_tower, out / USER_TOWER, sample.user)
     if parity > ONNX_PARITY_TOLERANCE:
@@ -87,6 +119,11 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
             + ("served" if int8["published"] else "NOT served, float32 kept"))
         if int8["published"]:
             served_tower = USER_TOWER_INT8
+    return _ServedUserTower(served_tower, parity, int8)
+
+
+def _save_towers(trained: TrainedTowers, vocab: TwoTowerVocab, text_vectors: np.ndarray, out: Path) -> None:
+    """The vocabulary, both Keras towers, the SageMaker endpoint's model data and the training curves."""
     vocab.save(out)
     trained.item_tower.save(out / "item_tower.keras")
     trained.user_tower.save(out / "user_tower.keras")
@@ -95,11 +132,11 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
 
     package_model_tar(trained.user_tower, text_vectors, out / "user_tower" / "model.tar.gz")
     (out / "two_tower_history.json").write_text(json.dumps(trained.history))
-    manifest = {
-        "kind": "two_tower", "feature_version": TWO_TOWER_FEATURE_VERSION,
-        "dimension": int(index_vectors.shape[1]), "trained_before": as_of, "examples": len(examples),
-        "examples_with_hard_negatives": with_hard, "temperature": trained.temperature,
-        "onnx_parity_max_abs": parity, "user_tower": served_tower, "user_tower_int8": int8,
+
+
+def _training_summary(trained: TrainedTowers, config: TwoTowerConfig) -> dict[str, Any]:
+    """The manifest's account of the training run: time, best epoch and recall, and the hyper-parameters."""
+    return {
         "seconds": round(trained.seconds, 1),
         "best_epoch": trained.history["best_epoch"][0],
         "valid_recall@100": max(trained.history["valid_recall@100"]),
@@ -107,8 +144,4 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
                    "hard_negatives": config.hard_negatives, "feature_dropout": config.feature_dropout,
                    "item_id_dropout": config.id_dropout, "item_id_scale": config.towers.item_id_scale,
                    "history_dropout": config.history_dropout, "learning_rate": config.learning_rate},
-        "images": int(has_image.sum()),
     }
-    encoder = OnnxUserEncoder(out / served_tower, vocab)  # evaluation measures the tower that is served
-    return FittedRetrieval("two_tower", encoder, index_vectors, manifest, trained.history,
-                           item_tower=trained.item_tower, item_inputs=inputs_for)

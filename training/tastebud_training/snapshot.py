@@ -6,6 +6,8 @@ with these same two functions, so a ranker never learns from information it woul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -42,38 +44,10 @@ def build_catalog(dataset: Dataset, as_of: float) -> Catalog:
     n_items = len(items)
     item_index = pd.Index(items["item_id"].to_numpy())
     past = dataset.interactions[dataset.interactions["ts"] < as_of]
-    pos = positives(past)
-    rows = item_index.get_indexer(pos["item_id"].to_numpy())
-    popularity = np.bincount(rows, weights=pos["weight"].to_numpy(), minlength=n_items).astype(np.float32)
-    recent = pos["ts"].to_numpy() >= as_of - RECENT_DAYS * _DAY
-    recent_popularity = np.bincount(rows[recent], weights=pos["weight"].to_numpy()[recent],
-                                    minlength=n_items).astype(np.float32)
-
-    impressions = past[past["event_type"] == "impression"]
-    if len(impressions):
-        shown = np.bincount(item_index.get_indexer(impressions["item_id"].to_numpy()), minlength=n_items)
-        clicks_df = past[past["event_type"] == "click"]
-        clicks = np.bincount(item_index.get_indexer(clicks_df["item_id"].to_numpy()), minlength=n_items)
-        prior = max(clicks.sum() / max(shown.sum(), 1), 1e-3)
-        strength = 20.0  # pseudo-impressions: an item needs ~20 impressions before its own CTR dominates
-        ctr = ((clicks + strength * prior) / (shown + strength)).astype(np.float32)
-    else:
-        ctr = np.full(n_items, np.nan, dtype=np.float32)  # unknown, not zero: no impressions were logged
-
-    purchases = past[past["event_type"] == REPEAT_EVENT]
-    purchase_rows = item_index.get_indexer(purchases["item_id"].to_numpy())
-    purchase_ts = purchases["ts"].to_numpy(dtype=np.float64)
-    user_codes, _ = pd.factorize(purchases["user_id"])
-    repeat_rate, reorder_days = item_repeat_stats(user_codes, purchase_rows, purchase_ts, n_items)
-    sessions = (purchases["session_id"].fillna("").astype(str).to_numpy() if "session_id" in purchases
-                else np.full(len(purchases), ""))
-    related = bought_together(basket_keys(purchases["user_id"].to_numpy(dtype=str), sessions, purchase_ts),
-                              purchase_rows, n_items)
-    similar = bought_by_same_shoppers(user_codes, purchase_rows, n_items)
-
-    merchant_popularity = np.bincount(item_merchant, weights=popularity, minlength=len(merchants))
-    order = np.argsort(np.argsort(merchant_popularity, kind="stable"), kind="stable")
-    merchant_pct = (order / max(len(merchants) - 1, 1)).astype(np.float32)
+    popularity, recent_popularity = _item_popularity(past, item_index, as_of, n_items)
+    ctr = _item_ctr(past, item_index, n_items)
+    repeats = _ItemRepeats.of(past, item_index, n_items)
+    merchant_pct = _merchant_popularity_pct(item_merchant, popularity, len(merchants))
 
     return Catalog(
         as_of=float(as_of),
@@ -97,15 +71,72 @@ def build_catalog(dataset: Dataset, as_of: float) -> Catalog:
         merchant_open=_flag(merchants, "is_open", default=True),
         merchant_radius_km=merchants["delivery_radius_km"].fillna(DEFAULT_DELIVERY_RADIUS_KM).to_numpy(np.float64)
         if "delivery_radius_km" in merchants else np.full(len(merchants), DEFAULT_DELIVERY_RADIUS_KM),
-        item_repeat_rate=repeat_rate,
-        item_reorder_days=reorder_days,
-        related_offsets=related[0],
-        related_rows=related[1],
-        related_scores=related[2],
-        similar_offsets=similar[0],
-        similar_rows=similar[1],
-        similar_scores=similar[2],
+        item_repeat_rate=repeats.repeat_rate,
+        item_reorder_days=repeats.reorder_days,
+        related_offsets=repeats.related[0],
+        related_rows=repeats.related[1],
+        related_scores=repeats.related[2],
+        similar_offsets=repeats.similar[0],
+        similar_rows=repeats.similar[1],
+        similar_scores=repeats.similar[2],
     )
+
+
+def _item_popularity(past: pd.DataFrame, item_index: pd.Index, as_of: float,
+                     n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Graded positive weight per item before ``as_of``: over all of the past, and over its last RECENT_DAYS."""
+    pos = positives(past)
+    rows = item_index.get_indexer(pos["item_id"].to_numpy())
+    popularity = np.bincount(rows, weights=pos["weight"].to_numpy(), minlength=n_items).astype(np.float32)
+    recent = pos["ts"].to_numpy() >= as_of - RECENT_DAYS * _DAY
+    recent_popularity = np.bincount(rows[recent], weights=pos["weight"].to_numpy()[recent],
+                                    minlength=n_items).astype(np.float32)
+    return popularity, recent_popularity
+
+
+def _item_ctr(past: pd.DataFrame, item_index: pd.Index, n_items: int) -> np.ndarray:
+    """Click-through rate per item, smoothed towards the catalog's; NaN for all when no impressions were logged."""
+    impressions = past[past["event_type"] == "impression"]
+    if not len(impressions):
+        return np.full(n_items, np.nan, dtype=np.float32)  # unknown, not zero: no impressions were logged
+    shown = np.bincount(item_index.get_indexer(impressions["item_id"].to_numpy()), minlength=n_items)
+    clicks_df = past[past["event_type"] == "click"]
+    clicks = np.bincount(item_index.get_indexer(clicks_df["item_id"].to_numpy()), minlength=n_items)
+    prior = max(clicks.sum() / max(shown.sum(), 1), 1e-3)
+    strength = 20.0  # pseudo-impressions: an item needs ~20 impressions before its own CTR dominates
+    return ((clicks + strength * prior) / (shown + strength)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _ItemRepeats:
+    """What past purchases say per item: how often it is re-bought and after how long, and its neighbours
+    (bought in the same basket; bought by the same shoppers) as (offsets, rows, scores)."""
+
+    repeat_rate: np.ndarray
+    reorder_days: np.ndarray
+    related: tuple[np.ndarray, np.ndarray, np.ndarray]
+    similar: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, past: pd.DataFrame, item_index: pd.Index, n_items: int) -> _ItemRepeats:
+        purchases = past[past["event_type"] == REPEAT_EVENT]
+        purchase_rows = item_index.get_indexer(purchases["item_id"].to_numpy())
+        purchase_ts = purchases["ts"].to_numpy(dtype=np.float64)
+        user_codes, _ = pd.factorize(purchases["user_id"])
+        repeat_rate, reorder_days = item_repeat_stats(user_codes, purchase_rows, purchase_ts, n_items)
+        sessions = (purchases["session_id"].fillna("").astype(str).to_numpy() if "session_id" in purchases
+                    else np.full(len(purchases), ""))
+        related = bought_together(basket_keys(purchases["user_id"].to_numpy(dtype=str), sessions, purchase_ts),
+                                  purchase_rows, n_items)
+        similar = bought_by_same_shoppers(user_codes, purchase_rows, n_items)
+        return cls(repeat_rate, reorder_days, related, similar)
+
+
+def _merchant_popularity_pct(item_merchant: np.ndarray, popularity: np.ndarray, n_merchants: int) -> np.ndarray:
+    """Each merchant's rank by the summed popularity of its items, as a fraction in [0, 1]."""
+    merchant_popularity = np.bincount(item_merchant, weights=popularity, minlength=n_merchants)
+    order = np.argsort(np.argsort(merchant_popularity, kind="stable"), kind="stable")
+    return (order / max(n_merchants - 1, 1)).astype(np.float32)
 
 
 def _flag(frame: pd.DataFrame, column: str, *, default: bool) -> np.ndarray:

@@ -117,6 +117,10 @@ def apply_feature_dropout(user: dict[str, np.ndarray], item: dict[str, np.ndarra
             user["hist_text"] = np.where(drop_history[:, None], 0.0, user["hist_text"]).astype(np.float32)
 
 
+# (user, item, hard negatives or None, their mask or None, item rows, log q) -> the batch's loss
+StepFn = Callable[..., tf.Tensor]
+
+
 def train_towers(examples: Examples, item_inputs: ItemInputs, n_catalog: int, sizes: dict[str, int],
                  config: TwoTowerConfig, *, progress: Callable[[str], None] | None = None) -> TrainedTowers:
     started = time.time()
@@ -126,15 +130,46 @@ def train_towers(examples: Examples, item_inputs: ItemInputs, n_catalog: int, si
     item_tower = build_item_tower(sizes, config.towers)
     log_temperature = tf.Variable(math.log(config.initial_temperature), trainable=config.learn_temperature,
                                   dtype=tf.float32, name="log_temperature")
+    n_hard = min(config.hard_negatives, examples.hard_rows.shape[1])
+    train_index, valid_index = _time_split(examples)
+    batch_size = int(min(config.batch_size, max(64, train_index.size // 8)))
+    step = _train_step(user_tower, item_tower, log_temperature, n_hard, config)
+
+    history: dict[str, list[float]] = {"loss": [], "valid_recall@100": [], "temperature": []}
+    best: tuple[float, int, list, list, float] | None = None
+    for epoch in range(config.epochs):
+        shuffled = rng.permutation(train_index)
+        losses = _train_epoch(step, examples, shuffled, batch_size, item_inputs, n_hard, config, rng)
+        history["loss"].append(float(np.mean(losses)) if losses else float("nan"))
+        history["temperature"].append(float(tf.exp(log_temperature)))
+        recall = validation_recall(user_tower, item_tower, item_inputs, n_catalog, examples.take(valid_index))
+        history["valid_recall@100"].append(recall)
+        if progress:
+            progress(f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f}, "
+                     f"valid recall@100 {recall:.3f}, temperature {history['temperature'][-1]:.4f}")
+        if best is None or recall > best[0]:
+            best = (recall, epoch, user_tower.get_weights(), item_tower.get_weights(), float(tf.exp(log_temperature)))
+    assert best is not None
+    # Keep the epoch with the best validation recall (the towers overfit small logs after a few epochs).
+    user_tower.set_weights(best[2])
+    item_tower.set_weights(best[3])
+    history["best_epoch"] = [best[1] + 1]
+    return TrainedTowers(user_tower, item_tower, best[4], history, config, time.time() - started)
+
+
+def _time_split(examples: Examples) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) example indices: the validation slice is the latest 5% of examples (at least one)."""
+    order = np.argsort(examples.ts, kind="stable")
+    n_valid = max(1, len(examples) // 20)
+    return order[:-n_valid], order[-n_valid:]
+
+
+def _train_step(user_tower: keras.Model, item_tower: keras.Model, log_temperature: tf.Variable, n_hard: int,
+                config: TwoTowerConfig) -> StepFn:
+    """One compiled gradient step on a batch (towers and, when learned, the temperature); returns the loss."""
     optimizer = keras.optimizers.Adam(config.learning_rate)
     variables = user_tower.trainable_variables + item_tower.trainable_variables + (
         [log_temperature] if config.learn_temperature else [])
-    n_hard = min(config.hard_negatives, examples.hard_rows.shape[1])
-
-    order = np.argsort(examples.ts, kind="stable")
-    n_valid = max(1, len(examples) // 20)
-    train_index, valid_index = order[:-n_valid], order[-n_valid:]
-    batch_size = int(min(config.batch_size, max(64, train_index.size // 8)))
 
     @tf.function(reduce_retracing=True)
     def step(user: dict, item: dict, hard: dict | None, hard_mask: tf.Tensor | None, item_ids: tf.Tensor,
@@ -153,38 +188,26 @@ def train_towers(examples: Examples, item_inputs: ItemInputs, n_catalog: int, si
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss
 
-    history: dict[str, list[float]] = {"loss": [], "valid_recall@100": [], "temperature": []}
-    best: tuple[float, int, list, list, float] | None = None
-    for epoch in range(config.epochs):
-        shuffled = rng.permutation(train_index)
-        losses = []
-        for start in range(0, shuffled.size - batch_size + 1, batch_size):
-            batch = examples.take(shuffled[start:start + batch_size])
-            user = {k: v.copy() for k, v in batch.user.items()}
-            item = item_inputs(batch.item_rows)
-            apply_feature_dropout(user, item, config.feature_dropout, config.history_dropout, rng,
-                                  item_id_rate=config.item_id_dropout)
-            hard = hard_mask = None
-            if n_hard:
-                hard_rows = batch.hard_rows[:, :n_hard]
-                hard_mask = (hard_rows >= 0).astype(np.float32)
-                hard = item_inputs(np.where(hard_rows >= 0, hard_rows, 0).reshape(-1))
-            losses.append(float(step(user, item, hard, hard_mask, batch.item_rows, batch.log_q)))
-        history["loss"].append(float(np.mean(losses)) if losses else float("nan"))
-        history["temperature"].append(float(tf.exp(log_temperature)))
-        recall = validation_recall(user_tower, item_tower, item_inputs, n_catalog, examples.take(valid_index))
-        history["valid_recall@100"].append(recall)
-        if progress:
-            progress(f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f}, "
-                     f"valid recall@100 {recall:.3f}, temperature {history['temperature'][-1]:.4f}")
-        if best is None or recall > best[0]:
-            best = (recall, epoch, user_tower.get_weights(), item_tower.get_weights(), float(tf.exp(log_temperature)))
-    assert best is not None
-    # Keep the epoch with the best validation recall (the towers overfit small logs after a few epochs).
-    user_tower.set_weights(best[2])
-    item_tower.set_weights(best[3])
-    history["best_epoch"] = [best[1] + 1]
-    return TrainedTowers(user_tower, item_tower, best[4], history, config, time.time() - started)
+    return step
+
+
+def _train_epoch(step: StepFn, examples: Examples, shuffled: np.ndarray, batch_size: int, item_inputs: ItemInputs,
+                 n_hard: int, config: TwoTowerConfig, rng: np.random.Generator) -> list[float]:
+    """The losses of one pass over the full batches of ``shuffled``, with feature dropout drawn from ``rng``."""
+    losses = []
+    for start in range(0, shuffled.size - batch_size + 1, batch_size):
+        batch = examples.take(shuffled[start:start + batch_size])
+        user = {k: v.copy() for k, v in batch.user.items()}
+        item = item_inputs(batch.item_rows)
+        apply_feature_dropout(user, item, config.feature_dropout, config.history_dropout, rng,
+                              item_id_rate=config.item_id_dropout)
+        hard = hard_mask = None
+        if n_hard:
+            hard_rows = batch.hard_rows[:, :n_hard]
+            hard_mask = (hard_rows >= 0).astype(np.float32)
+            hard = item_inputs(np.where(hard_rows >= 0, hard_rows, 0).reshape(-1))
+        losses.append(float(step(user, item, hard, hard_mask, batch.item_rows, batch.log_q)))
+    return losses
 
 
 def embed_items(item_tower: keras.Model, item_inputs: ItemInputs, n_catalog: int, batch: int = 4096) -> np.ndarray:
