@@ -26,8 +26,8 @@ from botocore.credentials import Credentials
 from botocore.session import get_session
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection
 
-from tastebud.features import FEATURE_NAMES
-from tastebud.history import REPEAT_COLUMNS
+from tastebud.features.history import REPEAT_COLUMNS
+from tastebud.features.ranker_features import FEATURE_NAMES
 from tastebud_sam_local.opensearch_domain import FakeOpenSearchDomain, Reply, json_reply, opensearch_error
 from tastebud_sam_local.sagemaker_endpoint import ENDPOINT_PATH, model_error, sagemaker_error, sagemaker_reply
 

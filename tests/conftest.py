@@ -106,7 +106,7 @@ def tiny_artifacts(tiny_dataset, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture
 def service(tiny_artifacts: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     """A fully wired service with its own embedded Redis (stock changes never leak between tests)."""
-    from tastebud.composition import build_runtime
+    from tastebud.composition.local import build_runtime
     from tastebud.settings import Settings
 
     # Its own data directory: accepted events and items must never land in the shared tiny data set.

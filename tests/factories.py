@@ -15,8 +15,8 @@ from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
 from tastebud.domain import RequestContext, UserProfile
+from tastebud.pipeline.service import RecommendationService
 from tastebud.recommendation import Versions
-from tastebud.service import RecommendationService
 from tastebud.settings import ServingKnobs
 
 NOW = 1_760_000_000.0

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tastebud.aws_composition import AwsClients, build_clients
+from tastebud.composition.aws import AwsClients, build_clients
 from tastebud.processes import end_with_parent
 from tastebud.settings import Settings
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from tastebud.api.http import create_handler
 from tastebud.live.runtime import ServingRuntime
-from tastebud.service import RecommendationService
+from tastebud.pipeline.service import RecommendationService
 from tastebud_bench.cpu_accounting import process_cpu_seconds
 
 SERVER_START_TIMEOUT_S = 120.0

@@ -24,7 +24,7 @@ import numpy as np
 
 from tastebud.api.http import create_handler
 from tastebud.artifacts import LocalArtifactStore
-from tastebud.composition import build_runtime
+from tastebud.composition.local import build_runtime
 from tastebud.live.runtime import ServingRuntime
 from tastebud.local_server import LocalLambdaContext, http_api_event
 from tastebud.settings import Settings

@@ -37,7 +37,7 @@ from tastebud.api.http import LambdaHandler, create_handler
 from tastebud.heap import freeze_startup_heap
 from tastebud.live.runtime import ServingRuntime
 from tastebud.local_server import LocalLambdaContext, http_api_event
-from tastebud.service import RecommendationService
+from tastebud.pipeline.service import RecommendationService
 from tastebud_bench.closed_loop import K, LoadResult, python_load, request_body, wrk_load
 from tastebud_bench.cpu_accounting import CpuSample, children_cpu_seconds, machine_cpu_seconds, process_cpu_seconds
 from tastebud_bench.forked_server import ForkedServer

@@ -25,14 +25,14 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis, stop_embedded_redis
 from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8
 from tastebud.catalog import Catalog
-from tastebud.composition import build_runtime
-from tastebud.features import FEATURE_NAMES
+from tastebud.composition.local import build_runtime
+from tastebud.features.ranker_features import FEATURE_NAMES
+from tastebud.features.two_tower import TwoTowerVocab
 from tastebud.live.runtime import ServingRuntime
+from tastebud.pipeline.service import RecommendationService
 from tastebud.ports import CandidateIndex, FeatureStore, UserEncoder
 from tastebud.recommendation import Versions
-from tastebud.service import RecommendationService
 from tastebud.settings import ServingKnobs, Settings
-from tastebud.two_tower_features import TwoTowerVocab
 from tastebud_bench.synthetic_data import clustered_vectors, synthetic_catalog, synthetic_users
 from tastebud_training.progress import track
 

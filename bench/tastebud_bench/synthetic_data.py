@@ -10,7 +10,7 @@ import numpy as np
 
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
-from tastebud.history import FIRST_PURCHASE_TS, HOUR_SIN, PURCHASES, repeat_contributions
+from tastebud.features.history import FIRST_PURCHASE_TS, HOUR_SIN, PURCHASES, repeat_contributions
 from tastebud_training.reorders import SIMILAR_PER_ITEM
 
 RELATED_PER_ITEM = 5  # bought-together partners per synthetic item

@@ -57,9 +57,9 @@ def recommend(
     from dataclasses import asdict
 
     from tastebud.catalog import DOMAINS
-    from tastebud.composition import build_runtime
+    from tastebud.composition.local import build_runtime
     from tastebud.errors import TastebudError
-    from tastebud.explain import explain_request
+    from tastebud.pipeline.explain import explain_request
     from tastebud.recommendation import StageTrace
     from tastebud.settings import Settings
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tastebud.ingest_composition import deployed_ingest_handler
+from tastebud.composition.ingest import deployed_ingest_handler
 
 handler = deployed_ingest_handler()

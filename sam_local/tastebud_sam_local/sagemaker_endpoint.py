@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tastebud.artifacts import USER_TOWER
-from tastebud.two_tower_features import ENDPOINT_USER_INPUTS, history_text
+from tastebud.features.two_tower import ENDPOINT_USER_INPUTS, history_text
 from tastebud_sam_local.http_thread import serve_in_thread
 
 REGION = "eu-west-1"

@@ -194,7 +194,7 @@ def _seed(standins: StandIns, token: str, version_dir: Path, data_dir: Path, wor
           say: Callable[[str], None]) -> None:
     from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
     from tastebud.artifacts import Manifest
-    from tastebud.aws_composition import opensearch_client
+    from tastebud.composition.aws import opensearch_client
     from tastebud.lifecycle import control_tasks, index_tasks
     from tastebud_sam_local.sagemaker_endpoint import UserTowerEndpoint, serve_endpoints
 

@@ -121,7 +121,7 @@ PRINCIPAL_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("tastebud_training.*", ("operator",)),
     ("tastebud.api.http:create_app.<locals>.put_stock", ("StockFunction",)),
     ("tastebud.api.http:create_app.<locals>.*", ("RecommendFunction",)),  # POST /v1/recommendations, GET /health
-    ("tastebud.aws_composition:*", ("RecommendFunction", "StockFunction")),  # the init phase builds the service
+    ("tastebud.composition.aws:*", ("RecommendFunction", "StockFunction")),  # the init phase builds the service
     ("tastebud.adapters.aws.dynamodb_seed:*", ("operator",)),
     ("tastebud.adapters.aws.kinesis_events:*", ("operator",)),
     ("tastebud.adapters.aws.s3_artifacts:S3ArtifactStore.publish", ("operator",)),  # `aws s3 sync` in the runbook

@@ -90,12 +90,12 @@ def test_out_of_order_events_keep_the_newest_timestamp(dynamodb: Any) -> None:
 
 
 def test_the_dynamodb_history_folds_like_training(dynamodb: Any) -> None:
-    """Events written by the ingest side and read by the request side == tastebud.history's fold of them."""
+    """Events written by the ingest side and read by the request side == tastebud.features.history's fold of them."""
     import numpy as np
 
     from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
     from tastebud.domain import InteractionEvent, UserProfile
-    from tastebud.history import with_events
+    from tastebud.features.history import with_events
 
     from factories import make_catalog
 
@@ -117,7 +117,7 @@ def test_the_dynamodb_history_folds_like_training(dynamodb: Any) -> None:
 
 
 def test_the_recency_index_projects_every_history_attribute_the_request_reads() -> None:
-    from tastebud.history import REPEAT_COLUMNS
+    from tastebud.features.history import REPEAT_COLUMNS
 
     from helpers import load_template
 

@@ -35,10 +35,10 @@ from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.adapters.aws.stock import auth_token_from_secret, elasticache_client
 from tastebud.adapters.redis_stock import OUT_OF_STOCK_KEY
 from tastebud.api.http import create_handler
-from tastebud.aws_composition import AwsClients, build_aws_service, build_clients
+from tastebud.composition.aws import AwsClients, build_aws_service, build_clients
 from tastebud.domain import InteractionEvent
 from tastebud.errors import ArtifactsMissingError
-from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
+from tastebud.features.ranker_features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.local_server import LocalLambdaContext
 from tastebud.settings import Settings, SettingsError
 
@@ -241,7 +241,7 @@ def test_aws_settings_never_default_resource_names() -> None:
 
 def test_live_pointer_names_endpoint_and_index_and_must_match_the_manifest(world: dict[str, Any]) -> None:
     from tastebud.adapters.aws.live_pointer import LivePointer, write_live
-    from tastebud.deployed_api import refreshing_provider
+    from tastebud.composition.deployed_api import refreshing_provider
     from tastebud.errors import ArtifactMismatchError
 
     sagemaker, sent = sagemaker_runtime_client(user_tower)

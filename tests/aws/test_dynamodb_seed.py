@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tastebud.adapters.aws.dynamodb_features import DynamoFeatureStore
 from tastebud.adapters.aws.dynamodb_seed import batch_put, profile_item
 from tastebud.domain import RequestContext
-from tastebud.two_tower_features import profile_inputs
+from tastebud.features.two_tower import profile_inputs
 
 REGION = "eu-west-1"
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from tastebud.adapters.aws.sagemaker_encoder import two_tower_payload
 from tastebud.domain import RequestContext, UserProfile
-from tastebud.two_tower_features import ENDPOINT_USER_INPUTS, TwoTowerVocab, profile_inputs
+from tastebud.features.two_tower import ENDPOINT_USER_INPUTS, TwoTowerVocab, profile_inputs
 
 from factories import NOW
 

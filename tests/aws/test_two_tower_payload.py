@@ -8,7 +8,7 @@ import numpy as np
 
 from tastebud.adapters.aws.sagemaker_encoder import two_tower_payload
 from tastebud.domain import RequestContext, UserProfile
-from tastebud.two_tower_features import ENDPOINT_USER_INPUTS, HISTORY_LENGTH, MAX_PREFERENCES, TwoTowerVocab
+from tastebud.features.two_tower import ENDPOINT_USER_INPUTS, HISTORY_LENGTH, MAX_PREFERENCES, TwoTowerVocab
 
 from factories import NOW, make_catalog
 

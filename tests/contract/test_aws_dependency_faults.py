@@ -58,11 +58,11 @@ from redis_servers import StockCache, trust_only
 
 from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
-from tastebud.adapters.circuit import breaker_state
-from tastebud.aws_composition import AwsClients, build_aws_service, request_retry
+from tastebud.circuit import breaker_state
+from tastebud.composition.aws import AwsClients, build_aws_service, request_retry
 from tastebud.errors import DependencyError
-from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
-from tastebud.service import RecommendationService
+from tastebud.features.ranker_features import FEATURE_NAMES, FEATURE_VERSION
+from tastebud.pipeline.service import RecommendationService
 from tastebud.settings import Settings
 
 from factories import NOW, make_catalog, unit_vectors

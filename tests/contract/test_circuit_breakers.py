@@ -26,7 +26,7 @@ from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
 from tastebud.adapters.aws.opensearch_index import OpenSearchIndex
 from tastebud.adapters.aws.retry import RetryPolicy
 from tastebud.adapters.aws.sagemaker_encoder import SageMakerUserEncoder, history_payload
-from tastebud.adapters.circuit import breaker_state, circuit_breaker
+from tastebud.circuit import breaker_state, circuit_breaker
 from tastebud.domain import UserProfile
 from tastebud.errors import DependencyError
 

@@ -20,7 +20,7 @@ from tastebud.adapters.aws.dynamodb_features import HISTORY_RECENCY_INDEX, Dynam
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.domain import InteractionEvent
 from tastebud.errors import DependencyError
-from tastebud.history import REPEAT_COLUMNS
+from tastebud.features.history import REPEAT_COLUMNS
 from tastebud.ports import FeatureStore
 
 from factories import NOW, make_catalog

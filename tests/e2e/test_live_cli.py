@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tastebud.api.http import create_handler
 from tastebud.artifacts import LocalArtifactStore
-from tastebud.composition import build_runtime
+from tastebud.composition.local import build_runtime
 from tastebud.live.runtime import ServingRuntime
 from tastebud.settings import Settings
 from tastebud_cli.app import app

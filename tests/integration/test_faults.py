@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tastebud.api.http import create_handler
-from tastebud.composition import build_runtime
+from tastebud.composition.local import build_runtime
 from tastebud.errors import DependencyError
 from tastebud.live.runtime import ServingRuntime
 from tastebud.local_server import LocalLambdaContext

@@ -19,9 +19,9 @@ from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import Catalog
 from tastebud.domain import ItemDraft
 from tastebud.errors import ArtifactMismatchError, BadRequestError, NotFoundError
-from tastebud.image_features import unit_rows
+from tastebud.features.image import unit_rows
+from tastebud.features.two_tower import TwoTowerVocab, item_inputs
 from tastebud.ports import ItemEmbedder
-from tastebud.two_tower_features import TwoTowerVocab, item_inputs
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-5

@@ -19,7 +19,7 @@ import pytest
 
 from tastebud.api.http import create_handler
 from tastebud.artifacts import CURRENT, LocalArtifactStore, Manifest
-from tastebud.composition import build_runtime
+from tastebud.composition.local import build_runtime
 from tastebud.domain import SOURCE_HISTORY, RequestContext
 from tastebud.live.runtime import ServingRuntime, VersionRefusedError
 from tastebud.local_server import LocalLambdaContext
@@ -206,7 +206,7 @@ def test_a_merchant_out_of_delivery_range_is_not_served(runtime: ServingRuntime,
     row = catalog.merchant_row_of(merchant)
     assert row is not None
     # A radius that ends 1 km short of the request's location.
-    from tastebud.features import haversine_km
+    from tastebud.features.ranker_features import haversine_km
 
     distance = float(haversine_km(52.52, 13.40, catalog.merchant_lat[[row]], catalog.merchant_lon[[row]])[0])
     runtime.live.set_merchant(merchant, True, max(distance - 1.0, 0.1))

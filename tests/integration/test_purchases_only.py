@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tastebud.composition import build_runtime
+from tastebud.composition.local import build_runtime
 from tastebud.settings import Settings
 
 from factories import version_config

@@ -23,12 +23,12 @@ from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.api.http import create_handler
 from tastebud.artifacts import USER_TOWER, LocalArtifactStore, Manifest
-from tastebud.aws_composition import build_aws_service, opensearch_client
 from tastebud.catalog import Catalog
+from tastebud.composition.aws import build_aws_service, opensearch_client
 from tastebud.domain import RequestContext
 from tastebud.errors import DependencyError
+from tastebud.features.two_tower import TwoTowerVocab
 from tastebud.settings import Settings, SettingsError
-from tastebud.two_tower_features import TwoTowerVocab
 from tastebud_sam_local import base_image
 from tastebud_sam_local.opensearch_domain import FakeOpenSearchDomain, serve_opensearch
 from tastebud_sam_local.sagemaker_endpoint import UserTowerEndpoint, serve_endpoints

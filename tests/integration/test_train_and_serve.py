@@ -10,11 +10,11 @@ import pytest
 import xgboost as xgb
 
 from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8, LocalArtifactStore, Manifest
-from tastebud.composition import build_runtime, load_stages
+from tastebud.composition.local import build_runtime, load_stages
 from tastebud.domain import RequestContext
 from tastebud.errors import ArtifactMismatchError
-from tastebud.features import FEATURE_NAMES, ranker_features
-from tastebud.ranker_prior import RankerPrior, TreesOverPrior
+from tastebud.features.ranker_features import FEATURE_NAMES, ranker_features
+from tastebud.features.ranker_prior import RankerPrior, TreesOverPrior
 from tastebud.settings import ServingKnobs, Settings
 
 from factories import version_config

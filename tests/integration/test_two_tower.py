@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tastebud.two_tower_features import item_inputs
+from tastebud.features.two_tower import item_inputs
 from tastebud_training.two_tower import export
 from tastebud_training.two_tower.examples import build_examples
 from tastebud_training.two_tower.export import (

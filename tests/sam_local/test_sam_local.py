@@ -1,7 +1,7 @@
 """Issue 25: every function run by `sam local` in a Lambda python3.12 container (the offline base image), with its
 sample event, against the stand-ins of its AWS dependencies; and `sam local start-api` answering the README's curl
 lines. This proves that the built layer holds everything the functions import beyond what the runtime provides,
-and that the deployed composition (tastebud.aws_composition) computes a real recommendation inside the container.
+and that the deployed composition (tastebud.composition.aws) computes a real recommendation inside the container.
 
 Needs a Docker engine (CI runs as root and the tier starts dockerd itself, with the host's network settings left
 alone) and Debian's debootstrap for the base image; `make test` installs both.

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tastebud.basket_features import BASKET_FEATURES, basket_features, basket_starts
-from tastebud.history import empty_repeat, fold_keys, repeat_contributions
+from tastebud.features.basket import BASKET_FEATURES, basket_features, basket_starts
+from tastebud.features.history import empty_repeat, fold_keys, repeat_contributions
 
 DAY = 86400.0
 F = {name: i for i, name in enumerate(BASKET_FEATURES)}
 
 
 def history(purchases: dict[str, list[float]]) -> tuple[list[str], np.ndarray]:
-    """The folded statistics of each item's purchases (days), as tastebud.history folds a log."""
+    """The folded statistics of each item's purchases (days), as tastebud.features.history folds a log."""
     names = sorted(purchases)
     keys = np.concatenate([[i] * len(purchases[name]) for i, name in enumerate(names)]).astype(np.int64)
     ts = np.concatenate([purchases[name] for name in names]) * DAY

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, Candidates, UserProfile
-from tastebud.features import FEATURE_NAMES, haversine_km, ranker_features
+from tastebud.features.ranker_features import FEATURE_NAMES, haversine_km, ranker_features
 
 from factories import NOW, context, make_catalog
 

@@ -148,7 +148,7 @@ def test_stock_store_outage_on_update_is_503_not_500(stock: MemoryStock) -> None
 
 
 def test_missing_artifacts_are_a_json_503_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tastebud.composition import lazy_runtime
+    from tastebud.composition.local import lazy_runtime
     from tastebud.settings import Settings
 
     handler = create_handler(lazy_runtime(lambda: Settings(artifacts=tmp_path / "nowhere")))

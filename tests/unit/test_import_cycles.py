@@ -24,7 +24,7 @@ def test_no_import_cycles() -> None:
                           timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     for contract in ("packages: cli > bench, sam_local > training > serving",
-                     "tastebud: server > composition > live > api > service > stages > adapters",
+                     "tastebud: server > composition > live > api > pipeline > adapters > features",
                      "no import cycles in any of the five packages"):
         assert f"{contract} KEPT" in done.stdout
     assert "Contracts: 3 kept, 0 broken." in done.stdout

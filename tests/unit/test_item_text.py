@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tastebud.item_text import item_text
+from tastebud.features.item_text import item_text
 from tastebud_training.text_embedding import item_texts
 
 

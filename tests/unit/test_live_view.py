@@ -13,10 +13,10 @@ from tastebud.catalog import Catalog
 from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, ItemDraft
 from tastebud.fresh_index import FreshItemsIndex
 from tastebud.live.view import build_view
+from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud.row_table import GrowingRows
 from tastebud.serving_version import ServingVersion
 from tastebud.settings import ServingKnobs
-from tastebud.stages.retrieve import Retriever
 
 from factories import NOW, MemoryStock, PopularityRanker, VectorEncoder, context, make_catalog, make_users, unit_vectors
 
@@ -207,7 +207,7 @@ def test_live_events_after_the_version_fold_into_the_profile() -> None:
 def test_history_fold_matches_the_training_snapshot(tiny_dataset) -> None:  # type: ignore[no-untyped-def]
     """Serving's fold of events == training's build_user_table on the same log (one history definition)."""
     from tastebud.domain import UserProfile
-    from tastebud.history import with_events
+    from tastebud.features.history import with_events
     from tastebud_training.snapshot import build_catalog, build_user_table
 
     as_of = float(tiny_dataset.interactions["ts"].max() + 1)
@@ -238,7 +238,7 @@ def test_history_fold_matches_the_training_snapshot(tiny_dataset) -> None:  # ty
 def test_a_version_built_for_other_features_is_refused_naming_both() -> None:
     from tastebud.artifacts import Manifest
     from tastebud.errors import ArtifactMismatchError
-    from tastebud.features import FEATURE_VERSION
+    from tastebud.features.ranker_features import FEATURE_VERSION
     from tastebud.serving_version import check_manifest
 
     manifest = Manifest(version="v", model_version="m", index_version="i", feature_version="ranker-features-v0",

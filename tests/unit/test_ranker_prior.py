@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tastebud.features import COLUMN, FEATURE_NAMES
-from tastebud.history import DECAY_HALF_LIVES_DAYS, repeat_contributions
-from tastebud.history import decayed_purchases as history_decayed_purchases
-from tastebud.ranker_prior import RankerPrior, TreesOverPrior, decayed_purchases, with_prior
+from tastebud.features.history import DECAY_HALF_LIVES_DAYS, repeat_contributions
+from tastebud.features.history import decayed_purchases as history_decayed_purchases
+from tastebud.features.ranker_features import COLUMN, FEATURE_NAMES
+from tastebud.features.ranker_prior import RankerPrior, TreesOverPrior, decayed_purchases, with_prior
 
 DAY = 86400.0
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_RELATED, SOURCE_SIMILAR, Candidates, UserProfile
-from tastebud.features import FEATURE_NAMES, ranker_features
-from tastebud.history import PURCHASES, REPEAT_COLUMNS, fold_log, with_events
+from tastebud.features.history import PURCHASES, REPEAT_COLUMNS, fold_log, with_events
+from tastebud.features.ranker_features import FEATURE_NAMES, ranker_features
+from tastebud.pipeline.stages.retrieve import Retriever, history_candidates
 from tastebud.settings import ServingKnobs
-from tastebud.stages.retrieve import Retriever, history_candidates
 from tastebud_training.reorders import (
     SIMILAR_ALPHA,
     basket_keys,

@@ -1,4 +1,5 @@
-"""Serving metrics (tastebud.metrics), sub-stage timing in retrieve, and `explain` through the handler."""
+"""Serving metrics (tastebud.metrics.serving_metrics), sub-stage timing in retrieve, and `explain` through the
+handler."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tastebud.api.http import create_handler
 from tastebud.local_server import LocalLambdaContext
-from tastebud.metrics import LATENCY_STAGES, ServingMetrics, observations
+from tastebud.metrics.serving_metrics import LATENCY_STAGES, ServingMetrics, observations
 from tastebud.recommendation import StageTrace
 
 from factories import FailingRanker, MemoryStock, context, make_service
@@ -121,7 +122,7 @@ def test_window_forgets_old_samples() -> None:
 
 
 def test_powertools_gets_the_same_observations() -> None:
-    from tastebud.metrics import emit_powertools, observations
+    from tastebud.metrics.serving_metrics import emit_powertools, observations
 
     class Recorder:
         def __init__(self) -> None:
@@ -200,7 +201,7 @@ def test_vendored_cytoscape_is_the_pinned_release_with_its_license() -> None:
 
 def test_explain_reads_the_catalog_the_request_ran_on() -> None:
     """A hot swap between the request and its explain must not explain rows against the next version's catalog."""
-    from tastebud.explain import explain_request
+    from tastebud.pipeline.explain import explain_request
 
     before = make_service()
     trace = StageTrace()

@@ -10,12 +10,17 @@ import pytest
 from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.catalog import DOMAIN_CODE
 from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_POPULAR, Candidates
-from tastebud.reasons import reasons_for
+from tastebud.pipeline.reasons import reasons_for
+from tastebud.pipeline.stages.fairness import (
+    FLAG_EXPOSURE_FLOOR,
+    FLAG_MERCHANT_CAP,
+    FLAG_NEW_MERCHANT,
+    FairnessDiversity,
+)
+from tastebud.pipeline.stages.rerank import Reranker
+from tastebud.pipeline.stages.retrieve import Retriever
+from tastebud.pipeline.stages.stock_filter import StockFilter
 from tastebud.settings import ServingKnobs
-from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_NEW_MERCHANT, FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
-from tastebud.stages.stock_filter import StockFilter
 
 from factories import (
     NOW,
@@ -110,7 +115,7 @@ def test_merchant_cap_limits_items_per_merchant_on_the_page() -> None:
 def test_a_shoppers_own_groceries_are_not_capped_penalised_or_demoted() -> None:
     """Grocery items the user bought keep their ranked places (issue 22: on a one-store log the cap reshuffled
     them); an item never bought is an exploration and is capped as before."""
-    from tastebud.history import with_events
+    from tastebud.features.history import with_events
 
     catalog = make_catalog(24, n_merchants=4)  # merchant = row % 4, domain = row % 2: merchant 1 sells groceries
     knobs = ServingKnobs(max_per_merchant=2, category_penalty=5.0, low_popularity_boost=0.0, new_merchant_boost=0.0)
@@ -274,7 +279,7 @@ def naive_greedy(values: list[float], merchants: list[int], categories: list[int
 
 
 def test_lazy_greedy_matches_the_naive_definition() -> None:
-    from tastebud.stages.fairness import _greedy
+    from tastebud.pipeline.stages.fairness import _greedy
 
     rng = np.random.default_rng(0)
     for _ in range(200):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tastebud.domain import RequestContext
-from tastebud.two_tower_features import (
+from tastebud.features.two_tower import (
     HISTORY_LENGTH,
     ITEM_INPUTS,
     area_bucket,

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
-from tastebud.history import EVENT_WEIGHTS
+from tastebud.features.history import EVENT_WEIGHTS
 from tastebud_training.metrics import ndcg_at
 from tastebud_training.protocols import split_positives
 

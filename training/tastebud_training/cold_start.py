@@ -45,11 +45,11 @@ from tastebud.artifacts import CURRENT, LocalArtifactStore
 from tastebud.domain import SOURCE_ANN, Candidates, ItemDraft, RequestContext
 from tastebud.fresh_index import FreshItemsIndex
 from tastebud.live.view import LiveView, build_view
+from tastebud.pipeline.service import rank_candidates
+from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud.recommendation import RequestState
-from tastebud.service import rank_candidates
 from tastebud.serving_version import ServingVersion, load_version
 from tastebud.settings import ServingKnobs
-from tastebud.stages.retrieve import Retriever
 from tastebud_training.data import POSITIVE_EVENTS, Dataset
 from tastebud_training.metrics import recall_at
 from tastebud_training.progress import track

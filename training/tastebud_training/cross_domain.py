@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from tastebud.catalog import DOMAIN_CODE, DOMAINS
-from tastebud.composition import RankingStages
+from tastebud.composition.local import RankingStages
 from tastebud.domain import RequestContext
+from tastebud.pipeline.service import rank_candidates
 from tastebud.recommendation import RequestState
-from tastebud.service import rank_candidates
 from tastebud_training.data import Dataset
 from tastebud_training.evaluate import TestSet, evaluation_models, temporal_split
 from tastebud_training.metrics import summarise

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from tastebud.artifacts import CURRENT
-from tastebud.composition import RankingStages, load_stages
-from tastebud.features import FEATURE_VERSION
+from tastebud.composition.local import RankingStages, load_stages
+from tastebud.features.ranker_features import FEATURE_VERSION
+from tastebud.features.two_tower import TWO_TOWER_FEATURE_VERSION
+from tastebud.pipeline.stages.fairness import FairnessDiversity
 from tastebud.settings import ServingKnobs
-from tastebud.stages.fairness import FairnessDiversity
-from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION
 from tastebud_training.baselines import EASE_DEFAULT_L2
 from tastebud_training.data import Dataset
 from tastebud_training.evaluation_lists import (

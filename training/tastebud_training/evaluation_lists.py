@@ -15,17 +15,17 @@ import numpy as np
 from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
 from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.embedded.scann_index import BruteForceIndex
-from tastebud.composition import RankingStages
+from tastebud.composition.local import RankingStages
 from tastebud.domain import SOURCE_ANN, Candidates, RequestContext
-from tastebud.features import FEATURE_NAMES
+from tastebud.features.ranker_features import FEATURE_NAMES
+from tastebud.features.ranker_prior import with_prior
+from tastebud.pipeline.service import rank_candidates
+from tastebud.pipeline.stages.fairness import FairnessDiversity
+from tastebud.pipeline.stages.rerank import Reranker
+from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud.ports import UserEncoder
-from tastebud.ranker_prior import with_prior
 from tastebud.recommendation import RequestState
-from tastebud.service import rank_candidates
 from tastebud.settings import ServingKnobs
-from tastebud.stages.fairness import FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
 from tastebud_training.baselines import (
     EASEBaseline,
     IALSBaseline,

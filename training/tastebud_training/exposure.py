@@ -1,6 +1,6 @@
 """Fairness audit: how much of the top of each list goes to emerging merchants (new, or less popular).
 
-"Emerging" is the serving definition (``tastebud.stages.fairness.emerging_merchants``), evaluated at each test
+"Emerging" is the serving definition (``tastebud.pipeline.stages.fairness.emerging_merchants``), evaluated at each test
 request's time, so the audit measures exactly what the exposure floor enforces.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from tastebud.catalog import Catalog
+from tastebud.pipeline.stages.fairness import emerging_merchants
 from tastebud.settings import ServingKnobs
-from tastebud.stages.fairness import emerging_merchants
 
 EXPOSURE_K = 20
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tastebud.image_features import IMAGE_DIM, UnreadableImageError, load_pixels
+from tastebud.features.image import IMAGE_DIM, UnreadableImageError, load_pixels
 from tastebud_training.image_feature_cache import cache_file, file_sha256, read_cache, write_cache
 from tastebud_training.progress import track
 
@@ -171,7 +171,7 @@ def _log_problems(problems: dict[str, int], n: int) -> None:
 
 
 def _load(path: Path, size: int) -> np.ndarray | None:
-    """RGB float32 [size, size, 3] in 0..255 (tastebud.image_features, as serving decodes), None if unreadable."""
+    """RGB float32 [size, size, 3] in 0..255 (tastebud.features.image, as serving decodes), None if unreadable."""
     try:
         return load_pixels(path, size)
     except UnreadableImageError as error:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tastebud.image_features import IMAGE_DIM
+from tastebud.features.image import IMAGE_DIM
 
 CACHE_FORMAT = 1  # bump when the features change meaning (preprocessing, pooling)
 

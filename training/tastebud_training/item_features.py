@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tastebud.image_features import IMAGE_DIM, unit_rows
+from tastebud.features.image import IMAGE_DIM, unit_rows
 from tastebud_training.data import Dataset
 from tastebud_training.image_embedding import ImageConfig, embed_images
 

@@ -14,9 +14,9 @@ from typing import Any, cast
 import numpy as np
 import xgboost as xgb
 
-from tastebud.features import FEATURE_NAMES
-from tastebud.ranker_prior import MANIFEST_KEY as PRIOR_KEY
-from tastebud.ranker_prior import RankerPrior
+from tastebud.features.ranker_features import FEATURE_NAMES
+from tastebud.features.ranker_prior import MANIFEST_KEY as PRIOR_KEY
+from tastebud.features.ranker_prior import RankerPrior
 from tastebud_training.ranker_examples import RankerExamples
 
 ONNX_OPSET = 15  # onnxmltools' XGBoost converter is verified with opset <= 15 (DESIGN.md §6)
@@ -49,8 +49,8 @@ def train_ranker(examples: RankerExamples, *, seed: int = 0, n_estimators: int =
     """Fit a LambdaMART ranker, early-stopped on NDCG@10 of a held-out tenth of the users.
 
     With ``half_life_days``, each weight of ``prior_weights`` is tried as the trees' starting point (XGBoost
-    ``base_margin`` = weight × the time-decayed "buy again" prior, tastebud.ranker_prior) and the weight with the
-    best validation NDCG@10 is kept: the trees learn corrections to "buy again" only where that helps. The chosen
+    ``base_margin`` = weight × the time-decayed "buy again" prior, tastebud.features.ranker_prior) and the weight with
+    the best validation NDCG@10 is kept: the trees learn corrections to "buy again" only where that helps. The chosen
     prior is in ``info["prior"]`` (serving adds it to the trees' score).
     """
     if examples.n_groups < 10:

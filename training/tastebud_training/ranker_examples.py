@@ -22,9 +22,9 @@ import pandas as pd
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
-from tastebud.features import FEATURE_NAMES, ranker_features
-from tastebud.history import with_events
-from tastebud.stages.retrieve import Retriever
+from tastebud.features.history import with_events
+from tastebud.features.ranker_features import FEATURE_NAMES, ranker_features
+from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud_training.progress import track
 from tastebud_training.reorders import basket_keys
 from tastebud_training.snapshot import item_rows, positives
@@ -113,7 +113,7 @@ def _add_retrieval_groups(groups: _Groups, pos: pd.DataFrame, users: UserTable, 
                           n_retrieval: int, label_horizon: str, rng: np.random.Generator, progress: bool) -> None:
     """Per user active in the window, a request at the start of up to ``anchors_per_user`` of their baskets there
     (spread over the window), with the history as it was then (the snapshot + the window's earlier positives,
-    folded by tastebud.history as serving folds live events), labelled by that basket
+    folded by tastebud.features.history as serving folds live events), labelled by that basket
     (``label_horizon="next-basket"``) or by every positive from then on (``"window"``)."""
     by_user = pos.groupby("user_id", sort=True)
     user_ids = np.asarray(list(by_user.groups.keys()), dtype=object)

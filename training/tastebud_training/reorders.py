@@ -67,8 +67,8 @@ def bought_by_same_shoppers(user_index: np.ndarray, rows: np.ndarray,
     Score of i -> j = shoppers of both / (shoppers of i^alpha * shoppers of j^(1 - alpha)) with alpha
     ``SIMILAR_ALPHA`` (asymmetric cosine: mostly P(j | i), a little popularity discount), pairs shared by at
     least ``SIMILAR_MIN_SHOPPERS``, the best ``SIMILAR_PER_ITEM`` per item. What a shopper has not bought yet is
-    scored against their purchases (tastebud.features): the explore signal a basket's co-occurrence is too
-    sparse for.
+    scored against their purchases (tastebud.features.ranker_features): the explore signal a basket's co-occurrence is
+    too sparse for.
     """
     return _co_occurrence(user_index, rows, n_items, min_count=SIMILAR_MIN_SHOPPERS, per_item=SIMILAR_PER_ITEM,
                           alpha=SIMILAR_ALPHA)

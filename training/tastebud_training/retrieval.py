@@ -20,8 +20,8 @@ from tastebud.adapters.embedded.content_encoder import ContentUserEncoder
 from tastebud.adapters.embedded.onnx_user_encoder import OnnxUserEncoder
 from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8
 from tastebud.catalog import Catalog
+from tastebud.features.two_tower import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab, item_inputs
 from tastebud.ports import UserEncoder
-from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab, item_inputs
 from tastebud_training.data import Dataset, cut_at
 from tastebud_training.snapshot import build_user_table
 from tastebud_training.two_tower.trainer import TrainedTowers, TwoTowerConfig

@@ -14,9 +14,9 @@ import numpy as np
 
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.domain import SOURCE_ANN, RequestContext
-from tastebud.features import retrieval_rank_and_z
+from tastebud.features.ranker_features import retrieval_rank_and_z
+from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud.ports import UserEncoder
-from tastebud.stages.retrieve import Retriever
 
 
 def retrieval_skew(users: UserTable, requests: Sequence[tuple[str, float]], trained_with: Retriever,

@@ -13,7 +13,7 @@ import pandas as pd
 
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import DEFAULT_DELIVERY_RADIUS_KM, DOMAIN_CODE, Catalog
-from tastebud.history import EVENT_WEIGHTS, POSITIVE_EVENTS, REPEAT_EVENT, fold_log
+from tastebud.features.history import EVENT_WEIGHTS, POSITIVE_EVENTS, REPEAT_EVENT, fold_log
 from tastebud_training.data import Dataset
 from tastebud_training.reorders import basket_keys, bought_by_same_shoppers, bought_together, item_repeat_stats
 
@@ -159,7 +159,8 @@ def preference_terms(users: pd.DataFrame) -> list[str]:
 
 
 def build_user_table(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[str]) -> UserTable:
-    """Per user: unique positive items, most recent first, folded by ``tastebud.history`` (as serving folds)."""
+    """Per user: unique positive items, most recent first, folded by ``tastebud.features.history`` (as serving
+    folds)."""
     pos = positives(dataset.interactions[dataset.interactions["ts"] < as_of])
     users = dataset.users
     user_ids = np.asarray(sorted(set(users["user_id"]).union(pos["user_id"])), dtype=str)

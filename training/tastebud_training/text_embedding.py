@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tastebud.item_text import TEXT_FIELDS
-from tastebud.item_text import item_texts as shared_item_texts
+from tastebud.features.item_text import TEXT_FIELDS
+from tastebud.features.item_text import item_texts as shared_item_texts
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
@@ -25,7 +25,7 @@ MAX_SEQ_LENGTH = 128  # titles + descriptions fit; halves the cost of the longes
 
 
 def item_texts(items: pd.DataFrame) -> list[str]:
-    """One text per item (tastebud.item_text: title. category. description; any of them may be empty)."""
+    """One text per item (tastebud.features.item_text: title. category. description; any of them may be empty)."""
     columns = [items[c].fillna("").astype(str).tolist() if c in items else [""] * len(items) for c in TEXT_FIELDS]
     return shared_item_texts(zip(*columns, strict=True))
 

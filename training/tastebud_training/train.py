@@ -26,12 +26,12 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import Catalog
 from tastebud.event_types import POSITIVE_EVENTS
-from tastebud.features import FEATURE_NAMES
-from tastebud.history import DECAY_HALF_LIVES_DAYS
-from tastebud.image_features import IMAGE_DIM
+from tastebud.features.history import DECAY_HALF_LIVES_DAYS
+from tastebud.features.image import IMAGE_DIM
+from tastebud.features.ranker_features import FEATURE_NAMES
+from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud.ports import CandidateIndex
 from tastebud.settings import ServingKnobs
-from tastebud.stages.retrieve import Retriever
 from tastebud_training.basket_baselines import choose_half_life
 from tastebud_training.data import Dataset, cut_at
 from tastebud_training.image_embedding import ImageConfig

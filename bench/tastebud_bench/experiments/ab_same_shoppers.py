@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from tastebud.service import RecommendationService
+from tastebud.pipeline.service import RecommendationService
 from tastebud.settings import ServingKnobs
 from tastebud_bench.experiments.harness import warm_service
 

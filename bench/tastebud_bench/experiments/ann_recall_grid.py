@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from tastebud.service import RecommendationService
+from tastebud.pipeline.service import RecommendationService
 from tastebud_bench import in_process as bench
 from tastebud_bench.in_process import RECALL_K, _context
 

@@ -23,8 +23,8 @@ from tastebud.adapters.embedded.onnx_text_encoder import OnnxTextEncoder
 from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import Catalog
 from tastebud.domain import ItemDraft
+from tastebud.features.two_tower import TwoTowerVocab
 from tastebud.item_embedding_spec import ItemEmbeddingSpec
-from tastebud.two_tower_features import TwoTowerVocab
 
 
 def timed(run: Callable[[], object], repeat: int, warmup: int = 10) -> dict[str, float]:

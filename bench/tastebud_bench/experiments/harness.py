@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tastebud.heap import freeze_startup_heap
-from tastebud.service import RecommendationService
+from tastebud.pipeline.service import RecommendationService
 from tastebud_bench.in_process import BenchSystem, synthetic
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 EMPTY_INT = np.zeros(0, dtype=np.int64)
 EMPTY_FLOAT = np.zeros(0, dtype=np.float32)
-EMPTY_REPEAT = np.zeros((0, 11), dtype=np.float64)  # tastebud.history.REPEAT_COLUMNS
+EMPTY_REPEAT = np.zeros((0, 11), dtype=np.float64)  # tastebud.features.history.REPEAT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,9 @@ class UserProfile:
         history_rows: catalog rows of items the user had positives on, most recent first (unique).
         history_weights: graded positive weight per row (click 1, add_to_cart 2, purchase 3, summed).
         history_last_ts: epoch seconds of the last positive per row.
-        history_repeat: per row, the purchase statistics of ``tastebud.history.REPEAT_COLUMNS`` (n, 11) float64;
-            empty (0, 7) when the store that built the profile does not keep them (features are then unknown).
+        history_repeat: per row, the purchase statistics of ``tastebud.features.history.REPEAT_COLUMNS`` (n, 11)
+            float64; empty (0, 7) when the store that built the profile does not keep them (features are then
+            unknown).
         preference_rows: rows into the preference vocabulary (stated tastes), for cold users with a profile.
     """
 
@@ -85,9 +86,9 @@ class Candidates:
     retrieval_scores: np.ndarray
     sources: np.ndarray  # bit flags, see SOURCE_*
     scores: np.ndarray | None = None
-    flags: np.ndarray | None = None  # what fairness/diversity did to each item (tastebud.reasons)
-    # Each candidate's item-kNN score against the user's purchases (tastebud.same_shoppers.same_shoppers_of), set by the
-    # retriever, which computes it anyway for its explore candidates; the features compute it when absent.
+    flags: np.ndarray | None = None  # what fairness/diversity did to each item (tastebud.pipeline.reasons)
+    # Each candidate's item-kNN score against the user's purchases (tastebud.features.same_shoppers.same_shoppers_of),
+    # set by the retriever, which computes it anyway for its explore candidates; the features compute it when absent.
     same_shoppers: np.ndarray | None = None
 
     def __len__(self) -> int:

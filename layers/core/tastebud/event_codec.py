@@ -14,7 +14,7 @@ from typing import Any
 
 from tastebud.domain import InteractionEvent
 from tastebud.errors import BadRequestError
-from tastebud.history import EVENT_TYPES
+from tastebud.event_types import EVENT_TYPES
 
 MAX_ID_LENGTH = 128
 # Clocks disagree a little; an event from further ahead than this is a bug upstream, not the future.

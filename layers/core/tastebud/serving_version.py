@@ -19,11 +19,11 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.artifacts import USER_TOWER, Manifest
 from tastebud.catalog import Catalog
 from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError
-from tastebud.features import FEATURE_NAMES, FEATURE_VERSION
+from tastebud.features.ranker_features import FEATURE_NAMES, FEATURE_VERSION
+from tastebud.features.ranker_prior import with_prior
+from tastebud.features.two_tower import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab
 from tastebud.ports import CandidateIndex, ItemEmbedder, Ranker, UserEncoder
-from tastebud.ranker_prior import with_prior
 from tastebud.recommendation import Versions
-from tastebud.two_tower_features import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

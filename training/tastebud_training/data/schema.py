@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tastebud.catalog import DEFAULT_DELIVERY_RADIUS_KM
-from tastebud.history import EVENT_TYPES, EVENT_WEIGHTS, POSITIVE_EVENTS
+from tastebud.features.history import EVENT_TYPES, EVENT_WEIGHTS, POSITIVE_EVENTS
 
 __all__ = ["DEFAULT_DELIVERY_RADIUS_KM", "EVENT_TYPES", "EVENT_WEIGHTS", "POSITIVE_EVENTS"]
 

@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-HISTORY_LENGTH = 20  # tastebud.two_tower_features.HISTORY_LENGTH
+HISTORY_LENGTH = 20  # tastebud.features.two_tower.HISTORY_LENGTH
 # Event types and weights are not defined here: the job definition passes tastebud.event_types' as arguments
 # (--event-types, --event-weights), so the lake is read with the same definitions as every other consumer.
 CATALOG_TABLES = ("merchants", "items", "users", "stock")

@@ -1,7 +1,7 @@
 """EfficientNetB0 (the network training embedded item photos with) -> ``image_encoder.onnx`` via tf2onnx.
 
 The graph maps RGB floats in 0..255 at the training input size to the raw pooled 1280-d features; serving
-(tastebud.adapters.embedded.onnx_image_encoder) decodes, resizes and normalises with tastebud.image_features,
+(tastebud.adapters.embedded.onnx_image_encoder) decodes, resizes and normalises with tastebud.features.image,
 as training did. Conversion takes ~13 s on 2 cores, so the export is cached per weights, size and versions.
 """
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
-from tastebud.two_tower_features import (
+from tastebud.features.two_tower import (
     HISTORY_LENGTH,
     PRICE_BUCKETS,
     TwoTowerVocab,

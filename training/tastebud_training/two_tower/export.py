@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tastebud.two_tower_features import HISTORY_LENGTH, ITEM_INPUTS, MAX_PREFERENCES, USER_INPUTS
+from tastebud.features.two_tower import HISTORY_LENGTH, ITEM_INPUTS, MAX_PREFERENCES, USER_INPUTS
 
 ONNX_OPSET = 17
 

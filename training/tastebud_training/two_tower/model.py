@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from tastebud.two_tower_features import HISTORY_LENGTH, MAX_PREFERENCES
+from tastebud.features.two_tower import HISTORY_LENGTH, MAX_PREFERENCES
 
 OUTPUT_DIM = 128
 

@@ -2,7 +2,7 @@
 
 TFRS style, the model holds the item-text table (a non-trainable variable of catalog rows x text dim) and
 takes the history's catalog rows (``hist_row``, ``ENDPOINT_USER_INPUTS``): it computes the weighted mean
-history text itself, exactly as ``tastebud.two_tower_features.history_text`` does in process. The serving
+history text itself, exactly as ``tastebud.features.two_tower.history_text`` does in process. The serving
 Lambda then sends ids only and never loads ``text_vectors.npy`` (1.5 GB at 1M items); the table lives
 where it scales, in the endpoint instance's memory, loaded once per model version.
 
@@ -40,7 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tastebud.two_tower_features import ENDPOINT_USER_INPUTS, HISTORY_LENGTH, MAX_PREFERENCES
+from tastebud.features.two_tower import ENDPOINT_USER_INPUTS, HISTORY_LENGTH, MAX_PREFERENCES
 
 MODEL_NAME = "user_tower"
 OUTPUT = "user_embedding"

@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tastebud.adapters.circuit import breaker_state, circuit_breaker
+from tastebud.circuit import breaker_state, circuit_breaker
 from tastebud.errors import DependencyError
 
 T = TypeVar("T")

@@ -19,8 +19,8 @@ from tastebud.api.live_routes import live_routes
 from tastebud.api.ops_routes import ops_routes
 from tastebud.api.recommend_routes import recommend_routes
 from tastebud.api.request_guard import Rejection, normalise_event
-from tastebud.metrics import ServingMetrics
-from tastebud.metrics_state import service_state
+from tastebud.metrics.serving_metrics import ServingMetrics
+from tastebud.metrics.state import service_state
 from tastebud.serving_port import Serving
 
 __all__ = ["LambdaHandler", "create_app", "create_handler", "create_lambda_handler", "openapi_spec"]
@@ -88,7 +88,7 @@ def create_handler(provide_service: ServiceProvider, *, metrics: Any = None, tra
 def create_lambda_handler(provide_service: ServiceProvider) -> LambdaHandler:
     """The deployed functions' handler: Powertools Logger + Metrics + Tracer around the resolver.
 
-    The caller (tastebud.aws_composition) supplies the service: the API layer does not compose one itself, which
+    The caller (tastebud.composition.aws) supplies the service: the API layer does not compose one itself, which
     kept an import cycle api.http -> composition -> aws_composition -> api.http."""
     from aws_lambda_powertools import Metrics, Tracer
 

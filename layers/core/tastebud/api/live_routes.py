@@ -27,7 +27,7 @@ from tastebud.api.models import (
     ReloadResponse,
 )
 from tastebud.domain import ItemDraft
-from tastebud.metrics import ServingMetrics
+from tastebud.metrics.serving_metrics import ServingMetrics
 from tastebud.serving_port import LiveChanges, Serving
 
 # The live routes, and the health routes of the embedded server (tastebud.api.ops_routes): template.yaml routes none

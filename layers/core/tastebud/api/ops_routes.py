@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from tastebud.api.errors import error_responses
 from tastebud.api.models import HealthResponse, LiveResponse
 from tastebud.errors import NotFoundError
-from tastebud.metrics import ServingMetrics
+from tastebud.metrics.serving_metrics import ServingMetrics
 from tastebud.serving_port import Serving
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"

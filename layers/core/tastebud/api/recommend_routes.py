@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from tastebud.api.errors import error_responses
 from tastebud.api.models import RecommendationRequest, RecommendationResponse, StockResponse, StockUpdate
-from tastebud.metrics import ServingMetrics, emit_powertools, observations
+from tastebud.metrics.serving_metrics import ServingMetrics, emit_powertools, observations
 from tastebud.recommendation import StageTrace
 from tastebud.serving_port import Serving
 
@@ -59,7 +59,7 @@ def recommend_routes(provide: Callable[[], Serving], telemetry: ServingMetrics,
             emit_powertools(metrics, observed)
         response = result.document()  # without stage_errors (internal): the contract lists degraded stages only
         if request.explain:
-            from tastebud.explain import explain_request
+            from tastebud.pipeline.explain import explain_request
 
             extras, response["explain"] = explain_request(result, trace)
             for item, extra in zip(response["items"], extras, strict=True):

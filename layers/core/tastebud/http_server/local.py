@@ -19,7 +19,7 @@ logger = logging.getLogger("tastebud.server")
 
 # Imported by the master before forking so that workers share their pages (copy-on-write) instead of each paying
 # for them. ScaNN comes without TensorFlow (`scann_module`: `import scann` alone imported it, 5.3 s and 655 MB).
-PRELOADED_MODULES = ("numpy", "onnxruntime", "redis", "tastebud.composition")
+PRELOADED_MODULES = ("numpy", "onnxruntime", "redis", "tastebud.composition.local")
 
 
 def preload_modules(names: tuple[str, ...] = PRELOADED_MODULES) -> list[str]:
@@ -39,7 +39,7 @@ def preload_modules(names: tuple[str, ...] = PRELOADED_MODULES) -> list[str]:
 
 def embedded_handler(settings: Settings) -> LambdaHandler:
     """Run in each worker after the fork: the live runtime (follows CURRENT and the shared live state)."""
-    from tastebud.composition import build_runtime
+    from tastebud.composition.local import build_runtime
 
     runtime = build_runtime(settings)
     return create_handler(lambda: runtime)

@@ -58,7 +58,7 @@ def index_handler(deps: index_tasks.IndexDeps | None = None) -> Handler:
         if not built:
             import boto3
 
-            from tastebud.aws_composition import opensearch_client
+            from tastebud.composition.aws import opensearch_client
 
             settings = LifecycleSettings.from_env(need=("opensearch_endpoint",))
             session = boto3.session.Session(region_name=settings.region)

@@ -18,10 +18,10 @@ from tastebud.adapters.item_record_codec import draft_of, is_deleted
 from tastebud.adapters.redis_live_state import LiveEvent
 from tastebud.catalog import Catalog
 from tastebud.domain import ItemDraft, UserProfile
+from tastebud.features.history import with_events
 from tastebud.fresh_index import FreshItemsIndex
-from tastebud.history import with_events
+from tastebud.pipeline.service import RecommendationService
 from tastebud.ports import StockStore
-from tastebud.service import RecommendationService
 from tastebud.serving_version import ServingVersion
 from tastebud.settings import ServingKnobs
 

@@ -2,5 +2,5 @@
 (FeatureStore), S3 (ArtifactStore), Kinesis (EventSink); ElastiCache reuses the Redis StockStore.
 
 Every adapter takes its client as an optional constructor argument (tests inject stubs; the composition
-root ``tastebud.aws_composition`` builds the real ones) and turns SDK errors into domain exceptions.
+root ``tastebud.composition.aws`` builds the real ones) and turns SDK errors into domain exceptions.
 """

@@ -6,9 +6,9 @@ Tables (both on-demand, PITR, SSE; keys are strings):
             ``home_lon``. Written by ``tastebud aws seed`` (``dynamodb_seed``), normalised like training.
   history   PK ``user_id``, SK ``item_id``; attributes ``weight`` (graded positives summed: click 1,
             add_to_cart 2, purchase 3), ``last_ts`` (epoch seconds of the last positive), the purchase statistics
-            of ``tastebud.history.REPEAT_COLUMNS`` (``purchases``, ``first_purchase_ts``, ``last_purchase_ts``,
+            of ``tastebud.features.history.REPEAT_COLUMNS`` (``purchases``, ``first_purchase_ts``, ``last_purchase_ts``,
             ``hour_sin``/``hour_cos``/``weekday_sin``/``weekday_cos`` sums, the time-decayed sums ``decay_<h>d``;
-            computed by ``tastebud.history``, as training computes them; a row written before a column existed
+            computed by ``tastebud.features.history``, as training computes them; a row written before a column existed
             reads it as the identity), ``expires_at`` (TTL: history older than the window disappears by itself,
             so "recent" needs no cleanup job).
             Local secondary index ``by_recency`` (PK ``user_id``, SK ``last_ts``) serves "the N most
@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.dynamodb_seed import normalised_attribute
-from tastebud.adapters.circuit import guarded_call
 from tastebud.catalog import Catalog
+from tastebud.circuit import guarded_call
 from tastebud.domain import InteractionEvent, UserProfile
-from tastebud.history import (
+from tastebud.features.history import (
     DECAY_COLUMN_NAMES,
     EVENT_WEIGHTS,
     REPEAT_COLUMNS,
@@ -43,7 +43,7 @@ STAGE = "features"
 # Attributes summed per event (DynamoDB ``ADD``); first/last purchase times are SET (see HistoryWriter.record).
 _ADDED_REPEAT = ("purchases", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos", *DECAY_COLUMN_NAMES)
 # DynamoDB numbers have magnitudes in [1e-130, 1e126) or are 0: a decay term this small (a purchase decades before
-# tastebud.history.DECAY_EPOCH) adds nothing measurable, so it is written as 0.
+# tastebud.features.history.DECAY_EPOCH) adds nothing measurable, so it is written as 0.
 _SMALLEST_NUMBER = 1e-120
 HISTORY_RECENCY_INDEX = "by_recency"
 
@@ -55,7 +55,7 @@ def _float(value: Any, default: float = float("nan")) -> float:
 class DynamoFeatureStore:
     """Profiles + recent history per request. ``client`` is a boto3 ``dynamodb`` (low-level) client.
 
-    ``breaker``: circuit breaker of DynamoDB (``tastebud.adapters.circuit``): one request's two reads count once;
+    ``breaker``: circuit breaker of DynamoDB (``tastebud.circuit``): one request's two reads count once;
     while it is open ``user`` fails at once and the service serves the user as cold.
     """
 
@@ -102,7 +102,7 @@ class DynamoFeatureStore:
             last_ts.append(float(entry.get("last_ts", {}).get("N", 0)))
             repeat.append([float(entry[name]["N"]) if name in entry else identity[i]
                            for i, name in enumerate(REPEAT_COLUMNS)])
-        # Most recent first; ties keep the lower row first, as tastebud.history orders a history.
+        # Most recent first; ties keep the lower row first, as tastebud.features.history orders a history.
         order = np.lexsort((np.asarray(rows, dtype=np.int64), -np.asarray(last_ts, dtype=np.float64)))
         terms = [value["S"] for value in profile.get("preferences", {}).get("L", [])]
         preference_rows = [self._terms[t] for t in terms if t in self._terms]
@@ -195,7 +195,7 @@ def _history_updates(event: InteractionEvent, weight: float,
     values = {":w": {"N": str(weight)}, ":ts": {"N": str(Decimal(str(event.timestamp)))}, ":exp": expires}
     added, newest, any_order = ["weight :w"], ["last_ts = :ts", "expires_at = :exp"], []
     if event.event_type == REPEAT_EVENT:
-        # The same per-event statistics training folds (tastebud.history), summed by DynamoDB.
+        # The same per-event statistics training folds (tastebud.features.history), summed by DynamoDB.
         row = repeat_contributions(np.ones(1, dtype=bool), np.asarray([event.timestamp]))[0]
         for name in _ADDED_REPEAT:
             value = float(row[REPEAT_COLUMNS.index(name)])

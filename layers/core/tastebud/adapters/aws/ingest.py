@@ -44,7 +44,7 @@ def record_handler(writer: HistoryWriter, metrics: Any = None) -> Callable[[Kine
 def create_ingest_handler(provide_writer: Callable[[], HistoryWriter], *, metrics: Any = None,
                           tracer: Any = None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Lambda handler over a Kinesis batch. ``provide_writer`` builds the writer on first use (the composition
-    root's, tastebud.ingest_composition); with ``metrics`` (EMF) and ``tracer`` (X-Ray) as deployed."""
+    root's, tastebud.composition.ingest); with ``metrics`` (EMF) and ``tracer`` (X-Ray) as deployed."""
 
     def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
         processor = BatchProcessor(event_type=EventType.KinesisDataStreams)

@@ -11,8 +11,8 @@ import numpy as np
 
 from tastebud.adapters.aws.opensearch_index import VECTOR_FIELD, describe_error, is_outage, is_retryable
 from tastebud.adapters.aws.retry import RetryPolicy
-from tastebud.adapters.circuit import guarded_call
 from tastebud.catalog import DOMAINS, Catalog
+from tastebud.circuit import guarded_call
 from tastebud.errors import ArtifactMismatchError, DependencyError
 
 
@@ -51,7 +51,7 @@ def index_body(dimension: int, *, m: int = 32, ef_construction: int = 256, ef_se
 class OpenSearchIndexAdmin:
     """Builds a new concrete index, bulk-loads the catalog's vectors, and swaps the alias atomically.
 
-    ``breaker``: the serving side's circuit breaker of the domain (``tastebud.adapters.circuit``), used by the
+    ``breaker``: the serving side's circuit breaker of the domain (``tastebud.circuit``), used by the
     per-request stock updates (``set_in_stock``): while it is open they fail at once. Only outages count against
     it (connection errors, timeouts, 429, 5xx), not a 404 for one document. Batch operations (create, bulk load,
     alias swap) retry with long backoff instead and are not guarded.

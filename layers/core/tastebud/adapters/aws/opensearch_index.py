@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.retry import NO_RETRY, RetryPolicy
-from tastebud.adapters.circuit import guarded_call
 from tastebud.catalog import DOMAINS, Catalog
+from tastebud.circuit import guarded_call
 from tastebud.errors import DependencyError
 
 VECTOR_FIELD = "embedding"
@@ -86,7 +86,7 @@ class OpenSearchIndex:
         timeout: per-request budget in seconds (sent to OpenSearch AND used as the socket timeout).
         ef_search: faiss HNSW's search list size for THIS query (``method_parameters``; at least k); None uses
             the one the index was created with (``index_body``).
-        breaker: circuit breaker of the domain (``tastebud.adapters.circuit``), shared with the admin's stock
+        breaker: circuit breaker of the domain (``tastebud.circuit``), shared with the admin's stock
             updates: one search (retry included) counts once; while it is open ``search`` fails at once.
     """
 

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from tastebud.adapters.aws.retry import RetryPolicy
-from tastebud.adapters.circuit import guarded_call
 from tastebud.catalog import Catalog
+from tastebud.circuit import guarded_call
 from tastebud.domain import RequestContext, UserProfile
 from tastebud.errors import DependencyError
-from tastebud.two_tower_features import TwoTowerVocab, profile_endpoint_inputs
+from tastebud.features.two_tower import TwoTowerVocab, profile_endpoint_inputs
 
 PayloadBuilder = Callable[[UserProfile, RequestContext], "dict[str, Any] | None"]
 
@@ -105,9 +105,9 @@ class SageMakerUserEncoder:
         payload_builder: user + context -> one TF Serving instance (or None when the user gives no signal).
         dimension: expected embedding size (the index's dimension); anything else is an error.
         client: a boto3 ``sagemaker-runtime`` client (built with short timeouts and no SDK retries by
-            ``tastebud.aws_composition``); tests inject a stubbed one.
+            ``tastebud.composition.aws``); tests inject a stubbed one.
         retry: retries of transient errors (throttling, 5xx, timeouts), full jitter.
-        breaker: circuit breaker of the endpoint (``tastebud.adapters.circuit``): one request's call (retry and
+        breaker: circuit breaker of the endpoint (``tastebud.circuit``): one request's call (retry and
             response parsing included) counts once; while it is open ``encode`` fails at once, with no call.
     """
 

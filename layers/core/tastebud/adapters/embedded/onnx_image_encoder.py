@@ -1,6 +1,6 @@
 """Item photo -> EfficientNetB0 feature (1280-d, unit length) in process with ONNX Runtime.
 
-Decoding, resizing and normalisation are tastebud.image_features, the functions training used, so the
+Decoding, resizing and normalisation are tastebud.features.image, the functions training used, so the
 item tower sees the same image vector as it did for the trained catalog.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tastebud.adapters.embedded.onnx_session import single_thread_session
-from tastebud.image_features import load_pixels, unit_rows
+from tastebud.features.image import load_pixels, unit_rows
 
 
 class OnnxImageEncoder:
@@ -33,7 +33,7 @@ class OnnxImageEncoder:
         """Unit-length features, one row per file.
 
         Raises:
-            tastebud.image_features.UnreadableImageError: a file cannot be decoded.
+            tastebud.features.image.UnreadableImageError: a file cannot be decoded.
         """
         if not paths:
             return np.zeros((0, self.dimension), dtype=np.float32)

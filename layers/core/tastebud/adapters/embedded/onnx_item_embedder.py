@@ -1,7 +1,7 @@
 """ItemEmbedder adapter: a new item's vectors computed in the serving process with ONNX Runtime only.
 
 Text -> all-MiniLM-L6-v2 (ONNX + tokenizer.json), photo -> EfficientNetB0 (ONNX, when the version was trained
-with images), then the two-tower ITEM tower (ONNX) on inputs built by tastebud.two_tower_features.item_features,
+with images), then the two-tower ITEM tower (ONNX) on inputs built by tastebud.features.two_tower.item_features,
 the function training used. A new item has no item-id embedding: it gets index 0, exactly what feature dropout
 fed the tower in training. For the "content" retrieval kind the index vector IS the text vector.
 """
@@ -19,10 +19,10 @@ from tastebud.adapters.embedded.onnx_text_encoder import OnnxTextEncoder
 from tastebud.artifacts import Manifest
 from tastebud.domain import ItemDraft
 from tastebud.errors import ArtifactMismatchError, BadRequestError, NotFoundError
-from tastebud.image_features import UnreadableImageError
+from tastebud.features.image import UnreadableImageError
+from tastebud.features.item_text import item_text
+from tastebud.features.two_tower import TwoTowerVocab, item_features
 from tastebud.item_embedding_spec import ItemEmbeddingSpec
-from tastebud.item_text import item_text
-from tastebud.two_tower_features import TwoTowerVocab, item_features
 
 
 class OnnxItemEmbedder:

@@ -1,6 +1,6 @@
 """UserEncoder adapter: the two-tower user tower exported to ONNX, run in process (~10 µs per request).
 
-Inputs come from tastebud.two_tower_features.profile_inputs — the same code that built the training
+Inputs come from tastebud.features.two_tower.profile_inputs — the same code that built the training
 examples — so serving computes exactly the features the model was trained on. Every user gets a vector:
 an unknown user is encoded from context (and location/profile when known), not sent to popularity.
 """
@@ -13,7 +13,7 @@ import numpy as np
 
 from tastebud.adapters.embedded.onnx_session import single_thread_session
 from tastebud.domain import RequestContext, UserProfile
-from tastebud.two_tower_features import TwoTowerVocab, profile_inputs
+from tastebud.features.two_tower import TwoTowerVocab, profile_inputs
 
 
 class OnnxUserEncoder:

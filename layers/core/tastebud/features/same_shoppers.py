@@ -7,7 +7,7 @@ import numpy as np
 
 from tastebud.catalog import Catalog
 from tastebud.domain import UserProfile
-from tastebud.history import DECAY_HALF_LIVES_DAYS, PURCHASES, REPEAT_COLUMNS, decayed_purchases
+from tastebud.features.history import DECAY_HALF_LIVES_DAYS, PURCHASES, REPEAT_COLUMNS, decayed_purchases
 
 # The user's purchases with the most decayed weight whose shoppers' items are looked up (Instacart half, explore
 # Recall@20 of the score alone: 30 and 50 alike, 0.068; 20 0.065).

@@ -31,8 +31,8 @@ from tastebud.domain import (
     SOURCE_RELATED,
     SOURCE_SIMILAR,
 )
-from tastebud.metrics_state import StateCollector
-from tastebud.metrics_window import RecentWindow, percentile
+from tastebud.metrics.state import StateCollector
+from tastebud.metrics.window import RecentWindow, percentile
 
 # The seed plan's per-stage budget (ms). The retrieve budget covers its two halves (user tower + k-NN).
 TARGET_MS: dict[str, float] = {"retrieve": 70.0, "user_tower": 70.0, "knn": 70.0, "rerank": 25.0, "fairness": 10.0,
@@ -44,7 +44,7 @@ SOURCES = {"ann": SOURCE_ANN, "history": SOURCE_HISTORY, "popular": SOURCE_POPUL
 # Stages that can degrade (fall back) and report it in ``Recommendation.degraded``.
 DEGRADABLE = ("features", "live_state", "retrieve", "rerank", "stock")
 # Stages that catch a BUG (an unexpected exception), log it with its stack and serve a fallback
-# (``tastebud.stages.failures``); each such request also counts in tastebud_stage_errors_total{stage}.
+# (``tastebud.pipeline.stages.failures``); each such request also counts in tastebud_stage_errors_total{stage}.
 ERROR_STAGES = ("retrieve", "rerank")
 LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.07, 0.1, 0.115, 0.25, 0.5,
                      1.0, 2.5)

@@ -10,8 +10,8 @@ import numpy as np
 
 from tastebud.catalog import Catalog
 from tastebud.domain import SOURCE_HISTORY, SOURCE_POPULAR, Candidates, RequestContext, UserProfile
-from tastebud.feature_schema import COLUMN, FEATURE_NAMES, FEATURE_VERSION
-from tastebud.repeat_features import repeat_features
+from tastebud.features.repeat import repeat_features
+from tastebud.features.schema import COLUMN, FEATURE_NAMES, FEATURE_VERSION
 
 # The public face of the features: the schema's names and the one function.
 __all__ = ["COLUMN", "FEATURE_NAMES", "FEATURE_VERSION", "haversine_km", "ranker_features", "retrieval_rank_and_z"]

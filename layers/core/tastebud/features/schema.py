@@ -3,12 +3,12 @@ models (a version whose names differ is refused)."""
 
 from __future__ import annotations
 
-from tastebud.basket_features import BASKET_FEATURES
-from tastebud.history import DECAY_HALF_LIVES_DAYS
+from tastebud.features.basket import BASKET_FEATURES
+from tastebud.features.history import DECAY_HALF_LIVES_DAYS
 
 FEATURE_VERSION = "ranker-features-v4"
-# Σ 0.5^(age / half-life) over the user's purchases of the item, exact (tastebud.history.decayed_purchases): the
-# time-aware intensity of the next-basket literature at a few time scales, and the ranker's prior (ranker_prior).
+# Σ 0.5^(age / half-life) over the user's purchases of the item, exact (tastebud.features.history.decayed_purchases):
+# the time-aware intensity of the next-basket literature at a few time scales, and the ranker's prior (ranker_prior).
 DECAYED_FEATURES = tuple(f"decayed_purchases_{h:g}d" for h in DECAY_HALF_LIVES_DAYS)
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -36,7 +36,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "user_log_positives",
     "user_history_len",
     "retrieval_score_z",
-    # Re-consumption (tastebud.history.REPEAT_COLUMNS and the catalog's item statistics): purchases only.
+    # Re-consumption (tastebud.features.history.REPEAT_COLUMNS and the catalog's item statistics): purchases only.
     "user_item_purchases",
     "user_item_purchase_share",
     "days_since_item_purchase",
@@ -52,7 +52,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "item_weekday_affinity",
     "domain_hour_affinity",
     "from_bought_together",
-    # Grocery timing counted in baskets (tastebud.basket_features).
+    # Grocery timing counted in baskets (tastebud.features.basket).
     *BASKET_FEATURES,
     *DECAYED_FEATURES,
     # Item-kNN over shoppers (catalog.similar) against the user's decayed purchases: the explore signal.

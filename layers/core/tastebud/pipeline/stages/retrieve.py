@@ -30,14 +30,14 @@ from tastebud.domain import (
     UserProfile,
 )
 from tastebud.errors import DependencyError
-from tastebud.features import haversine_km
+from tastebud.features.history import PURCHASES
+from tastebud.features.ranker_features import haversine_km
+from tastebud.features.repeat import RELATED_HISTORY
+from tastebud.features.same_shoppers import SameShoppers, same_shoppers, same_shoppers_of
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
-from tastebud.history import PURCHASES
+from tastebud.pipeline.stages.failures import record_stage_bug
 from tastebud.ports import CandidateIndex, UserEncoder
-from tastebud.repeat_features import RELATED_HISTORY
-from tastebud.same_shoppers import SameShoppers, same_shoppers, same_shoppers_of
 from tastebud.settings import ServingKnobs
-from tastebud.stages.failures import record_stage_bug
 
 logger = logging.getLogger(__name__)
 # Ask the ANN index for at most this many neighbours when filters remove most of the first answer.

@@ -9,9 +9,9 @@ import numpy as np
 from tastebud.catalog import Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
 from tastebud.errors import DependencyError
-from tastebud.features import ranker_features
+from tastebud.features.ranker_features import ranker_features
+from tastebud.pipeline.stages.failures import record_stage_bug
 from tastebud.ports import Ranker
-from tastebud.stages.failures import record_stage_bug
 
 logger = logging.getLogger(__name__)
 

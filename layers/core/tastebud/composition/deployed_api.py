@@ -13,8 +13,8 @@ from typing import Any
 
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live
 from tastebud.adapters.aws.local_endpoints import use_local_endpoints
-from tastebud.aws_composition import REFUSABLE, AwsClients, build_aws_service, build_clients
-from tastebud.service import RecommendationService
+from tastebud.composition.aws import REFUSABLE, AwsClients, build_aws_service, build_clients
+from tastebud.pipeline.service import RecommendationService
 from tastebud.settings import Settings
 from tastebud.version_follower import VersionFollower
 

@@ -26,13 +26,13 @@ from tastebud.artifacts import LocalArtifactStore, Manifest
 from tastebud.catalog import Catalog
 from tastebud.errors import ArtifactsMissingError
 from tastebud.live.runtime import ServingRuntime
+from tastebud.pipeline.stages.fairness import FairnessDiversity
+from tastebud.pipeline.stages.rerank import Reranker
+from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud.recommendation import Versions
 from tastebud.serving_port import Serving
 from tastebud.serving_version import check_manifest, load_encoder, load_version
 from tastebud.settings import ServingKnobs, Settings
-from tastebud.stages.fairness import FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
 
 __all__ = ["RankingStages", "build_runtime", "check_manifest", "lazy_runtime", "load_encoder", "load_stages",
            "redis_clients"]
@@ -81,7 +81,7 @@ def build_runtime(settings: Settings, *, redis_client: Any = None, clock: Callab
     """What serves requests for these settings (see the module docstring). ``redis_client``: the caller's (tests,
     bench), not closed with the runtime; ``watch``: follow CURRENT and supervise the embedded Redis in a thread."""
     if settings.backend == "aws":
-        from tastebud.aws_composition import build_aws_service
+        from tastebud.composition.aws import build_aws_service
 
         return build_aws_service(settings, clock=clock)
     LocalArtifactStore(settings.artifacts).current_version()  # no artifacts: say so before starting anything

@@ -9,20 +9,20 @@ from typing import Any
 
 import numpy as np
 
-from tastebud.adapters.circuit import breaker_state
 from tastebud.catalog import DOMAINS, Catalog
+from tastebud.circuit import breaker_state
 from tastebud.domain import Candidates, RequestContext, UserProfile
 from tastebud.errors import DependencyError, NotFoundError
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
+from tastebud.pipeline.reasons import reasons_for
+from tastebud.pipeline.stages.fairness import FairnessDiversity
+from tastebud.pipeline.stages.rerank import Reranker
+from tastebud.pipeline.stages.retrieve import Retriever
+from tastebud.pipeline.stages.stock_filter import StockFilter, StockPrefetch
 from tastebud.ports import CandidateIndex, FeatureStore, Ranker, StockStore, UserEncoder
-from tastebud.reasons import reasons_for
 from tastebud.recommendation import Recommendation, RecommendedItem, RequestState, StageTrace, Versions
 from tastebud.serving_port import ServingState
 from tastebud.settings import ServingKnobs
-from tastebud.stages.fairness import FairnessDiversity
-from tastebud.stages.rerank import Reranker
-from tastebud.stages.retrieve import Retriever
-from tastebud.stages.stock_filter import StockFilter, StockPrefetch
 
 
 class RecommendationService:
@@ -154,7 +154,7 @@ def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: Fairness
                     state: RequestState, *, started: float | None = None,
                     on_retrieved: Callable[[Candidates], None] | None = None) -> Candidates:
     """Retrieve, re-rank, then fairness/diversity (skipped when ``fairness`` is None); each stage's ms, what fell
-    back and what failed with a bug go into ``state`` (see ``tastebud.stages.failures``).
+    back and what failed with a bug go into ``state`` (see ``tastebud.pipeline.stages.failures``).
 
     The one implementation of stages 1–3, used by the service and by offline evaluation. ``on_retrieved`` sees
     stage 1's candidates before ranking starts (the service starts the stock lookup there); its time is not counted

@@ -17,10 +17,10 @@ import numpy as np
 from tastebud.catalog import Catalog
 from tastebud.display import EMPTY_DISPLAY, DisplayTable
 from tastebud.domain import Candidates
-from tastebud.features import haversine_km
-from tastebud.metrics import SOURCES
+from tastebud.features.ranker_features import haversine_km
+from tastebud.metrics.serving_metrics import SOURCES
+from tastebud.pipeline.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 from tastebud.recommendation import Recommendation, StageTrace
-from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 
 MAX_LISTED = 20  # moves / removals listed per stage (counts are always complete)
 

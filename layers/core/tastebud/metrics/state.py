@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from tastebud.adapters.circuit import STATE_VALUES
+from tastebud.circuit import STATE_VALUES
 from tastebud.serving_port import Serving
 
 

@@ -1,16 +1,16 @@
-"""The ranker's re-consumption features: what the user's purchase statistics (tastebud.history.REPEAT_COLUMNS) say
-about each candidate, its category and domain, and what is bought together with or by the shoppers of the user's
-purchases. Purchases only; part of ``tastebud.features.ranker_features``."""
+"""The ranker's re-consumption features: what the user's purchase statistics
+(tastebud.features.history.REPEAT_COLUMNS) say about each candidate, its category and domain, and what is bought
+together with or by the shoppers of the user's purchases. Purchases only; part of
+``tastebud.features.ranker_features.ranker_features``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tastebud.basket_features import BASKET_FEATURES, basket_features
 from tastebud.catalog import Catalog
 from tastebud.domain import SOURCE_RELATED, SOURCE_SIMILAR, Candidates, RequestContext, UserProfile
-from tastebud.feature_schema import COLUMN, DECAYED_FEATURES, USER_REPEAT_FEATURES
-from tastebud.history import (
+from tastebud.features.basket import BASKET_FEATURES, basket_features
+from tastebud.features.history import (
     FIRST_PURCHASE_TS,
     HOUR_COS,
     HOUR_SIN,
@@ -21,7 +21,8 @@ from tastebud.history import (
     WEEKDAY_SIN,
     decayed_purchases,
 )
-from tastebud.same_shoppers import same_shoppers, same_shoppers_of
+from tastebud.features.same_shoppers import same_shoppers, same_shoppers_of
+from tastebud.features.schema import COLUMN, DECAYED_FEATURES, USER_REPEAT_FEATURES
 
 RELATED_HISTORY = 50  # the user's most recent purchases whose basket partners are looked up
 _DAY = 86400.0

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tastebud.history import FIRST_PURCHASE_TS, LAST_PURCHASE_TS, PURCHASES
+from tastebud.features.history import FIRST_PURCHASE_TS, LAST_PURCHASE_TS, PURCHASES
 
 BASKET_GAP_S = 3600.0  # purchases less than an hour apart are one basket
 BASKET_DECAY = 0.9  # weight of a purchase k baskets ago: 0.9^k (TIFU-KNN's within-user decay range)
@@ -47,7 +47,7 @@ def basket_starts(repeat: np.ndarray) -> np.ndarray:
 def basket_features(repeat: np.ndarray, entry: np.ndarray, now: float) -> np.ndarray:
     """(n_candidates, len(BASKET_FEATURES)) for candidates whose history entry is ``entry`` (-1: not in it).
 
-    ``repeat`` is the user's history statistics (tastebud.history.REPEAT_COLUMNS), one row per history entry.
+    ``repeat`` is the user's history statistics (tastebud.features.history.REPEAT_COLUMNS), one row per history entry.
     Item columns are computed for the few candidates the user bought only (this runs on every request).
     """
     out = np.full((entry.size, len(BASKET_FEATURES)), np.nan, dtype=np.float32)

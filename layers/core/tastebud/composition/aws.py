@@ -39,21 +39,21 @@ from tastebud.adapters.aws.stock import (
     elasticache_client,
     seed_stock_snapshot,
 )
-from tastebud.adapters.circuit import circuit_breaker
 from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.guarded_redis import redis_breaker
 from tastebud.adapters.redis_stock import RedisStockStore
 from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
+from tastebud.circuit import circuit_breaker
 from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError, TastebudError
-from tastebud.features import FEATURE_NAMES
+from tastebud.features.ranker_features import FEATURE_NAMES
+from tastebud.features.ranker_prior import with_prior
+from tastebud.features.two_tower import TwoTowerVocab
+from tastebud.pipeline.service import RecommendationService
 from tastebud.ports import StockStore
-from tastebud.ranker_prior import with_prior
 from tastebud.recommendation import Versions
-from tastebud.service import RecommendationService
 from tastebud.serving_version import check_manifest
 from tastebud.settings import Settings, SettingsError
-from tastebud.two_tower_features import TwoTowerVocab
 
 # What serving reads from a version (the rest — ScaNN index, item vectors, users.npz — is for the embedded
 # backend and offline evaluation; skipping it keeps the cold start short and /tmp small).
@@ -239,7 +239,7 @@ def fetch_version(settings: Settings, clients: AwsClients,
 
 
 def aws_breakers(knobs: Any) -> dict[str, Any]:
-    """One circuit breaker per remote dependency of a serving process (``tastebud.adapters.circuit``).
+    """One circuit breaker per remote dependency of a serving process (``tastebud.circuit``).
 
     The OpenSearch breaker is shared by the k-NN search and the stock updates mirrored into the documents: both
     talk to the same domain. ElastiCache gets the Redis knobs (its per-call deadline is the stock stage's budget).

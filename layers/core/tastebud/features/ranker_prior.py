@@ -3,8 +3,9 @@
 On a real grocery log the strongest simple ranker is the user's own purchases, each weighted 0.5^(age /
 half-life), with popular items after them. The ranker starts there (XGBoost ``base_margin`` in training) and its
 trees learn corrections; serving adds the same prior to the ONNX trees' score. The prior is read from the
-ranker's own feature columns (the exact decayed sums the history keeps, tastebud.history.DECAY_HALF_LIVES_DAYS),
-so training and serving compute it with this one function: no skew by construction.
+ranker's own feature columns (the exact decayed sums the history keeps,
+tastebud.features.history.DECAY_HALF_LIVES_DAYS), so training and serving compute it with this one function: no
+skew by construction.
 
 Until issue 22's second slice the sum was estimated from the count, first and last purchase (evenly spaced
 purchases); on the Instacart half that estimate ranked 1.1% NDCG@10 below the exact decayed "buy again".
@@ -17,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from tastebud.features import COLUMN
-from tastebud.history import DECAY_HALF_LIVES_DAYS
+from tastebud.features.history import DECAY_HALF_LIVES_DAYS
+from tastebud.features.ranker_features import COLUMN
 from tastebud.ports import Ranker
 
 MANIFEST_KEY = "prior"

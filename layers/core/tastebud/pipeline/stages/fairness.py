@@ -28,7 +28,7 @@ import numpy as np
 
 from tastebud.catalog import DOMAIN_CODE, Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
-from tastebud.history import PURCHASES, REPEAT_COLUMNS
+from tastebud.features.history import PURCHASES, REPEAT_COLUMNS
 from tastebud.settings import ServingKnobs
 
 _DAY = 86400.0

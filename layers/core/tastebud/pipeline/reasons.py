@@ -10,7 +10,7 @@ from tastebud.domain import (
     SOURCE_RELATED,
     SOURCE_SIMILAR,
 )
-from tastebud.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
+from tastebud.pipeline.stages.fairness import FLAG_EXPOSURE_FLOOR, FLAG_MERCHANT_CAP, FLAG_MOVED_UP, FLAG_NEW_MERCHANT
 
 _SOURCE_REASONS = (
     (SOURCE_FRESH, "new on the menu"),
