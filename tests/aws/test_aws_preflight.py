@@ -21,16 +21,16 @@ from typer.testing import CliRunner
 from tastebud.lifecycle.control_tasks import endpoint_name
 from tastebud_training import aws_preflight
 from tastebud_training.aws_preflight import (
-    DlcImage,
     PreflightClients,
     QuotaNeed,
-    check_dlc_images,
     check_lambda_concurrency,
     check_opensearch_service_linked_role,
     check_sagemaker_quotas,
     check_stack_name,
 )
 from tastebud_training.dlc_registries import DLC_REGISTRIES
+from tastebud_training.preflight_dlc_images import DlcImage, check_dlc_images, dlc_images
+from tastebud_training.sagemaker_jobs import SPARK_VERSION, TF_VERSION
 
 from helpers import load_template
 
@@ -217,7 +217,7 @@ def publish_dlc_images(images: list[DlcImage], skip: str = "") -> None:
 
 
 def test_every_dlc_image_is_found_in_the_regions_registry(aws: None) -> None:
-    images = aws_preflight.dlc_images()
+    images = dlc_images()
     publish_dlc_images(images)
     results = check_dlc_images(boto3.client("ecr"), REGION, images)
     assert [r.status for r in results] == ["ok"] * 3
@@ -225,7 +225,7 @@ def test_every_dlc_image_is_found_in_the_regions_registry(aws: None) -> None:
 
 
 def test_a_missing_image_tag_fails(aws: None) -> None:
-    images = aws_preflight.dlc_images()
+    images = dlc_images()
     publish_dlc_images(images, skip="tensorflow-inference")
     results = {r.name: r for r in check_dlc_images(boto3.client("ecr"), REGION, images)}
     assert results["image tensorflow-inference:2.19-cpu"].status == "fail"
@@ -233,11 +233,11 @@ def test_a_missing_image_tag_fails(aws: None) -> None:
 
 def test_a_region_without_a_dlc_registry_fails_and_a_denied_describe_warns() -> None:
     ecr = boto3.client("ecr", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    [absent] = check_dlc_images(ecr, "xx-nowhere-1", aws_preflight.dlc_images()[:1])
+    [absent] = check_dlc_images(ecr, "xx-nowhere-1", dlc_images()[:1])
     assert absent.status == "fail" and "UserTowerImageUri" in absent.fix
     with Stubber(ecr) as stub:
         stub.add_client_error("describe_images", "AccessDeniedException", http_status_code=400)
-        [denied] = check_dlc_images(ecr, REGION, aws_preflight.dlc_images()[:1])
+        [denied] = check_dlc_images(ecr, REGION, dlc_images()[:1])
     assert denied.status == "warn"
 
 
@@ -253,9 +253,9 @@ def sdk_registries() -> dict[str, dict[str, str]]:
         full = scope.get("version_aliases", {}).get(version, version)
         return dict(scope["versions"][full]["registries"])
 
-    return {"tensorflow-inference": registries(tensorflow["inference"], aws_preflight.TF_VERSION),
-            "tensorflow-training": registries(tensorflow["training"], aws_preflight.TF_VERSION),
-            "sagemaker-spark-processing": registries(spark["processing"], aws_preflight.SPARK_VERSION)}
+    return {"tensorflow-inference": registries(tensorflow["inference"], TF_VERSION),
+            "tensorflow-training": registries(tensorflow["training"], TF_VERSION),
+            "sagemaker-spark-processing": registries(spark["processing"], SPARK_VERSION)}
 
 
 def test_the_dlc_registry_table_is_the_sagemaker_sdks() -> None:
@@ -297,7 +297,7 @@ def stubbed_clients(monkeypatch: pytest.MonkeyPatch, *, role_exists: bool, endpo
     iam, ecr = boto3.client("iam"), boto3.client("ecr")
     if role_exists:
         create_service_linked_role(iam)
-    publish_dlc_images(aws_preflight.dlc_images())
+    publish_dlc_images(dlc_images())
     lambda_client, lambda_stub = lambda_with_limits(total=1000, unreserved=1000)
     lambda_stub.activate()
     quotas = boto3.client("service-quotas", region_name=REGION)

@@ -9,7 +9,10 @@ import pytest
 
 from tastebud.artifacts import LocalArtifactStore
 from tastebud.serving_version import load_version
-from tastebud_training.cold_start import KS, LISTS, cold_start_split, cold_start_study, fresh_view
+from tastebud_training.cold_start import cold_start_study
+from tastebud_training.cold_start_recall import KS, LISTS
+from tastebud_training.cold_start_split import cold_start_split
+from tastebud_training.cold_start_view import fresh_view
 from tastebud_training.evaluate import CUTOFF_QUANTILE
 from tastebud_training.evaluation_report import render_markdown
 

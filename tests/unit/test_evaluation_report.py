@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tastebud_cli.app import app
+from tastebud_training.evaluation_charts import chart_file
 from tastebud_training.evaluation_report import (
     EvaluatedDataSet,
-    chart_file,
     load_results,
     metric_names,
     render_cold_start,

@@ -1,9 +1,10 @@
 """Deploy preflight: what an AWS account must have before the first `sam deploy` and the first nightly rebuild.
 
 Each check is a small function over one boto3 client that returns a :class:`CheckResult` (ok / warn / fail, what
-was found, and the fix to apply). ``tastebud aws preflight`` (tastebud_cli/aws.py) runs them all; docs/DEPLOY.md
-§2 runs it first. What the checks know about the stack (parameter names, instance types, name limits) comes from the
-template's and the job definitions' defaults; tests/aws/test_aws_preflight.py keeps them equal.
+was found, and the fix to apply; tastebud_training.preflight_result). ``tastebud aws preflight`` (tastebud_cli/aws.py)
+runs them all; docs/DEPLOY.md §2 runs it first. What the checks know about the stack (parameter names, instance types,
+name limits) comes from the template's and the job definitions' defaults; tests/aws/test_aws_preflight.py keeps them
+equal.
 
 - the OpenSearch service-linked role: a VPC domain needs it, a fresh account lacks it, and creating it where it
   exists fails; the answer is the value of the template parameter ``CreateOpenSearchServiceLinkedRole``;
@@ -11,7 +12,8 @@ template's and the job definitions' defaults; tests/aws/test_aws_preflight.py ke
 - Lambda concurrency: a reservation may not leave fewer than 100 unreserved executions, and new accounts start far
   below what the stack uses;
 - SageMaker instance quotas (Service Quotas) for the endpoint, processing and training instance types;
-- the Deep Learning Container images the jobs and the endpoint pull, in the region's DLC registry.
+- the Deep Learning Container images the jobs and the endpoint pull, in the region's DLC registry
+  (tastebud_training.preflight_dlc_images).
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tastebud_training.dlc_registries import DLC_REGISTRIES
-from tastebud_training.sagemaker_jobs import SPARK_VERSION, TF_VERSION, build_jobs
-
-Status = Literal["ok", "warn", "fail"]
+from tastebud_training.preflight_dlc_images import DlcImage, check_dlc_images, dlc_images
+from tastebud_training.preflight_result import CheckResult, access_denied, error_code
+from tastebud_training.sagemaker_jobs import build_jobs
 
 OPENSEARCH_SERVICE_LINKED_ROLE = "AWSServiceRoleForAmazonOpenSearchService"
 SERVICE_LINKED_ROLE_PARAMETER = "CreateOpenSearchServiceLinkedRole"  # template.yaml parameter
@@ -59,40 +60,12 @@ ETL_INSTANCE_COUNT: int = _JOB_DEFAULTS["etl_instances"]
 
 
 @dataclass(frozen=True)
-class CheckResult:
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
-    # Template parameters the operator should pass to `sam deploy --parameter-overrides`.
-    parameters: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class QuotaNeed:
     """A SageMaker quota (Service Quotas' QuotaName) and the instances the stack runs at once under it."""
 
     quota_name: str
     count: int
     why: str
-
-
-@dataclass(frozen=True)
-class DlcImage:
-    repository: str
-    tag: str
-    why: str
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _access_denied(error: ClientError) -> bool:
-    return _error_code(error) in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 
 
 # ---------------------------------------------------------------- IAM: the OpenSearch service-linked role
@@ -103,7 +76,7 @@ def stack_owns_service_linked_role(cloudformation: Any, stack_name: str) -> bool
             StackName=stack_name, LogicalResourceId=SERVICE_LINKED_ROLE_RESOURCE)["StackResourceDetail"]
     except ClientError as error:
         # CloudFormation answers ValidationError both for a stack that does not exist and a resource it lacks.
-        if _error_code(error) == "ValidationError" or _access_denied(error):
+        if error_code(error) == "ValidationError" or access_denied(error):
             return False
         raise
     return not str(detail["ResourceStatus"]).startswith("DELETE")
@@ -114,12 +87,12 @@ def check_opensearch_service_linked_role(iam: Any, cloudformation: Any = None, s
     try:
         iam.get_role(RoleName=OPENSEARCH_SERVICE_LINKED_ROLE)
     except ClientError as error:
-        if _error_code(error) == "NoSuchEntity":
+        if error_code(error) == "NoSuchEntity":
             return CheckResult(name, "ok", f"{OPENSEARCH_SERVICE_LINKED_ROLE} is absent: the stack must create it",
                                f"pass {SERVICE_LINKED_ROLE_PARAMETER}=true (the default)",
                                {SERVICE_LINKED_ROLE_PARAMETER: "true"})
-        if _access_denied(error):
-            return CheckResult(name, "warn", f"iam:GetRole denied ({_error_code(error)}): cannot tell whether "
+        if access_denied(error):
+            return CheckResult(name, "warn", f"iam:GetRole denied ({error_code(error)}): cannot tell whether "
                                f"{OPENSEARCH_SERVICE_LINKED_ROLE} exists",
                                f"aws iam get-role --role-name {OPENSEARCH_SERVICE_LINKED_ROLE} as an admin: found -> "
                                f"{SERVICE_LINKED_ROLE_PARAMETER}=false, NoSuchEntity -> true")
@@ -153,8 +126,8 @@ def check_lambda_concurrency(lambda_client: Any, reserved: int, region: str) -> 
     try:
         limits = lambda_client.get_account_settings()["AccountLimit"]
     except ClientError as error:
-        if _access_denied(error):
-            return CheckResult(name, "warn", f"lambda:GetAccountSettings denied ({_error_code(error)})",
+        if access_denied(error):
+            return CheckResult(name, "warn", f"lambda:GetAccountSettings denied ({error_code(error)})",
                                "run the preflight with a principal allowed lambda:GetAccountSettings")
         raise
     total = int(limits["ConcurrentExecutions"])
@@ -201,8 +174,8 @@ def check_sagemaker_quotas(quotas_client: Any, needs: list[QuotaNeed], region: s
         defaults = _quotas(quotas_client.get_paginator("list_aws_default_service_quotas").paginate(
             ServiceCode="sagemaker")) if missing else {}
     except ClientError as error:
-        if _access_denied(error):
-            return [CheckResult("sagemaker quotas", "warn", f"servicequotas denied ({_error_code(error)})",
+        if access_denied(error):
+            return [CheckResult("sagemaker quotas", "warn", f"servicequotas denied ({error_code(error)})",
                                 "run the preflight with servicequotas:ListServiceQuotas and "
                                 "ListAWSDefaultServiceQuotas, or check the quotas in the console")]
         raise
@@ -222,45 +195,6 @@ def check_sagemaker_quotas(quotas_client: Any, needs: list[QuotaNeed], region: s
                 f"{quota['QuotaCode']} --desired-value {need.count} --region {region}"))
         else:
             results.append(CheckResult(name, "ok", f"{value:g} >= {need.count} ({need.why})"))
-    return results
-
-
-# ---------------------------------------------------------------- Deep Learning Container images
-def dlc_images(tf_version: str = TF_VERSION, spark_version: str = SPARK_VERSION) -> list[DlcImage]:
-    """The images sagemaker_jobs.py renders and the template's default user-tower image."""
-    return [
-        DlcImage("tensorflow-inference", f"{tf_version}-cpu", "user tower endpoint (UserTowerTfVersion)"),
-        DlcImage("tensorflow-training", f"{tf_version}-cpu-py312", "embeddings and training jobs"),
-        DlcImage("sagemaker-spark-processing", f"{spark_version}-cpu", "ETL job"),
-    ]
-
-
-def check_dlc_images(ecr: Any, region: str, images: list[DlcImage]) -> list[CheckResult]:
-    results = []
-    for image in images:
-        name = f"image {image.repository}:{image.tag}"
-        registry = DLC_REGISTRIES.get(image.repository, {}).get(region)
-        if registry is None:
-            results.append(CheckResult(name, "fail", f"no {image.repository} registry in {region} ({image.why})",
-                                       "deploy in a region the SageMaker SDK lists for the image, or pass your own "
-                                       "image (UserTowerImageUri for the endpoint)"))
-            continue
-        try:
-            ecr.describe_images(registryId=registry, repositoryName=image.repository,
-                                imageIds=[{"imageTag": image.tag}])
-        except ClientError as error:
-            code = _error_code(error)
-            if code in {"ImageNotFoundException", "RepositoryNotFoundException"}:
-                results.append(CheckResult(name, "fail", f"{code} in {registry} ({image.why})",
-                                           "pick a version the region has (UserTowerTfVersion / sagemaker_jobs.py)"))
-            elif _access_denied(error):
-                results.append(CheckResult(name, "warn", f"ecr:DescribeImages on {registry} denied ({code}); the "
-                                           "registry is the SDK's for this region",
-                                           "run the preflight with ecr:DescribeImages on the DLC registry"))
-            else:
-                raise
-            continue
-        results.append(CheckResult(name, "ok", f"{registry}.dkr.ecr.{region} ({image.why})"))
     return results
 
 

@@ -8,8 +8,9 @@ in one report. ``tastebud evaluate --report DIR`` without --data only re-draws i
 copies in a `tastebud evaluate --json` output saved earlier.
 
 The report is ``DIR/README.md`` and one PNG per metric (``recall_at_10.png``, ``ndcg_at_10.png``,
-``cold_recall_at_100.png``, ...): data sets side by side along the x axis, one bar per model in each, the same
-colour for a model everywhere. The tables of `evaluate --markdown` follow the charts, per data set.
+``cold_recall_at_100.png``, ...; tastebud_training.evaluation_charts): data sets side by side along the x axis, one
+bar per model in each, the same colour for a model everywhere. The tables of `evaluate --markdown` follow the charts,
+per data set.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tastebud_training.evaluation_charts import chart_file, draw_chart, metric_title
 from tastebud_training.metrics import KS
 
 RESULTS_DIR = "results"
@@ -226,44 +228,6 @@ def render_cross_domain(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart_file(metric: str) -> str:
-    return metric.replace("@", "_at_") + ".png"
-
-
-def _title(metric: str) -> str:
-    kind, k = metric.split("@")
-    return {"recall": "Recall", "ndcg": "NDCG", "cold_recall": "Cold-item recall"}[kind] + f"@{k}"
-
-
-def _draw_chart(path: Path, metric: str, runs: list[EvaluatedDataSet], models: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    # Distinct hues for up to 10 models (the usual table); tab20's paired shades beyond that.
-    colours = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
-    width = 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 + 0.28 * len(models) * len(runs)), 4.2))
-    for m, model in enumerate(models):
-        values = [run.report["models"].get(model, {}).get(metric) for run in runs]
-        # A model a data set was not evaluated with gets no bar (a gap), never a zero that reads as a result.
-        positions = [d + (m - (len(models) - 1) / 2) * width for d, v in enumerate(values) if v is not None]
-        heights = [float(v) for v in values if v is not None]
-        if heights:
-            ax.bar(positions, heights, width=width * 0.95, color=colours(m % 20), label=model)
-    ax.set_xticks(np.arange(len(runs)), [run.label for run in runs])
-    ax.set_ylabel(metric)
-    ax.set_title(f"{_title(metric)} by data set")
-    ax.set_ylim(bottom=0)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def _split_line(run: EvaluatedDataSet) -> str:
     split = run.report.get("split", {})
     return (f"* **{run.label}** — {split.get('test_users', '?')} test users, {split.get('test_positives', '?')} test "
@@ -285,8 +249,8 @@ def write_report(report_dir: Path, runs: list[EvaluatedDataSet]) -> Path:
              "data sets side by side, one bar per model (a missing bar: that model was not evaluated there).", "",
              "Data sets:", "", *[_split_line(run) for run in runs], ""]
     for metric in metrics:
-        _draw_chart(report_dir / chart_file(metric), metric, runs, models)
-        lines += [f"## {_title(metric)}", "", f"![{metric}]({chart_file(metric)})", ""]
+        draw_chart(report_dir / chart_file(metric), metric, runs, models)
+        lines += [f"## {metric_title(metric)}", "", f"![{metric}]({chart_file(metric)})", ""]
         lines += ["| model | " + " | ".join(run.label for run in runs) + " |", "|---" * (len(runs) + 1) + "|"]
         for model in models:
             cells = [run.report["models"].get(model, {}).get(metric) for run in runs]
