@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tastebud_bench.soak import AFTER_FAULT, plot, soak
+from tastebud_bench.soak import plot, soak
+from tastebud_bench.soak_report import AFTER_FAULT
 
 pytestmark = [pytest.mark.slow, pytest.mark.soak]
 DURATION_S = 60.0
