@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import redis
 
+from tastebud.adapters.embedded_redis_supervisor import supervisor_lock_path
 from tastebud.artifacts import LocalArtifactStore
 from tastebud.processes import process_alive
 
@@ -101,18 +103,32 @@ class EmbeddedRedis:
     def tear_aof_tail(self) -> int:
         """Kill the server and leave its append-only file ending in a half-written command (a crash mid-write).
         Redis loads every whole command before it (aof-load-truncated): nothing acknowledged is lost."""
-        pid = self.kill()
-        _wait_ended(pid)
-        with self.aof_path().open("ab") as aof:
-            aof.write(TORN_COMMAND)
+        with self._restarts_held():
+            pid = self.kill()
+            _wait_ended(pid)
+            with self.aof_path().open("ab") as aof:
+                aof.write(TORN_COMMAND)
         return pid
 
     def lose_aof(self) -> int:
         """Kill the server and remove its append-only file (a lost disk): it restarts empty."""
-        pid = self.kill()
-        _wait_ended(pid)
-        self.aof_path().unlink(missing_ok=True)
+        with self._restarts_held():
+            pid = self.kill()
+            _wait_ended(pid)
+            self.aof_path().unlink(missing_ok=True)
         return pid
+
+    @contextlib.contextmanager
+    def _restarts_held(self) -> Iterator[None]:
+        """No supervisor restarts the server until the files are as a crash leaves them. Without the lock, a worker
+        that restarted the server between the kill and the torn write had the new server append after the torn
+        command: a corrupt file in the middle, which the next restart refused ("Bad file format")."""
+        with supervisor_lock_path(self.db_path).open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _wait_ended(pid: int, timeout_s: float = 10.0) -> None:

@@ -25,6 +25,11 @@ from tastebud.processes import process_alive
 logger = logging.getLogger(__name__)
 
 
+def supervisor_lock_path(db_path: Path) -> Path:
+    """The lock a supervisor holds while it starts a server on ``db_path``'s files: whoever holds it (another
+    worker's supervisor, or a fault that tears the files) keeps every restart waiting."""
+    return db_path.with_name(db_path.name + ".supervisor.lock")
+
 
 class EmbeddedRedisSupervisor:
     """Restart a dead embedded server and swap fresh clients in under every adapter."""
@@ -66,8 +71,7 @@ class EmbeddedRedisSupervisor:
             if process_alive(self.server_pid()):
                 return False  # alive but not answering: timeouts and the circuit breaker bound its cost
         started = time.perf_counter()
-        lock_path = self._db_path.with_name(self._db_path.name + ".supervisor.lock")
-        with lock_path.open("w") as lock:
+        with supervisor_lock_path(self._db_path).open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 self._forget_dead_server()
