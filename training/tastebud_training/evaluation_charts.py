@@ -3,11 +3,9 @@ each, the same colour for a model everywhere."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the report module draws through this one; the runs are only annotated here
-    from tastebud_training.evaluation_report import EvaluatedDataSet
+from typing import Any
 
 
 def chart_file(metric: str) -> str:
@@ -19,7 +17,8 @@ def metric_title(metric: str) -> str:
     return {"recall": "Recall", "ndcg": "NDCG", "cold_recall": "Cold-item recall"}[kind] + f"@{k}"
 
 
-def draw_chart(path: Path, metric: str, runs: list[EvaluatedDataSet], models: list[str]) -> None:
+def draw_chart(path: Path, metric: str, runs: list[tuple[str, Mapping[str, Any]]], models: list[str]) -> None:
+    """``runs``: (label, report) per data set, in the order of the x axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,13 +30,13 @@ def draw_chart(path: Path, metric: str, runs: list[EvaluatedDataSet], models: li
     width = 0.8 / max(len(models), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 + 0.28 * len(models) * len(runs)), 4.2))
     for m, model in enumerate(models):
-        values = [run.report["models"].get(model, {}).get(metric) for run in runs]
+        values = [report["models"].get(model, {}).get(metric) for _, report in runs]
         # A model a data set was not evaluated with gets no bar (a gap), never a zero that reads as a result.
         positions = [d + (m - (len(models) - 1) / 2) * width for d, v in enumerate(values) if v is not None]
         heights = [float(v) for v in values if v is not None]
         if heights:
             ax.bar(positions, heights, width=width * 0.95, color=colours(m % 20), label=model)
-    ax.set_xticks(np.arange(len(runs)), [run.label for run in runs])
+    ax.set_xticks(np.arange(len(runs)), [label for label, _ in runs])
     ax.set_ylabel(metric)
     ax.set_title(f"{metric_title(metric)} by data set")
     ax.set_ylim(bottom=0)

@@ -249,7 +249,7 @@ def write_report(report_dir: Path, runs: list[EvaluatedDataSet]) -> Path:
              "data sets side by side, one bar per model (a missing bar: that model was not evaluated there).", "",
              "Data sets:", "", *[_split_line(run) for run in runs], ""]
     for metric in metrics:
-        draw_chart(report_dir / chart_file(metric), metric, runs, models)
+        draw_chart(report_dir / chart_file(metric), metric, [(run.label, run.report) for run in runs], models)
         lines += [f"## {metric_title(metric)}", "", f"![{metric}]({chart_file(metric)})", ""]
         lines += ["| model | " + " | ".join(run.label for run in runs) + " |", "|---" * (len(runs) + 1) + "|"]
         for model in models:
