@@ -48,7 +48,7 @@ $(DEMO_DATA)/items.parquet: | $(BIN)/.installed
 
 # The modules that define what a version's ranker and user tower read: models trained before a change to them are
 # refused by serving (feature version), so the demo retrains (~4 min) instead of failing to start.
-FEATURE_SOURCES := $(addprefix layers/core/tastebud/,features.py basket_features.py history.py two_tower_features.py)
+FEATURE_SOURCES := $(wildcard layers/core/tastebud/features/*.py)
 
 $(DEMO_ARTIFACTS)/CURRENT: $(DEMO_DATA)/items.parquet $(FEATURE_SOURCES)
 	$(BIN)/tastebud train --data $(DEMO_DATA) --out $(DEMO_ARTIFACTS)
