@@ -27,7 +27,7 @@ from botocore.session import get_session
 from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection
 
 from tastebud.features.history import REPEAT_COLUMNS
-from tastebud.features.ranker_features import FEATURE_NAMES
+from tastebud.features.schema import FEATURE_NAMES
 from tastebud_sam_local.opensearch_domain import FakeOpenSearchDomain
 from tastebud_sam_local.opensearch_replies import Reply, json_reply, opensearch_error
 from tastebud_sam_local.sagemaker_endpoint import ENDPOINT_PATH, model_error, sagemaker_error, sagemaker_reply

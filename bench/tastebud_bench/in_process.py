@@ -26,7 +26,7 @@ from tastebud.adapters.redis_stock import RedisStockStore, embedded_redis, stop_
 from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8
 from tastebud.catalog import Catalog
 from tastebud.composition.local import build_runtime
-from tastebud.features.ranker_features import FEATURE_NAMES
+from tastebud.features.schema import FEATURE_NAMES
 from tastebud.features.two_tower import TwoTowerVocab
 from tastebud.live.runtime import ServingRuntime
 from tastebud.pipeline.service import RecommendationService

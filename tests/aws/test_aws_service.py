@@ -38,7 +38,7 @@ from tastebud.api.http import create_handler
 from tastebud.composition.aws import AwsClients, build_aws_service, build_clients
 from tastebud.domain import InteractionEvent
 from tastebud.errors import ArtifactsMissingError
-from tastebud.features.ranker_features import FEATURE_NAMES, FEATURE_VERSION
+from tastebud.features.schema import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.local_server import LocalLambdaContext
 from tastebud.settings import Settings, SettingsError
 

@@ -61,7 +61,7 @@ from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.circuit import breaker_state
 from tastebud.composition.aws import AwsClients, build_aws_service, request_retry
 from tastebud.errors import DependencyError
-from tastebud.features.ranker_features import FEATURE_NAMES, FEATURE_VERSION
+from tastebud.features.schema import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.pipeline.service import RecommendationService
 from tastebud.settings import Settings
 

@@ -13,8 +13,9 @@ from tastebud.artifacts import USER_TOWER, USER_TOWER_INT8, LocalArtifactStore, 
 from tastebud.composition.local import build_runtime, load_stages
 from tastebud.domain import RequestContext
 from tastebud.errors import ArtifactMismatchError
-from tastebud.features.ranker_features import FEATURE_NAMES, ranker_features
+from tastebud.features.ranker_features import ranker_features
 from tastebud.features.ranker_prior import RankerPrior, TreesOverPrior
+from tastebud.features.schema import FEATURE_NAMES
 from tastebud.settings import ServingKnobs, Settings
 
 from factories import version_config

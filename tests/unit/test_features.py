@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, Candidates, UserProfile
-from tastebud.features.ranker_features import FEATURE_NAMES, haversine_km, ranker_features
+from tastebud.features.ranker_features import haversine_km, ranker_features
+from tastebud.features.schema import FEATURE_NAMES
 
 from factories import NOW, context, make_catalog
 

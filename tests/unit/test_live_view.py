@@ -238,7 +238,7 @@ def test_history_fold_matches_the_training_snapshot(tiny_dataset) -> None:  # ty
 def test_a_version_built_for_other_features_is_refused_naming_both() -> None:
     from tastebud.artifacts import Manifest
     from tastebud.errors import ArtifactMismatchError
-    from tastebud.features.ranker_features import FEATURE_VERSION
+    from tastebud.features.schema import FEATURE_VERSION
     from tastebud.serving_version import check_manifest
 
     manifest = Manifest(version="v", model_version="m", index_version="i", feature_version="ranker-features-v0",

@@ -7,8 +7,8 @@ import pytest
 
 from tastebud.features.history import DECAY_HALF_LIVES_DAYS, repeat_contributions
 from tastebud.features.history import decayed_purchases as history_decayed_purchases
-from tastebud.features.ranker_features import COLUMN, FEATURE_NAMES
 from tastebud.features.ranker_prior import RankerPrior, TreesOverPrior, decayed_purchases, with_prior
+from tastebud.features.schema import COLUMN, FEATURE_NAMES
 
 DAY = 86400.0
 

@@ -7,7 +7,8 @@ import pytest
 
 from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_RELATED, SOURCE_SIMILAR, Candidates, UserProfile
 from tastebud.features.history import PURCHASES, REPEAT_COLUMNS, fold_log, with_events
-from tastebud.features.ranker_features import FEATURE_NAMES, ranker_features
+from tastebud.features.ranker_features import ranker_features
+from tastebud.features.schema import FEATURE_NAMES
 from tastebud.pipeline.stages.retrieve import Retriever, history_candidates
 from tastebud.settings import ServingKnobs
 from tastebud_training.reorders import (

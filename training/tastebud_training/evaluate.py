@@ -20,7 +20,7 @@ import pandas as pd
 
 from tastebud.artifacts import CURRENT
 from tastebud.composition.local import RankingStages, load_stages
-from tastebud.features.ranker_features import FEATURE_VERSION
+from tastebud.features.schema import FEATURE_VERSION
 from tastebud.features.two_tower import TWO_TOWER_FEATURE_VERSION
 from tastebud.pipeline.stages.fairness import FairnessDiversity
 from tastebud.settings import ServingKnobs

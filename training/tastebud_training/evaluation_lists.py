@@ -17,8 +17,8 @@ from tastebud.adapters.embedded.onnx_ranker import OnnxRanker
 from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.composition.local import RankingStages
 from tastebud.domain import SOURCE_ANN, Candidates, RequestContext
-from tastebud.features.ranker_features import FEATURE_NAMES
 from tastebud.features.ranker_prior import with_prior
+from tastebud.features.schema import FEATURE_NAMES
 from tastebud.pipeline.service import rank_candidates
 from tastebud.pipeline.stages.fairness import FairnessDiversity
 from tastebud.pipeline.stages.rerank import Reranker

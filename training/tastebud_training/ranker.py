@@ -14,9 +14,9 @@ from typing import Any, cast
 import numpy as np
 import xgboost as xgb
 
-from tastebud.features.ranker_features import FEATURE_NAMES
 from tastebud.features.ranker_prior import MANIFEST_KEY as PRIOR_KEY
 from tastebud.features.ranker_prior import RankerPrior
+from tastebud.features.schema import FEATURE_NAMES
 from tastebud_training.ranker_examples import RankerExamples
 
 ONNX_OPSET = 15  # onnxmltools' XGBoost converter is verified with opset <= 15 (DESIGN.md §6)

@@ -23,7 +23,8 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.catalog import Catalog
 from tastebud.domain import Candidates, RequestContext, UserProfile
 from tastebud.features.history import with_events
-from tastebud.features.ranker_features import FEATURE_NAMES, ranker_features
+from tastebud.features.ranker_features import ranker_features
+from tastebud.features.schema import FEATURE_NAMES
 from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud_training.progress import track
 from tastebud_training.reorders import basket_keys

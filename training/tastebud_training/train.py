@@ -28,7 +28,7 @@ from tastebud.catalog import Catalog
 from tastebud.event_types import POSITIVE_EVENTS
 from tastebud.features.history import DECAY_HALF_LIVES_DAYS
 from tastebud.features.image import IMAGE_DIM
-from tastebud.features.ranker_features import FEATURE_NAMES
+from tastebud.features.schema import FEATURE_NAMES
 from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud.ports import CandidateIndex
 from tastebud.settings import ServingKnobs

@@ -18,7 +18,7 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.artifacts import Manifest, sha256_of
 from tastebud.catalog import Catalog
 from tastebud.display import DISPLAY_FILE, DisplayTable
-from tastebud.features.ranker_features import FEATURE_VERSION
+from tastebud.features.schema import FEATURE_VERSION
 from tastebud.ports import CandidateIndex
 from tastebud_training.data import Dataset
 

@@ -19,8 +19,8 @@ from tastebud.adapters.embedded.user_table import UserTable
 from tastebud.artifacts import USER_TOWER, Manifest
 from tastebud.catalog import Catalog
 from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError
-from tastebud.features.ranker_features import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.features.ranker_prior import with_prior
+from tastebud.features.schema import FEATURE_NAMES, FEATURE_VERSION
 from tastebud.features.two_tower import TWO_TOWER_FEATURE_VERSION, TwoTowerVocab
 from tastebud.ports import CandidateIndex, ItemEmbedder, Ranker, UserEncoder
 from tastebud.recommendation import Versions

@@ -46,8 +46,8 @@ from tastebud.artifacts import Manifest
 from tastebud.catalog import Catalog
 from tastebud.circuit import circuit_breaker
 from tastebud.errors import ArtifactMismatchError, ArtifactsMissingError, TastebudError
-from tastebud.features.ranker_features import FEATURE_NAMES
 from tastebud.features.ranker_prior import with_prior
+from tastebud.features.schema import FEATURE_NAMES
 from tastebud.features.two_tower import TwoTowerVocab
 from tastebud.pipeline.service import RecommendationService
 from tastebud.ports import StockStore

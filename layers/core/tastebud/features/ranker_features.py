@@ -11,10 +11,7 @@ import numpy as np
 from tastebud.catalog import Catalog
 from tastebud.domain import SOURCE_HISTORY, SOURCE_POPULAR, Candidates, RequestContext, UserProfile
 from tastebud.features.repeat import repeat_features
-from tastebud.features.schema import COLUMN, FEATURE_NAMES, FEATURE_VERSION
-
-# The public face of the features: the schema's names and the one function.
-__all__ = ["COLUMN", "FEATURE_NAMES", "FEATURE_VERSION", "haversine_km", "ranker_features", "retrieval_rank_and_z"]
+from tastebud.features.schema import COLUMN, FEATURE_NAMES
 
 EARTH_RADIUS_KM = 6371.0088
 _DAY = 86400.0

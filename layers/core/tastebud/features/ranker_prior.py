@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tastebud.features.history import DECAY_HALF_LIVES_DAYS
-from tastebud.features.ranker_features import COLUMN
+from tastebud.features.schema import COLUMN
 from tastebud.ports import Ranker
 
 MANIFEST_KEY = "prior"
