@@ -265,6 +265,32 @@ def test_live_pointer_names_endpoint_and_index_and_must_match_the_manifest(world
     assert provide().versions.model_version == "two-tower-m1"
 
 
+def test_a_followed_version_refreezes_the_heap_the_init_froze(world: dict[str, Any],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployed function freezes its INIT heap (tastebud.heap); a version it follows later must refreeze, or the
+    old version's cycles would stay in the frozen generation for the life of the container."""
+    from tastebud.adapters.aws.live_pointer import LivePointer, write_live
+    from tastebud.composition import deployed_api
+
+    refreezes: list[str] = []
+    monkeypatch.setattr(deployed_api, "refreeze", lambda: refreezes.append("refreeze"))
+    sagemaker, _ = sagemaker_runtime_client(user_tower)
+    clients = AwsClients(s3=world["s3"], dynamodb=world["dynamodb"], sagemaker_runtime=sagemaker,
+                         secretsmanager=world["secrets"], opensearch=opensearch_client(world["domain"]),
+                         redis=world["redis"])
+    pointer = LivePointer("v1", "two-tower-m1", "idx-1", "items-idx-1", "tb-user-tower-a")
+    write_live(world["s3"], BUCKET, "artifacts", pointer)
+    now = [0.0]
+    provide = deployed_api.refreshing_provider(lambda: settings(world), clients=clients, clock=lambda: now[0])
+    first = provide()
+    now[0] = 120.0
+    assert provide() is first and refreezes == []  # the same pointer: nothing built, nothing to refreeze
+    write_live(world["s3"], BUCKET, "artifacts", LivePointer("v1", "two-tower-m1", "idx-1", "items-idx-1",
+                                                             "tb-user-tower-b"))
+    now[0] = 240.0
+    assert provide() is not first and refreezes == ["refreeze"]
+
+
 def test_a_new_version_does_not_wipe_live_stock(world: dict[str, Any]) -> None:
     invoke(world, load_event("health"))  # first start: the cache is empty, seeded from the snapshot
     world["redis"].srem(OUT_OF_STOCK_KEY, "i000002")  # a merchant restocked since

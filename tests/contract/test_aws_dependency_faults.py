@@ -56,6 +56,7 @@ from aws_doubles import opensearch_client as domain_client
 from moto import mock_aws
 from redis_servers import StockCache, trust_only
 
+from tastebud import heap
 from tastebud.adapters.aws.opensearch_admin import OpenSearchIndexAdmin
 from tastebud.adapters.aws.s3_artifacts import S3ArtifactStore
 from tastebud.circuit import breaker_state
@@ -342,6 +343,17 @@ class World:
     doubles: dict[str, FaultySocketServer] = field(default_factory=dict)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def frozen_heap() -> Iterator[None]:
+    """As the deployed function freezes its heap after INIT (tastebud.heap). Without it, this process's heap (the
+    suite's earlier tests imported TensorFlow and trained models) made full collections of 0.4-0.6 s land inside
+    timed requests. Each test's world freezes what it built too (botocore's service models, moto, TLS contexts: a
+    60-110 ms collection otherwise); thawed once the module is done."""
+    heap.freeze_startup_heap()
+    yield
+    heap.thaw()
+
+
 @pytest.fixture
 def world(artifacts: Path, stock_cache: StockCache, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
@@ -375,6 +387,7 @@ def world(artifacts: Path, stock_cache: StockCache, tmp_path: Path,
             ).with_knobs(aws_breaker_reset_s=BREAKER_RESET_S, redis_breaker_reset_s=BREAKER_RESET_S)
             service = build_aws_service(settings, clients=AwsClients(s3=s3, secretsmanager=secrets),
                                         clock=lambda: NOW)
+        heap.freeze_startup_heap()
         yield World(settings, service, dict(doubles))
     finally:
         for double in doubles.values():

@@ -35,14 +35,42 @@ print(client.pid, flush=True)
 time.sleep(600)
 """
 
+# SIGTERM lands between the server's start and its keeper's (as it did for `tastebud serve` stopped 0.5 s in).
+TERMINATED_WHILE_STARTING = """
+import os, signal, sys, time
+from pathlib import Path
+from tastebud.adapters import redis_keeper
+from tastebud.adapters.redis_stock import embedded_redis
+keep = redis_keeper.keep
+def terminated_before_keeping(server_pid):
+    print(server_pid, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    keep(server_pid)
+redis_keeper.keep = terminated_before_keeping
+embedded_redis(Path(sys.argv[1]))
+time.sleep(600)
+"""
+
 
 def wait_gone(pid: int) -> float:
-    """Seconds until ``pid`` has ended (a zombie has ended); fails after GONE_WITHIN_S."""
+    """Seconds until ``pid`` has ended (a zombie has ended); fails after GONE_WITHIN_S, saying what it was doing."""
     started = time.monotonic()
     while process_alive(pid):
-        assert time.monotonic() - started < GONE_WITHIN_S, f"process {pid} outlived its owner"
+        assert time.monotonic() - started < GONE_WITHIN_S, f"process {pid} outlived its owner: {_described(pid)}"
         time.sleep(0.02)
     return time.monotonic() - started
+
+
+def _described(pid: int) -> str:
+    """What a process that will not end is: its command, state, kernel wait and children (and theirs)."""
+    def read(name: str) -> str:
+        try:
+            return Path(f"/proc/{pid}/{name}").read_text()
+        except OSError as error:
+            return f"<{error.strerror}>"
+    state = next((line for line in read("status").splitlines() if line.startswith("State:")), "State: ?")
+    children = ", ".join(f"[{_described(child)}]" for child in _children(pid))
+    return f"{read('cmdline').replace(chr(0), ' ').strip()} ({state}, wchan {read('wchan')}) children: {children}"
 
 
 def registry_server_pid(db_path: Path) -> int:
@@ -63,6 +91,20 @@ def test_an_embedded_redis_ends_with_the_process_that_started_it(tmp_path: Path,
         owner.send_signal(how)
         owner.wait(timeout=30)
         print(f"{how.name}: the owner's redis-server ended {wait_gone(server) * 1000:.0f} ms after the owner")
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_a_sigterm_while_the_server_starts_leaves_no_orphan(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "core")}
+    owner = subprocess.Popen([sys.executable, "-c", TERMINATED_WHILE_STARTING, str(tmp_path / "own.rdb")],
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert owner.stdout is not None
+        server = int(owner.stdout.readline())
+        assert owner.wait(timeout=30) == -signal.SIGTERM  # the SIGTERM still ends it, once the keeper runs
+        print(f"the redis-server ended {wait_gone(server) * 1000:.0f} ms after its starting owner was terminated")
     finally:
         owner.kill()
         owner.wait()

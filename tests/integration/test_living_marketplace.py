@@ -408,8 +408,7 @@ def test_a_swap_lets_the_old_version_go_in_a_worker_that_froze_its_heap(runtime:
         assert old() is None  # released by the swap's refreeze, not kept forever in the frozen generation
         assert gc.get_freeze_count() > 0
     finally:
-        gc.unfreeze()
-        heap._frozen = False
+        heap.thaw()
 
 
 def test_a_runtime_dropped_without_close_is_freed_by_reference_counting(artifacts: Path, data_dir: Path,

@@ -16,7 +16,7 @@ runner = CliRunner()
 
 def test_single_store_purchase_log_trains_evaluates_and_reports(tmp_path: Path) -> None:
     data, artifacts, report = tmp_path / "store", tmp_path / "artifacts", tmp_path / "report"
-    generated = runner.invoke(app, ["data", "generate", "--out", str(data), "--users", "300", "--items", "800",
+    generated = runner.invoke(app, ["data", "generate", "--out", str(data), "--users", "150", "--items", "400",
                                     "--seed", "3", "--purchase-only", "--single-merchant"])
     assert generated.exit_code == 0, generated.stderr
     assert json.loads(generated.stdout)["event_counts"]["impression"] == 0
@@ -25,7 +25,7 @@ def test_single_store_purchase_log_trains_evaluates_and_reports(tmp_path: Path) 
     assert trained.exit_code == 0, trained.stderr
 
     evaluated = runner.invoke(app, ["evaluate", "--data", str(data), "--artifacts", str(artifacts), "--epochs", "2",
-                                    "--max-users", "200", "--json", "--report", str(report), "--label", "store"])
+                                    "--max-users", "100", "--json", "--report", str(report), "--label", "store"])
     assert evaluated.exit_code == 0, evaluated.stderr
     models = json.loads(evaluated.stdout)["models"]
     assert {"tastebud", "popularity", "personal_history", "ials", "ease"} <= set(models)

