@@ -23,6 +23,7 @@ from tastebud.composition.local import build_runtime
 from tastebud.domain import SOURCE_HISTORY, RequestContext
 from tastebud.live.runtime import ServingRuntime, VersionRefusedError
 from tastebud.local_server import LocalLambdaContext
+from tastebud.recommendation import RequestState
 from tastebud.settings import Settings
 
 from helpers import load_event, response_json
@@ -77,7 +78,8 @@ def history_candidates(runtime: ServingRuntime, user_id: str) -> list[str]:
     """Item ids that the retrieval stage returned from the user's history (source bit HISTORY)."""
     events, _ = runtime._live_reads.read_user(user_id)
     view = runtime.view
-    candidates = view.service.retriever.run(view.profile(user_id, events), RequestContext(now=time.time()), [])
+    request = RequestState(view.profile(user_id, events), RequestContext(now=time.time()))
+    candidates = view.service.retriever.run(request)
     rows = candidates.rows[(candidates.sources & SOURCE_HISTORY) > 0]
     return view.catalog.item_ids[rows].tolist()
 
@@ -352,7 +354,8 @@ def test_a_new_item_is_embedded_retrieved_and_served_when_it_matches(runtime: Se
     row = view.catalog.row_of("new-signature-dish")
     assert row is not None and "new-signature-dish" in view.fresh_item_ids
     events, _ = runtime._live_reads.read_user(active_user)
-    candidates = view.service.retriever.run(view.profile(active_user, events), RequestContext(now=time.time()), [])
+    request = RequestState(view.profile(active_user, events), RequestContext(now=time.time()))
+    candidates = view.service.retriever.run(request)
     fresh = candidates.rows[(candidates.sources & SOURCE_FRESH) > 0].tolist()
     assert row in fresh
     served = runtime.recommend(active_user, k=100)

@@ -16,6 +16,7 @@ from tastebud.errors import ArtifactMismatchError
 from tastebud.features.ranker_features import ranker_features
 from tastebud.features.ranker_prior import RankerPrior, TreesOverPrior
 from tastebud.features.schema import FEATURE_NAMES
+from tastebud.recommendation import RequestState
 from tastebud.settings import ServingKnobs, Settings
 
 from factories import version_config
@@ -57,7 +58,7 @@ def test_onnx_ranker_matches_xgboost_on_real_candidates(tiny_artifacts: Path, ac
     stages = load_stages(tiny_artifacts, ServingKnobs())
     user = stages.users.user(active_user)
     context = RequestContext(now=stages.catalog.as_of)
-    candidates = stages.retriever.run(user, context, [])
+    candidates = stages.retriever.run(RequestState(user, context))
     features = ranker_features(stages.catalog, user, candidates, context)
     served = stages.reranker._ranker
     booster = xgb.Booster()

@@ -14,6 +14,7 @@ from tastebud.domain import SOURCE_ANN, SOURCE_FRESH, ItemDraft
 from tastebud.fresh_index import FreshItemsIndex
 from tastebud.live.view import build_view
 from tastebud.pipeline.stages.retrieve import Retriever
+from tastebud.recommendation import RequestState
 from tastebud.row_table import GrowingRows
 from tastebud.serving_version import ServingVersion
 from tastebud.settings import ServingKnobs
@@ -88,7 +89,7 @@ def test_closed_merchants_and_disabled_items_are_never_candidates_and_the_set_st
     enabled[[1, 7]] = False
     closed = catalog.with_changes(merchant_open=is_open, item_enabled=enabled)
 
-    candidates = retriever(closed, vectors).run(users.user("u"), context(), [])
+    candidates = retriever(closed, vectors).run(RequestState(users.user("u"), context()))
 
     assert not np.isin(closed.item_merchant[candidates.rows], [0]).any()
     assert not np.isin(candidates.rows, [1, 7]).any()
@@ -101,7 +102,7 @@ def test_merchants_out_of_delivery_range_are_filtered_by_the_request_location() 
     near_only = catalog.with_changes(merchant_radius_km=radius)
     vectors = unit_vectors(30)
     users = make_users({"u": [0, 1]})
-    far_west = retriever(near_only, vectors).run(users.user("u"), context(lat=52.52, lon=13.30), [])
+    far_west = retriever(near_only, vectors).run(RequestState(users.user("u"), context(lat=52.52, lon=13.30)))
     merchants = set(near_only.item_merchant[far_west.rows].tolist())
     assert merchants <= {0, 1}  # 13.30 and 13.34 are within 3 km; 13.38 and beyond are not
 
@@ -114,7 +115,7 @@ def test_fresh_items_are_retrieved_by_exact_search_and_marked() -> None:
     assert query is not None
     # An existing row re-embedded as fresh exactly at the user's query: it must come first.
     fresh = FreshItemsIndex(np.asarray([20]), query[None, :])
-    candidates = retriever(catalog, vectors, fresh).run(users.user("u"), context(), [])
+    candidates = retriever(catalog, vectors, fresh).run(RequestState(users.user("u"), context()))
     assert candidates.rows[0] == 20 and candidates.sources[0] & SOURCE_FRESH
 
 

@@ -10,6 +10,7 @@ from tastebud.features.history import PURCHASES, REPEAT_COLUMNS, fold_log, with_
 from tastebud.features.ranker_features import ranker_features
 from tastebud.features.schema import FEATURE_NAMES
 from tastebud.pipeline.stages.retrieve import Retriever, history_candidates
+from tastebud.recommendation import RequestState
 from tastebud.settings import ServingKnobs
 from tastebud_training.reorders import (
     SIMILAR_ALPHA,
@@ -125,7 +126,7 @@ def test_bought_together_with_recent_purchases() -> None:
     catalog = make_catalog(12).with_changes(**related)
     retriever = Retriever(catalog, NoQueryEncoder(), None,  # type: ignore[arg-type]
                           ServingKnobs(retrieve_k=5, related_candidates=1))
-    out = retriever.run(buyer(), context(), [])
+    out = retriever.run(RequestState(buyer(), context()))
     assert out.rows[(out.sources & SOURCE_RELATED) > 0].tolist() == [5]  # 0.5 + 0.2 beats 0.25
 
 
@@ -148,7 +149,7 @@ def test_items_of_the_same_shoppers_are_scored_against_decayed_purchases() -> No
     catalog = make_catalog(12).with_changes(**similar)
     retriever = Retriever(catalog, NoQueryEncoder(), None,  # type: ignore[arg-type]
                           ServingKnobs(retrieve_k=5, related_candidates=0, similar_candidates=2))
-    out = retriever.run(buyer(), context(), [])
+    out = retriever.run(RequestState(buyer(), context()))
     # 8 and 9, best first; 4 scores but the user bought it already, so it is not an explore candidate.
     assert out.rows[(out.sources & SOURCE_SIMILAR) > 0].tolist() == [8, 9]
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tastebud.api.http import create_handler
 from tastebud.local_server import LocalLambdaContext
 from tastebud.metrics.serving_metrics import LATENCY_STAGES, ServingMetrics, observations
-from tastebud.recommendation import StageTrace
+from tastebud.recommendation import RequestState, StageTrace
 
 from factories import FailingRanker, MemoryStock, context, make_service
 from helpers import load_event, response_json
@@ -54,12 +54,12 @@ def handler(stock: MemoryStock) -> Any:
 
 def test_retriever_times_the_user_tower_and_the_knn_search_apart() -> None:
     service = make_service()
-    timings: dict[str, float] = {}
-    candidates = service.retriever.run(service.features.user("u1"), context(), [], timings)
-    assert len(candidates) and set(timings) == {"user_tower", "knn"}
-    assert all(ms >= 0 for ms in timings.values())
-    # Without a timings dict nothing changes for the other callers (evaluation, training).
-    assert service.retriever.run(service.features.user("u1"), context(), []).rows.tolist() == \
+    trace = StageTrace()
+    candidates = service.retriever.run(RequestState(service.features.user("u1"), context(), trace=trace))
+    assert len(candidates) and set(trace.timings) == {"user_tower", "knn"}
+    assert all(ms >= 0 for ms in trace.timings.values())
+    # Untraced, nothing changes for the other callers (evaluation, training).
+    assert service.retriever.run(RequestState(service.features.user("u1"), context())).rows.tolist() == \
         candidates.rows.tolist()
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tastebud.adapters.embedded.scann_index import BruteForceIndex
 from tastebud.catalog import DOMAIN_CODE
-from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_POPULAR, Candidates
+from tastebud.domain import SOURCE_ANN, SOURCE_HISTORY, SOURCE_POPULAR, Candidates, UserProfile
 from tastebud.pipeline.reasons import reasons_for
 from tastebud.pipeline.stages.fairness import (
     FLAG_EXPOSURE_FLOOR,
@@ -20,6 +20,7 @@ from tastebud.pipeline.stages.fairness import (
 from tastebud.pipeline.stages.rerank import Reranker
 from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud.pipeline.stages.stock_filter import StockFilter
+from tastebud.recommendation import RequestState
 from tastebud.settings import ServingKnobs
 
 from factories import (
@@ -37,6 +38,11 @@ from factories import (
 )
 
 KNOBS = ServingKnobs(retrieve_k=8, history_candidates=3, popular_candidates=4)
+NOBODY = make_users({}).user("nobody")  # a user without a basket
+
+
+def request(user: UserProfile = NOBODY, k: int = 20, **context_changes: object) -> RequestState:
+    return RequestState(user, context(**context_changes), k)  # type: ignore[arg-type]
 
 
 def retriever(n: int = 30, encoder: object | None = None) -> Retriever:
@@ -47,10 +53,10 @@ def retriever(n: int = 30, encoder: object | None = None) -> Retriever:
 
 def test_retrieve_merges_sources_without_duplicates() -> None:
     users = make_users({"u": [0, 1, 2, 3]})
-    degraded: list[str] = []
-    out = retriever().run(users.user("u"), context(), degraded)
+    state = request(users.user("u"))
+    out = retriever().run(state)
     assert np.unique(out.rows).size == len(out)
-    assert degraded == []
+    assert state.degraded == []
     assert (out.sources & SOURCE_ANN).any() and (out.sources & SOURCE_POPULAR).any()
     history = out.sources & SOURCE_HISTORY > 0
     assert set(out.rows[history].tolist()) == {0, 1, 2}  # history_candidates = 3 most recent
@@ -58,14 +64,14 @@ def test_retrieve_merges_sources_without_duplicates() -> None:
 
 
 def test_cold_user_is_served_by_popularity() -> None:
-    out = retriever().run(make_users({}).user("stranger"), context(), [])
+    out = retriever().run(request(make_users({}).user("stranger")))
     assert out.rows[:5].tolist() == [0, 1, 2, 3, 4]  # make_catalog popularity decreases with the row
     assert np.all(out.sources == SOURCE_POPULAR)
 
 
 def test_domain_filter_and_exclusions_apply_to_every_source() -> None:
     users = make_users({"u": [0, 1, 2, 3]})
-    out = retriever().run(users.user("u"), context(domain="grocery", exclude_item_ids=("i1", "nope")), [])
+    out = retriever().run(request(users.user("u"), domain="grocery", exclude_item_ids=("i1", "nope")))
     catalog = make_catalog(30, n_merchants=6)
     assert np.all(catalog.item_domain[out.rows] == DOMAIN_CODE["grocery"])
     assert 1 not in out.rows.tolist()
@@ -74,15 +80,15 @@ def test_domain_filter_and_exclusions_apply_to_every_source() -> None:
 def test_items_not_created_yet_are_not_recommended() -> None:
     r = retriever()
     r._catalog.item_created_at[2] = NOW + 3600
-    out = r.run(make_users({}).user("x"), context(), [])
+    out = r.run(request())
     assert 2 not in out.rows.tolist()
 
 
 def test_encoder_failure_degrades_to_history_and_popularity() -> None:
     users = make_users({"u": [5, 6]})
-    degraded: list[str] = []
-    out = retriever(encoder=FailingEncoder()).run(users.user("u"), context(), degraded)
-    assert degraded == ["retrieve"]
+    state = request(users.user("u"))
+    out = retriever(encoder=FailingEncoder()).run(state)
+    assert state.degraded == ["retrieve"] and state.errors == []  # an outage, not a bug
     assert len(out) > 0 and not (out.sources & SOURCE_ANN).any()
 
 
@@ -90,9 +96,9 @@ def test_ranker_failure_keeps_retrieval_order() -> None:
     catalog = make_catalog(10)
     candidates = Candidates(rows=np.asarray([4, 2, 7]), retrieval_scores=np.zeros(3, np.float32),
                             sources=np.ones(3, np.int8))
-    degraded: list[str] = []
-    out = Reranker(catalog, FailingRanker()).run(make_users({}).user("x"), context(), candidates, degraded)
-    assert degraded == ["rerank"]
+    state = request()
+    out = Reranker(catalog, FailingRanker()).run(state, candidates)
+    assert state.degraded == ["rerank"]
     assert np.argsort(-out.scores).tolist() == [0, 1, 2]  # type: ignore[arg-type]
 
 
@@ -105,7 +111,7 @@ def test_merchant_cap_limits_items_per_merchant_on_the_page() -> None:
     catalog = make_catalog(24, n_merchants=4)  # merchant = row % 4
     knobs = ServingKnobs(max_per_merchant=2, category_penalty=0.0, low_popularity_boost=0.0, new_merchant_boost=0.0)
     rows = [0, 4, 8, 12, 1, 2]  # four items of merchant 0 score highest
-    out = FairnessDiversity(catalog, knobs).run(context(), scored(rows, [10, 9, 8, 7, 1, 0.5]), slots=4)
+    out = FairnessDiversity(catalog, knobs).run(request(), scored(rows, [10, 9, 8, 7, 1, 0.5]), slots=4)
     page = out.rows[:4].tolist()
     assert page == [0, 4, 1, 2]
     assert set(out.rows[4:].tolist()) == {8, 12}
@@ -124,18 +130,18 @@ def test_a_shoppers_own_groceries_are_not_capped_penalised_or_demoted() -> None:
     user = with_events(make_users({}).user("shopper"), np.asarray(twice), ["purchase"] * len(twice),
                        np.full(len(twice), NOW - 86400.0))
     stage = FairnessDiversity(catalog, knobs)
-    assert stage.run(context(), scored(rows, scores), slots=4).rows[:4].tolist() == [1, 5, 0, 2]  # nobody's basket
-    out = stage.run(context(), scored(rows, scores), slots=7, user=user)
+    assert stage.run(request(), scored(rows, scores), slots=4).rows[:4].tolist() == [1, 5, 0, 2]  # nobody's basket
+    out = stage.run(request(user), scored(rows, scores), slots=7)
     assert out.rows[:7].tolist() == [1, 5, 9, 13, 17, 0, 2]  # the basket in ranked order; 21 waits for the cap
     catalog.merchant_created_at[[0, 2]] = NOW - 3600.0  # items 0 and 2 now come from emerging (new) merchants
     floored = FairnessDiversity(catalog, replace(knobs, exposure_floor=0.5, emerging_popularity_pct=0.0))
-    assert floored.run(context(), scored(rows, scores), slots=4).rows[:4].tolist() == [1, 5, 0, 2]
-    page = floored.run(context(), scored(rows, scores), slots=4, user=user).rows[:4].tolist()
+    assert floored.run(request(), scored(rows, scores), slots=4).rows[:4].tolist() == [1, 5, 0, 2]
+    page = floored.run(request(user), scored(rows, scores), slots=4).rows[:4].tolist()
     assert page == [1, 5, 9, 13]  # the floor finds no place that is not the user's own basket
     # Boosts act on the explore places: the user's own items keep their scores, explorations are boosted.
     boosting = FairnessDiversity(catalog, replace(knobs, low_popularity_boost=1.0, category_penalty=0.0))
-    plain = boosting.run(context(), scored([13, 0, 2], [7, 6.9, 6.8]), slots=3)
-    mine = boosting.run(context(), scored([13, 0, 2], [7, 6.9, 6.8]), slots=3, user=user)
+    plain = boosting.run(request(), scored([13, 0, 2], [7, 6.9, 6.8]), slots=3)
+    mine = boosting.run(request(user), scored([13, 0, 2], [7, 6.9, 6.8]), slots=3)
     assert mine.scores is not None and plain.scores is not None
     assert mine.scores[mine.rows.tolist().index(13)] == pytest.approx(7.0)
     assert plain.scores[plain.rows.tolist().index(13)] > 7.0
@@ -146,7 +152,7 @@ def test_merchant_cap_holds_per_screenful_of_a_long_page() -> None:
     knobs = ServingKnobs(max_per_merchant=3, category_penalty=0.0, low_popularity_boost=0.0, new_merchant_boost=0.0,
                          new_item_boost=0.0)
     rows = [r for r in range(160) if r % 8 == 0] + [r for r in range(160) if r % 8 != 0]  # merchant 0 scores highest
-    out = FairnessDiversity(catalog, knobs).run(context(), scored(rows, list(range(160, 0, -1))), slots=40)
+    out = FairnessDiversity(catalog, knobs).run(request(), scored(rows, list(range(160, 0, -1))), slots=40)
     merchants = catalog.item_merchant[out.rows]
     assert (merchants[:20] == 0).sum() == 3 and (merchants[20:40] == 0).sum() == 3  # 3 per screen, not per page
 
@@ -154,7 +160,7 @@ def test_merchant_cap_holds_per_screenful_of_a_long_page() -> None:
 def test_new_merchants_are_boosted_and_flagged() -> None:
     catalog = make_catalog(8, n_merchants=4, new_merchants=(3,))
     knobs = ServingKnobs(new_merchant_boost=3.0, low_popularity_boost=0.0, category_penalty=0.0)
-    out = FairnessDiversity(catalog, knobs).run(context(), scored([0, 1, 2, 3], [4, 3, 2, 1]), slots=4)
+    out = FairnessDiversity(catalog, knobs).run(request(), scored([0, 1, 2, 3], [4, 3, 2, 1]), slots=4)
     assert out.rows[0] == 3
     assert out.flags[0] & FLAG_NEW_MERCHANT  # type: ignore[index]
 
@@ -165,14 +171,14 @@ def test_exposure_floor_gives_emerging_merchants_their_share_of_the_page() -> No
     knobs = ServingKnobs(new_merchant_boost=0.0, low_popularity_boost=0.0, category_penalty=0.0, max_per_merchant=9,
                          exposure_floor=0.5)
     rows = [0, 1, 2, 4, 5, 6, 3, 7, 11]  # merchant 3's items (3, 7, 11) score lowest
-    out = FairnessDiversity(catalog, knobs).run(context(), scored(rows, [9, 8, 7, 6, 5, 4, 3, 2, 1]), slots=4)
+    out = FairnessDiversity(catalog, knobs).run(request(), scored(rows, [9, 8, 7, 6, 5, 4, 3, 2, 1]), slots=4)
     assert out.rows[:4].tolist() == [0, 1, 3, 7]  # 2 of 4 slots: the best two emerging items replace the last two
     assert out.rows[4:6].tolist() == [2, 4]  # the demoted items lead what follows
     assert [bool(f & FLAG_EXPOSURE_FLOOR) for f in out.flags[:4]] == [False, False, True, True]  # type: ignore[index]
     assert "shown for a fair share of new and smaller merchants" in reasons_for(int(out.sources[2]),
                                                                                 int(out.flags[2]))  # type: ignore[index]
     unset = FairnessDiversity(catalog, replace(knobs, exposure_floor=0.0)).run(
-        context(), scored(rows, [9, 8, 7, 6, 5, 4, 3, 2, 1]), slots=4)
+        request(), scored(rows, [9, 8, 7, 6, 5, 4, 3, 2, 1]), slots=4)
     assert unset.rows[:4].tolist() == [0, 1, 2, 4]
 
 
@@ -183,7 +189,7 @@ def test_exposure_floor_holds_in_every_screenful_of_a_long_page() -> None:
                          exposure_floor=0.25, new_item_boost=0.0)
     others = [r for r in range(80) if r % 4 != 3]
     rows = others + [r for r in range(80) if r % 4 == 3]  # merchant 3's 20 items score lowest
-    out = FairnessDiversity(catalog, knobs).run(context(), scored(rows, list(range(80, 0, -1))), slots=40)
+    out = FairnessDiversity(catalog, knobs).run(request(), scored(rows, list(range(80, 0, -1))), slots=40)
     merchants = catalog.item_merchant[out.rows]
     assert (merchants[:20] == 3).sum() == 5 and (merchants[20:40] == 3).sum() == 5
 
@@ -191,7 +197,7 @@ def test_exposure_floor_holds_in_every_screenful_of_a_long_page() -> None:
 def test_category_penalty_spreads_categories() -> None:
     catalog = make_catalog(12, n_merchants=12)  # category = row % 3
     knobs = ServingKnobs(category_penalty=3.0, low_popularity_boost=0.0, new_merchant_boost=0.0)
-    out = FairnessDiversity(catalog, knobs).run(context(), scored([0, 3, 6, 1, 2], [5, 4.9, 4.8, 4, 3.9]), slots=3)
+    out = FairnessDiversity(catalog, knobs).run(request(), scored([0, 3, 6, 1, 2], [5, 4.9, 4.8, 4, 3.9]), slots=3)
     assert sorted(catalog.item_category[out.rows[:3]].tolist()) == [0, 1, 2]
 
 
@@ -199,18 +205,18 @@ def test_stock_filter_overfetches_to_fill_the_page() -> None:
     catalog = make_catalog(40)
     stock = MemoryStock(out=[f"i{r}" for r in range(0, 30)])
     candidates = scored(list(range(40)), list(np.linspace(1, 0, 40)))
-    out = StockFilter(catalog, stock, serve_without_filter=False).run(candidates, k=5, degraded=[])
+    out = StockFilter(catalog, stock, serve_without_filter=False).run(request(k=5), candidates)
     assert out.rows.tolist() == [30, 31, 32, 33, 34]
     assert stock.calls == 2  # first window of 2k+10, then the rest in one call
 
 
 def test_stock_outage_falls_back_to_the_snapshot_and_says_so() -> None:
     catalog = make_catalog(10)
-    degraded: list[str] = []
+    state = request(k=3)
     filt = StockFilter(catalog, MemoryStock(fail=True), serve_without_filter=False,
                        fallback_out_of_stock=frozenset({"i0"}))
-    out = filt.run(scored(list(range(10)), list(np.linspace(1, 0, 10))), k=3, degraded=degraded)
-    assert out.rows.tolist() == [1, 2, 3] and degraded == ["stock"]
+    out = filt.run(state, scored(list(range(10)), list(np.linspace(1, 0, 10))))
+    assert out.rows.tolist() == [1, 2, 3] and state.degraded == ["stock"]
 
 
 def test_service_returns_k_unique_items_with_stage_timings() -> None:
@@ -230,23 +236,23 @@ def test_prefetched_stock_gives_the_same_page_in_one_lookup() -> None:
     out_ids = [f"i{r}" for r in range(0, 30, 2)]
     retrieved = scored(list(range(40)), list(np.linspace(1, 0, 40)))
     ranked = retrieved.take(np.asarray([35, 3, 1, 0, 2, 30, 31, 7, 4, 6, 5, 9]))  # ranking reorders and cuts
-    direct = StockFilter(catalog, MemoryStock(out=out_ids), serve_without_filter=False).run(ranked, k=5, degraded=[])
+    direct = StockFilter(catalog, MemoryStock(out=out_ids), serve_without_filter=False).run(request(k=5), ranked)
     stock = MemoryStock(out=out_ids)
     filt = StockFilter(catalog, stock, serve_without_filter=False)
     prefetch = filt.prefetch(retrieved)
-    out = filt.run(ranked, k=5, degraded=[], prefetched=prefetch)
+    out = filt.run(request(k=5), ranked, prefetch)
     assert out.rows.tolist() == direct.rows.tolist() == [35, 3, 1, 30, 31]
     assert stock.calls == 1  # every retrieved candidate in the one lookup started before ranking
 
 
 def test_prefetched_stock_outage_falls_back_to_the_snapshot() -> None:
     catalog = make_catalog(10)
-    degraded: list[str] = []
+    state = request(k=3)
     filt = StockFilter(catalog, MemoryStock(fail=True), serve_without_filter=False,
                        fallback_out_of_stock=frozenset({"i0"}))
     candidates = scored(list(range(10)), list(np.linspace(1, 0, 10)))
-    out = filt.run(candidates, k=3, degraded=degraded, prefetched=filt.prefetch(candidates))
-    assert out.rows.tolist() == [1, 2, 3] and degraded == ["stock"]
+    out = filt.run(state, candidates, filt.prefetch(candidates))
+    assert out.rows.tolist() == [1, 2, 3] and state.degraded == ["stock"]
 
 
 def test_response_document_is_the_result_without_internal_fields() -> None:

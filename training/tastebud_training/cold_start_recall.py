@@ -90,13 +90,13 @@ def measure(view: LiveView, split: ColdStartSplit, knobs: ServingKnobs, *, progr
         users_with["warm"] += bool(warm)
         user = view.version.users.user(user_id)
         context = RequestContext(now=split.request_ts[user_id])
-        candidates = service.retriever.run(user, context, [])
+        candidates = service.retriever.run(RequestState(user, context))
         recalls.add("candidates", _retrieval_order(candidates), cold, warm)
         recalls.add_membership("candidates", candidates.rows, cold, warm)
         ranked = rank_candidates(service.retriever, service.reranker, service.fairness,
                                  RequestState(user, context, depth))
         recalls.add("pipeline", ranked.rows, cold, warm)
         if exact is not None:
-            recalls.add("whole_catalog", _retrieval_order(exact.run(user, context, [])), cold, warm)
+            recalls.add("whole_catalog", _retrieval_order(exact.run(RequestState(user, context))), cold, warm)
     return {**recalls.summary(), "users_with_cold_items": users_with["cold"],
             "users_with_warm_items": users_with["warm"], "fresh_items": len(view.fresh)}

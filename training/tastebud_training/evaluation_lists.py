@@ -140,7 +140,7 @@ def ranked_lists(contenders: Contenders, user_ids: Sequence[str], request_ts: np
             fair = rank_candidates(stages.retriever, stages.reranker, floored, RequestState(user, context, depth))
             lists["tastebud_exposure_floor"].append(fair.rows)
         for name, retriever in retrievers.items():
-            lists[name].append(_ann_order(retriever.run(user, context, [])))
+            lists[name].append(_ann_order(retriever.run(RequestState(user, context))))
         user_index = stages.users.index_of(user_id)
         for name, model in contenders.baselines.items():
             lists[name].append(model.recommend(user_index, depth + drop.size))

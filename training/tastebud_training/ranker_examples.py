@@ -26,6 +26,7 @@ from tastebud.features.history import with_events
 from tastebud.features.ranker_features import ranker_features
 from tastebud.features.schema import FEATURE_NAMES
 from tastebud.pipeline.stages.retrieve import Retriever
+from tastebud.recommendation import RequestState
 from tastebud_training.progress import track
 from tastebud_training.reorders import basket_keys
 from tastebud_training.snapshot import item_rows, positives
@@ -133,7 +134,7 @@ def _add_retrieval_groups(groups: _Groups, pos: pd.DataFrame, users: UserTable, 
             user = with_events(users.user(user_id), earlier["row"].to_numpy(dtype=np.int64),
                                earlier["event_type"].tolist(), earlier["ts"].to_numpy(dtype=np.float64))
             context = RequestContext(now=float(anchor))
-            candidates = retriever.run(user, context, [])
+            candidates = retriever.run(RequestState(user, context))
             groups.add("retrieval", user, candidates, context,
                        grade.reindex(candidates.rows).fillna(0).to_numpy(dtype=np.float32))
 
@@ -156,7 +157,7 @@ def _add_impression_groups(groups: _Groups, window: pd.DataFrame, pos: pd.DataFr
         user = users.user(str(group["user_id"].iloc[0]))
         context = RequestContext(now=float(group["ts"].min()))
         rows = group["row"].drop_duplicates().to_numpy(dtype=np.int64)
-        candidates = _as_candidates(rows, retriever.run(user, context, []))
+        candidates = _as_candidates(rows, retriever.run(RequestState(user, context)))
         y = grade_by_request.reindex(pd.MultiIndex.from_arrays([[request_id] * rows.size, rows])).fillna(0)
         groups.add("impressions", user, candidates, context, y.to_numpy(dtype=np.float32))
 

@@ -17,6 +17,7 @@ from tastebud.domain import SOURCE_ANN, RequestContext
 from tastebud.features.ranker_features import retrieval_rank_and_z
 from tastebud.pipeline.stages.retrieve import Retriever
 from tastebud.ports import UserEncoder
+from tastebud.recommendation import RequestState
 
 
 def retrieval_skew(users: UserTable, requests: Sequence[tuple[str, float]], trained_with: Retriever,
@@ -25,7 +26,7 @@ def retrieval_skew(users: UserTable, requests: Sequence[tuple[str, float]], trai
     raw_then, raw_now, rank_change, z_change = [], [], [], []
     for user_id, now in requests:
         user, context = users.user(user_id), RequestContext(now=float(now))
-        candidates = trained_with.run(user, context, [])
+        candidates = trained_with.run(RequestState(user, context))
         scored = np.flatnonzero(((candidates.sources & SOURCE_ANN) > 0) & ~np.isnan(candidates.retrieval_scores))
         query = serving_encoder.encode(user, context)
         if query is None or scored.size < 2:

@@ -82,7 +82,7 @@ class RequestState:
 
     user: UserProfile
     context: RequestContext
-    k: int
+    k: int = 20  # the page size (the API's default); retrieval and re-ranking do not read it
     degraded: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # stages that failed with a bug (also in ``degraded``)
     stage_ms: dict[str, float] = field(default_factory=dict)

@@ -104,7 +104,7 @@ class RecommendationService:
         try:
             ranked = self.rank(state, started=started, on_retrieved=stock.start)
             t = time.perf_counter()
-            final = self.stock_filter.run(ranked, k, state.degraded, stock.prefetched)
+            final = self.stock_filter.run(state, ranked, stock.prefetched)
         finally:
             stock.close()
         if trace is not None:
@@ -160,9 +160,9 @@ def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: Fairness
     stage 1's candidates before ranking starts (the service starts the stock lookup there); its time is not counted
     in any stage here.
     """
-    user, context, trace = state.user, state.context, state.trace
+    trace = state.trace
     t0 = started if started is not None else time.perf_counter()
-    candidates = retriever.run(user, context, state.degraded, None if trace is None else trace.timings, state.errors)
+    candidates = retriever.run(state)
     t1 = time.perf_counter()
     retrieve_ms = (t1 - t0) * 1000
     if on_retrieved is not None:
@@ -170,12 +170,12 @@ def rank_candidates(retriever: Retriever, reranker: Reranker, fairness: Fairness
         t1 = time.perf_counter()
     if trace is not None:  # the re-ranker sets ``scores`` on its input: keep stage 1's view apart
         trace.retrieved = Candidates(candidates.rows, candidates.retrieval_scores, candidates.sources)
-    candidates = reranker.run(user, context, candidates, state.degraded, state.errors)
+    candidates = reranker.run(state, candidates)
     t2 = time.perf_counter()
     if trace is not None:
         trace.rerank_scores = candidates.scores
     if fairness is not None:
-        candidates = fairness.run(context, candidates, slots=2 * state.k + 10, user=user)
+        candidates = fairness.run(state, candidates, slots=2 * state.k + 10)
     else:
         assert candidates.scores is not None
         candidates = candidates.take(np.argsort(-candidates.scores, kind="stable"))

@@ -27,8 +27,9 @@ import heapq
 import numpy as np
 
 from tastebud.catalog import DOMAIN_CODE, Catalog
-from tastebud.domain import Candidates, RequestContext, UserProfile
+from tastebud.domain import Candidates, UserProfile
 from tastebud.features.history import PURCHASES, REPEAT_COLUMNS
+from tastebud.recommendation import RequestState
 from tastebud.settings import ServingKnobs
 
 _DAY = 86400.0
@@ -62,10 +63,10 @@ class FairnessDiversity:
         self._catalog = catalog
         self._knobs = knobs
 
-    def run(self, context: RequestContext, candidates: Candidates, slots: int,
-            user: UserProfile | None = None) -> Candidates:
+    def run(self, state: RequestState, candidates: Candidates, slots: int) -> Candidates:
         """Return all candidates re-ordered: the first ``slots`` chosen greedily, the rest by boosted score.
-        ``user``: whose own basket is left alone (module docstring)."""
+        ``state.user``'s own basket is left alone (module docstring)."""
+        context, user = state.context, state.user
         n = len(candidates)
         if n == 0:
             return candidates

@@ -7,11 +7,12 @@ import logging
 import numpy as np
 
 from tastebud.catalog import Catalog
-from tastebud.domain import Candidates, RequestContext, UserProfile
+from tastebud.domain import Candidates
 from tastebud.errors import DependencyError
 from tastebud.features.ranker_features import ranker_features
 from tastebud.pipeline.stages.failures import record_stage_bug
 from tastebud.ports import Ranker
+from tastebud.recommendation import RequestState
 
 logger = logging.getLogger(__name__)
 
@@ -21,24 +22,21 @@ class Reranker:
         self._catalog = catalog
         self._ranker = ranker
 
-    def run(self, user: UserProfile, context: RequestContext, candidates: Candidates,
-            degraded: list[str], errors: list[str] | None = None) -> Candidates:
-        """Attach ranker scores; on ranker failure keep the retrieval order and mark the stage degraded.
-
-        ``errors``: when given, receives ``"rerank"`` if the failure was a bug (anything but a DependencyError).
-        """
+    def run(self, state: RequestState, candidates: Candidates) -> Candidates:
+        """Attach ranker scores; on ranker failure keep the retrieval order and mark the stage degraded ("rerank" in
+        ``state.degraded``, and in ``state.errors`` when the failure was a bug, anything but a DependencyError)."""
         if not len(candidates):
             candidates.scores = np.zeros(0, dtype=np.float32)
             return candidates
         try:
-            features = ranker_features(self._catalog, user, candidates, context)
+            features = ranker_features(self._catalog, state.user, candidates, state.context)
             candidates.scores = self._ranker.score(features)
         except DependencyError as exc:  # a remote ranker's outage: one line, no stack
             logger.warning("rerank stage degraded, serving retrieval order: %s", exc)
-            degraded.append("rerank")
+            state.degraded.append("rerank")
             candidates.scores = _retrieval_order(len(candidates))
         except Exception:  # a bug or a broken session: logged with its stack and counted; retrieval order is served
-            record_stage_bug(logger, "rerank", degraded, errors)
+            record_stage_bug(logger, "rerank", state.degraded, state.errors)
             candidates.scores = _retrieval_order(len(candidates))
         return candidates
 

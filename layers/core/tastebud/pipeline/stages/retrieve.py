@@ -37,6 +37,7 @@ from tastebud.features.same_shoppers import SameShoppers, same_shoppers, same_sh
 from tastebud.fresh_index import EMPTY_FRESH_INDEX, FreshItemsIndex
 from tastebud.pipeline.stages.failures import record_stage_bug
 from tastebud.ports import CandidateIndex, UserEncoder
+from tastebud.recommendation import RequestState
 from tastebud.settings import ServingKnobs
 
 logger = logging.getLogger(__name__)
@@ -68,17 +69,16 @@ class Retriever:
     def with_knobs(self, knobs: ServingKnobs) -> Retriever:
         return Retriever(self._catalog, self._encoder, self._index, knobs, self._fresh)
 
-    def run(self, user: UserProfile, context: RequestContext, degraded: list[str],
-            timings: dict[str, float] | None = None, errors: list[str] | None = None) -> Candidates:
-        """Return merged candidates; an encoder/index failure degrades to history + popularity.
+    def run(self, state: RequestState) -> Candidates:
+        """Return merged candidates; an encoder/index failure degrades to history + popularity ("retrieve" in
+        ``state.degraded``, and in ``state.errors`` when it was a bug, not a DependencyError).
 
-        ``timings``: when given, receives the sub-stage times in ms: ``user_tower`` (the query embedding) and
-        ``knn`` (ANN + fresh-items search, re-asks included); a sub-stage that did not run is absent.
-        ``errors``: when given, receives ``"retrieve"`` if the ANN part failed with a bug (not a DependencyError).
+        When traced, ``state.trace.timings`` receives the sub-stage times in ms: ``user_tower`` (the query
+        embedding) and ``knn`` (ANN + fresh-items search, re-asks included); a sub-stage that did not run is absent.
         """
-        knobs = self._knobs
+        user, context, knobs = state.user, state.context, self._knobs
         location = (context.lat, context.lon) if not np.isnan(context.lat) else (user.home_lat, user.home_lon)
-        parts = [self._ann(user, context, location, degraded, timings, errors)]
+        parts = [self._ann(state, location)]
         ann_count = parts[0][0].size
         similar = same_shoppers(self._catalog, user, context.now)
         for rows, source in ((history_candidates(user, knobs.history_candidates), SOURCE_HISTORY),
@@ -104,9 +104,10 @@ class Retriever:
         return Candidates(rows=kept, retrieval_scores=scores[first[:limit]], sources=merged_sources[:limit],
                           same_shoppers=same_shoppers_of(similar, kept))
 
-    def _ann(self, user: UserProfile, context: RequestContext, location: tuple[float, float], degraded: list[str],
-             timings: dict[str, float] | None, errors: list[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _ann(self, state: RequestState, location: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, scores, sources) of the user tower's nearest items; empty when the tower or the index failed."""
+        user, context = state.user, state.context
+        timings = None if state.trace is None else state.trace.timings
         try:
             t0 = time.perf_counter()
             query = self._encoder.encode(user, context)
@@ -119,9 +120,9 @@ class Retriever:
                     timings["knn"] = (time.perf_counter() - t1) * 1000
                 return found
         except DependencyError:  # an outage: the adapter (and its circuit breaker) already said what failed
-            degraded.append("retrieve")
+            state.degraded.append("retrieve")
         except Exception:  # a bug, not an outage: logged with its stack and counted; the page is still served
-            record_stage_bug(logger, "retrieve", degraded, errors)
+            record_stage_bug(logger, "retrieve", state.degraded, state.errors)
         return _unscored(np.zeros(0, np.int64), SOURCE_ANN)
 
     def _bought_together(self, user: UserProfile, n: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from tastebud.catalog import Catalog
 from tastebud.domain import Candidates
 from tastebud.errors import DependencyError
 from tastebud.ports import PendingStock, StockStore
+from tastebud.recommendation import RequestState
 
 
 class StockPrefetch:
@@ -57,9 +58,10 @@ class StockFilter:
         rows = candidates.rows
         return StockPrefetch(rows, self._store.begin_out_of_stock(self._catalog.item_ids[rows].tolist()))
 
-    def run(self, candidates: Candidates, k: int, degraded: list[str],
-            prefetched: StockPrefetch | None = None) -> Candidates:
-        """Return the first k in-stock candidates. Checks 2k+10 first (one Redis call), more only if needed."""
+    def run(self, state: RequestState, candidates: Candidates, prefetched: StockPrefetch | None = None) -> Candidates:
+        """Return the first ``state.k`` in-stock candidates. Checks 2k+10 first (one Redis call), more only if needed;
+        a stock store that is down puts "stock" in ``state.degraded``."""
+        k, degraded = state.k, state.degraded
         if prefetched is not None:
             return self._run_prefetched(candidates, k, degraded, prefetched)
         kept: list[np.ndarray] = []
