@@ -77,6 +77,19 @@ def shared_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield cache
 
 
+@pytest.fixture(scope="module")
+def frozen_heap() -> Iterator[None]:
+    """For modules whose requests run under serving deadlines (Redis 10-50 ms, the fault budgets): the heap frozen
+    as a serving process freezes its start-up heap (tastebud.heap). Without it, full collections of this process's
+    heap (TensorFlow and the models earlier tests trained: 0.4-0.6 s, which no server carries) landed inside timed
+    or budgeted calls. Thawed after the module."""
+    from tastebud import heap
+
+    heap.freeze_startup_heap()
+    yield
+    heap.thaw()
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tastebud_training.simulator import generate

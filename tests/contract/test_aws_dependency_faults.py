@@ -68,6 +68,7 @@ from tastebud.settings import Settings
 
 from factories import NOW, make_catalog, unit_vectors
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")  # as the deployed function after INIT (conftest)
 N, DIM, K = 60, 8, 10
 CATALOG = make_catalog(N, n_merchants=6, item_id_format="i{:06d}")
 VECTORS = unit_vectors(N, dim=DIM, seed=11)
@@ -343,17 +344,6 @@ class World:
     doubles: dict[str, FaultySocketServer] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def frozen_heap() -> Iterator[None]:
-    """As the deployed function freezes its heap after INIT (tastebud.heap). Without it, this process's heap (the
-    suite's earlier tests imported TensorFlow and trained models) made full collections of 0.4-0.6 s land inside
-    timed requests. Each test's world freezes what it built too (botocore's service models, moto, TLS contexts: a
-    60-110 ms collection otherwise); thawed once the module is done."""
-    heap.freeze_startup_heap()
-    yield
-    heap.thaw()
-
-
 @pytest.fixture
 def world(artifacts: Path, stock_cache: StockCache, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
@@ -387,7 +377,7 @@ def world(artifacts: Path, stock_cache: StockCache, tmp_path: Path,
             ).with_knobs(aws_breaker_reset_s=BREAKER_RESET_S, redis_breaker_reset_s=BREAKER_RESET_S)
             service = build_aws_service(settings, clients=AwsClients(s3=s3, secretsmanager=secrets),
                                         clock=lambda: NOW)
-        heap.freeze_startup_heap()
+        heap.freeze_startup_heap()  # and what this world built (botocore's models, moto, TLS: a 60-110 ms collection)
         yield World(settings, service, dict(doubles))
     finally:
         for double in doubles.values():

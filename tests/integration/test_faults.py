@@ -32,7 +32,7 @@ from tastebud_bench.faults import EmbeddedRedis
 
 from helpers import load_event, response_json
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("frozen_heap")]  # as a serving worker (conftest)
 CONTEXT = LocalLambdaContext(aws_request_id="fault-test")
 
 

@@ -28,7 +28,7 @@ from tastebud.settings import Settings
 
 from helpers import load_event, response_json
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("frozen_heap")]  # as a serving worker (conftest)
 CONTEXT = LocalLambdaContext(aws_request_id="test")
 
 
@@ -404,14 +404,11 @@ def test_a_swap_lets_the_old_version_go_in_a_worker_that_froze_its_heap(runtime:
     from tastebud import heap
 
     old = weakref.ref(runtime.view.version)
-    heap.freeze_startup_heap()  # as each HTTP worker does after start-up
-    try:
-        publish_copy(artifacts, name="v-release", model_version="model-release")
-        assert runtime.reload().swapped
-        assert old() is None  # released by the swap's refreeze, not kept forever in the frozen generation
-        assert gc.get_freeze_count() > 0
-    finally:
-        heap.thaw()
+    heap.freeze_startup_heap()  # as each HTTP worker does after start-up (the module's heap is frozen too: conftest)
+    publish_copy(artifacts, name="v-release", model_version="model-release")
+    assert runtime.reload().swapped
+    assert old() is None  # released by the swap's refreeze, not kept forever in the frozen generation
+    assert gc.get_freeze_count() > 0
 
 
 def test_a_runtime_dropped_without_close_is_freed_by_reference_counting(artifacts: Path, data_dir: Path,
