@@ -65,8 +65,8 @@ def termination_deferred() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, handler in previous.items():  # None: a handler set outside Python, which cannot be put back
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         if arrived:
             os.kill(os.getpid(), arrived[0])
 
