@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,3 +56,15 @@ def read_kinesis_stream(client: Any, stream: str = "events") -> list[Any]:
                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         events += [decode_event(r["Data"]) for r in client.get_records(ShardIterator=iterator)["Records"]]
     return events
+
+
+def private_artifacts(source: Path, target: Path) -> Path:
+    """A private copy of the artifact store ``source`` that tests may publish into and serve from: the versions' files
+    hard-linked, the rest copied, no training cache.
+
+    A version is never written in place (it is published whole and CURRENT is replaced atomically), so its files can
+    be shared; copying them cost each test of the living-marketplace, faults and live-CLI modules 130 MB of writes.
+    """
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("cache", "versions"))
+    shutil.copytree(source / "versions", target / "versions", copy_function=os.link)
+    return target

@@ -19,6 +19,7 @@ from tastebud.live.runtime import ServingRuntime
 from tastebud.settings import Settings
 from tastebud_cli.app import app
 
+from helpers import private_artifacts
 from servers import threaded_server
 
 pytestmark = pytest.mark.slow
@@ -27,8 +28,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def live(tiny_artifacts: Path, tmp_path: Path) -> Iterator[tuple[ServingRuntime, str, Path]]:
-    artifacts = tmp_path / "artifacts"
-    shutil.copytree(tiny_artifacts, artifacts, ignore=shutil.ignore_patterns("cache"))
+    artifacts = private_artifacts(tiny_artifacts, tmp_path / "artifacts")
     runtime = build_runtime(Settings(artifacts=artifacts, redis_db_path=tmp_path / "redis" / "r.rdb",
                                      data_dir=tmp_path / "data", watch_interval_s=0.1))
     assert isinstance(runtime, ServingRuntime)

@@ -106,6 +106,26 @@ def test_restarting_every_worker_under_8_clients_fails_no_request(served: Server
     assert requests.put(f"{served.url}/v1/stock/i000123", json={"in_stock": True}, timeout=30).status_code == 200
 
 
+def test_a_sigterm_while_a_worker_is_forked_stops_the_server_without_waiting_for_the_graceful_timeout(
+        tmp_path: Path) -> None:
+    """The master's SIGTERM reaches a worker between its fork and its own signal handlers (where the master's
+    handlers only queue it): the worker still stops, so the master does not wait its graceful_timeout for it."""
+    from slow_fork_server import FORK_S, GRACEFUL_TIMEOUT_S
+
+    server = start_server_process(["slow_fork_server", str(tmp_path)])
+    try:
+        _wait(lambda: any(tmp_path.glob("forked-*")), "a worker inside its fork window")
+        server.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        server.process.wait(timeout=GRACEFUL_TIMEOUT_S + 30)
+        stopped_after_s = time.monotonic() - started
+        print(f"the server stopped {stopped_after_s:.1f} s after SIGTERM (graceful timeout {GRACEFUL_TIMEOUT_S} s)")
+        # The worker ends once its fork window is over; losing the signal costs the whole graceful timeout.
+        assert stopped_after_s < FORK_S + (GRACEFUL_TIMEOUT_S - FORK_S) / 2, "".join(server.log[-30:])
+    finally:
+        server.stop(signal.SIGKILL)
+
+
 def test_sigterm_lets_the_in_flight_request_finish(tmp_path: Path) -> None:
     """A request in flight when the server gets SIGTERM is answered (200), then the server exits 0."""
     server = start_server_process(["slow_handler_server", str(tmp_path)])

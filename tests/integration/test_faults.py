@@ -13,7 +13,6 @@ import contextlib
 import gc
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -30,7 +29,7 @@ from tastebud.processes import process_alive
 from tastebud.settings import Settings
 from tastebud_bench.faults import EmbeddedRedis
 
-from helpers import load_event, response_json
+from helpers import load_event, private_artifacts, response_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("frozen_heap")]  # as a serving worker (conftest)
 CONTEXT = LocalLambdaContext(aws_request_id="fault-test")
@@ -38,8 +37,7 @@ CONTEXT = LocalLambdaContext(aws_request_id="fault-test")
 
 @pytest.fixture
 def runtime(tiny_artifacts: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    artifacts = tmp_path / "artifacts"
-    shutil.copytree(tiny_artifacts, artifacts, ignore=shutil.ignore_patterns("cache"))
+    artifacts = private_artifacts(tiny_artifacts, tmp_path / "artifacts")
     settings = Settings(artifacts=artifacts, redis_db_path=tmp_path / "redis" / "live.rdb",
                         data_dir=tmp_path / "data").with_knobs(redis_breaker_reset_s=0.2)
     runtime = build_runtime(settings, watch=False)

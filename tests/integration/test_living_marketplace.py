@@ -26,7 +26,7 @@ from tastebud.local_server import LocalLambdaContext
 from tastebud.recommendation import RequestState
 from tastebud.settings import Settings
 
-from helpers import load_event, response_json
+from helpers import load_event, private_artifacts, response_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("frozen_heap")]  # as a serving worker (conftest)
 CONTEXT = LocalLambdaContext(aws_request_id="test")
@@ -35,9 +35,7 @@ CONTEXT = LocalLambdaContext(aws_request_id="test")
 @pytest.fixture
 def artifacts(tiny_artifacts: Path, tmp_path: Path) -> Path:
     """A private copy: tests publish versions into it."""
-    copy = tmp_path / "artifacts"
-    shutil.copytree(tiny_artifacts, copy, ignore=shutil.ignore_patterns("cache"))
-    return copy
+    return private_artifacts(tiny_artifacts, tmp_path / "artifacts")
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ it accepts connections); nothing built in the master (sockets, Redis connections
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +54,29 @@ class TastebudWorker(UvicornWorker):
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "uvloop", "http": "httptools", "lifespan": "on", "ws": "none",
                                      "access_log": False, "server_header": False, "date_header": True}
+    STOPPING: ClassVar[tuple[int, ...]] = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+    # The master's signal queue as this worker inherited it at the fork (set by post_fork).
+    masters_signals: queue.SimpleQueue[Any] | None = None
+
+    def init_signals(self) -> None:
+        """uvicorn_worker's handlers, then the stop the master asked for while this worker was being forked.
+
+        From the fork until here the worker still runs the master's Python handlers, which only queue a signal in
+        the worker's copy of the master's queue. A SIGTERM from the master's stop (``kill_workers``) that lands in
+        that window was lost: the worker went on serving and the master waited its whole ``graceful_timeout``
+        (30 s) before killing it; `tastebud serve` outlived a killed `tastebud chaos`, which restarts workers, by
+        20 s. Now the worker acts on it: SIGTERM's action is the default one here (uvicorn's server installs its
+        own when it starts), so a worker that has not booted ends at once.
+        """
+        super().init_signals()
+        asked_to_stop = False
+        while self.masters_signals is not None:
+            try:
+                asked_to_stop |= self.masters_signals.get_nowait() in self.STOPPING
+            except queue.Empty:
+                break
+        if asked_to_stop:  # SIGTERM for a quick stop too: SIGQUIT's default action would dump core
+            os.kill(os.getpid(), signal.SIGTERM)
 
     async def _serve(self) -> None:
         """uvicorn_worker's own ``_serve`` with a :class:`DrainingServer` (no request lost when a worker stops)."""
@@ -116,6 +142,8 @@ class PreforkServer(BaseApplication):
         after_fork, on_ready, balance = self._after_fork, self._on_ready, self._balance
 
         def post_fork(server: Any, worker: Any) -> None:
+            if isinstance(worker, TastebudWorker):
+                worker.masters_signals = server.SIG_QUEUE
             _configure_access_log(options.access_log)
             balance.join()
             if after_fork is not None:
