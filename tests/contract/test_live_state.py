@@ -51,6 +51,26 @@ def test_a_script_loaded_before_a_flush_is_loaded_again(live: RedisLiveState, cl
     assert live.apply_events([event("e2")], received_at=2.0) == [True]
 
 
+def script_calls(client: Any) -> tuple[int, int]:
+    """(EVALSHA calls, SCRIPT LOAD calls) the server has counted."""
+    stats = client.info("commandstats")  # Redis 7.0 counts SCRIPT's subcommands together (7.2: script|load)
+    script = stats.get("cmdstat_script|load", stats.get("cmdstat_script", {}))
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0)), int(script.get("calls", 0))
+
+
+@pytest.mark.parametrize("loaded", [True, False])
+def test_a_loaded_script_makes_the_first_batch_one_round_trip(live: RedisLiveState, client: Any,
+                                                              loaded: bool) -> None:
+    client.script_flush()  # the shared servers keep the scripts of earlier tests
+    if loaded:
+        live.load_scripts()
+    evalsha, script_load = script_calls(client)
+    assert live.apply_events([event("e1")], received_at=1.0) == [True]
+    after = script_calls(client)
+    # Loaded: one EVALSHA. Not loaded: EVALSHA (NOSCRIPT), SCRIPT LOAD, EVALSHA.
+    assert (after[0] - evalsha, after[1] - script_load) == ((1, 0) if loaded else (2, 1))
+
+
 def test_a_user_keeps_only_the_most_recent_events(live: RedisLiveState) -> None:
     batch = [event(f"e{n}", item_id=f"i{n}", timestamp=float(n)) for n in range(USER_EVENTS_KEPT + 5)]
     assert all(live.apply_events(batch, received_at=1.0))

@@ -81,6 +81,13 @@ class RedisLiveState:
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return guarded(self._breaker, "live_state", what, fn, *args, **kwargs)
 
+    def load_scripts(self) -> None:
+        """Load the event script now, at start-up, outside any request's Redis budget. Otherwise the first batch
+        on a fresh Redis makes three round trips inside its 50 ms budget (EVALSHA, NOSCRIPT; SCRIPT LOAD; EVALSHA),
+        and a stall on the second failed it (seen in the living-marketplace tests). Redis forgets its scripts when
+        it restarts; the batch after that loads the script again itself."""
+        self._call("script load", self._client.script_load, _APPLY_EVENTS)
+
     # -- events -------------------------------------------------------------------------------------------------
 
     def apply_events(self, events: Sequence[InteractionEvent], received_at: float) -> list[bool]:

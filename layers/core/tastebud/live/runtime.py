@@ -66,6 +66,7 @@ class ServingRuntime:
         self._stock = RedisStockStore(clients.request, clients.breaker, write_client=clients.write)
         self._live_reads = RedisLiveState(clients.request, clients.breaker)
         self._live = RedisLiveState(clients.write, clients.breaker)
+        self._live.load_scripts()
         loader = _VersionLoader(settings)
         version = loader.load(loader.current())
         snapshot = version.stock_snapshot
